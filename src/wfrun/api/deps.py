@@ -1,0 +1,40 @@
+"""Request dependencies: the runtime, the caller, pagination."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from wfrun.errors import InvalidApiKey, MissingApiKey
+from wfrun.runtime import Runtime
+from wfrun.services.accounts import Principal, authenticate
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
+    header = request.headers.get("authorization")
+    if not header:
+        raise MissingApiKey("send the API key as 'Authorization: Bearer <key>'")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidApiKey("the Authorization header must be 'Bearer <key>'")
+    return await authenticate(runtime.db, token.strip())
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+Page = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
+PageSize = Annotated[int, Query(ge=1, le=100, description="Items per page, at most 100.")]
+
+
+def base_url(request: Request, runtime: Runtime) -> str:
+    """Where signed links point: the configured public URL or this request's origin."""
+    configured = runtime.settings.public_base_url
+    return (configured or str(request.base_url)).rstrip("/")

@@ -1,0 +1,134 @@
+"""Workflow runs: submit, quote, cancel, list, info, execution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from wfrun.api import wire
+from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, base_url
+from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody
+from wfrun.domain.runs import RunStatus
+from wfrun.errors import IdempotencyKeyRequired, InvalidParameter
+from wfrun.runtime import Runtime
+from wfrun.services import runs
+
+router = APIRouter(prefix="/workflow/run", tags=["runs"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid request or inputs"},
+    401: {"description": "Missing or invalid API key"},
+    402: {"description": "Insufficient balance; nothing frozen"},
+    404: {"description": "Unknown workflow, revision or run"},
+    409: {"description": "Workflow has no published revision"},
+    422: {"description": "Idempotency key reused with a different request"},
+}
+
+
+def _request(body: QuoteBody, key: str = "") -> runs.RunRequest:
+    unknown = body.unknown_fields()
+    if unknown:
+        raise InvalidParameter(f"unknown field(s) in body: {', '.join(unknown)}")
+    return runs.RunRequest(
+        workflow_id=body.workflow_id,
+        revision_id=body.revision_id,
+        inputs=body.merged_inputs(),
+        accept_external_cost_risk=body.accept_external_cost_risk,
+        idempotency_key=key,
+    )
+
+
+def _idempotency_key(body: SubmitBody) -> str:
+    key = body.idempotency_key
+    if key is None or key == "":
+        raise IdempotencyKeyRequired("idempotency_key is required (1-255 printable characters)")
+    if len(key) > 255 or not key.isprintable():
+        raise IdempotencyKeyRequired("idempotency_key must be 1-255 printable characters")
+    return key
+
+
+@router.post("/submit", summary="Submit a paid run (idempotent)", responses=_ERRORS)
+async def submit(body: SubmitBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    request = _request(body, _idempotency_key(body))
+    result = await runs.submit_run(runtime.db, principal, request, runtime.policy)
+    if not result.replay:
+        runtime.wakeup.set()
+    return wire.ok(wire.submit_data(result.run, result.replay), "提交成功")
+
+
+@router.post(
+    "/quote", summary="Validate inputs and price a run, without side effects", responses=_ERRORS
+)
+async def quote(body: QuoteBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    result = await runs.quote_run(runtime.db, principal, _request(body), runtime.policy)
+    return wire.ok(wire.quote_data(result.workflow_id, result.revision_id, result.spec.prices))
+
+
+@router.post("/cancel", summary="Cancel a queued or running run (idempotent)", responses=_ERRORS)
+async def cancel(body: CancelBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    result = await runs.cancel_run(runtime.db, principal, body.run_order_id)
+    run = result.run
+    data = {
+        "run_order_id": run["id"],
+        "run_status": run["status"],
+        "freeze_status": run["freeze_status"],
+        "cancel_outcome": result.outcome,
+        "released_amount": None
+        if run["released_amount"] is None
+        else wire.format_amount(run["released_amount"]),
+    }
+    msg = "取消成功" if result.outcome in ("cancelled", "cancel_requested") else "操作成功"
+    return wire.ok(data, msg)
+
+
+@router.get("/list", summary="The caller's runs, newest first")
+async def run_list(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    workflow_id: str | None = Query(None, max_length=64),
+    run_status: RunStatus | None = None,
+    status: RunStatus | None = None,
+    page: Page = 1,
+    page_size: PageSize = 20,
+) -> dict[str, Any]:
+    wanted = run_status or status
+    rows, total = await runs.list_runs(
+        runtime.db,
+        principal,
+        workflow_id=workflow_id,
+        status=wanted.value if wanted else None,
+        page=page,
+        size=page_size,
+    )
+    return wire.ok(wire.page(wire.items(rows, wire.run_list_item), total, page, page_size))
+
+
+def _links(request: Request, runtime: Runtime) -> wire.Links:
+    ttl = runtime.settings.signed_url_ttl_seconds
+    return wire.Links(runtime.signer, base_url(request, runtime), ttl)
+
+
+@router.get("/info", summary="Billing view of one run", responses=_ERRORS)
+async def run_info(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    run_order_id: str = Query(min_length=1, max_length=64),
+) -> dict[str, Any]:
+    run = await runs.get_run(runtime.db, principal, run_order_id)
+    return wire.ok(wire.run_info(run, _links(request, runtime)))
+
+
+@router.get(
+    "/execution", summary="Live view: status, queue, progress, logs, outputs", responses=_ERRORS
+)
+async def run_execution(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    run_order_id: str = Query(min_length=1, max_length=64),
+) -> dict[str, Any]:
+    view = await runs.get_execution(
+        runtime.db, principal, run_order_id, lease_seconds=runtime.settings.worker.lease_seconds
+    )
+    return wire.ok(wire.execution(view, _links(request, runtime)))

@@ -1,0 +1,39 @@
+"""Request bodies (chenyu field names). Responses are mapped explicitly in ``wire``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+REAL_PERSON_TOP_LEVEL = "inputs.contains_real_person_material"
+
+
+class QuoteBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    workflow_id: StrictStr = Field(min_length=1, max_length=64)
+    revision_id: StrictStr | None = Field(None, min_length=1, max_length=64)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    accept_external_cost_risk: StrictBool = False
+
+    def merged_inputs(self) -> dict[str, Any]:
+        """Inputs, with chenyu's top-level ``"inputs.contains_real_person_material"`` folded in."""
+        extra = self.model_extra or {}
+        merged = dict(self.inputs)
+        if REAL_PERSON_TOP_LEVEL in extra:
+            merged.setdefault("contains_real_person_material", extra[REAL_PERSON_TOP_LEVEL])
+        return merged
+
+    def unknown_fields(self) -> list[str]:
+        return sorted(k for k in (self.model_extra or {}) if k != REAL_PERSON_TOP_LEVEL)
+
+
+class SubmitBody(QuoteBody):
+    idempotency_key: StrictStr | None = None
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_order_id: StrictStr = Field(min_length=1, max_length=64)

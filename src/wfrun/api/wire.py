@@ -1,0 +1,258 @@
+"""Mapping rows to chenyu's wire shapes (open-api-v2.md). Money becomes 8-decimal strings
+here (numbers where chenyu uses numbers); times become RFC 3339 UTC strings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from wfrun.clock import to_rfc3339
+from wfrun.domain import manifest as m
+from wfrun.domain.money import CURRENCY, format_amount, to_yuan_number
+from wfrun.records import Record
+
+__all__ = ["format_amount"]
+from wfrun.domain.pricing import PriceTable, quote
+from wfrun.domain.runs import RunStatus, submission_status
+from wfrun.services.runs import ExecutionView
+from wfrun.storage.signing import UrlSigner
+
+
+class Links:
+    """Signs storage keys into absolute, expiring URLs (fresh on every read)."""
+
+    def __init__(self, signer: UrlSigner, base: str, ttl_seconds: int) -> None:
+        self.signer, self.base, self.ttl = signer, base, ttl_seconds
+
+    def url(self, key: str) -> str:
+        return self.base + self.signer.path(key, int(time.time()) + self.ttl)
+
+
+def ok(data: Any, msg: str = "查询成功") -> dict[str, Any]:
+    return {"code": 0, "msg": msg, "data": data}
+
+
+def page(items: list[Any], total: int, page_no: int, size: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "page": page_no, "page_size": size}
+
+
+def _money(value: int | None) -> str | None:
+    return None if value is None else format_amount(value)
+
+
+def _number(value: int | None) -> float | None:
+    return None if value is None else to_yuan_number(value)
+
+
+def _owner(row: Record) -> dict[str, Any]:
+    return {"user_id": row["owner_id"], "display_name": row["owner_name"]}
+
+
+def _prices(row: Record) -> PriceTable:
+    return PriceTable(**row["prices"])
+
+
+def market_item(row: Record) -> dict[str, Any]:
+    prices = _prices(row)
+    return {
+        "workflow_id": row["id"],
+        "revision_id": row["revision_id"],
+        "title": row["title"],
+        "description": row["description"],
+        "cover_url": row["cover_url"],
+        "tags": row["tags"],
+        "owner": _owner(row),
+        "quote_currency": CURRENCY,
+        "quote_amount": format_amount(quote(prices).total),
+        "may_incur_external_model_cost": prices.may_incur_external_model_cost,
+        "updated_at": to_rfc3339(row["updated_at"]),
+    }
+
+
+def market_info(row: Record) -> dict[str, Any]:
+    prices = _prices(row)
+    return {
+        **market_item(row),
+        "covers": [row["cover_url"]] if row["cover_url"] else [],
+        "external_cost_notice": prices.external_cost_notice,
+        "editable_parameter_manifest": [
+            m.input_to_wire(m.input_from_json(d)) for d in row["input_manifest"]
+        ],
+        "candidate_output_manifest": [
+            m.output_to_wire(m.output_from_json(d)) for d in row["output_manifest"]
+        ],
+        "price_table": {
+            "fixed_fee": format_amount(prices.fixed_fee),
+            "price_per_second": format_amount(prices.price_per_second),
+            "estimated_seconds": prices.estimated_seconds,
+        },
+    }
+
+
+def submit_data(run: Record, replay: bool) -> dict[str, Any]:
+    return {
+        "run_order_id": run["id"],
+        "workflow_id": run["workflow_id"],
+        "revision_id": run["revision_id"],
+        "quote_currency": CURRENCY,
+        "quote_amount": format_amount(run["quote_amount"]),
+        "freeze_status": run["freeze_status"],
+        "run_status": run["status"],
+        "task_id": run["task_id"],
+        "prompt_id": run["prompt_id"],
+        "billing_run_id": run["billing_run_id"],
+        "idempotent_replay": replay,
+    }
+
+
+def run_list_item(run: Record) -> dict[str, Any]:
+    return {
+        "run_order_id": run["id"],
+        "workflow_id": run["workflow_id"],
+        "revision_id": run["revision_id"],
+        "title": run["title"],
+        "run_status": run["status"],
+        "quote_amount": format_amount(run["quote_amount"]),
+        "final_amount": _money(run["final_amount"]),
+        "created_at": to_rfc3339(run["created_at"]),
+    }
+
+
+def _settlement_status(run: Record) -> str:
+    return "pending" if run["freeze_status"] == "frozen" else str(run["freeze_status"])
+
+
+def run_info(run: Record, links: Links) -> dict[str, Any]:
+    total = _sum(run["compute_cost"], run["external_model_cost"])
+    return {
+        "run_order_id": run["id"],
+        "workflow_id": run["workflow_id"],
+        "revision_id": run["revision_id"],
+        "quote_amount": format_amount(run["quote_amount"]),
+        "quote_currency": CURRENCY,
+        "freeze_status": run["freeze_status"],
+        "submission_status": submission_status(
+            RunStatus(run["status"]), run["started_at"] is not None
+        ).value,
+        "run_status": run["status"],
+        "settlement_status": _settlement_status(run),
+        "task_id": run["task_id"],
+        "prompt_id": run["prompt_id"],
+        "inputs": run["inputs"],
+        "outputs": outputs(run, links),
+        "compute_cost": _money(run["compute_cost"]),
+        "external_model_cost": _money(run["external_model_cost"]),
+        "total_cost": _money(total),
+        "final_amount": _money(run["final_amount"]),
+        "released_amount": _money(run["released_amount"]),
+        "error_code": run["error_code"],
+        "error_message": run["error_detail"],
+        "created_at": to_rfc3339(run["created_at"]),
+        "updated_at": to_rfc3339(run["updated_at"]),
+    }
+
+
+def _sum(*values: int | None) -> int | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def outputs(run: Record, links: Links) -> dict[str, Any]:
+    """Outputs keyed by ``candidate_output_manifest`` keys: text, or media URLs."""
+    result: dict[str, Any] = {}
+    for key, entry in (run["outputs"] or {}).items():
+        if entry["type"] == "text":
+            values: list[Any] = entry["text"]
+        else:
+            values = [links.url(f["storage_key"]) for f in entry["files"]]
+        result[key] = values if entry["multiple"] else (values[0] if values else None)
+    return result
+
+
+def _error(run: Record) -> dict[str, Any] | None:
+    if run["error_code"] is None or run["status"] == RunStatus.CANCELLED:
+        return None
+    return {
+        "reason": run["error_reason"],
+        "detail": run["error_detail"],
+        "engine_code": run["error_code"],
+        "status_code": run["error_status"],
+    }
+
+
+def execution(view: ExecutionView, links: Links) -> dict[str, Any]:
+    run = view.run
+    total = _sum(run["compute_cost"], run["external_model_cost"])
+    queue_info = None
+    if view.queue_position is not None:
+        queue_info = {
+            "position": view.queue_position,
+            "estimated_wait_sec": view.estimated_wait_sec,
+        }
+    return {
+        "run_order_id": run["id"],
+        "task_id": run["task_id"],
+        "workflow_id": run["workflow_id"],
+        "status": run["status"],
+        "queue_info": queue_info,
+        "progress_percent": run["progress_percent"],
+        "progress_snapshot": run["progress_snapshot"],
+        "logs": [log_entry(event) for event in view.events],
+        "actual_execution_duration_sec": (
+            None if run["execution_ms"] is None else run["execution_ms"] / 1000
+        ),
+        "compute_cost": _number(run["compute_cost"]),
+        "external_model_cost": _number(run["external_model_cost"]),
+        "total_cost": _number(total),
+        "outputs": outputs(run, links),
+        "error": _error(run),
+        "cancel_requested": run["cancel_requested_at"] is not None,
+        "created_at": to_rfc3339(run["created_at"]),
+        "started_at": to_rfc3339(run["started_at"]),
+        "terminal_at": to_rfc3339(run["terminal_at"]),
+    }
+
+
+def log_entry(event: Record) -> dict[str, Any]:
+    return {
+        "at": to_rfc3339(event["at"]),
+        "event_type": event["event_type"],
+        "level": event["level"],
+        "message": event["message"],
+        "node_id": event["node_id"],
+        "progress_percent": event["progress_percent"],
+    }
+
+
+def balance(account: Record) -> dict[str, Any]:
+    available, frozen = account["available"], account["frozen"]
+    return {
+        "balance": to_yuan_number(available),
+        "card_balance": 0,
+        "available_amount": format_amount(available),
+        "frozen_amount": format_amount(frozen),
+        "currency": CURRENCY,
+    }
+
+
+def quote_data(workflow_id: str, revision_id: str, prices: PriceTable) -> dict[str, Any]:
+    q = quote(prices)
+    return {
+        "workflow_id": workflow_id,
+        "revision_id": revision_id,
+        "quote_currency": CURRENCY,
+        "quote_amount": format_amount(q.total),
+        "breakdown": {
+            "compute": format_amount(q.compute),
+            "external_model": format_amount(q.external),
+            "fixed_fee": format_amount(prices.fixed_fee),
+            "price_per_second": format_amount(prices.price_per_second),
+            "estimated_seconds": prices.estimated_seconds,
+        },
+        "may_incur_external_model_cost": prices.may_incur_external_model_cost,
+    }
+
+
+def items(rows: Sequence[Record], fn: Any) -> list[Any]:
+    return [fn(row) for row in rows]

@@ -1,0 +1,121 @@
+"""Long-running commands: ``wfrun serve`` (API + embedded worker) and ``wfrun worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import click
+import uvicorn
+
+from wfrun import __version__
+from wfrun.api.app import API_PREFIX, create_app
+from wfrun.config import Settings
+from wfrun.runtime import Runtime, build_runtime
+from wfrun.services.seed import KEY_FILE, ensure_demo
+from wfrun.store.database import Database
+from wfrun.workers.worker import Worker
+
+
+@click.command()
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000; 0 picks a free one).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Data directory; created and seeded on first start.",
+)
+@click.option("--no-worker", is_flag=True, help="Serve the API only (run workers separately).")
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None, no_worker: bool
+) -> None:
+    """Run the HTTP API (and a worker) on the configured store."""
+    base: Settings = ctx.obj
+    updates = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v}
+    if port == 0:
+        updates["port"] = 0
+    settings = base.model_copy(update=updates)
+    asyncio.run(_serve(settings, embedded_worker=not no_worker))
+
+
+async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
+    runtime = await build_runtime(settings)
+    try:
+        demo_key = await _seed(runtime)
+        app = create_app(settings, runtime=runtime, embedded_worker=embedded_worker)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_level="info", access_log=False
+        )
+        server = uvicorn.Server(config)
+        await server.startup()
+        if server.should_exit:
+            return
+        _banner(runtime, server, demo_key)
+        await server.main_loop()
+        await server.shutdown()
+    finally:
+        await runtime.close()
+
+
+async def _seed(runtime: Runtime) -> str | None:
+    if not runtime.settings.seed_demo:
+        return None
+    demo = await ensure_demo(runtime.db, runtime.settings.data_dir)
+    return demo.api_key
+
+
+def _banner(runtime: Runtime, server: uvicorn.Server, demo_key: str | None) -> None:
+    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else 0
+    url = f"http://{runtime.settings.host}:{port}{API_PREFIX}"
+    store = "sqlite" if runtime.db.is_sqlite else "postgresql"
+    click.echo(f"wfrun {__version__} serving {url} ({store}, data in {runtime.settings.data_dir})")
+    click.echo(f"API docs: {url}/docs")
+    if demo_key:
+        click.echo(f"demo API key (also in {runtime.settings.data_dir / KEY_FILE}):")
+        click.echo(demo_key)
+    click.echo("", nl=True)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Run queued jobs until the queue is empty, then exit.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Runs at once (default from settings).",
+)
+@click.pass_context
+def worker(ctx: click.Context, once: bool, concurrency: int | None) -> None:
+    """Run a worker: claim queued runs from the database and execute them."""
+    settings: Settings = ctx.obj
+    if concurrency:
+        settings = settings.model_copy(
+            update={"worker": settings.worker.model_copy(update={"concurrency": concurrency})}
+        )
+    asyncio.run(_work(settings, once=once))
+
+
+async def _work(settings: Settings, *, once: bool) -> None:
+    runtime = await build_runtime(settings)
+    loop_worker = Worker(
+        db=runtime.db, storage=runtime.storage, engines=runtime.engines, settings=settings.worker
+    )
+    click.echo(f"worker {loop_worker.id} on {_describe(runtime.db)}", err=True)
+    try:
+        if once:
+            await loop_worker.run_until_idle()
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await loop_worker.run(stop)
+    finally:
+        await runtime.close()
+
+
+def _describe(db: Database) -> str:
+    return "sqlite" if db.is_sqlite else "postgresql"

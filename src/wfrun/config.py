@@ -1,0 +1,125 @@
+"""Settings: built once at the composition root and passed down; never imported as a global.
+
+Sources, highest priority first: explicit keyword arguments, ``WFRUN_*`` environment variables
+(nested groups with ``__``, e.g. ``WFRUN_WORKER__LEASE_SECONDS``), the TOML file named by
+``WFRUN_CONFIG`` (or passed as ``config_file``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class WorkerSettings(BaseModel):
+    """How workers claim and keep jobs."""
+
+    concurrency: int = Field(4, ge=1, le=256, description="Jobs one worker process runs at once.")
+    lease_seconds: float = Field(
+        30.0, gt=0, description="A claimed job is re-claimable this long after the last heartbeat."
+    )
+    poll_interval: float = Field(
+        0.5, gt=0, description="Seconds between queue polls when nothing woke the worker."
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Claims of one job before its run is failed and released."
+    )
+
+
+class BillingSettings(BaseModel):
+    """Operator policy for money."""
+
+    require_external_cost_consent: bool = Field(
+        False,
+        description=(
+            "When true, submitting a workflow that may incur external model cost without "
+            "accept_external_cost_risk=true is a 400 EXTERNAL_COST_RISK_NOT_ACCEPTED."
+        ),
+    )
+
+
+class Settings(BaseSettings):
+    """Everything wfrun needs to run; one instance per process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WFRUN_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path(".wfrun"), description="Directory for the SQLite file and files.")
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy-style URL: sqlite:///path or postgresql://user@host/db. "
+            "Default: a SQLite file in data_dir."
+        ),
+    )
+    storage_dir: Path | None = Field(
+        None, description="Local object storage; default data_dir/files."
+    )
+    host: str = Field("127.0.0.1", description="Bind address of the HTTP API.")
+    port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP API.")
+    public_base_url: str | None = Field(
+        None, description="Base URL used in signed links; default: taken from each request."
+    )
+    secret_key: str | None = Field(
+        None,
+        description="HMAC key for signed URLs; default: generated once and kept in data_dir.",
+    )
+    signed_url_ttl_seconds: int = Field(3600, ge=1, description="Lifetime of a signed file link.")
+    seed_demo: bool = Field(True, description="Seed the demo account/workflow into an empty store.")
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("WFRUN_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``data_dir/wfrun.db``."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'wfrun.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        """Where the local object store keeps files."""
+        return (self.storage_dir or self.data_dir / "files").resolve()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment/config file, with explicit overrides on top."""
+    return Settings(**overrides)
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """Return the signing key, creating and persisting one in ``data_dir`` on first use."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

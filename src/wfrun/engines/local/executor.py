@@ -1,0 +1,153 @@
+"""Runs validated ComfyUI API-format graphs on the CPU.
+
+``execute_graph`` validates the graph, then runs its nodes one at a time in
+execution order. Each node's work runs in a worker thread so the event loop is
+never blocked; the hooks are awaited on the loop before and after each node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from wfrun.engines.local.context import NodeContext, NodeResult
+from wfrun.engines.local.errors import GraphInvalid, GraphProblem, Interrupted, NodeFailed
+from wfrun.engines.local.outputs import NodeOutput, OutputFile
+from wfrun.engines.local.validation import (
+    Link,
+    Plan,
+    PlannedNode,
+    check_linked_value,
+    plan_graph,
+    validate_graph,
+)
+
+__all__ = [
+    "ExecutionHooks",
+    "GraphInvalid",
+    "GraphProblem",
+    "Interrupted",
+    "NodeFailed",
+    "NodeOutput",
+    "OutputFile",
+    "execute_graph",
+    "validate_graph",
+]
+
+
+class ExecutionHooks(Protocol):
+    """Progress callbacks; ``index`` is 0-based and ``total`` the number of nodes to run.
+
+    An exception raised by a hook propagates unchanged out of ``execute_graph``.
+    """
+
+    async def node_started(self, node_id: str, class_type: str, index: int, total: int) -> None:
+        """Called before a node runs."""
+
+    async def node_finished(self, node_id: str, class_type: str, index: int, total: int) -> None:
+        """Called after a node ran successfully."""
+
+
+async def execute_graph(
+    graph: Mapping[str, Any],
+    *,
+    load_image: Callable[[str], bytes],
+    hooks: ExecutionHooks,
+    interrupt: threading.Event,
+) -> dict[str, NodeOutput]:
+    """Validates and runs a graph.
+
+    Args:
+        graph: ComfyUI API-format graph.
+        load_image: Returns an input file's bytes by name (LoadImage); may raise
+            ``FileNotFoundError`` or ``KeyError`` for unknown names. Called in a
+            worker thread.
+        hooks: Progress callbacks.
+        interrupt: Checked before every node (and while TestSleep sleeps).
+
+    Returns:
+        What each output node produced, by node id (only nodes that produced
+        images or text).
+
+    Raises:
+        GraphInvalid: The graph is invalid; no node ran.
+        NodeFailed: A node raised.
+        Interrupted: ``interrupt`` was set.
+    """
+    plan = plan_graph(graph)
+    ctx = NodeContext(_prompt_json(graph), load_image, interrupt)
+    values = _Values(plan)
+    results: dict[str, NodeOutput] = {}
+    total = len(plan.order)
+    try:
+        for index, node_id in enumerate(plan.order):
+            if interrupt.is_set():
+                raise Interrupted()
+            node = plan.nodes[node_id]
+            class_type = node.spec.class_type
+            await hooks.node_started(node_id, class_type, index, total)
+            result = await asyncio.to_thread(_run_node, node, values.arguments(node), ctx)
+            values.store(node, result)
+            await hooks.node_finished(node_id, class_type, index, total)
+            if node.spec.output_node and result.ui is not None and not result.ui.is_empty():
+                results[node_id] = result.ui
+    finally:
+        ctx.abort.set()  # stops a node still running in its thread after cancellation
+    return results
+
+
+def _run_node(node: PlannedNode, arguments: dict[str, Any], ctx: NodeContext) -> NodeResult:
+    """Runs one node in a worker thread, turning its errors into ``NodeFailed``."""
+    try:
+        checked = _check_arguments(node, arguments)
+        return node.spec.run(ctx, checked)
+    except (Interrupted, NodeFailed):
+        raise
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        raise NodeFailed(node.node_id, node.spec.class_type, message) from exc
+
+
+def _check_arguments(node: PlannedNode, arguments: dict[str, Any]) -> dict[str, Any]:
+    checked = dict(arguments)
+    for inp in node.spec.inputs:
+        if isinstance(node.inputs[inp.name], Link):
+            checked[inp.name] = check_linked_value(inp, arguments[inp.name])
+    return checked
+
+
+class _Values:
+    """Node outputs of a run, dropped once every consumer has run."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._outputs: dict[str, tuple[Any, ...]] = {}
+        self._consumers: Counter[str] = Counter(
+            link.node_id for node in plan.nodes.values() for link in node.links()
+        )
+
+    def arguments(self, node: PlannedNode) -> dict[str, Any]:
+        """Returns the node's inputs with links replaced by upstream outputs."""
+        return {
+            name: self._outputs[value.node_id][value.index] if isinstance(value, Link) else value
+            for name, value in node.inputs.items()
+        }
+
+    def store(self, node: PlannedNode, result: NodeResult) -> None:
+        """Keeps the node's outputs if needed and releases those it consumed."""
+        if self._consumers[node.node_id] > 0:
+            self._outputs[node.node_id] = result.values
+        for link in node.links():
+            self._consumers[link.node_id] -= 1
+            if self._consumers[link.node_id] == 0:
+                self._outputs.pop(link.node_id, None)
+
+
+def _prompt_json(graph: Mapping[str, Any]) -> str:
+    def fallback(value: Any) -> Any:
+        return dict(value) if isinstance(value, Mapping) else str(value)
+
+    return json.dumps(graph if isinstance(graph, dict) else dict(graph), default=fallback)

@@ -1,0 +1,55 @@
+"""The built-in CPU engine: executes ComfyUI API-format graphs in-process (see engines/local)."""
+
+from __future__ import annotations
+
+import threading
+
+from wfrun.engines.base import (
+    EngineInterrupted,
+    EnginePermanent,
+    NodeResult,
+    OutputFile,
+    ProgressSink,
+    RunSpec,
+)
+from wfrun.engines.local.executor import (
+    GraphInvalid,
+    Interrupted,
+    NodeFailed,
+    NodeOutput,
+    execute_graph,
+)
+
+
+class LocalEngine:
+    """Runs graphs with the local node set; node work happens off the event loop."""
+
+    async def execute(
+        self, spec: RunSpec, sink: ProgressSink, interrupt: threading.Event
+    ) -> dict[str, NodeResult]:
+        def load_image(name: str) -> bytes:
+            if name not in spec.media:
+                raise FileNotFoundError(name)
+            return spec.media[name]
+
+        try:
+            outputs = await execute_graph(
+                spec.graph, load_image=load_image, hooks=sink, interrupt=interrupt
+            )
+        except GraphInvalid as exc:
+            first = exc.problems[0]
+            raise EnginePermanent(
+                "; ".join(p.message for p in exc.problems),
+                code="ENGINE_VALIDATION_FAILED",
+                node_id=first.node_id,
+            ) from None
+        except NodeFailed as exc:
+            raise EnginePermanent(str(exc), node_id=exc.node_id) from None
+        except Interrupted:
+            raise EngineInterrupted() from None
+        return {node: _result(output) for node, output in outputs.items()}
+
+
+def _result(output: NodeOutput) -> NodeResult:
+    files = tuple(OutputFile(f.filename, f.data, f.mime_type) for f in output.images)
+    return NodeResult(files=files, text=tuple(output.text))

@@ -1,0 +1,53 @@
+"""Which engines exist, and publish-time validation of their payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from wfrun.domain.manifest import InputSpec, defaults
+from wfrun.engines.base import Engine
+from wfrun.engines.graph import bind_inputs, media_filename
+from wfrun.engines.local.executor import GraphInvalid, validate_graph
+from wfrun.engines.local_engine import LocalEngine
+from wfrun.errors import InvalidWorkflowPackage
+
+AVAILABLE_KINDS = ("local",)
+
+
+def build_engines() -> dict[str, Engine]:
+    """The engines this process can drive, keyed by revision ``engine_kind``."""
+    return {"local": LocalEngine()}
+
+
+def validate_payload(kind: str, graph: Mapping[str, Any], specs: tuple[InputSpec, ...]) -> None:
+    """Check a revision's graph for its engine, with manifest defaults bound in.
+
+    Raises:
+        InvalidWorkflowPackage: naming every problem (node, class, input).
+    """
+    if kind not in AVAILABLE_KINDS:
+        raise InvalidWorkflowPackage(
+            f"engine {kind!r} is not available on this server (available: "
+            f"{', '.join(AVAILABLE_KINDS)})"
+        )
+    media = {s.key: [media_filename(s.key, 0, "image/png")] for s in specs if s.is_media}
+    bound = bind_inputs(graph, specs, defaults(specs), media)
+    try:
+        validate_graph(bound)
+    except GraphInvalid as exc:
+        raise InvalidWorkflowPackage(
+            "graph: " + "; ".join(_describe(p) for p in exc.problems)
+        ) from None
+
+
+def _describe(problem: Any) -> str:
+    where = []
+    if problem.node_id is not None:
+        where.append(f"node {problem.node_id}")
+    if problem.class_type:
+        where.append(f"({problem.class_type})")
+    if problem.input_name:
+        where.append(f"input {problem.input_name!r}")
+    prefix = " ".join(where)
+    return f"{prefix}: {problem.type}: {problem.message}" if prefix else problem.message

@@ -1,0 +1,165 @@
+"""The error tree every layer raises; the API maps categories to HTTP statuses in one place.
+
+Each concrete error has a stable ``code`` (the wire ``engine_code``) and a ``reason`` (the short
+human message, also the wire ``msg``); ``detail`` is the precise, instance-specific explanation.
+
+    ServiceError
+    ├── InvalidInput (400)        ├── NotFound (404)        ├── Conflict (409)
+    ├── Unauthenticated (401)     ├── PaymentRequired (402) ├── IdempotencyMismatch (422)
+    ├── Forbidden (403)           ├── TooLarge (413)        └── Unavailable (503)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ServiceError(Exception):
+    """Base of every expected failure."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    reason: ClassVar[str] = "Internal error."
+
+    def __init__(self, detail: str, *, engine_code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.engine_code = engine_code or self.code
+
+
+class InvalidInput(ServiceError):
+    code = "INVALID_REQUEST"
+    reason = "The request is invalid."
+
+
+class Unauthenticated(ServiceError):
+    code = "UNAUTHENTICATED"
+    reason = "Authentication failed."
+
+
+class Forbidden(ServiceError):
+    code = "FORBIDDEN"
+    reason = "Forbidden."
+
+
+class NotFound(ServiceError):
+    code = "NOT_FOUND"
+    reason = "Not found."
+
+
+class Conflict(ServiceError):
+    code = "CONFLICT"
+    reason = "Conflict."
+
+
+class PaymentRequired(ServiceError):
+    code = "INSUFFICIENT_BALANCE"
+    reason = "Insufficient balance."
+
+
+class IdempotencyMismatch(ServiceError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    reason = "Idempotency key reused with a different request."
+
+
+class TooLarge(ServiceError):
+    code = "PAYLOAD_TOO_LARGE"
+    reason = "Payload too large."
+
+
+class Unavailable(ServiceError):
+    code = "ENGINE_UNAVAILABLE"
+    reason = "Service unavailable."
+
+
+# ---- concrete errors -------------------------------------------------------------------------
+
+
+class InvalidWorkflowInput(InvalidInput):
+    code = "INVALID_WORKFLOW_INPUT"
+    reason = "Workflow input content is invalid."
+
+
+class InvalidParameter(InvalidInput):
+    code = "INVALID_PARAMETER"
+    reason = "Request parameter is invalid."
+
+
+class IdempotencyKeyRequired(InvalidInput):
+    code = "IDEMPOTENCY_KEY_REQUIRED"
+    reason = "idempotency_key is required."
+
+
+class ExternalCostRiskNotAccepted(InvalidInput):
+    code = "EXTERNAL_COST_RISK_NOT_ACCEPTED"
+    reason = "This workflow may incur external model cost; accept_external_cost_risk is required."
+
+
+class InvalidWorkflowPackage(InvalidInput):
+    code = "INVALID_WORKFLOW_PACKAGE"
+    reason = "Workflow package is invalid."
+
+
+class MissingApiKey(Unauthenticated):
+    code = "API_KEY_MISSING"
+    reason = "API key is missing."
+
+
+class InvalidApiKey(Unauthenticated):
+    code = "API_KEY_INVALID"
+    reason = "API key is invalid or revoked."
+
+
+class WorkflowNotFound(NotFound):
+    code = "WORKFLOW_NOT_FOUND"
+    reason = "Workflow not found."
+
+
+class RevisionNotFound(NotFound):
+    code = "REVISION_NOT_FOUND"
+    reason = "Workflow revision not found."
+
+
+class RunNotFound(NotFound):
+    code = "RUN_NOT_FOUND"
+    reason = "Run not found."
+
+
+class AccountNotFound(NotFound):
+    code = "ACCOUNT_NOT_FOUND"
+    reason = "Account not found."
+
+
+class ApiKeyNotFound(NotFound):
+    code = "API_KEY_NOT_FOUND"
+    reason = "API key not found."
+
+
+class FileLinkInvalid(Forbidden):
+    code = "SIGNED_URL_INVALID"
+    reason = "The link is invalid or expired."
+
+
+class InsufficientBalance(PaymentRequired):
+    code = "INSUFFICIENT_BALANCE"
+    reason = "Insufficient balance."
+
+
+class InvalidTransition(Conflict):
+    code = "INVALID_STATE_TRANSITION"
+    reason = "The run cannot move to that state."
+
+
+class NotPublished(Conflict):
+    code = "WORKFLOW_NOT_PUBLISHED"
+    reason = "Workflow has no published revision."
+
+
+def all_error_classes() -> list[type[ServiceError]]:
+    """Every ServiceError subclass, for the catalogue and its tests."""
+    found: list[type[ServiceError]] = []
+    stack: list[type[ServiceError]] = [ServiceError]
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return found

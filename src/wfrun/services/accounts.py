@@ -1,0 +1,120 @@
+"""Accounts, top-ups and API keys (operator side), and API key authentication."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from wfrun import ids
+from wfrun.clock import utcnow
+from wfrun.domain import ledger
+from wfrun.errors import ApiKeyNotFound, InvalidApiKey, InvalidParameter
+from wfrun.store import accounts as store
+from wfrun.store.database import Database
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's account."""
+
+    account_id: str
+    api_key_id: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key_id: str
+    account_id: str
+    secret: str
+    """Shown once; only its hash is stored."""
+
+
+def hash_key(secret: str) -> str:
+    """Keys carry 240 random bits, so a plain SHA-256 is a sound one-way lookup hash."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_account(db: Database, *, display_name: str, account_id: str | None = None) -> str:
+    account_id = account_id or ids.new_account_id()
+    async with db.transaction(write=True) as conn:
+        await store.insert_account(
+            conn, account_id=account_id, display_name=display_name, now=utcnow()
+        )
+    return account_id
+
+
+async def top_up(db: Database, *, account_id: str, amount: int, memo: str = "") -> RowMapping:
+    """Credit ``amount`` minor units to the account; returns the account afterwards."""
+    if amount <= 0:
+        raise InvalidParameter(f"top-up amount must be positive, got {amount}")
+    postings = ledger.topup(amount)
+    async with db.transaction(write=True) as conn:
+        await store.get_account(conn, account_id)
+        await store.record_entry(
+            conn,
+            kind=ledger.EntryKind.TOPUP,
+            account_id=account_id,
+            postings=postings,
+            now=utcnow(),
+            memo=memo,
+        )
+        await store.apply_balance(conn, account_id, postings)
+        return await store.get_account(conn, account_id)
+
+
+async def get_account(db: Database, account_id: str) -> RowMapping:
+    async with db.transaction() as conn:
+        return await store.get_account(conn, account_id)
+
+
+async def list_accounts(db: Database) -> Sequence[RowMapping]:
+    async with db.transaction() as conn:
+        return await store.list_accounts(conn)
+
+
+async def create_key(db: Database, *, account_id: str, name: str = "") -> CreatedKey:
+    secret = ids.new_api_key_secret()
+    key_id = ids.new_api_key_id()
+    values: dict[str, Any] = {
+        "id": key_id,
+        "account_id": account_id,
+        "name": name,
+        "prefix": secret[:10],
+        "key_hash": hash_key(secret),
+        "created_at": utcnow(),
+    }
+    async with db.transaction(write=True) as conn:
+        await store.get_account(conn, account_id)
+        await store.insert_api_key(conn, values)
+    return CreatedKey(key_id=key_id, account_id=account_id, secret=secret)
+
+
+async def revoke_key(db: Database, key_id: str) -> bool:
+    """Revoke a key; False when it was already revoked."""
+    async with db.transaction(write=True) as conn:
+        if await store.get_api_key(conn, key_id) is None:
+            raise ApiKeyNotFound(f"API key {key_id} does not exist")
+        return await store.revoke_api_key(conn, key_id, utcnow()) == 1
+
+
+async def list_keys(db: Database, account_id: str | None = None) -> Sequence[RowMapping]:
+    async with db.transaction() as conn:
+        return await store.list_api_keys(conn, account_id)
+
+
+async def authenticate(db: Database, secret: str) -> Principal:
+    """The principal behind an API key secret.
+
+    Raises:
+        InvalidApiKey: unknown or revoked key.
+    """
+    async with db.transaction() as conn:
+        row = await store.find_key_principal(conn, hash_key(secret))
+    if row is None:
+        raise InvalidApiKey("the API key is not recognised or has been revoked")
+    return Principal(row["account_id"], row["api_key_id"], row["display_name"])

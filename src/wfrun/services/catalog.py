@@ -1,0 +1,198 @@
+"""Workflows and revisions: import packages, publish, and the market views.
+
+Each public function is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wfrun import ids
+from wfrun.clock import utcnow
+from wfrun.domain import manifest as m
+from wfrun.domain.pricing import PriceTable
+from wfrun.engines.registry import validate_payload
+from wfrun.errors import NotPublished, RevisionNotFound, WorkflowNotFound
+from wfrun.records import Record
+from wfrun.services.packages import input_specs, output_specs, parse_package, price_table
+from wfrun.store import workflows as store
+from wfrun.store.accounts import get_account
+from wfrun.store.database import Database
+
+
+@dataclass(frozen=True)
+class RevisionSpec:
+    """What a run needs from its revision, decoded from storage."""
+
+    revision_id: str
+    engine_kind: str
+    payload: Record
+    inputs: tuple[m.InputSpec, ...]
+    outputs: tuple[m.OutputSpec, ...]
+    prices: PriceTable
+    timeout_seconds: int
+
+    @classmethod
+    def from_row(cls, row: Record) -> RevisionSpec:
+        return cls(
+            revision_id=row["revision_id"] if "revision_id" in row else row["id"],
+            engine_kind=row["engine_kind"],
+            payload=row["payload"],
+            inputs=tuple(m.input_from_json(d) for d in row["input_manifest"]),
+            outputs=tuple(m.output_from_json(d) for d in row["output_manifest"]),
+            prices=PriceTable(**row["prices"]),
+            timeout_seconds=row["timeout_seconds"],
+        )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    workflow_id: str
+    revision_id: str
+    revision_number: int
+    created_workflow: bool
+    published: bool
+
+
+async def import_package(
+    db: Database, *, owner_id: str, document: Any, publish: bool = False
+) -> ImportResult:
+    """Validate a package and store it as a new revision (a new workflow on first import).
+
+    Raises:
+        InvalidWorkflowPackage: the package is invalid (nothing is stored).
+        AccountNotFound: no such owner.
+    """
+    package = parse_package(document)
+    inputs, outputs = input_specs(package), output_specs(package)
+    validate_payload(package.engine, package.graph, inputs)
+    now = utcnow()
+    async with db.transaction(write=True) as conn:
+        await get_account(conn, owner_id)
+        existing = await store.find_by_slug(conn, owner_id, package.slug)
+        workflow_id = existing["id"] if existing else ids.new_workflow_id()
+        meta = {
+            "title": package.title,
+            "description": package.description,
+            "tags": package.tags,
+            "visibility": package.visibility,
+            "cover_url": package.cover_url,
+            "updated_at": now,
+        }
+        if existing is None:
+            await store.insert_workflow(
+                conn,
+                {
+                    "id": workflow_id,
+                    "owner_id": owner_id,
+                    "slug": package.slug,
+                    "created_at": now,
+                    **meta,
+                },
+            )
+        else:
+            await store.update_workflow(conn, workflow_id, meta)
+        number = await store.next_revision_number(conn, workflow_id)
+        revision_id = ids.new_revision_id()
+        prices = price_table(package)
+        await store.insert_revision(
+            conn,
+            {
+                "id": revision_id,
+                "workflow_id": workflow_id,
+                "number": number,
+                "engine_kind": package.engine,
+                "payload": package.graph,
+                "input_manifest": [m.input_to_json(s) for s in inputs],
+                "output_manifest": [m.output_to_json(s) for s in outputs],
+                "prices": _prices_json(prices),
+                "timeout_seconds": package.timeout_seconds,
+                "package": package.model_dump(mode="json"),
+                "created_at": now,
+            },
+        )
+        if publish:
+            await store.update_workflow(conn, workflow_id, {"published_revision_id": revision_id})
+    return ImportResult(workflow_id, revision_id, number, existing is None, publish)
+
+
+def _prices_json(prices: PriceTable) -> dict[str, Any]:
+    return {
+        "fixed_fee": prices.fixed_fee,
+        "price_per_second": prices.price_per_second,
+        "estimated_seconds": prices.estimated_seconds,
+        "external_estimate": prices.external_estimate,
+        "may_incur_external_model_cost": prices.may_incur_external_model_cost,
+        "external_cost_notice": prices.external_cost_notice,
+    }
+
+
+async def publish(db: Database, *, workflow_id: str, revision_id: str | None) -> str:
+    """Make a revision (default: the newest) the published one; returns its id."""
+    async with db.transaction(write=True) as conn:
+        workflow = await _get_workflow(conn, workflow_id)
+        revisions = await store.list_revisions(conn, workflow_id)
+        chosen = revision_id or revisions[-1]["id"]
+        if chosen not in {r["id"] for r in revisions}:
+            raise RevisionNotFound(f"revision {chosen} is not a revision of {workflow_id}")
+        await store.update_workflow(
+            conn, workflow["id"], {"published_revision_id": chosen, "updated_at": utcnow()}
+        )
+    return chosen
+
+
+async def _get_workflow(conn: AsyncConnection, workflow_id: str) -> RowMapping:
+    workflow = await store.find_workflow(conn, workflow_id)
+    if workflow is None:
+        raise WorkflowNotFound(f"workflow {workflow_id} does not exist")
+    return workflow
+
+
+async def list_all(db: Database) -> Sequence[RowMapping]:
+    async with db.transaction() as conn:
+        return await store.list_workflows(conn)
+
+
+async def describe(db: Database, workflow_id: str) -> dict[str, Any]:
+    """Operator view: the workflow row with its revisions."""
+    async with db.transaction() as conn:
+        workflow = await _get_workflow(conn, workflow_id)
+        revisions = await store.list_revisions(conn, workflow_id)
+    return {**dict(workflow), "revisions": [dict(r) for r in revisions]}
+
+
+async def market_page(
+    db: Database, *, account_id: str, keyword: str | None, tag: str | None, page: int, size: int
+) -> tuple[Sequence[RowMapping], int]:
+    async with db.transaction() as conn:
+        return await store.market_page(
+            conn,
+            account_id=account_id,
+            keyword=keyword,
+            tag=tag,
+            limit=size,
+            offset=(page - 1) * size,
+        )
+
+
+async def market_info(db: Database, *, account_id: str, workflow_id: str) -> RowMapping:
+    """The published revision of a workflow visible to the account."""
+    async with db.transaction() as conn:
+        row = await store.find_for_submit(
+            conn, account_id=account_id, workflow_id=workflow_id, revision_id=None
+        )
+        if row is None:
+            workflow = await store.find_workflow(conn, workflow_id)
+            if workflow is not None and _visible(workflow, account_id):
+                raise NotPublished(f"workflow {workflow_id} has no published revision")
+            raise WorkflowNotFound(f"workflow {workflow_id} does not exist")
+    return row
+
+
+def _visible(workflow: Record, account_id: str) -> bool:
+    return bool(workflow["visibility"] == "public" or workflow["owner_id"] == account_id)

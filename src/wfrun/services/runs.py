@@ -1,0 +1,404 @@
+"""Run use cases on the API side: quote, submit, cancel, and the read views.
+
+``submit_run`` is the one transaction of DESIGN.md §3: resolve the revision, validate, quote,
+claim the idempotency key by constraint (never check-then-insert), freeze by conditional
+update, insert the run and its dispatch job. Either all of it exists afterwards or none of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wfrun import ids
+from wfrun.clock import utcnow
+from wfrun.domain.idempotency import fingerprint
+from wfrun.domain.manifest import ValidatedInputs, validate_inputs
+from wfrun.domain.media import MediaSource
+from wfrun.domain.pricing import Quote, quote, release
+from wfrun.domain.runs import FreezeStatus, RunStatus, is_terminal, transition
+from wfrun.errors import (
+    ExternalCostRiskNotAccepted,
+    IdempotencyMismatch,
+    InvalidWorkflowInput,
+    NotPublished,
+    RevisionNotFound,
+    RunNotFound,
+    WorkflowNotFound,
+)
+from wfrun.queue import broker
+from wfrun.records import Record
+from wfrun.services import billing
+from wfrun.services.accounts import Principal
+from wfrun.services.catalog import RevisionSpec
+from wfrun.store import runs as run_store
+from wfrun.store import workflows as workflow_store
+from wfrun.store.database import Database
+
+EVENT_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A submit (or quote) request as parsed from the wire."""
+
+    workflow_id: str
+    revision_id: str | None
+    inputs: Record
+    accept_external_cost_risk: bool = False
+    idempotency_key: str = ""
+
+    def fingerprint(self) -> str:
+        return fingerprint(
+            {
+                "workflow_id": self.workflow_id,
+                "revision_id": self.revision_id,
+                "inputs": dict(self.inputs),
+                "accept_external_cost_risk": self.accept_external_cost_risk,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Operator settings the submit path obeys."""
+
+    require_external_cost_consent: bool = False
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class QuoteResult:
+    workflow_id: str
+    revision_id: str
+    quote: Quote
+    spec: RevisionSpec
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    run: Record
+    replay: bool
+
+
+@dataclass(frozen=True)
+class ExecutionView:
+    run: Record
+    events: Sequence[RowMapping]
+    queue_position: int | None = None
+    estimated_wait_sec: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _resolve(
+    conn: AsyncConnection, principal: Principal, request: RunRequest
+) -> tuple[RowMapping, RevisionSpec]:
+    row = await workflow_store.find_for_submit(
+        conn,
+        account_id=principal.account_id,
+        workflow_id=request.workflow_id,
+        revision_id=request.revision_id,
+    )
+    if row is None:
+        raise await _why_unresolved(conn, principal, request)
+    return row, RevisionSpec.from_row(row)
+
+
+async def _why_unresolved(
+    conn: AsyncConnection, principal: Principal, request: RunRequest
+) -> Exception:
+    workflow = await workflow_store.find_workflow(conn, request.workflow_id)
+    visible = workflow is not None and (
+        workflow["visibility"] == "public" or workflow["owner_id"] == principal.account_id
+    )
+    if not visible:
+        return WorkflowNotFound(f"workflow {request.workflow_id} does not exist")
+    if request.revision_id is not None:
+        return RevisionNotFound(
+            f"revision {request.revision_id} is not a revision of workflow {request.workflow_id}"
+        )
+    return NotPublished(f"workflow {request.workflow_id} has no published revision")
+
+
+def _price(spec: RevisionSpec, request: RunRequest, policy: Policy) -> Quote:
+    _require_inline_media(validate_inputs(spec.inputs, request.inputs))
+    prices = spec.prices
+    if (
+        prices.may_incur_external_model_cost
+        and policy.require_external_cost_consent
+        and not request.accept_external_cost_risk
+    ):
+        raise ExternalCostRiskNotAccepted(
+            "this workflow may incur external model cost; resubmit with "
+            "accept_external_cost_risk: true"
+        )
+    return quote(prices)
+
+
+def _require_inline_media(validated: ValidatedInputs) -> None:
+    """Only data: URIs can be resolved until the asset store and URL fetcher exist."""
+    for key, refs in validated.media.items():
+        for ref in refs:
+            if ref.source is not MediaSource.DATA:
+                raise InvalidWorkflowInput(
+                    f"input {key}: {ref.source.value} media are not supported by this server "
+                    "yet; send the file inline as data:<mime>;base64,…"
+                )
+
+
+async def quote_run(
+    db: Database, principal: Principal, request: RunRequest, policy: Policy
+) -> QuoteResult:
+    """Validate and price a request without side effects."""
+    async with db.transaction() as conn:
+        row, spec = await _resolve(conn, principal, request)
+    return QuoteResult(row["id"], spec.revision_id, _price(spec, request, policy), spec)
+
+
+async def submit_run(
+    db: Database, principal: Principal, request: RunRequest, policy: Policy
+) -> SubmitResult:
+    """Submit one paid run (idempotent per account + workflow + key).
+
+    Raises:
+        WorkflowNotFound | RevisionNotFound | NotPublished: nothing to run.
+        InvalidWorkflowInput: inputs do not match the manifest (detail names the input).
+        IdempotencyMismatch: the key was used for a different request.
+        InsufficientBalance: available balance does not cover the quote; nothing frozen.
+    """
+    now = utcnow()
+    async with db.transaction(write=True) as conn:
+        row, spec = await _resolve(conn, principal, request)
+        priced = _price(spec, request, policy)
+        values = _new_run(principal, request, row, priced, now)
+        if not await run_store.insert_run_claiming_key(conn, values):
+            return SubmitResult(await _replay(conn, principal, request), replay=True)
+        await billing.freeze(
+            conn,
+            account_id=principal.account_id,
+            run_id=values["id"],
+            amount=priced.total,
+            now=now,
+        )
+        await broker.enqueue(
+            conn,
+            run_id=values["id"],
+            kind=broker.DISPATCH_RUN,
+            max_attempts=policy.max_attempts,
+            now=now,
+        )
+    return SubmitResult(values, replay=False)
+
+
+def _new_run(
+    principal: Principal,
+    request: RunRequest,
+    workflow: Record,
+    priced: Quote,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": ids.new_run_id(),
+        "account_id": principal.account_id,
+        "workflow_id": request.workflow_id,
+        "revision_id": workflow["revision_id"],
+        "api_key_id": principal.api_key_id,
+        "idempotency_key": request.idempotency_key,
+        "request_fingerprint": request.fingerprint(),
+        "title": workflow["title"],
+        "inputs": dict(request.inputs),
+        "accept_external_cost_risk": request.accept_external_cost_risk,
+        "status": RunStatus.QUEUED,
+        "attempt": 0,
+        "quote_amount": priced.total,
+        "quote_external": priced.external,
+        "task_id": ids.new_task_id(),
+        "prompt_id": ids.new_prompt_id(),
+        "billing_run_id": ids.new_billing_id(),
+        "progress_percent": 0,
+        "freeze_status": FreezeStatus.FROZEN,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _replay(conn: AsyncConnection, principal: Principal, request: RunRequest) -> RowMapping:
+    existing = await run_store.find_by_idempotency(
+        conn,
+        account_id=principal.account_id,
+        workflow_id=request.workflow_id,
+        key=request.idempotency_key,
+    )
+    assert existing is not None, "the conflicting run must be visible once its insert committed"
+    if existing["request_fingerprint"] != request.fingerprint():
+        raise IdempotencyMismatch(
+            f"idempotency_key {request.idempotency_key!r} was already used for run "
+            f"{existing['id']} with a different request"
+        )
+    return existing
+
+
+# ---- cancel ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    run: Record
+    outcome: str
+    """``cancelled`` (was queued, released now), ``cancel_requested`` (running; stops at the
+    next node boundary), ``already_cancelled``, ``already_requested`` or ``already_finished``."""
+
+
+async def cancel_run(db: Database, principal: Principal, run_id: str) -> CancelResult:
+    now = utcnow()
+    async with db.transaction(write=True) as conn:
+        run = await _get_run(conn, principal, run_id)
+        status = RunStatus(run["status"])
+        if status is RunStatus.QUEUED:
+            moved = await _cancel_queued(conn, run, now)
+            if moved is not None:
+                return CancelResult(moved, "cancelled")
+            run = await _get_run(conn, principal, run_id)
+            status = RunStatus(run["status"])
+        if status is RunStatus.RUNNING:
+            requested = await run_store.request_cancel(conn, run_id, now)
+            if requested:
+                await _event(conn, run, now, "cancel_requested", "cancellation requested")
+            run = await _get_run(conn, principal, run_id)
+            return CancelResult(run, "cancel_requested" if requested else "already_requested")
+    outcome = "already_cancelled" if status is RunStatus.CANCELLED else "already_finished"
+    return CancelResult(run, outcome)
+
+
+async def _cancel_queued(conn: AsyncConnection, run: Record, now: datetime) -> RowMapping | None:
+    settlement = release(run["quote_amount"])
+    moved = await run_store.move_status(
+        conn,
+        run["id"],
+        current=RunStatus.QUEUED,
+        values={
+            "status": transition(RunStatus.QUEUED, RunStatus.CANCELLED),
+            "freeze_status": FreezeStatus.RELEASED,
+            "final_amount": 0,
+            "released_amount": settlement.released_amount,
+            "compute_cost": 0,
+            "external_model_cost": 0,
+            "error_code": "USER_CANCELLED",
+            "error_reason": "Run cancelled by the user.",
+            "error_detail": "cancelled before it started; the whole freeze was released",
+            "error_status": 200,
+            "terminal_at": now,
+            "updated_at": now,
+        },
+    )
+    if moved is None:
+        return None
+    await billing.resolve_freeze(conn, run_id=run["id"], settlement=settlement, now=now)
+    await broker.cancel_for_run(conn, run["id"], now)
+    await _event(conn, run, now, "cancelled", "cancelled while queued; freeze released")
+    return moved
+
+
+async def _event(
+    conn: AsyncConnection, run: Record, now: datetime, kind: str, message: str
+) -> None:
+    await run_store.add_events(
+        conn,
+        [
+            {
+                "run_id": run["id"],
+                "attempt": run["attempt"],
+                "at": now,
+                "event_type": kind,
+                "level": "info",
+                "message": message,
+            }
+        ],
+    )
+
+
+# ---- reads -------------------------------------------------------------------------------------
+
+
+async def _get_run(conn: AsyncConnection, principal: Principal, run_id: str) -> RowMapping:
+    run = await run_store.find_run(conn, run_id, account_id=principal.account_id)
+    if run is None:
+        raise RunNotFound(f"run {run_id} does not exist")
+    return run
+
+
+async def get_run(db: Database, principal: Principal, run_id: str) -> RowMapping:
+    async with db.transaction() as conn:
+        return await _get_run(conn, principal, run_id)
+
+
+async def list_runs(
+    db: Database,
+    principal: Principal,
+    *,
+    workflow_id: str | None,
+    status: str | None,
+    page: int,
+    size: int,
+) -> tuple[Sequence[RowMapping], int]:
+    async with db.transaction() as conn:
+        return await run_store.list_runs(
+            conn,
+            account_id=principal.account_id,
+            workflow_id=workflow_id,
+            status=status,
+            limit=size,
+            offset=(page - 1) * size,
+        )
+
+
+async def get_execution(
+    db: Database, principal: Principal, run_id: str, *, lease_seconds: float
+) -> ExecutionView:
+    """The live view: the run, its latest events, and queue place/ETA while queued."""
+    async with db.transaction() as conn:
+        run = await _get_run(conn, principal, run_id)
+        events = await run_store.list_events(conn, run_id, limit=EVENT_LIMIT)
+        if run["status"] != RunStatus.QUEUED:
+            return ExecutionView(run, events)
+        place = await broker.position(conn, run_id)
+        wait = await _estimated_wait(conn, run, place, lease_seconds)
+    return ExecutionView(run, events, place, wait)
+
+
+async def _estimated_wait(
+    conn: AsyncConnection, run: Record, place: int | None, lease_seconds: float
+) -> int | None:
+    if place is None:
+        return None
+    now = utcnow()
+    capacity = await broker.live_capacity(conn, since=now - timedelta(seconds=3 * lease_seconds))
+    busy = await broker.busy_count(conn, now=now)
+    average_ms = await run_store.recent_average_ms(conn, run["revision_id"], sample=20)
+    if average_ms is None:
+        revision = await workflow_store.find_revision(conn, run["revision_id"])
+        average_ms = int(revision["prices"]["estimated_seconds"] * 1000) if revision else 0
+    return estimate_wait_seconds(place, capacity, busy, average_ms)
+
+
+def estimate_wait_seconds(place: int, capacity: int, busy: int, average_ms: int) -> int:
+    """Seconds until the run at ``place`` starts, given worker slots and typical run time."""
+    ahead = place - 1
+    free = max(capacity - busy, 0)
+    if capacity <= 0:
+        rounds = ahead + 1
+    elif ahead < free:
+        return 0
+    else:
+        rounds = (ahead - free) // capacity + 1
+    return math.ceil(rounds * average_ms / 1000)
+
+
+def is_finished(run: Record) -> bool:
+    return is_terminal(RunStatus(run["status"]))

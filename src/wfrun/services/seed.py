@@ -1,0 +1,55 @@
+"""The embedded default's demo: an operator, a demo user with credit, a key and a workflow.
+
+Seeding happens only into an empty store. The demo key is kept in ``data_dir/demo_api_key``
+(mode 0600) so every start can print it; no other key is ever stored in clear.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from wfrun.domain.money import parse_amount
+from wfrun.services import accounts, catalog
+from wfrun.store import accounts as account_store
+from wfrun.store.database import Database
+
+DEMO_BALANCE = parse_amount("100")
+KEY_FILE = "demo_api_key"
+
+
+@dataclass(frozen=True)
+class Demo:
+    api_key: str | None
+    seeded_now: bool
+
+
+def demo_package() -> Any:
+    """The demo workflow package shipped with wfrun."""
+    text = resources.files("wfrun").joinpath("demo/poster.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+async def _store_is_empty(db: Database) -> bool:
+    async with db.transaction() as conn:
+        return not await account_store.list_accounts(conn)
+
+
+async def ensure_demo(db: Database, data_dir: Path) -> Demo:
+    """Seed the demo into an empty store; return the demo key if this data dir knows it."""
+    key_file = data_dir / KEY_FILE
+    if not await _store_is_empty(db):
+        known = key_file.read_text().strip() if key_file.exists() else None
+        return Demo(api_key=known, seeded_now=False)
+    operator = await accounts.create_account(db, display_name="wfrun demo operator")
+    user = await accounts.create_account(db, display_name="demo user")
+    await accounts.top_up(db, account_id=user, amount=DEMO_BALANCE, memo="demo credit")
+    key = await accounts.create_key(db, account_id=user, name="demo")
+    await catalog.import_package(db, owner_id=operator, document=demo_package(), publish=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(key.secret + "\n")
+    key_file.chmod(0o600)
+    return Demo(api_key=key.secret, seeded_now=True)

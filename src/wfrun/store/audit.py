@@ -1,0 +1,64 @@
+"""Ledger invariants as queries (reliability.md INV-1, 3, 5, 7, 8). Each returns problems found;
+an empty list means the books balance. Run after every test and by ``wfrun ledger check``."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_CHECKS: dict[str, str] = {
+    "entry does not balance": """
+        SELECT e.id, SUM(p.amount) FROM ledger_entries e
+        JOIN ledger_postings p ON p.entry_id = e.id
+        GROUP BY e.id HAVING SUM(p.amount) <> 0""",
+    "cached available differs from postings": """
+        SELECT a.id, a.available, COALESCE(SUM(p.amount), 0) FROM accounts a
+        LEFT JOIN ledger_postings p ON p.account_id = a.id AND p.bucket = 'available'
+        GROUP BY a.id, a.available HAVING a.available <> COALESCE(SUM(p.amount), 0)""",
+    "cached frozen differs from postings": """
+        SELECT a.id, a.frozen, COALESCE(SUM(p.amount), 0) FROM accounts a
+        LEFT JOIN ledger_postings p ON p.account_id = a.id AND p.bucket = 'frozen'
+        GROUP BY a.id, a.frozen HAVING a.frozen <> COALESCE(SUM(p.amount), 0)""",
+    "cached frozen differs from open holds": """
+        SELECT a.id, a.frozen, COALESCE(SUM(h.amount), 0) FROM accounts a
+        LEFT JOIN holds h ON h.account_id = a.id AND h.status = 'frozen'
+        GROUP BY a.id, a.frozen HAVING a.frozen <> COALESCE(SUM(h.amount), 0)""",
+    "run and hold disagree (open hold on an ended run, or resolved hold on a live run)": """
+        SELECT r.id, r.status, h.status FROM runs r JOIN holds h ON h.run_id = r.id
+        WHERE (h.status = 'frozen') <> (r.status IN ('queued', 'running'))
+           OR h.status <> r.freeze_status""",
+    "run without exactly one hold": """
+        SELECT r.id, COUNT(h.id) FROM runs r LEFT JOIN holds h ON h.run_id = r.id
+        GROUP BY r.id HAVING COUNT(h.id) <> 1""",
+    "ended run whose final + released does not cover its freeze": """
+        SELECT r.id, r.quote_amount, r.final_amount, r.released_amount FROM runs r
+        WHERE r.status NOT IN ('queued', 'running') AND (
+            r.final_amount IS NULL OR r.released_amount IS NULL
+            OR r.released_amount <> CASE WHEN r.quote_amount > r.final_amount
+                                         THEN r.quote_amount - r.final_amount ELSE 0 END)""",
+    "failed run that was charged": """
+        SELECT r.id, r.final_amount FROM runs r WHERE r.status = 'failed' AND r.final_amount <> 0""",
+    "run whose ledger entries are not one freeze plus one resolution when ended": """
+        SELECT r.id,
+               SUM(CASE WHEN e.kind = 'freeze' THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.kind IN ('settle', 'release') THEN 1 ELSE 0 END)
+        FROM runs r LEFT JOIN ledger_entries e ON e.run_id = r.id
+        GROUP BY r.id, r.status
+        HAVING SUM(CASE WHEN e.kind = 'freeze' THEN 1 ELSE 0 END) <> 1
+            OR SUM(CASE WHEN e.kind IN ('settle', 'release') THEN 1 ELSE 0 END)
+               <> CASE WHEN r.status IN ('queued', 'running') THEN 0 ELSE 1 END""",
+    "settled amount differs from the run's final amount": """
+        SELECT r.id, r.final_amount, SUM(p.amount) FROM runs r
+        JOIN ledger_entries e ON e.run_id = r.id AND e.kind IN ('settle', 'release')
+        JOIN ledger_postings p ON p.entry_id = e.id AND p.bucket = 'revenue'
+        GROUP BY r.id, r.final_amount HAVING SUM(p.amount) <> r.final_amount""",
+}
+
+
+async def ledger_problems(conn: AsyncConnection) -> list[str]:
+    """Every invariant violation, described with the offending rows."""
+    problems: list[str] = []
+    for name, sql in _CHECKS.items():
+        rows = (await conn.execute(text(sql))).all()
+        problems += [f"{name}: {tuple(row)}" for row in rows]
+    return problems

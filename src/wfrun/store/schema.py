@@ -1,0 +1,266 @@
+"""The schema as SQLAlchemy Core tables. Migrations are the source of truth for the database;
+a test asserts this metadata and the migration history agree.
+
+Money columns are BigInteger counts of 1e-8 CNY.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both dialects; naive values are rejected."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json: Any = JSON().with_variant(JSONB(), "postgresql")
+Money = BigInteger
+Id = String(40)
+
+
+def _ts(name: str, nullable: bool = False) -> Column[Any]:
+    return Column(name, UTCDateTime(), nullable=nullable)
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False, server_default="CNY"),
+    Column("available", Money, nullable=False, server_default="0"),
+    Column("frozen", Money, nullable=False, server_default="0"),
+    _ts("created_at"),
+    CheckConstraint("frozen >= 0", name="frozen_not_negative"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    _ts("created_at"),
+    _ts("revoked_at", nullable=True),
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("owner_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("slug", String(100), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("tags", Json, nullable=False),
+    Column("visibility", String(16), nullable=False),
+    Column("cover_url", String(2048), nullable=True),
+    Column("published_revision_id", Id, nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+    UniqueConstraint("owner_id", "slug"),
+)
+
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workflow_id", Id, ForeignKey("workflows.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("engine_kind", String(32), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("input_manifest", Json, nullable=False),
+    Column("output_manifest", Json, nullable=False),
+    Column("prices", Json, nullable=False),
+    Column("timeout_seconds", Integer, nullable=False),
+    Column("package", Json, nullable=False),
+    _ts("created_at"),
+    UniqueConstraint("workflow_id", "number"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("workflow_id", Id, ForeignKey("workflows.id"), nullable=False),
+    Column("revision_id", Id, ForeignKey("revisions.id"), nullable=False),
+    Column("api_key_id", Id, nullable=True),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("request_fingerprint", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("inputs", Json, nullable=False),
+    Column("accept_external_cost_risk", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("quote_amount", Money, nullable=False),
+    Column("quote_external", Money, nullable=False, server_default="0"),
+    Column("task_id", String(64), nullable=False),
+    Column("prompt_id", String(64), nullable=False),
+    Column("engine_prompt_id", String(64), nullable=True),
+    Column("billing_run_id", String(64), nullable=False),
+    Column("progress_percent", Integer, nullable=False, server_default="0"),
+    Column("progress_snapshot", Json, nullable=True),
+    Column("outputs", Json, nullable=True),
+    Column("execution_ms", BigInteger, nullable=True),
+    Column("compute_cost", Money, nullable=True),
+    Column("external_model_cost", Money, nullable=True),
+    Column("absorbed_external_cost", Money, nullable=True),
+    Column("final_amount", Money, nullable=True),
+    Column("released_amount", Money, nullable=True),
+    Column("freeze_status", String(16), nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("error_reason", String(500), nullable=True),
+    Column("error_detail", Text, nullable=True),
+    Column("error_status", Integer, nullable=True),
+    _ts("cancel_requested_at", nullable=True),
+    _ts("created_at"),
+    _ts("started_at", nullable=True),
+    _ts("terminal_at", nullable=True),
+    _ts("updated_at"),
+    UniqueConstraint("account_id", "workflow_id", "idempotency_key", name="idempotency"),
+    Index("ix_runs_account_created", "account_id", "created_at"),
+    Index("ix_runs_status_created", "status", "created_at"),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    _ts("at"),
+    Column("event_type", String(32), nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("node_id", String(64), nullable=True),
+    Column("progress_percent", Integer, nullable=True),
+    Index("ix_run_events_run_id", "run_id", "id"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False, unique=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("status", String(16), nullable=False),
+    _ts("created_at"),
+    _ts("resolved_at", nullable=True),
+    CheckConstraint("amount >= 0", name="amount_not_negative"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=True),
+    Column("memo", String(500), nullable=False, server_default=""),
+    _ts("created_at"),
+    UniqueConstraint("run_id", "kind", name="one_per_run"),
+    Index("ix_ledger_entries_account_created", "account_id", "created_at"),
+)
+
+ledger_postings = Table(
+    "ledger_postings",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("entry_id", Id, ForeignKey("ledger_entries.id"), nullable=False, index=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("bucket", String(16), nullable=False),
+    Column("amount", Money, nullable=False),
+    Index("ix_ledger_postings_account_bucket", "account_id", "bucket"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False),
+    _ts("scheduled_at"),
+    _ts("lease_until", nullable=True),
+    Column("worker_id", String(40), nullable=True),
+    Column("last_error", Text, nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+    Index("ix_jobs_claim", "status", "scheduled_at"),
+    Index(
+        "uq_jobs_one_active_per_run",
+        "run_id",
+        unique=True,
+        sqlite_where=text("status IN ('todo', 'doing')"),
+        postgresql_where=text("status IN ('todo', 'doing')"),
+    ),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    _ts("started_at"),
+    _ts("heartbeat_at"),
+)

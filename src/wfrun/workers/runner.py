@@ -1,0 +1,203 @@
+"""Execute one claimed run: prepare inputs, drive the engine, store outputs, settle.
+
+Transactions happen only inside the ``execution`` service calls; the engine runs between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from wfrun.domain.manifest import ValidatedInputs, validate_inputs
+from wfrun.engines.base import (
+    Engine,
+    EngineInterrupted,
+    EnginePermanent,
+    EngineTransient,
+    NodeResult,
+    RunSpec,
+)
+from wfrun.engines.graph import bind_inputs, media_filename
+from wfrun.errors import ServiceError
+from wfrun.services import execution
+from wfrun.services.execution import CancelRequested, Claim, Failure, Fenced
+from wfrun.storage.local import LocalStorage
+from wfrun.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunControl:
+    """Signals the worker's heartbeat loop sends into a running run."""
+
+    interrupt: threading.Event = field(default_factory=threading.Event)
+    cancel_requested: bool = False
+    lease_lost: bool = False
+
+
+class ProgressRecorder:
+    """The engine's progress sink: one fenced, short transaction per node boundary."""
+
+    def __init__(self, db: Database, claim: Claim) -> None:
+        self.db = db
+        self.claim = claim
+
+    async def node_started(self, node_id: str, class_type: str, index: int, total: int) -> None:
+        await execution.record_node(
+            self.db,
+            self.claim,
+            event_type="executing",
+            node_id=node_id,
+            message=f"executing node {node_id} ({class_type})",
+            percent=_percent(index, total),
+            snapshot={
+                "node_id": node_id,
+                "class_type": class_type,
+                "completed_nodes": index,
+                "total_nodes": total,
+            },
+        )
+
+    async def node_finished(self, node_id: str, class_type: str, index: int, total: int) -> None:
+        await execution.record_node(
+            self.db,
+            self.claim,
+            event_type="executed",
+            node_id=node_id,
+            message=f"node {node_id} ({class_type}) finished",
+            percent=_percent(index + 1, total),
+            snapshot={
+                "node_id": node_id,
+                "class_type": class_type,
+                "completed_nodes": index + 1,
+                "total_nodes": total,
+            },
+        )
+
+
+def _percent(done: int, total: int) -> int:
+    return 100 if total == 0 else min(99, done * 100 // total)
+
+
+@dataclass(frozen=True)
+class RunnerDeps:
+    db: Database
+    storage: LocalStorage
+    engines: Mapping[str, Engine]
+    retry_delay: timedelta = timedelta(seconds=5)
+
+
+async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
+    """Drive one claim to a terminal state (or give it back on a transient failure)."""
+    started = time.monotonic()
+
+    def elapsed_ms() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        spec = _prepare(claim)
+        engine = deps.engines[claim.spec.engine_kind]
+        sink = ProgressRecorder(deps.db, claim)
+        results = await asyncio.wait_for(
+            engine.execute(spec, sink, control.interrupt), timeout=claim.spec.timeout_seconds
+        )
+        execution_ms = elapsed_ms()
+        outputs = await _store_outputs(deps.storage, claim, results)
+        await execution.complete(deps.db, claim, outputs=outputs, execution_ms=execution_ms)
+    except (CancelRequested, EngineInterrupted):
+        await _after_interrupt(deps, claim, control, elapsed_ms())
+    except Fenced as exc:
+        log.warning("dropping run %s: %s", claim.run["id"], exc)
+    except TimeoutError:
+        limit = claim.spec.timeout_seconds
+        await execution.fail(
+            deps.db,
+            claim,
+            Failure(
+                "ENGINE_TIMEOUT",
+                "The run timed out.",
+                f"the run exceeded its time limit of {limit} s",
+                status=504,
+            ),
+            execution_ms=elapsed_ms(),
+        )
+    except EngineTransient as exc:
+        await execution.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
+    except EnginePermanent as exc:
+        await execution.fail(deps.db, claim, _engine_failure(exc), execution_ms=elapsed_ms())
+    except ServiceError as exc:
+        failure = Failure(exc.engine_code, exc.reason, exc.detail, status=400)
+        await execution.fail(deps.db, claim, failure, execution_ms=None)
+
+
+async def _after_interrupt(
+    deps: RunnerDeps, claim: Claim, control: RunControl, execution_ms: int
+) -> None:
+    if control.lease_lost:
+        log.warning("run %s: lease lost, leaving it to its new owner", claim.run["id"])
+        return
+    await execution.cancel_consumed(deps.db, claim, execution_ms=execution_ms)
+
+
+def _engine_failure(exc: EnginePermanent) -> Failure:
+    reason = {
+        "ENGINE_VALIDATION_FAILED": "The workflow graph failed validation.",
+        "ENGINE_EXECUTION_FAILED": "A workflow node failed.",
+    }.get(exc.code, "The engine failed.")
+    return Failure(exc.code, reason, exc.message, node_id=exc.node_id, status=500)
+
+
+def _prepare(claim: Claim) -> RunSpec:
+    """Re-validate the stored inputs (pure) and bind them into the graph."""
+    validated: ValidatedInputs = validate_inputs(claim.spec.inputs, claim.run["inputs"])
+    media: dict[str, bytes] = {}
+    names: dict[str, list[str]] = {}
+    for key, refs in validated.media.items():
+        for index, ref in enumerate(refs):
+            if ref.data is None:
+                raise EnginePermanent(
+                    f"input {key}: {ref.source.value} media sources are not supported by this "
+                    "server yet; send the file as a data: URI",
+                    code="MEDIA_SOURCE_UNSUPPORTED",
+                )
+            name = media_filename(key, index, ref.mime_type)
+            media[name] = ref.data
+            names.setdefault(key, []).append(name)
+    graph = bind_inputs(claim.spec.payload, claim.spec.inputs, validated.values, names)
+    return RunSpec(run_id=claim.run["id"], attempt=claim.attempt, graph=graph, media=media)
+
+
+async def _store_outputs(
+    storage: LocalStorage, claim: Claim, results: Mapping[str, NodeResult]
+) -> dict[str, Any]:
+    """Copy engine outputs into storage, keyed by the revision's output manifest."""
+    outputs: dict[str, Any] = {}
+    prefix = f"runs/{claim.run['id']}/{claim.attempt}"
+    for spec in claim.spec.outputs:
+        result = results.get(spec.node_id, NodeResult())
+        files = []
+        for item in result.files:
+            key = f"{prefix}/{spec.key}/{item.filename}"
+            await storage.put(key, item.data)
+            files.append(
+                {
+                    "storage_key": key,
+                    "filename": item.filename,
+                    "mime_type": item.mime_type,
+                    "size_bytes": len(item.data),
+                }
+            )
+        outputs[spec.key] = {
+            "type": spec.type,
+            "multiple": spec.multiple,
+            "files": files,
+            "text": list(result.text),
+        }
+    return outputs

@@ -1,0 +1,162 @@
+"""The worker loop: claim → run → settle, with bounded concurrency, heartbeats and shutdown.
+
+All coordination goes through the database; any number of workers may run anywhere. A worker
+that dies simply stops heartbeating: its jobs' leases lapse and another worker re-claims them
+under a higher attempt number (the fencing token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from wfrun import ids
+from wfrun.config import WorkerSettings
+from wfrun.engines.base import Engine
+from wfrun.services import execution
+from wfrun.services.execution import Claim
+from wfrun.storage.local import LocalStorage
+from wfrun.store.database import Database
+from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Active:
+    claim: Claim
+    control: RunControl
+    task: asyncio.Task[None]
+
+
+class Worker:
+    """One worker process's job loop."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        storage: LocalStorage,
+        engines: Mapping[str, Engine],
+        settings: WorkerSettings,
+        wakeup: asyncio.Event | None = None,
+    ) -> None:
+        self.id = ids.new_worker_id()
+        self.settings = settings
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.deps = RunnerDeps(db=db, storage=storage, engines=engines)
+        self.wakeup = wakeup or asyncio.Event()
+        self._active: dict[str, _Active] = {}
+        self._slots = asyncio.Semaphore(settings.concurrency)
+
+    async def register(self) -> None:
+        await execution.register_worker(
+            self.deps.db,
+            worker_id=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self.settings.concurrency,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then wait for the runs in flight to finish."""
+        await self.register()
+        beat = asyncio.create_task(self._heartbeat_loop(stop))
+        try:
+            while not stop.is_set():
+                await self._slots.acquire()
+                outcome = await self._claim_and_start()
+                if outcome != "started":
+                    self._slots.release()
+                if outcome == "empty":
+                    await self._idle(stop)
+        finally:
+            await self._drain()
+            beat.cancel()
+
+    async def run_until_idle(self) -> None:
+        """Burst mode: run jobs until the queue is empty and nothing is in flight."""
+        await self.register()
+        stop = asyncio.Event()
+        beat = asyncio.create_task(self._heartbeat_loop(stop))
+        try:
+            while True:
+                await self._slots.acquire()
+                outcome = await self._claim_and_start()
+                if outcome != "started":
+                    self._slots.release()
+                if outcome == "empty":
+                    if not self._active:
+                        return
+                    await asyncio.wait(
+                        [a.task for a in self._active.values()], return_when=asyncio.FIRST_COMPLETED
+                    )
+        finally:
+            stop.set()
+            beat.cancel()
+
+    async def _claim_and_start(self) -> str:
+        """Claim one job: ``started`` (runs in a task), ``settled`` (ended on the spot) or
+        ``empty`` (nothing to claim, or the claim failed)."""
+        try:
+            claim = await execution.claim_next(self.deps.db, worker_id=self.id, lease=self.lease)
+        except Exception:
+            log.exception("claim failed")
+            return "empty"
+        if isinstance(claim, str):
+            return claim
+        control = RunControl()
+        task = asyncio.create_task(self._run(claim, control))
+        self._active[claim.run["id"]] = _Active(claim, control, task)
+        return "started"
+
+    async def _run(self, claim: Claim, control: RunControl) -> None:
+        try:
+            await run_claim(self.deps, claim, control)
+        except Exception:
+            log.exception("run %s crashed its runner; its lease will lapse", claim.run["id"])
+        finally:
+            self._active.pop(claim.run["id"], None)
+            self._slots.release()
+            self.wakeup.set()
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        self.wakeup.clear()
+        waiters = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(stop.wait())]
+        await asyncio.wait(
+            waiters, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
+        interval = self.settings.lease_seconds / 3
+        while not stop.is_set():
+            try:
+                await self._beat()
+            except Exception:
+                log.exception("heartbeat failed")
+            await asyncio.sleep(interval)
+
+    async def _beat(self) -> None:
+        owned = [(a.claim.job_id, a.claim.attempt, run) for run, a in self._active.items()]
+        lost, cancelled = await execution.heartbeat(
+            self.deps.db, worker_id=self.id, owned=owned, lease=self.lease
+        )
+        for run_id in lost | cancelled:
+            active = self._active.get(run_id)
+            if active is None:
+                continue
+            active.control.lease_lost |= run_id in lost
+            active.control.cancel_requested |= run_id in cancelled
+            active.control.interrupt.set()
+
+    async def _drain(self) -> None:
+        tasks = [a.task for a in self._active.values()]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

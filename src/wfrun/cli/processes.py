@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from pathlib import Path
 
 import click
@@ -46,18 +47,23 @@ async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
     try:
         demo_key = await _seed(runtime)
         app = create_app(settings, runtime=runtime, embedded_worker=embedded_worker)
-        config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level="info", access_log=False
-        )
-        server = uvicorn.Server(config)
-        await server.startup()
-        if server.should_exit:
-            return
-        _banner(runtime, server, demo_key)
-        await server.main_loop()
-        await server.shutdown()
+        sock = _listen(settings.host, settings.port)
+        config = uvicorn.Config(app, log_level="info", access_log=False)
+        _banner(runtime, sock.getsockname()[1], demo_key)
+        await uvicorn.Server(config).serve(sockets=[sock])
     finally:
         await runtime.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before serving, so the banner can name the real port (``--port 0``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 async def _seed(runtime: Runtime) -> str | None:
@@ -67,8 +73,7 @@ async def _seed(runtime: Runtime) -> str | None:
     return demo.api_key
 
 
-def _banner(runtime: Runtime, server: uvicorn.Server, demo_key: str | None) -> None:
-    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else 0
+def _banner(runtime: Runtime, port: int, demo_key: str | None) -> None:
     url = f"http://{runtime.settings.host}:{port}{API_PREFIX}"
     store = "sqlite" if runtime.db.is_sqlite else "postgresql"
     click.echo(f"wfrun {__version__} serving {url} ({store}, data in {runtime.settings.data_dir})")
@@ -76,7 +81,6 @@ def _banner(runtime: Runtime, server: uvicorn.Server, demo_key: str | None) -> N
     if demo_key:
         click.echo(f"demo API key (also in {runtime.settings.data_dir / KEY_FILE}):")
         click.echo(demo_key)
-    click.echo("", nl=True)
 
 
 @click.command()

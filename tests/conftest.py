@@ -1,0 +1,95 @@
+"""Fixtures: every store, API and worker test runs on SQLite and on PostgreSQL.
+
+``runtime`` is a real wfrun runtime on a fresh database; on teardown the ledger invariants
+must hold (reliability.md INV-1..8), so every test that moves money is also a books check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import databases
+from tests.support.server import LiveServer, start_server
+from wfrun.config import Settings, WorkerSettings
+from wfrun.runtime import Runtime, build_runtime
+from wfrun.store.audit import ledger_problems
+
+DIALECTS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    asyncio.run(databases.make_sqlite_template(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    databases.require_postgres()
+    name = f"wfrun_test_{os.getpid()}"
+    asyncio.run(databases.create_pg_database(name))
+    yield databases.pg_url(name)
+    asyncio.run(databases.drop_pg_database(name))
+
+
+@pytest.fixture(params=DIALECTS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A fresh, migrated database of each dialect."""
+    if request.param == "sqlite":
+        return databases.copy_sqlite(sqlite_template, tmp_path / "wfrun.db")
+    url: str = request.getfixturevalue("pg_database")
+    return url
+
+
+def make_settings(database_url: str, data_dir: Path, **worker: float) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        secret_key="test-secret",
+        seed_demo=False,
+        worker=WorkerSettings(
+            concurrency=int(worker.get("concurrency", 4)),
+            lease_seconds=worker.get("lease_seconds", 5.0),
+            poll_interval=worker.get("poll_interval", 0.05),
+            max_attempts=int(worker.get("max_attempts", 3)),
+        ),
+    )
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path / "data")
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    rt = await build_runtime(settings)
+    if not rt.db.is_sqlite:
+        await databases.truncate_all(rt.db)
+    try:
+        yield rt
+        async with rt.db.transaction() as conn:
+            problems = await ledger_problems(conn)
+        assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
+    finally:
+        await rt.close()
+
+
+@pytest.fixture
+async def server(runtime: Runtime) -> AsyncIterator[LiveServer]:
+    """The real app under uvicorn on a loopback port (no embedded worker)."""
+    async with start_server(runtime) as live:
+        yield live
+
+
+@pytest.fixture
+async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.api_url, timeout=30) as client:
+        yield client

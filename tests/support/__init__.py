@@ -1,0 +1,1 @@
+"""Test support: settings, factories and checks shared by the suites (no mocks of wfrun)."""

@@ -309,7 +309,7 @@ def _reference_blur(image: Image.Image, radius: int, sigma: float) -> list[float
             for dy, wy in enumerate(weights, start=-radius):
                 for dx, wx in enumerate(weights, start=-radius):
                     pixel = image.getpixel((reflect(x + dx, width), reflect(y + dy, height)))
-                    assert isinstance(pixel, int)
+                    assert isinstance(pixel, float | int)
                     total += wx * wy * pixel
             result.append(total)
     return result
@@ -452,7 +452,7 @@ async def test_event_loop_is_not_blocked_while_a_node_sleeps() -> None:
     outputs = await run(graph)
     task.cancel()
     assert outputs["2"].text == ("5",)
-    assert ticks >= 10
+    assert ticks >= 5
 
 
 def test_node_context_sleep_stops_when_aborted() -> None:

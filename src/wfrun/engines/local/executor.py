@@ -82,22 +82,34 @@ async def execute_graph(
     ctx = NodeContext(_prompt_json(graph), load_image, interrupt)
     values = _Values(plan)
     results: dict[str, NodeOutput] = {}
-    total = len(plan.order)
     try:
         for index, node_id in enumerate(plan.order):
-            if interrupt.is_set():
-                raise Interrupted()
             node = plan.nodes[node_id]
-            class_type = node.spec.class_type
-            await hooks.node_started(node_id, class_type, index, total)
-            result = await asyncio.to_thread(_run_node, node, values.arguments(node), ctx)
-            values.store(node, result)
-            await hooks.node_finished(node_id, class_type, index, total)
+            result = await _run_step(node, index, len(plan.order), values, ctx, hooks)
             if node.spec.output_node and result.ui is not None and not result.ui.is_empty():
                 results[node_id] = result.ui
     finally:
         ctx.abort.set()  # stops a node still running in its thread after cancellation
     return results
+
+
+async def _run_step(
+    node: PlannedNode,
+    index: int,
+    total: int,
+    values: _Values,
+    ctx: NodeContext,
+    hooks: ExecutionHooks,
+) -> NodeResult:
+    """Runs one node between its hooks, after checking the interrupt flag."""
+    if ctx.interrupt.is_set():
+        raise Interrupted()
+    class_type = node.spec.class_type
+    await hooks.node_started(node.node_id, class_type, index, total)
+    result = await asyncio.to_thread(_run_node, node, values.arguments(node), ctx)
+    values.store(node, result)
+    await hooks.node_finished(node.node_id, class_type, index, total)
+    return result
 
 
 def _run_node(node: PlannedNode, arguments: dict[str, Any], ctx: NodeContext) -> NodeResult:

@@ -22,24 +22,28 @@ from wfrun.workers.worker import Worker
 
 
 async def _cancel(http: httpx.AsyncClient, who: Customer, run_id: str) -> dict[str, Any]:
-    response = await http.post("/workflow/run/cancel", json={"run_order_id": run_id},
-                               headers=who.headers)
+    response = await http.post(
+        "/workflow/run/cancel", json={"run_order_id": run_id}, headers=who.headers
+    )
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()["data"]
     return data
 
 
 async def _execution(http: httpx.AsyncClient, who: Customer, run_id: str) -> dict[str, Any]:
-    response = await http.get("/workflow/run/execution", params={"run_order_id": run_id},
-                              headers=who.headers)
+    response = await http.get(
+        "/workflow/run/execution", params={"run_order_id": run_id}, headers=who.headers
+    )
     data: dict[str, Any] = response.json()["data"]
     return data
 
 
-async def _submit_sleepy(runtime: Runtime, http: httpx.AsyncClient, seconds: float,
-                         balance: str = "1") -> tuple[Customer, str]:
-    workflow_id = await publish_package(runtime, await operator(runtime),
-                                        sleepy_package(seconds=seconds))
+async def _submit_sleepy(
+    runtime: Runtime, http: httpx.AsyncClient, seconds: float, balance: str = "1"
+) -> tuple[Customer, str]:
+    workflow_id = await publish_package(
+        runtime, await operator(runtime), sleepy_package(seconds=seconds)
+    )
     alice = await customer(runtime, balance=balance)
     response = await http.post(
         "/workflow/run/submit",
@@ -70,8 +74,12 @@ async def test_cancel_queued_releases_everything_and_it_never_runs(runtime, http
 
 async def test_cancel_running_stops_at_a_node_boundary_and_charges_time_used(runtime, http):
     alice, run_id = await _submit_sleepy(runtime, http, seconds=1.0)
-    worker = Worker(db=runtime.db, storage=runtime.storage, engines=runtime.engines,
-                    settings=runtime.settings.worker)
+    worker = Worker(
+        db=runtime.db,
+        storage=runtime.storage,
+        engines=runtime.engines,
+        settings=runtime.settings.worker,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
@@ -95,9 +103,11 @@ async def test_cancel_running_stops_at_a_node_boundary_and_charges_time_used(run
         await task
     assert view["status"] == "cancelled"
     executed = [log["node_id"] for log in view["logs"] if log["event_type"] == "executed"]
-    assert "3" not in executed and "4" not in executed
-    info = (await http.get("/workflow/run/info", params={"run_order_id": run_id},
-                           headers=alice.headers)).json()["data"]
+    assert "3" not in executed
+    assert "4" not in executed
+    info = (
+        await http.get("/workflow/run/info", params={"run_order_id": run_id}, headers=alice.headers)
+    ).json()["data"]
     final, released = parse_amount(info["final_amount"]), parse_amount(info["released_amount"])
     # 0.01 CNY per second, no fixed fee on cancel: about one second was consumed.
     assert parse_amount("0.005") < final < parse_amount("0.03")
@@ -121,8 +131,9 @@ async def test_cancel_after_success_is_a_no_op(runtime, http):
 async def test_cancel_someone_elses_run_is_not_found(runtime, http):
     _, run_id = await _submit_sleepy(runtime, http, seconds=0)
     mallory = await customer(runtime, name="mallory")
-    response = await http.post("/workflow/run/cancel", json={"run_order_id": run_id},
-                               headers=mallory.headers)
+    response = await http.post(
+        "/workflow/run/cancel", json={"run_order_id": run_id}, headers=mallory.headers
+    )
     assert response.status_code == 404
     assert response.json()["data"]["error"]["engine_code"] == "RUN_NOT_FOUND"
     await drain(runtime)

@@ -42,8 +42,13 @@ async def test_walk_from_market_to_downloaded_output(runtime: Runtime, http: htt
     assert market["total"] == 1
     item = market["items"][0]
     assert item["quote_amount"] == "0.03000000"
-    info = ok(await http.get("/workflow/market/info", params={"workflow_id": item["workflow_id"]},
-                             headers=alice.headers))
+    info = ok(
+        await http.get(
+            "/workflow/market/info",
+            params={"workflow_id": item["workflow_id"]},
+            headers=alice.headers,
+        )
+    )
     keys = {entry["key"] for entry in info["editable_parameter_manifest"]}
     assert {"n1_image", "n2_width", "n6_value"} <= keys
     assert "binding" not in info["editable_parameter_manifest"][0]
@@ -58,17 +63,24 @@ async def test_walk_from_market_to_downloaded_output(runtime: Runtime, http: htt
     assert submitted["freeze_status"] == "frozen"
     assert submitted["idempotent_replay"] is False
     assert await account_balance(runtime, alice.account_id) == (
-        parse_amount("4.97"), parse_amount("0.03"))
+        parse_amount("4.97"),
+        parse_amount("0.03"),
+    )
 
     await drain(runtime)
 
     run_id = submitted["run_order_id"]
-    execution = ok(await http.get("/workflow/run/execution", params={"run_order_id": run_id},
-                                  headers=alice.headers))
+    execution = ok(
+        await http.get(
+            "/workflow/run/execution", params={"run_order_id": run_id}, headers=alice.headers
+        )
+    )
     assert execution["status"] == "succeeded"
     assert execution["progress_percent"] == 100
     assert execution["outputs"]["n7_text"] == "hi"
-    node_logs = [entry["node_id"] for entry in execution["logs"] if entry["event_type"] == "executed"]
+    node_logs = [
+        entry["node_id"] for entry in execution["logs"] if entry["event_type"] == "executed"
+    ]
     assert node_logs == ["1", "2", "3", "4", "5", "6", "7"]
     assert execution["actual_execution_duration_sec"] > 0
 
@@ -81,8 +93,9 @@ async def test_walk_from_market_to_downloaded_output(runtime: Runtime, http: htt
     assert image.size == (80, 40)
     assert image.getpixel((40, 20)) == (55, 225, 225)  # (200, 30, 30) inverted
 
-    info = ok(await http.get("/workflow/run/info", params={"run_order_id": run_id},
-                             headers=alice.headers))
+    info = ok(
+        await http.get("/workflow/run/info", params={"run_order_id": run_id}, headers=alice.headers)
+    )
     final, released = parse_amount(info["final_amount"]), parse_amount(info["released_amount"])
     assert info["settlement_status"] == "settled"
     assert info["freeze_status"] == "settled"
@@ -104,18 +117,33 @@ async def test_signed_links_refuse_tampering_and_expiry(runtime: Runtime, http: 
     await publish_demo(runtime, owner)
     alice = await customer(runtime)
     workflow_id = ok(await http.get("/workflow/market/list", headers=alice.headers))["items"][0][
-        "workflow_id"]
-    run = ok(await submit(http, alice, {"workflow_id": workflow_id, "idempotency_key": "s",
-                                        "inputs": {"n1_image": data_uri(png_bytes())}}))
+        "workflow_id"
+    ]
+    run = ok(
+        await submit(
+            http,
+            alice,
+            {
+                "workflow_id": workflow_id,
+                "idempotency_key": "s",
+                "inputs": {"n1_image": data_uri(png_bytes())},
+            },
+        )
+    )
     await drain(runtime)
-    execution = ok(await http.get("/workflow/run/execution",
-                                  params={"run_order_id": run["run_order_id"]},
-                                  headers=alice.headers))
+    execution = ok(
+        await http.get(
+            "/workflow/run/execution",
+            params={"run_order_id": run["run_order_id"]},
+            headers=alice.headers,
+        )
+    )
     url = execution["outputs"]["n5_images"][0]
     tampered = url.replace("wfrun_demo_00001_", "wfrun_demo_00002_")
-    base, _, query = url.partition("?")
-    expired = base + "?expires=1&signature=" + runtime.signer.signature(
-        base.split("/files/", 1)[1], 1)
+    base, _, _query = url.partition("?")
+    expired = (
+        base + "?expires=1&signature=" + runtime.signer.signature(base.split("/files/", 1)[1], 1)
+    )
     async with httpx.AsyncClient() as plain:
         for bad in (tampered, expired):
             response = await plain.get(bad)
@@ -128,22 +156,32 @@ async def test_queue_position_and_eta_while_queued(runtime: Runtime, http: httpx
     await publish_demo(runtime, owner)
     alice = await customer(runtime)
     workflow_id = ok(await http.get("/workflow/market/list", headers=alice.headers))["items"][0][
-        "workflow_id"]
+        "workflow_id"
+    ]
     run_ids = []
     for i in range(3):
-        body = {"workflow_id": workflow_id, "idempotency_key": f"q{i}",
-                "inputs": {"n1_image": data_uri(png_bytes())}}
+        body = {
+            "workflow_id": workflow_id,
+            "idempotency_key": f"q{i}",
+            "inputs": {"n1_image": data_uri(png_bytes())},
+        }
         run_ids.append(ok(await submit(http, alice, body))["run_order_id"])
     positions = []
     for run_id in run_ids:
-        view = ok(await http.get("/workflow/run/execution", params={"run_order_id": run_id},
-                                 headers=alice.headers))
+        view = ok(
+            await http.get(
+                "/workflow/run/execution", params={"run_order_id": run_id}, headers=alice.headers
+            )
+        )
         assert view["status"] == "queued"
         positions.append(view["queue_info"]["position"])
         assert view["queue_info"]["estimated_wait_sec"] >= 0
     assert positions == [1, 2, 3]
     # No worker has ever heartbeated: the ETA assumes one slot and the revision's estimate.
-    last = ok(await http.get("/workflow/run/execution", params={"run_order_id": run_ids[2]},
-                             headers=alice.headers))
+    last = ok(
+        await http.get(
+            "/workflow/run/execution", params={"run_order_id": run_ids[2]}, headers=alice.headers
+        )
+    )
     assert last["queue_info"]["estimated_wait_sec"] == 30
     await drain(runtime)

@@ -53,8 +53,9 @@ async def test_same_key_with_a_different_request_is_422_and_changes_nothing(runt
     alice, workflow_id, _ = await _setup(runtime)
     await http.post("/workflow/run/submit", json=_body(workflow_id, "k1"), headers=alice.headers)
     before = await money_snapshot(runtime)
-    response = await http.post("/workflow/run/submit", json=_body(workflow_id, "k1", n2_width=64),
-                               headers=alice.headers)
+    response = await http.post(
+        "/workflow/run/submit", json=_body(workflow_id, "k1", n2_width=64), headers=alice.headers
+    )
     assert response.status_code == 422
     error = response.json()["data"]["error"]
     assert error["engine_code"] == "IDEMPOTENCY_KEY_REUSED"
@@ -65,14 +66,21 @@ async def test_same_key_with_a_different_request_is_422_and_changes_nothing(runt
 async def test_keys_are_scoped_per_account(runtime, http):
     alice, workflow_id, _ = await _setup(runtime)
     bob = await customer(runtime, name="bob")
-    a = (await http.post("/workflow/run/submit", json=_body(workflow_id, "shared"),
-                         headers=alice.headers)).json()["data"]
-    b = (await http.post("/workflow/run/submit", json=_body(workflow_id, "shared"),
-                         headers=bob.headers)).json()["data"]
+    a = (
+        await http.post(
+            "/workflow/run/submit", json=_body(workflow_id, "shared"), headers=alice.headers
+        )
+    ).json()["data"]
+    b = (
+        await http.post(
+            "/workflow/run/submit", json=_body(workflow_id, "shared"), headers=bob.headers
+        )
+    ).json()["data"]
     assert a["run_order_id"] != b["run_order_id"]
     assert b["idempotent_replay"] is False
-    other = await http.get("/workflow/run/info", params={"run_order_id": a["run_order_id"]},
-                           headers=bob.headers)
+    other = await http.get(
+        "/workflow/run/info", params={"run_order_id": a["run_order_id"]}, headers=bob.headers
+    )
     assert other.status_code == 404
 
 
@@ -96,8 +104,9 @@ async def test_fifty_distinct_submits_against_a_balance_for_k(runtime, http):
     alice, workflow_id, _ = await _setup(runtime, balance=str(0.03 * k))
     responses = await asyncio.gather(
         *(
-            http.post("/workflow/run/submit", json=_body(workflow_id, f"d{i}"),
-                      headers=alice.headers)
+            http.post(
+                "/workflow/run/submit", json=_body(workflow_id, f"d{i}"), headers=alice.headers
+            )
             for i in range(50)
         )
     )
@@ -114,8 +123,9 @@ async def test_fifty_distinct_submits_against_a_balance_for_k(runtime, http):
 async def test_a_refused_submit_can_be_retried_with_the_same_key(runtime, http):
     alice, workflow_id, _ = await _setup(runtime, balance="0.01")
     body = _body(workflow_id, "retry-me")
-    assert (await http.post("/workflow/run/submit", json=body,
-                            headers=alice.headers)).status_code == 402
+    assert (
+        await http.post("/workflow/run/submit", json=body, headers=alice.headers)
+    ).status_code == 402
     await accounts.top_up(runtime.db, account_id=alice.account_id, amount=parse_amount("1"))
     retried = await http.post("/workflow/run/submit", json=body, headers=alice.headers)
     assert retried.status_code == 200
@@ -132,8 +142,7 @@ async def test_quote_validates_and_prices_without_side_effects(runtime, http):
     assert data["quote_amount"] == "0.03000000"
     assert data["revision_id"] == revision_id
     assert data["breakdown"]["fixed_fee"] == "0.01000000"
-    bad = await http.post("/workflow/run/quote", json={**body, "inputs": {}},
-                          headers=alice.headers)
+    bad = await http.post("/workflow/run/quote", json={**body, "inputs": {}}, headers=alice.headers)
     assert bad.status_code == 400
     assert await money_snapshot(runtime) == before
 
@@ -145,15 +154,30 @@ BAD_INPUTS = [
     ({"n2_width": 12.5}, "input n2_width must be an integer, got number 12.5"),
     ({"n2_width": 4096}, "input n2_width must be <= 2048 (got 4096)"),
     ({"n2_width": 2}, "input n2_width must be >= 16 (got 2)"),
-    ({"n2_upscale_method": "fancy"}, "input n2_upscale_method must be one of 'nearest-exact', "
-                                     "'bilinear', 'area', 'bicubic', 'lanczos' (got 'fancy')"),
+    (
+        {"n2_upscale_method": "fancy"},
+        (
+            "input n2_upscale_method must be one of 'nearest-exact', "
+            "'bilinear', 'area', 'bicubic', 'lanczos' (got 'fancy')"
+        ),
+    ),
     ({"n6_value": 5}, "input n6_value must be a string, got integer 5"),
-    ({"n1_image": "not a file"}, "input n1_image must be an http(s) URL, asset:// URI or data: URI"),
-    ({"n1_image": "data:image/png;base64,@@@"}, "input n1_image data URI payload is not valid base64"),
-    ({"n1_image": data_uri(b"plain text, not an image", "image/png")},
-     "input n1_image must be image data; its bytes are not a known format"),
-    ({"n1_image": data_uri(png_bytes(), "image/jpeg")},
-     "input n1_image declares image/jpeg but its bytes are image/png"),
+    (
+        {"n1_image": "not a file"},
+        "input n1_image must be an http(s) URL, asset:// URI or data: URI",
+    ),
+    (
+        {"n1_image": "data:image/png;base64,@@@"},
+        "input n1_image data URI payload is not valid base64",
+    ),
+    (
+        {"n1_image": data_uri(b"plain text, not an image", "image/png")},
+        "input n1_image must be image data; its bytes are not a known format",
+    ),
+    (
+        {"n1_image": data_uri(png_bytes(), "image/jpeg")},
+        "input n1_image declares image/jpeg but its bytes are image/png",
+    ),
     ({"n1_image": [data_uri(png_bytes())]}, "input n1_image takes one image, not a list"),
 ]
 
@@ -162,17 +186,23 @@ BAD_INPUTS = [
 async def test_bad_inputs_get_a_precise_400_and_change_nothing(runtime, http, inputs, detail):
     alice, workflow_id, _ = await _setup(runtime)
     before = await money_snapshot(runtime)
-    body = {"workflow_id": workflow_id, "idempotency_key": "bad",
-            "inputs": {"n1_image": data_uri(png_bytes()), **inputs}}
-    if inputs.get("n1_image", "") is None:
-        del body["inputs"]["n1_image"]
+    submitted = {"n1_image": data_uri(png_bytes()), **inputs}
+    if submitted["n1_image"] is None:
+        del submitted["n1_image"]  # "missing", not "null"
+    body = {"workflow_id": workflow_id, "idempotency_key": "bad", "inputs": submitted}
     response = await http.post("/workflow/run/submit", json=body, headers=alice.headers)
     assert response.status_code == 400
     assert response.json() == {
         "code": 1,
         "msg": "Workflow input content is invalid.",
-        "data": {"error": {"reason": "Workflow input content is invalid.", "detail": detail,
-                           "engine_code": "INVALID_WORKFLOW_INPUT", "status_code": 400}},
+        "data": {
+            "error": {
+                "reason": "Workflow input content is invalid.",
+                "detail": detail,
+                "engine_code": "INVALID_WORKFLOW_INPUT",
+                "status_code": 400,
+            }
+        },
     }
     assert await money_snapshot(runtime) == before
 
@@ -190,38 +220,82 @@ async def test_request_level_errors(runtime, http):
     foreign = await publish_demo(runtime, other, slug="other-demo")
     before = await money_snapshot(runtime)
     cases = [
-        (await http.post("/workflow/run/submit", json=_body("wf_00000000000000000000"),
-                         headers=alice.headers),
-         (404, "WORKFLOW_NOT_FOUND", "workflow wf_00000000000000000000 does not exist")),
-        (await http.post("/workflow/run/submit",
-                         json={**_body(workflow_id), "revision_id": foreign.revision_id},
-                         headers=alice.headers),
-         (404, "REVISION_NOT_FOUND",
-          f"revision {foreign.revision_id} is not a revision of workflow {workflow_id}")),
-        (await http.post("/workflow/run/submit",
-                         json={k: v for k, v in _body(workflow_id).items()
-                               if k != "idempotency_key"}, headers=alice.headers),
-         (400, "IDEMPOTENCY_KEY_REQUIRED",
-          "idempotency_key is required (1-255 printable characters)")),
-        (await http.post("/workflow/run/submit", json=_body(workflow_id, "x" * 256),
-                         headers=alice.headers),
-         (400, "IDEMPOTENCY_KEY_REQUIRED", "idempotency_key must be 1-255 printable characters")),
-        (await http.post("/workflow/run/submit", json=_body(workflow_id)),
-         (401, "API_KEY_MISSING", "send the API key as 'Authorization: Bearer <key>'")),
-        (await http.post("/workflow/run/submit", json=_body(workflow_id),
-                         headers={"Authorization": "Bearer wfk_wrong"}),
-         (401, "API_KEY_INVALID", "the API key is not recognised or has been revoked")),
-        (await http.post("/workflow/run/submit", json={**_body(workflow_id), "surprise": 1},
-                         headers=alice.headers),
-         (400, "INVALID_PARAMETER", "unknown field(s) in body: surprise")),
-        (await http.post("/workflow/run/submit", content=b"{not json",
-                         headers={**alice.headers, "content-type": "application/json"}),
-         (400, "INVALID_PARAMETER", None)),
-        (await http.get("/workflow/run/list", params={"page_size": 500}, headers=alice.headers),
-         (400, "INVALID_PARAMETER", "page_size: Input should be less than or equal to 100")),
-        (await http.get("/workflow/run/info", params={"run_order_id": "wfrun_missing"},
-                        headers=alice.headers),
-         (404, "RUN_NOT_FOUND", "run wfrun_missing does not exist")),
+        (
+            await http.post(
+                "/workflow/run/submit", json=_body("wf_00000000000000000000"), headers=alice.headers
+            ),
+            (404, "WORKFLOW_NOT_FOUND", "workflow wf_00000000000000000000 does not exist"),
+        ),
+        (
+            await http.post(
+                "/workflow/run/submit",
+                json={**_body(workflow_id), "revision_id": foreign.revision_id},
+                headers=alice.headers,
+            ),
+            (
+                404,
+                "REVISION_NOT_FOUND",
+                f"revision {foreign.revision_id} is not a revision of workflow {workflow_id}",
+            ),
+        ),
+        (
+            await http.post(
+                "/workflow/run/submit",
+                json={k: v for k, v in _body(workflow_id).items() if k != "idempotency_key"},
+                headers=alice.headers,
+            ),
+            (
+                400,
+                "IDEMPOTENCY_KEY_REQUIRED",
+                "idempotency_key is required (1-255 printable characters)",
+            ),
+        ),
+        (
+            await http.post(
+                "/workflow/run/submit", json=_body(workflow_id, "x" * 256), headers=alice.headers
+            ),
+            (400, "IDEMPOTENCY_KEY_REQUIRED", "idempotency_key must be 1-255 printable characters"),
+        ),
+        (
+            await http.post("/workflow/run/submit", json=_body(workflow_id)),
+            (401, "API_KEY_MISSING", "send the API key as 'Authorization: Bearer <key>'"),
+        ),
+        (
+            await http.post(
+                "/workflow/run/submit",
+                json=_body(workflow_id),
+                headers={"Authorization": "Bearer wfk_wrong"},
+            ),
+            (401, "API_KEY_INVALID", "the API key is not recognised or has been revoked"),
+        ),
+        (
+            await http.post(
+                "/workflow/run/submit",
+                json={**_body(workflow_id), "surprise": 1},
+                headers=alice.headers,
+            ),
+            (400, "INVALID_PARAMETER", "unknown field(s) in body: surprise"),
+        ),
+        (
+            await http.post(
+                "/workflow/run/submit",
+                content=b"{not json",
+                headers={**alice.headers, "content-type": "application/json"},
+            ),
+            (400, "INVALID_PARAMETER", None),
+        ),
+        (
+            await http.get("/workflow/run/list", params={"page_size": 500}, headers=alice.headers),
+            (400, "INVALID_PARAMETER", "page_size: Input should be less than or equal to 100"),
+        ),
+        (
+            await http.get(
+                "/workflow/run/info",
+                params={"run_order_id": "wfrun_missing"},
+                headers=alice.headers,
+            ),
+            (404, "RUN_NOT_FOUND", "run wfrun_missing does not exist"),
+        ),
     ]
     for response, (status, code, detail) in cases:
         got = await _error(response)

@@ -57,18 +57,26 @@ def sleepy_package(*, seconds: float = 1.0, price_per_second: str = "0.01") -> d
         "title": "Sleepy",
         "engine": "local",
         "graph": {
-            "1": {"class_type": "EmptyImage",
-                  "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+            "1": {
+                "class_type": "EmptyImage",
+                "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0},
+            },
             "2": {"class_type": "TestSleep", "inputs": {"value": ["1", 0], "seconds": seconds}},
             "3": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
-            "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0],
-                                                        "filename_prefix": "sleepy"}},
+            "4": {
+                "class_type": "SaveImage",
+                "inputs": {"images": ["3", 0], "filename_prefix": "sleepy"},
+            },
         },
-        "inputs": [{"key": "n2_seconds", "type": "number", "default_value": seconds,
-                    "min": 0, "max": 60}],
+        "inputs": [
+            {"key": "n2_seconds", "type": "number", "default_value": seconds, "min": 0, "max": 60}
+        ],
         "outputs": [{"key": "n4_images", "type": "image", "multiple": True}],
-        "pricing": {"fixed_fee": "0.01", "price_per_second": price_per_second,
-                    "estimated_seconds": 10},
+        "pricing": {
+            "fixed_fee": "0.01",
+            "price_per_second": price_per_second,
+            "estimated_seconds": 10,
+        },
         "timeout_seconds": 60,
     }
 
@@ -80,7 +88,9 @@ async def publish_package(rt: Runtime, owner: str, document: dict[str, Any]) -> 
     return result.workflow_id
 
 
-def png_bytes(width: int = 32, height: int = 24, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+def png_bytes(
+    width: int = 32, height: int = 24, color: tuple[int, int, int] = (200, 30, 30)
+) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -105,8 +115,9 @@ async def money_snapshot(rt: Runtime) -> dict[str, Any]:
         }
         balances = (
             await conn.execute(
-                select(accounts_table.c.id, accounts_table.c.available, accounts_table.c.frozen)
-                .order_by(accounts_table.c.id)
+                select(
+                    accounts_table.c.id, accounts_table.c.available, accounts_table.c.frozen
+                ).order_by(accounts_table.c.id)
             )
         ).all()
     return {"counts": counts, "balances": [tuple(b) for b in balances]}

@@ -24,7 +24,9 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def start_server(runtime: Runtime, *, embedded_worker: bool = False) -> AsyncIterator[LiveServer]:
+async def start_server(
+    runtime: Runtime, *, embedded_worker: bool = False
+) -> AsyncIterator[LiveServer]:
     app = create_app(runtime.settings, runtime=runtime, embedded_worker=embedded_worker)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))

@@ -53,8 +53,13 @@ class Worker:
         self.wakeup = wakeup or asyncio.Event()
         self._active: dict[str, _Active] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._registered = False
 
     async def register(self) -> None:
+        """Record this worker (once) so queue ETAs know its capacity."""
+        if self._registered:
+            return
+        self._registered = True
         await execution.register_worker(
             self.deps.db,
             worker_id=self.id,

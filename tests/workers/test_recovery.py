@@ -1,0 +1,147 @@
+"""Workers that die, stall or lose their lease: every run still ends settled exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.support.factories import (
+    account_balance,
+    customer,
+    operator,
+    publish_package,
+    sleepy_package,
+)
+from wfrun.domain.money import parse_amount
+from wfrun.runtime import Runtime
+from wfrun.services import execution, runs
+from wfrun.services.accounts import Principal
+from wfrun.services.execution import Claim
+from wfrun.store.runs import find_run
+from wfrun.store.schema import jobs, ledger_entries
+from wfrun.workers.worker import Worker
+
+
+async def _submit(runtime: Runtime, seconds: float) -> tuple[str, str]:
+    workflow_id = await publish_package(runtime, await operator(runtime),
+                                        sleepy_package(seconds=seconds))
+    alice = await customer(runtime, balance="1")
+    principal = Principal(alice.account_id, "key_test", "alice")
+    request = runs.RunRequest(workflow_id=workflow_id, revision_id=None, inputs={},
+                              idempotency_key="r")
+    result = await runs.submit_run(runtime.db, principal, request, runtime.policy)
+    return alice.account_id, result.run["id"]
+
+
+async def _run_row(runtime: Runtime, run_id: str):
+    async with runtime.db.transaction() as conn:
+        return await find_run(conn, run_id)
+
+
+async def _entry_kinds(runtime: Runtime, run_id: str) -> list[str]:
+    async with runtime.db.transaction() as conn:
+        rows = await conn.execute(
+            select(ledger_entries.c.kind).where(ledger_entries.c.run_id == run_id)
+        )
+        return sorted(r.kind for r in rows)
+
+
+async def test_stale_attempt_cannot_settle_after_losing_its_lease(runtime):
+    account_id, run_id = await _submit(runtime, seconds=0)
+    first = await execution.claim_next(runtime.db, worker_id="w1", lease=timedelta(seconds=0.2))
+    assert isinstance(first, Claim)
+    await asyncio.sleep(0.3)
+    second = await execution.claim_next(runtime.db, worker_id="w2", lease=timedelta(seconds=30))
+    assert isinstance(second, Claim)
+    assert (first.attempt, second.attempt) == (1, 2)
+
+    assert await execution.complete(runtime.db, first, outputs={}, execution_ms=500) is False
+    with pytest.raises(execution.Fenced):
+        await execution.record_node(runtime.db, first, event_type="executed", node_id="1",
+                                    message="late", percent=50, snapshot={})
+    assert await execution.complete(runtime.db, second, outputs={}, execution_ms=100) is True
+    assert await execution.complete(runtime.db, second, outputs={}, execution_ms=100) is False
+
+    row = await _run_row(runtime, run_id)
+    assert (row["status"], row["attempt"], row["execution_ms"]) == ("succeeded", 2, 100)
+    assert await _entry_kinds(runtime, run_id) == ["freeze", "settle"]
+    assert await account_balance(runtime, account_id) == (
+        parse_amount("1") - row["final_amount"], 0)
+
+
+async def test_poison_job_is_failed_and_released_after_max_attempts(runtime):
+    account_id, run_id = await _submit(runtime, seconds=0)
+    lease = timedelta(seconds=0.05)
+    for attempt in range(1, runtime.settings.worker.max_attempts + 1):
+        claim = await execution.claim_next(runtime.db, worker_id=f"w{attempt}", lease=lease)
+        assert isinstance(claim, Claim)
+        assert claim.attempt == attempt
+        await asyncio.sleep(0.1)  # the worker "dies": its lease lapses
+    outcome = await execution.claim_next(runtime.db, worker_id="last", lease=lease)
+    assert outcome == "settled"
+    row = await _run_row(runtime, run_id)
+    assert row["status"] == "failed"
+    assert row["error_code"] == "WORKER_LOST"
+    assert row["final_amount"] == 0
+    assert await _entry_kinds(runtime, run_id) == ["freeze", "release"]
+    assert await account_balance(runtime, account_id) == (parse_amount("1"), 0)
+    async with runtime.db.transaction() as conn:
+        status = (await conn.execute(select(jobs.c.status))).scalar_one()
+    assert status == "failed"
+
+
+def _spawn_worker(runtime: Runtime, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "WFRUN_DATABASE_URL": runtime.settings.resolved_database_url,
+        "WFRUN_DATA_DIR": str(runtime.settings.data_dir),
+        "WFRUN_SECRET_KEY": "test-secret",
+        "WFRUN_WORKER__LEASE_SECONDS": "1",
+        "WFRUN_WORKER__POLL_INTERVAL": "0.05",
+    }
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "wfrun", "worker"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_path):
+    account_id, run_id = await _submit(runtime, seconds=1.0)
+    process = _spawn_worker(runtime, tmp_path / "worker.log")
+    try:
+        for _ in range(400):
+            row = await _run_row(runtime, run_id)
+            snapshot = row["progress_snapshot"] or {}
+            if row["status"] == "running" and snapshot.get("node_id") == "2":
+                break
+            await asyncio.sleep(0.025)
+        else:
+            pytest.fail("worker never started the run:\n" + (tmp_path / "worker.log").read_text())
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert (await _run_row(runtime, run_id))["status"] == "running"
+
+    worker = Worker(db=runtime.db, storage=runtime.storage, engines=runtime.engines,
+                    settings=runtime.settings.worker.model_copy(update={"lease_seconds": 1.0}))
+    for _ in range(100):
+        await worker.run_until_idle()
+        row = await _run_row(runtime, run_id)
+        if row["status"] != "running":
+            break
+        await asyncio.sleep(0.1)
+    assert row["status"] == "succeeded"
+    assert row["attempt"] == 2
+    assert await _entry_kinds(runtime, run_id) == ["freeze", "settle"]
+    assert await account_balance(runtime, account_id) == (
+        parse_amount("1") - row["final_amount"], 0)

@@ -134,6 +134,11 @@ class ApiKeyNotFound(NotFound):
     reason = "API key not found."
 
 
+class FileNotFound(NotFound):
+    code = "FILE_NOT_FOUND"
+    reason = "File not found."
+
+
 class FileLinkInvalid(Forbidden):
     code = "SIGNED_URL_INVALID"
     reason = "The link is invalid or expired."

@@ -31,12 +31,14 @@ from wfrun.workers.worker import Worker
 
 
 async def _submit(runtime: Runtime, seconds: float) -> tuple[str, str]:
-    workflow_id = await publish_package(runtime, await operator(runtime),
-                                        sleepy_package(seconds=seconds))
+    workflow_id = await publish_package(
+        runtime, await operator(runtime), sleepy_package(seconds=seconds)
+    )
     alice = await customer(runtime, balance="1")
     principal = Principal(alice.account_id, "key_test", "alice")
-    request = runs.RunRequest(workflow_id=workflow_id, revision_id=None, inputs={},
-                              idempotency_key="r")
+    request = runs.RunRequest(
+        workflow_id=workflow_id, revision_id=None, inputs={}, idempotency_key="r"
+    )
     result = await runs.submit_run(runtime.db, principal, request, runtime.policy)
     return alice.account_id, result.run["id"]
 
@@ -65,8 +67,15 @@ async def test_stale_attempt_cannot_settle_after_losing_its_lease(runtime):
 
     assert await execution.complete(runtime.db, first, outputs={}, execution_ms=500) is False
     with pytest.raises(execution.Fenced):
-        await execution.record_node(runtime.db, first, event_type="executed", node_id="1",
-                                    message="late", percent=50, snapshot={})
+        await execution.record_node(
+            runtime.db,
+            first,
+            event_type="executed",
+            node_id="1",
+            message="late",
+            percent=50,
+            snapshot={},
+        )
     assert await execution.complete(runtime.db, second, outputs={}, execution_ms=100) is True
     assert await execution.complete(runtime.db, second, outputs={}, execution_ms=100) is False
 
@@ -74,7 +83,9 @@ async def test_stale_attempt_cannot_settle_after_losing_its_lease(runtime):
     assert (row["status"], row["attempt"], row["execution_ms"]) == ("succeeded", 2, 100)
     assert await _entry_kinds(runtime, run_id) == ["freeze", "settle"]
     assert await account_balance(runtime, account_id) == (
-        parse_amount("1") - row["final_amount"], 0)
+        parse_amount("1") - row["final_amount"],
+        0,
+    )
 
 
 async def test_poison_job_is_failed_and_released_after_max_attempts(runtime):
@@ -108,8 +119,9 @@ def _spawn_worker(runtime: Runtime, log: Path) -> subprocess.Popen[bytes]:
         "WFRUN_WORKER__POLL_INTERVAL": "0.05",
     }
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "wfrun", "worker"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "wfrun", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 @pytest.mark.slow
@@ -132,8 +144,12 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
             process.kill()
     assert (await _run_row(runtime, run_id))["status"] == "running"
 
-    worker = Worker(db=runtime.db, storage=runtime.storage, engines=runtime.engines,
-                    settings=runtime.settings.worker.model_copy(update={"lease_seconds": 1.0}))
+    worker = Worker(
+        db=runtime.db,
+        storage=runtime.storage,
+        engines=runtime.engines,
+        settings=runtime.settings.worker.model_copy(update={"lease_seconds": 1.0}),
+    )
     for _ in range(100):
         await worker.run_until_idle()
         row = await _run_row(runtime, run_id)
@@ -144,4 +160,6 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
     assert row["attempt"] == 2
     assert await _entry_kinds(runtime, run_id) == ["freeze", "settle"]
     assert await account_balance(runtime, account_id) == (
-        parse_amount("1") - row["final_amount"], 0)
+        parse_amount("1") - row["final_amount"],
+        0,
+    )

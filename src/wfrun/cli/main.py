@@ -65,7 +65,10 @@ def run_async(ctx: click.Context, work: Callable[[Runtime], Awaitable[T]]) -> T:
 def cli(ctx: click.Context, data_dir: Path | None) -> None:
     """wfrun: sell AI workflow runs over a chenyu-compatible API."""
     overrides: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
-    ctx.obj = load_settings(**overrides)
+    if isinstance(ctx.obj, Settings):  # embedding callers (and tests) pass settings in
+        ctx.obj = ctx.obj.model_copy(update=overrides)
+    else:
+        ctx.obj = load_settings(**overrides)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from wfrun.domain.manifest import InputSpec, defaults
 from wfrun.engines.base import Engine
 from wfrun.engines.graph import bind_inputs, media_filename
-from wfrun.engines.local.executor import GraphInvalid, validate_graph
+from wfrun.engines.local.executor import GraphInvalid, GraphProblem, validate_graph
 from wfrun.engines.local_engine import LocalEngine
 from wfrun.errors import InvalidWorkflowPackage
 
@@ -41,7 +41,7 @@ def validate_payload(kind: str, graph: Mapping[str, Any], specs: tuple[InputSpec
         ) from None
 
 
-def _describe(problem: Any) -> str:
+def _describe(problem: GraphProblem) -> str:
     where = []
     if problem.node_id is not None:
         where.append(f"node {problem.node_id}")
@@ -50,4 +50,7 @@ def _describe(problem: Any) -> str:
     if problem.input_name:
         where.append(f"input {problem.input_name!r}")
     prefix = " ".join(where)
-    return f"{prefix}: {problem.type}: {problem.message}" if prefix else problem.message
+    text = f"{problem.type}: {problem.message}"
+    if problem.details:
+        text += f" ({problem.details})"
+    return f"{prefix}: {text}" if prefix else text

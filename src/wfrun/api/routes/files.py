@@ -9,14 +9,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from wfrun.api.deps import RuntimeDep
-from wfrun.errors import NotFound
+from wfrun.errors import FileNotFound
 
 router = APIRouter(tags=["files"])
-
-
-class FileNotFound(NotFound):
-    code = "FILE_NOT_FOUND"
-    reason = "File not found."
 
 
 @router.get("/files/{key:path}", summary="Download a stored file through a signed link")

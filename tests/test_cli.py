@@ -157,8 +157,10 @@ BAD_PACKAGES = [
     ),
     (
         lambda d: d["graph"]["3"].update(class_type="NoSuchNode"),
-        "graph: node 3 (NoSuchNode): invalid_prompt: Cannot execute because node NoSuchNode does "
-        "not exist.",
+        (
+            "graph: node 3 (NoSuchNode): invalid_prompt: Cannot execute because node NoSuchNode does "
+            "not exist."
+        ),
     ),
     (
         lambda d: d["graph"]["4"]["inputs"].update(image=["9", 0]),

@@ -25,10 +25,20 @@ def walkthrough() -> str:
     return block.split("```sh\n", 1)[1].rsplit("```", 1)[0]
 
 
-async def _start_serve(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, str]:
+async def _start_serve(
+    env: dict[str, str], cwd: Path
+) -> tuple[asyncio.subprocess.Process, str, asyncio.Task[bytes]]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wfrun", "serve", "--port", "0", cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "wfrun",
+        "serve",
+        "--port",
+        "0",
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     assert process.stdout is not None
     lines: list[str] = []
@@ -39,8 +49,8 @@ async def _start_serve(env: dict[str, str], cwd: Path) -> tuple[asyncio.subproce
             lines.append(line)
     port = re.search(r"serving http://127\.0\.0\.1:(\d+)/", "".join(lines))
     assert port, "".join(lines)
-    asyncio.create_task(process.stdout.read())  # keep the pipe drained
-    return process, port.group(1)
+    drain = asyncio.create_task(process.stdout.read())  # keep the pipe from filling up
+    return process, port.group(1), drain
 
 
 async def test_readme_walkthrough_runs_verbatim(database_url: str, tmp_path: Path):
@@ -53,11 +63,16 @@ async def test_readme_walkthrough_runs_verbatim(database_url: str, tmp_path: Pat
     env = {**os.environ, "WFRUN_DATA_DIR": str(tmp_path / "data")}
     if not database_url.startswith("sqlite"):
         env["WFRUN_DATABASE_URL"] = database_url
-    process, port = await _start_serve(env, tmp_path)
+    process, port, drain = await _start_serve(env, tmp_path)
     try:
         walk = await asyncio.create_subprocess_exec(
-            "bash", "-euc", walkthrough(), cwd=tmp_path, env={**env, "WFRUN_PORT": port},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            "bash",
+            "-euc",
+            walkthrough(),
+            cwd=tmp_path,
+            env={**env, "WFRUN_PORT": port},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         async with asyncio.timeout(120):
             output = (await walk.communicate())[0].decode()
@@ -68,6 +83,7 @@ async def test_readme_walkthrough_runs_verbatim(database_url: str, tmp_path: Pat
     finally:
         process.terminate()
         await process.wait()
+        await drain
     # uvicorn shuts down gracefully, then re-raises the captured SIGTERM.
     assert process.returncode in (0, -signal.SIGTERM)
 
@@ -77,8 +93,9 @@ async def _check_bill(port: str, key: str) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=base, headers=headers) as client:
         run = (await client.get("/workflow/run/list")).json()["data"]["items"][0]
-        info = (await client.get("/workflow/run/info",
-                                 params={"run_order_id": run["run_order_id"]})).json()["data"]
+        info = (
+            await client.get("/workflow/run/info", params={"run_order_id": run["run_order_id"]})
+        ).json()["data"]
         balance = (await client.get("/balance/info")).json()["data"]
     quote, final = parse_amount(info["quote_amount"]), parse_amount(info["final_amount"])
     assert 0 < final < quote

@@ -69,9 +69,14 @@ async def drop_pg_database(name: str) -> None:
 
 
 async def truncate_all(db: Database) -> None:
-    names = ", ".join(t.name for t in reversed(metadata.sorted_tables))
+    """Empty every table (keeping the schema and its migration version)."""
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
     async with db.transaction(write=True) as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        if db.is_sqlite:
+            for name in tables:
+                await conn.execute(text(f"DELETE FROM {name}"))
+        else:
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
 async def make_sqlite_template(path: Path) -> None:

@@ -163,3 +163,24 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
         parse_amount("1") - row["final_amount"],
         0,
     )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_postgres_notify_wakes_an_idle_worker_without_polling(runtime):
+    """PostgreSQL only: SQLite has no NOTIFY (its workers wake in-process or poll)."""
+    slow_poll = runtime.settings.worker.model_copy(update={"poll_interval": 60.0})
+    worker = Worker(db=runtime.db, storage=runtime.storage, engines=runtime.engines,
+                    settings=slow_poll)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # the worker found nothing and now waits (60 s poll)
+        _, run_id = await _submit(runtime, seconds=0)
+        for _ in range(100):
+            if (await _run_row(runtime, run_id))["status"] == "succeeded":
+                break
+            await asyncio.sleep(0.05)
+        assert (await _run_row(runtime, run_id))["status"] == "succeeded"
+    finally:
+        stop.set()
+        await task

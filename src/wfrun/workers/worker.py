@@ -18,6 +18,7 @@ from datetime import timedelta
 from wfrun import ids
 from wfrun.config import WorkerSettings
 from wfrun.engines.base import Engine
+from wfrun.queue.notify import JobListener
 from wfrun.services import execution
 from wfrun.services.execution import Claim
 from wfrun.storage.local import LocalStorage
@@ -71,10 +72,15 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then wait for the runs in flight to finish."""
         await self.register()
+        listener = None
+        if not self.deps.db.is_sqlite:
+            listener = JobListener(self.deps.db.url, self.wakeup)
+            await listener.start()
         beat = asyncio.create_task(self._heartbeat_loop(stop))
         try:
             while not stop.is_set():
                 await self._slots.acquire()
+                self.wakeup.clear()  # before the claim, so a wake-up during it is not lost
                 outcome = await self._claim_and_start()
                 if outcome != "started":
                     self._slots.release()
@@ -83,6 +89,8 @@ class Worker:
         finally:
             await self._drain()
             beat.cancel()
+            if listener is not None:
+                await listener.stop()
 
     async def run_until_idle(self) -> None:
         """Burst mode: run jobs until the queue is empty and nothing is in flight."""
@@ -131,7 +139,6 @@ class Worker:
             self.wakeup.set()
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        self.wakeup.clear()
         waiters = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(stop.wait())]
         await asyncio.wait(
             waiters, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED

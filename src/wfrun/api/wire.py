@@ -15,7 +15,7 @@ from wfrun.records import Record
 __all__ = ["format_amount"]
 from wfrun.domain.pricing import PriceTable, quote
 from wfrun.domain.runs import RunStatus, submission_status
-from wfrun.services.runs import ExecutionView
+from wfrun.services.run_views import ExecutionView
 from wfrun.storage.signing import UrlSigner
 
 

@@ -7,10 +7,8 @@ update, insert the run and its dispatch job. Either all of it exists afterwards 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -22,14 +20,13 @@ from wfrun.domain.idempotency import fingerprint
 from wfrun.domain.manifest import ValidatedInputs, validate_inputs
 from wfrun.domain.media import MediaSource
 from wfrun.domain.pricing import Quote, quote, release
-from wfrun.domain.runs import FreezeStatus, RunStatus, is_terminal, transition
+from wfrun.domain.runs import FreezeStatus, RunStatus, transition
 from wfrun.errors import (
     ExternalCostRiskNotAccepted,
     IdempotencyMismatch,
     InvalidWorkflowInput,
     NotPublished,
     RevisionNotFound,
-    RunNotFound,
     WorkflowNotFound,
 )
 from wfrun.queue import broker
@@ -37,6 +34,7 @@ from wfrun.records import Record
 from wfrun.services import billing
 from wfrun.services.accounts import Principal
 from wfrun.services.catalog import RevisionSpec
+from wfrun.services.run_views import fetch_run
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
@@ -85,15 +83,6 @@ class QuoteResult:
 class SubmitResult:
     run: Record
     replay: bool
-
-
-@dataclass(frozen=True)
-class ExecutionView:
-    run: Record
-    events: Sequence[RowMapping]
-    queue_position: int | None = None
-    estimated_wait_sec: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def _resolve(
@@ -258,19 +247,19 @@ class CancelResult:
 async def cancel_run(db: Database, principal: Principal, run_id: str) -> CancelResult:
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        run = await _get_run(conn, principal, run_id)
+        run = await fetch_run(conn, principal, run_id)
         status = RunStatus(run["status"])
         if status is RunStatus.QUEUED:
             moved = await _cancel_queued(conn, run, now)
             if moved is not None:
                 return CancelResult(moved, "cancelled")
-            run = await _get_run(conn, principal, run_id)
+            run = await fetch_run(conn, principal, run_id)
             status = RunStatus(run["status"])
         if status is RunStatus.RUNNING:
             requested = await run_store.request_cancel(conn, run_id, now)
             if requested:
                 await _event(conn, run, now, "cancel_requested", "cancellation requested")
-            run = await _get_run(conn, principal, run_id)
+            run = await fetch_run(conn, principal, run_id)
             return CancelResult(run, "cancel_requested" if requested else "already_requested")
     outcome = "already_cancelled" if status is RunStatus.CANCELLED else "already_finished"
     return CancelResult(run, outcome)
@@ -321,84 +310,3 @@ async def _event(
             }
         ],
     )
-
-
-# ---- reads -------------------------------------------------------------------------------------
-
-
-async def _get_run(conn: AsyncConnection, principal: Principal, run_id: str) -> RowMapping:
-    run = await run_store.find_run(conn, run_id, account_id=principal.account_id)
-    if run is None:
-        raise RunNotFound(f"run {run_id} does not exist")
-    return run
-
-
-async def get_run(db: Database, principal: Principal, run_id: str) -> RowMapping:
-    async with db.transaction() as conn:
-        return await _get_run(conn, principal, run_id)
-
-
-async def list_runs(
-    db: Database,
-    principal: Principal,
-    *,
-    workflow_id: str | None,
-    status: str | None,
-    page: int,
-    size: int,
-) -> tuple[Sequence[RowMapping], int]:
-    async with db.transaction() as conn:
-        return await run_store.list_runs(
-            conn,
-            account_id=principal.account_id,
-            workflow_id=workflow_id,
-            status=status,
-            limit=size,
-            offset=(page - 1) * size,
-        )
-
-
-async def get_execution(
-    db: Database, principal: Principal, run_id: str, *, lease_seconds: float
-) -> ExecutionView:
-    """The live view: the run, its latest events, and queue place/ETA while queued."""
-    async with db.transaction() as conn:
-        run = await _get_run(conn, principal, run_id)
-        events = await run_store.list_events(conn, run_id, limit=EVENT_LIMIT)
-        if run["status"] != RunStatus.QUEUED:
-            return ExecutionView(run, events)
-        place = await broker.position(conn, run_id)
-        wait = await _estimated_wait(conn, run, place, lease_seconds)
-    return ExecutionView(run, events, place, wait)
-
-
-async def _estimated_wait(
-    conn: AsyncConnection, run: Record, place: int | None, lease_seconds: float
-) -> int | None:
-    if place is None:
-        return None
-    now = utcnow()
-    capacity = await broker.live_capacity(conn, since=now - timedelta(seconds=3 * lease_seconds))
-    busy = await broker.busy_count(conn, now=now)
-    average_ms = await run_store.recent_average_ms(conn, run["revision_id"], sample=20)
-    if average_ms is None:
-        revision = await workflow_store.find_revision(conn, run["revision_id"])
-        average_ms = int(revision["prices"]["estimated_seconds"] * 1000) if revision else 0
-    return estimate_wait_seconds(place, capacity, busy, average_ms)
-
-
-def estimate_wait_seconds(place: int, capacity: int, busy: int, average_ms: int) -> int:
-    """Seconds until the run at ``place`` starts, given worker slots and typical run time."""
-    ahead = place - 1
-    free = max(capacity - busy, 0)
-    if capacity <= 0:
-        rounds = ahead + 1
-    elif ahead < free:
-        return 0
-    else:
-        rounds = (ahead - free) // capacity + 1
-    return math.ceil(rounds * average_ms / 1000)
-
-
-def is_finished(run: Record) -> bool:
-    return is_terminal(RunStatus(run["status"]))

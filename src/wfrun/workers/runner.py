@@ -50,35 +50,30 @@ class ProgressRecorder:
         self.claim = claim
 
     async def node_started(self, node_id: str, class_type: str, index: int, total: int) -> None:
-        await execution.record_node(
-            self.db,
-            self.claim,
-            event_type="executing",
-            node_id=node_id,
-            message=f"executing node {node_id} ({class_type})",
-            percent=_percent(index, total),
-            snapshot={
-                "node_id": node_id,
-                "class_type": class_type,
-                "completed_nodes": index,
-                "total_nodes": total,
-            },
-        )
+        message = f"executing node {node_id} ({class_type})"
+        await self._record("executing", message, node_id, class_type, index, total)
 
     async def node_finished(self, node_id: str, class_type: str, index: int, total: int) -> None:
+        message = f"node {node_id} ({class_type}) finished"
+        await self._record("executed", message, node_id, class_type, index + 1, total)
+
+    async def _record(
+        self, event: str, message: str, node_id: str, class_type: str, done: int, total: int
+    ) -> None:
+        snapshot = {
+            "node_id": node_id,
+            "class_type": class_type,
+            "completed_nodes": done,
+            "total_nodes": total,
+        }
         await execution.record_node(
             self.db,
             self.claim,
-            event_type="executed",
+            event_type=event,
             node_id=node_id,
-            message=f"node {node_id} ({class_type}) finished",
-            percent=_percent(index + 1, total),
-            snapshot={
-                "node_id": node_id,
-                "class_type": class_type,
-                "completed_nodes": index + 1,
-                "total_nodes": total,
-            },
+            message=message,
+            percent=_percent(done, total),
+            snapshot=snapshot,
         )
 
 

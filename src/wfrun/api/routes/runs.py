@@ -12,7 +12,7 @@ from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody
 from wfrun.domain.runs import RunStatus
 from wfrun.errors import IdempotencyKeyRequired, InvalidParameter
 from wfrun.runtime import Runtime
-from wfrun.services import runs
+from wfrun.services import run_views, runs
 
 router = APIRouter(prefix="/workflow/run", tags=["runs"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -92,7 +92,7 @@ async def run_list(
     page_size: PageSize = 20,
 ) -> dict[str, Any]:
     wanted = run_status or status
-    rows, total = await runs.list_runs(
+    rows, total = await run_views.list_runs(
         runtime.db,
         principal,
         workflow_id=workflow_id,
@@ -115,7 +115,7 @@ async def run_info(
     principal: PrincipalDep,
     run_order_id: str = Query(min_length=1, max_length=64),
 ) -> dict[str, Any]:
-    run = await runs.get_run(runtime.db, principal, run_order_id)
+    run = await run_views.get_run(runtime.db, principal, run_order_id)
     return wire.ok(wire.run_info(run, _links(request, runtime)))
 
 
@@ -128,7 +128,7 @@ async def run_execution(
     principal: PrincipalDep,
     run_order_id: str = Query(min_length=1, max_length=64),
 ) -> dict[str, Any]:
-    view = await runs.get_execution(
+    view = await run_views.get_execution(
         runtime.db, principal, run_order_id, lease_seconds=runtime.settings.worker.lease_seconds
     )
     return wire.ok(wire.execution(view, _links(request, runtime)))

@@ -1,0 +1,108 @@
+"""Run read views for the API: the billing view, the list, and the live execution view with
+queue place and ETA. Each function is one read transaction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wfrun.clock import utcnow
+from wfrun.domain.runs import RunStatus
+from wfrun.errors import RunNotFound
+from wfrun.queue import broker
+from wfrun.records import Record
+from wfrun.services.accounts import Principal
+from wfrun.store import runs as run_store
+from wfrun.store import workflows as workflow_store
+from wfrun.store.database import Database
+
+EVENT_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class ExecutionView:
+    run: Record
+    events: Sequence[RowMapping]
+    queue_position: int | None = None
+    estimated_wait_sec: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def fetch_run(conn: AsyncConnection, principal: Principal, run_id: str) -> RowMapping:
+    run = await run_store.find_run(conn, run_id, account_id=principal.account_id)
+    if run is None:
+        raise RunNotFound(f"run {run_id} does not exist")
+    return run
+
+
+async def get_run(db: Database, principal: Principal, run_id: str) -> RowMapping:
+    async with db.transaction() as conn:
+        return await fetch_run(conn, principal, run_id)
+
+
+async def list_runs(
+    db: Database,
+    principal: Principal,
+    *,
+    workflow_id: str | None,
+    status: str | None,
+    page: int,
+    size: int,
+) -> tuple[Sequence[RowMapping], int]:
+    async with db.transaction() as conn:
+        return await run_store.list_runs(
+            conn,
+            account_id=principal.account_id,
+            workflow_id=workflow_id,
+            status=status,
+            limit=size,
+            offset=(page - 1) * size,
+        )
+
+
+async def get_execution(
+    db: Database, principal: Principal, run_id: str, *, lease_seconds: float
+) -> ExecutionView:
+    """The live view: the run, its latest events, and queue place/ETA while queued."""
+    async with db.transaction() as conn:
+        run = await fetch_run(conn, principal, run_id)
+        events = await run_store.list_events(conn, run_id, limit=EVENT_LIMIT)
+        if run["status"] != RunStatus.QUEUED:
+            return ExecutionView(run, events)
+        place = await broker.position(conn, run_id)
+        wait = await _estimated_wait(conn, run, place, lease_seconds)
+    return ExecutionView(run, events, place, wait)
+
+
+async def _estimated_wait(
+    conn: AsyncConnection, run: Record, place: int | None, lease_seconds: float
+) -> int | None:
+    if place is None:
+        return None
+    now = utcnow()
+    capacity = await broker.live_capacity(conn, since=now - timedelta(seconds=3 * lease_seconds))
+    busy = await broker.busy_count(conn, now=now)
+    average_ms = await run_store.recent_average_ms(conn, run["revision_id"], sample=20)
+    if average_ms is None:
+        revision = await workflow_store.find_revision(conn, run["revision_id"])
+        average_ms = int(revision["prices"]["estimated_seconds"] * 1000) if revision else 0
+    return estimate_wait_seconds(place, capacity, busy, average_ms)
+
+
+def estimate_wait_seconds(place: int, capacity: int, busy: int, average_ms: int) -> int:
+    """Seconds until the run at ``place`` starts, given worker slots and typical run time."""
+    ahead = place - 1
+    free = max(capacity - busy, 0)
+    if capacity <= 0:
+        rounds = ahead + 1
+    elif ahead < free:
+        return 0
+    else:
+        rounds = (ahead - free) // capacity + 1
+    return math.ceil(rounds * average_ms / 1000)

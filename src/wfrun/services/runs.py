@@ -39,7 +39,6 @@ from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
 
-EVENT_LIMIT = 200
 
 
 @dataclass(frozen=True)

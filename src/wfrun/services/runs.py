@@ -40,7 +40,6 @@ from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
 
 
-
 @dataclass(frozen=True)
 class RunRequest:
     """A submit (or quote) request as parsed from the wire."""

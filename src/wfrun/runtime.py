@@ -9,6 +9,7 @@ from wfrun.config import Settings, ensure_secret_key
 from wfrun.engines.base import Engine
 from wfrun.engines.registry import build_engines
 from wfrun.services.runs import Policy
+from wfrun.storage.base import ObjectStore
 from wfrun.storage.local import LocalStorage
 from wfrun.storage.signing import UrlSigner
 from wfrun.store.database import Database
@@ -19,7 +20,7 @@ from wfrun.store.migrate import upgrade
 class Runtime:
     settings: Settings
     db: Database
-    storage: LocalStorage
+    storage: ObjectStore
     signer: UrlSigner
     engines: dict[str, Engine]
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)

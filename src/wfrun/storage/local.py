@@ -1,19 +1,20 @@
 """Object storage in a local directory (the embedded default).
 
-Keys are relative POSIX paths (``runs/<run>/<attempt>/<file>``); writes go to a temporary file
-and are renamed into place, so a reader never sees half a file and a crash leaves no partial
-object under its final key.
+Writes go to a temporary file in the target directory and are renamed into place, so a reader
+never sees half a file and a crash leaves no partial object under its final key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+from wfrun.storage.base import check_key
 
 
 class LocalStorage:
@@ -23,20 +24,31 @@ class LocalStorage:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        if not _SAFE_KEY.match(key) or ".." in key.split("/"):
-            raise ValueError(f"unsafe storage key {key!r}")
-        return self.root / key
+        return self.root / check_key(key)
 
-    async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(self._put_sync, key, data)
+    async def put(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        await asyncio.to_thread(self._write, key, lambda handle: handle.write(data))
 
-    def _put_sync(self, key: str, data: bytes) -> None:
+    async def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
+        await asyncio.to_thread(self._move_in, key, path)
+
+    def _move_in(self, key: str, source: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, target)  # same filesystem: atomic, no copy
+        except OSError:
+            with source.open("rb") as handle:
+                self._write(key, lambda out: shutil.copyfileobj(handle, out, 1024 * 1024))
+            source.unlink(missing_ok=True)
+
+    def _write(self, key: str, writer: Callable[[BinaryIO], object]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                writer(handle)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -45,7 +57,15 @@ class LocalStorage:
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
 
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, True)
+
     def local_path(self, key: str) -> Path | None:
-        """The file behind ``key`` when it exists (for zero-copy responses)."""
         path = self._path(key)
         return path if path.is_file() else None
+
+    def presigned_url(self, key: str, expires_in: int) -> str | None:
+        return None

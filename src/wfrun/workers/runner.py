@@ -27,7 +27,7 @@ from wfrun.engines.graph import bind_inputs, media_filename
 from wfrun.errors import ServiceError
 from wfrun.services import execution
 from wfrun.services.execution import CancelRequested, Claim, Failure, Fenced
-from wfrun.storage.local import LocalStorage
+from wfrun.storage.base import ObjectStore
 from wfrun.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def _percent(done: int, total: int) -> int:
 @dataclass(frozen=True)
 class RunnerDeps:
     db: Database
-    storage: LocalStorage
+    storage: ObjectStore
     engines: Mapping[str, Engine]
     retry_delay: timedelta = timedelta(seconds=5)
 
@@ -170,7 +170,7 @@ def _prepare(claim: Claim) -> RunSpec:
 
 
 async def _store_outputs(
-    storage: LocalStorage, claim: Claim, results: Mapping[str, NodeResult]
+    storage: ObjectStore, claim: Claim, results: Mapping[str, NodeResult]
 ) -> dict[str, Any]:
     """Copy engine outputs into storage, keyed by the revision's output manifest."""
     outputs: dict[str, Any] = {}

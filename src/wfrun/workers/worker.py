@@ -21,7 +21,7 @@ from wfrun.engines.base import Engine
 from wfrun.queue.notify import JobListener
 from wfrun.services import execution
 from wfrun.services.execution import Claim
-from wfrun.storage.local import LocalStorage
+from wfrun.storage.base import ObjectStore
 from wfrun.store.database import Database
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
 
@@ -42,7 +42,7 @@ class Worker:
         self,
         *,
         db: Database,
-        storage: LocalStorage,
+        storage: ObjectStore,
         engines: Mapping[str, Engine],
         settings: WorkerSettings,
         wakeup: asyncio.Event | None = None,

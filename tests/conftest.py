@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from moto.server import ThreadedMotoServer
 
 from tests.support import databases
 from tests.support.server import LiveServer, start_server
-from wfrun.config import Settings, WorkerSettings
+from wfrun.config import Settings, StorageSettings, WorkerSettings
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.store.audit import ledger_problems
 
@@ -39,6 +41,18 @@ def pg_database() -> Iterator[str]:
     asyncio.run(databases.drop_pg_database(name))
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3-protocol server (moto) on loopback, for the S3 storage backend."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()  # port=0: the OS chose it
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
 @pytest.fixture(params=DIALECTS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """A fresh, migrated database of each dialect."""
@@ -48,8 +62,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     return url
 
 
-def make_settings(database_url: str, data_dir: Path, **worker: float) -> Settings:
+def make_settings(
+    database_url: str, data_dir: Path, *, s3_endpoint: str | None = None, **worker: float
+) -> Settings:
+    """Test settings; with ``s3_endpoint`` the object store is S3 (a fresh prefix per call)."""
+    storage = StorageSettings()
+    if s3_endpoint is not None:
+        storage = StorageSettings(
+            backend="s3",
+            s3_bucket="wfrun-test",
+            s3_endpoint_url=s3_endpoint,
+            s3_prefix=f"t-{uuid.uuid4().hex[:12]}/",
+            s3_access_key_id="test",
+            s3_secret_access_key="test",
+            s3_create_bucket=True,
+        )
     return Settings(
+        storage=storage,
         database_url=database_url,
         data_dir=data_dir,
         secret_key="test-secret",
@@ -64,8 +93,12 @@ def make_settings(database_url: str, data_dir: Path, **worker: float) -> Setting
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path / "data")
+def settings(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Embedded shape on SQLite (local files); scale-out shape on PostgreSQL (S3 storage)."""
+    if database_url.startswith("sqlite"):
+        return make_settings(database_url, tmp_path / "data")
+    endpoint: str = request.getfixturevalue("moto_endpoint")
+    return make_settings(database_url, tmp_path / "data", s3_endpoint=endpoint)
 
 
 @pytest.fixture

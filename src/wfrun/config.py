@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import (
@@ -48,6 +48,46 @@ class BillingSettings(BaseModel):
     )
 
 
+class StorageSettings(BaseModel):
+    """Where assets and outputs are kept."""
+
+    backend: Literal["local", "s3"] = Field("local", description="local directory or S3.")
+    s3_bucket: str = Field("", description="S3 bucket (backend=s3).")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint; None = AWS.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_prefix: str = Field("", description="Key prefix inside the bucket.")
+    s3_access_key_id: str | None = Field(None, description="S3 access key id.")
+    s3_secret_access_key: str | None = Field(None, description="S3 secret access key.")
+    s3_addressing_style: Literal["path", "virtual", "auto"] = Field(
+        "path", description="S3 addressing style."
+    )
+    s3_create_bucket: bool = Field(False, description="Create the bucket on start if missing.")
+
+
+class AssetSettings(BaseModel):
+    """Uploads, media fetching and retention."""
+
+    max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1, description="Largest upload.")
+    default_ttl_hours: int = Field(48, ge=1, description="Asset lifetime when none is asked.")
+    max_ttl_hours: int = Field(24 * 30, ge=1, description="Longest asset lifetime allowed.")
+    output_retention_hours: int = Field(
+        24 * 7, ge=1, description="How long run outputs are kept (a workflow may set its own)."
+    )
+    sweep_interval_seconds: float = Field(
+        300.0, gt=0, description="How often workers delete expired assets and outputs."
+    )
+    fetch_max_bytes: int = Field(100 * 1024 * 1024, ge=1, description="Largest fetched URL.")
+    fetch_timeout_seconds: float = Field(60.0, gt=0, description="Time limit per URL fetch.")
+    fetch_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hostnames exempt from the private-address check (e.g. your own CDN).",
+    )
+    fetch_allow_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDR networks exempt from the private-address check (default: none).",
+    )
+
+
 class Settings(BaseSettings):
     """Everything wfrun needs to run; one instance per process."""
 
@@ -79,6 +119,8 @@ class Settings(BaseSettings):
     seed_demo: bool = Field(True, description="Seed the demo account/workflow into an empty store.")
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    assets: AssetSettings = Field(default_factory=AssetSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -134,6 +134,26 @@ class ApiKeyNotFound(NotFound):
     reason = "API key not found."
 
 
+class AssetNotFound(NotFound):
+    code = "ASSET_NOT_FOUND"
+    reason = "Asset not found."
+
+
+class AssetExpired(NotFound):
+    code = "ASSET_EXPIRED"
+    reason = "Asset has expired."
+
+
+class InvalidAsset(InvalidInput):
+    code = "INVALID_ASSET"
+    reason = "The uploaded file is not acceptable."
+
+
+class AssetTooLarge(TooLarge):
+    code = "ASSET_TOO_LARGE"
+    reason = "The uploaded file is too large."
+
+
 class FileNotFound(NotFound):
     code = "FILE_NOT_FOUND"
     reason = "File not found."

@@ -74,12 +74,7 @@ async def test_cancel_queued_releases_everything_and_it_never_runs(runtime, http
 
 async def test_cancel_running_stops_at_a_node_boundary_and_charges_time_used(runtime, http):
     alice, run_id = await _submit_sleepy(runtime, http, seconds=1.0)
-    worker = Worker(
-        db=runtime.db,
-        storage=runtime.storage,
-        engines=runtime.engines,
-        settings=runtime.settings.worker,
-    )
+    worker = Worker(runtime, settings=runtime.settings.worker)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:

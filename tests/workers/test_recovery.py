@@ -145,9 +145,7 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
     assert (await _run_row(runtime, run_id))["status"] == "running"
 
     worker = Worker(
-        db=runtime.db,
-        storage=runtime.storage,
-        engines=runtime.engines,
+        runtime,
         settings=runtime.settings.worker.model_copy(update={"lease_seconds": 1.0}),
     )
     for _ in range(100):
@@ -169,9 +167,7 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
 async def test_postgres_notify_wakes_an_idle_worker_without_polling(runtime):
     """PostgreSQL only: SQLite has no NOTIFY (its workers wake in-process or poll)."""
     slow_poll = runtime.settings.worker.model_copy(update={"poll_interval": 60.0})
-    worker = Worker(
-        db=runtime.db, storage=runtime.storage, engines=runtime.engines, settings=slow_poll
-    )
+    worker = Worker(runtime, settings=slow_poll)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:

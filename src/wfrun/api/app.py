@@ -12,12 +12,11 @@ from fastapi import FastAPI
 
 from wfrun import __version__
 from wfrun.api import errors
-from wfrun.api.routes import account, files, market, runs
+from wfrun.api.deps import API_PREFIX
+from wfrun.api.routes import account, assets, files, market, runs
 from wfrun.config import Settings
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.workers.worker import Worker
-
-API_PREFIX = "/api/open/v2"
 
 
 def create_app(
@@ -58,7 +57,7 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
-    for router in (market.router, runs.router, account.router):
+    for router in (market.router, runs.router, account.router, assets.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(files.router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
@@ -70,11 +69,5 @@ async def _health() -> dict[str, Any]:
 
 
 def _start_worker(runtime: Runtime, stop: asyncio.Event) -> asyncio.Task[None]:
-    worker = Worker(
-        db=runtime.db,
-        storage=runtime.storage,
-        engines=runtime.engines,
-        settings=runtime.settings.worker,
-        wakeup=runtime.wakeup,
-    )
+    worker = Worker(runtime, wakeup=runtime.wakeup)
     return asyncio.create_task(worker.run(stop))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from wfrun.api.wire import Links
 from wfrun.errors import InvalidApiKey, MissingApiKey
 from wfrun.runtime import Runtime
 from wfrun.services.accounts import Principal, authenticate
@@ -38,3 +39,16 @@ def base_url(request: Request, runtime: Runtime) -> str:
     """Where signed links point: the configured public URL or this request's origin."""
     configured = runtime.settings.public_base_url
     return (configured or str(request.base_url)).rstrip("/")
+
+
+API_PREFIX = "/api/open/v2"
+
+
+def links(request: Request, runtime: Runtime) -> Links:
+    """Fresh signed-link maker for this request."""
+    ttl = runtime.settings.signed_url_ttl_seconds
+    return Links(runtime.signer, runtime.storage, base_url(request, runtime), ttl)
+
+
+def api_base(request: Request, runtime: Runtime) -> str:
+    return base_url(request, runtime) + API_PREFIX

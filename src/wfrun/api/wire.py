@@ -16,17 +16,25 @@ __all__ = ["format_amount"]
 from wfrun.domain.pricing import PriceTable, quote
 from wfrun.domain.runs import RunStatus, submission_status
 from wfrun.services.run_views import ExecutionView
+from wfrun.storage.base import ObjectStore
 from wfrun.storage.signing import UrlSigner
 
 
 class Links:
-    """Signs storage keys into absolute, expiring URLs (fresh on every read)."""
+    """Signs storage keys into absolute, expiring URLs, fresh on every read: the store's own
+    presigned URLs where it has them (S3), else wfrun's HMAC-signed ``/files`` links."""
 
-    def __init__(self, signer: UrlSigner, base: str, ttl_seconds: int) -> None:
-        self.signer, self.base, self.ttl = signer, base, ttl_seconds
+    def __init__(self, signer: UrlSigner, store: ObjectStore, base: str, ttl_seconds: int) -> None:
+        self.signer, self.store, self.base, self.ttl = signer, store, base, ttl_seconds
 
     def url(self, key: str) -> str:
+        presigned = self.store.presigned_url(key, self.ttl)
+        if presigned is not None:
+            return presigned
         return self.base + self.signer.path(key, int(time.time()) + self.ttl)
+
+    def expires_at(self) -> int:
+        return int(time.time()) + self.ttl
 
 
 def ok(data: Any, msg: str = "查询成功") -> dict[str, Any]:
@@ -148,6 +156,7 @@ def run_info(run: Record, links: Links) -> dict[str, Any]:
         "released_amount": _money(run["released_amount"]),
         "error_code": run["error_code"],
         "error_message": run["error_detail"],
+        "outputs_expire_at": to_rfc3339(run["outputs_expire_at"]),
         "created_at": to_rfc3339(run["created_at"]),
         "updated_at": to_rfc3339(run["updated_at"]),
     }
@@ -159,11 +168,15 @@ def _sum(*values: int | None) -> int | None:
 
 
 def outputs(run: Record, links: Links) -> dict[str, Any]:
-    """Outputs keyed by ``candidate_output_manifest`` keys: text, or media URLs."""
+    """Outputs keyed by ``candidate_output_manifest`` keys: text, or media URLs (None once
+    retention has deleted the files)."""
     result: dict[str, Any] = {}
+    deleted = run["outputs_deleted_at"] is not None
     for key, entry in (run["outputs"] or {}).items():
-        if entry["type"] == "text":
-            values: list[Any] = entry["text"]
+        if deleted and entry["type"] != "text":
+            values: list[Any] = [None for _ in entry["files"]]
+        elif entry["type"] == "text":
+            values = entry["text"]
         else:
             values = [links.url(f["storage_key"]) for f in entry["files"]]
         result[key] = values if entry["multiple"] else (values[0] if values else None)
@@ -256,3 +269,26 @@ def quote_data(workflow_id: str, revision_id: str, prices: PriceTable) -> dict[s
 
 def items(rows: Sequence[Record], fn: Any) -> list[Any]:
     return [fn(row) for row in rows]
+
+
+def asset(row: Record, links: Links, api_base: str) -> dict[str, Any]:
+    """chenyu's asset payload; ``url``/``signed_url`` are signed, expiring download links."""
+    signed = links.url(row["storage_key"])
+    return {
+        "asset_id": row["id"],
+        "asset_uri": f"asset://{row['id']}",
+        "url": signed,
+        "content_url": f"{api_base}/assets/{row['id']}/content",
+        "signed_url": signed,
+        "signed_url_expires_at": links.expires_at(),
+        "media_type": row["media_type"],
+        "mime_type": row["mime_type"],
+        "size_bytes": row["size_bytes"],
+        "sha256": row["sha256"],
+        "filename": row["filename"],
+        "purpose": row["purpose"],
+        "persistent": False,
+        "created_at": to_rfc3339(row["created_at"]),
+        "expires_at": to_rfc3339(row["expires_at"]),
+        "status": "ready",
+    }

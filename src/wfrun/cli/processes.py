@@ -11,7 +11,8 @@ import click
 import uvicorn
 
 from wfrun import __version__
-from wfrun.api.app import API_PREFIX, create_app
+from wfrun.api.app import create_app
+from wfrun.api.deps import API_PREFIX
 from wfrun.config import Settings
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.services.seed import KEY_FILE, ensure_demo
@@ -104,9 +105,7 @@ def worker(ctx: click.Context, once: bool, concurrency: int | None) -> None:
 
 async def _work(settings: Settings, *, once: bool) -> None:
     runtime = await build_runtime(settings)
-    loop_worker = Worker(
-        db=runtime.db, storage=runtime.storage, engines=runtime.engines, settings=settings.worker
-    )
+    loop_worker = Worker(runtime)
     click.echo(f"worker {loop_worker.id} on {_describe(runtime.db)}", err=True)
     try:
         if once:

@@ -219,7 +219,15 @@ def _check_one_media(spec: InputSpec, value: Any, label: str) -> MediaRef:
 
 
 def _check_inline_bytes(spec: InputSpec, ref: MediaRef, label: str) -> None:
-    data = ref.data or b""
+    check_media_bytes(spec, ref.data or b"", ref.mime_type, label)
+
+
+def check_media_bytes(spec: InputSpec, data: bytes, declared: str | None, label: str) -> None:
+    """Check media bytes (inline, or fetched from a URL) against the input's type and limits.
+
+    Raises:
+        InvalidWorkflowInput: naming ``label``.
+    """
     limit = spec.max_size_bytes or DEFAULT_MAX_MEDIA_BYTES
     if len(data) > limit:
         raise InvalidWorkflowInput(f"input {label} is {len(data)} bytes; the limit is {limit}")
@@ -228,13 +236,11 @@ def _check_inline_bytes(spec: InputSpec, ref: MediaRef, label: str) -> None:
         raise InvalidWorkflowInput(
             f"input {label} must be {spec.type} data; its bytes are {sniffed or 'not a known format'}"
         )
-    if sniffed and ref.mime_type and sniffed != ref.mime_type and spec.type != "file":
+    if sniffed and declared and sniffed != declared and spec.type != "file":
+        raise InvalidWorkflowInput(f"input {label} declares {declared} but its bytes are {sniffed}")
+    if spec.accept and (sniffed or declared) not in spec.accept:
         raise InvalidWorkflowInput(
-            f"input {label} declares {ref.mime_type} but its bytes are {sniffed}"
-        )
-    if spec.accept and (sniffed or ref.mime_type) not in spec.accept:
-        raise InvalidWorkflowInput(
-            f"input {label} has type {sniffed or ref.mime_type}; accepted: {', '.join(spec.accept)}"
+            f"input {label} has type {sniffed or declared}; accepted: {', '.join(spec.accept)}"
         )
 
 

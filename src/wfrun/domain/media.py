@@ -23,14 +23,21 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "image/jpeg"),
     (b"GIF87a", 0, "image/gif"),
     (b"GIF89a", 0, "image/gif"),
-    (b"WEBP", 8, "image/webp"),
-    (b"ftyp", 4, "video/mp4"),
     (b"\x1a\x45\xdf\xa3", 0, "video/webm"),
     (b"ID3", 0, "audio/mpeg"),
-    (b"RIFF", 0, "audio/wav"),
     (b"OggS", 0, "audio/ogg"),
     (b"fLaC", 0, "audio/flac"),
+    (b"%PDF-", 0, "application/pdf"),
+    (b"PK\x03\x04", 0, "application/zip"),
 )
+_RIFF = {b"WAVE": "audio/wav", b"WEBP": "image/webp", b"AVI ": "video/x-msvideo"}
+_FTYP = {
+    b"M4A ": "audio/mp4",
+    b"M4B ": "audio/mp4",
+    b"qt  ": "video/quicktime",
+    b"avif": "image/avif",
+    b"heic": "image/heic",
+}
 
 
 class MediaSource(StrEnum):
@@ -57,10 +64,14 @@ class MediaValueError(ValueError):
 
 def sniff_mime(data: bytes) -> str | None:
     """The MIME type the bytes' signature shows, or None when unknown."""
+    if data[:4] == b"RIFF":
+        return _RIFF.get(data[8:12])
+    if data[4:8] == b"ftyp":
+        return _FTYP.get(data[8:12], "video/mp4")
+    if len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0 and data[1] != 0xFF:
+        return "audio/mpeg"  # an MPEG audio frame header without an ID3 tag
     for magic, offset, mime in _MAGIC:
         if data[offset : offset + len(magic)] == magic:
-            if mime == "audio/wav" and data[8:12] == b"WEBP":
-                return "image/webp"
             return mime
     return None
 
@@ -129,3 +140,55 @@ def _parse_data_uri(uri: str) -> MediaRef:
         raise MediaValueError("data URI payload is empty")
     mime = match.group("mime").lower()
     return MediaRef(MediaSource.DATA, uri[:64], mime_type=mime, data=data)
+
+
+MEDIA_TYPES = ("image", "video", "audio", "file")
+
+
+def classify_upload(declared: str | None, filename: str, head: bytes) -> tuple[str, str]:
+    """Decide an upload's (media_type, mime_type) from its first bytes, never from the client.
+
+    Raises:
+        MediaValueError: the declared type, or the file name's extension, disagrees with the
+            bytes, or an image/video/audio upload is not a recognised format.
+    """
+    sniffed = sniff_mime(head)
+    if declared is not None and declared not in MEDIA_TYPES:
+        raise MediaValueError(f"media_type must be one of {', '.join(MEDIA_TYPES)}")
+    media_type = declared or (media_kind(sniffed) if sniffed else "file")
+    if media_type != "file":
+        if sniffed is None:
+            raise MediaValueError(f"the bytes are not a recognised {media_type} format")
+        if media_kind(sniffed) != media_type:
+            raise MediaValueError(f"media_type is {media_type} but the bytes are {sniffed}")
+    _check_extension(filename, sniffed)
+    return media_type, sniffed or "application/octet-stream"
+
+
+_EXTENSION_MIME = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "mp4": "video/mp4",
+    "m4v": "video/mp4",
+    "webm": "video/webm",
+    "mov": "video/quicktime",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "ogg": "audio/ogg",
+    "flac": "audio/flac",
+    "m4a": "audio/mp4",
+    "pdf": "application/pdf",
+}
+
+
+def _check_extension(filename: str, sniffed: str | None) -> None:
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    claimed = _EXTENSION_MIME.get(extension)
+    if claimed is not None and claimed != sniffed:
+        raise MediaValueError(
+            f"the file name {filename!r} says {claimed} but the bytes are "
+            f"{sniffed or 'not a recognised format'}"
+        )

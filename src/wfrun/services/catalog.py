@@ -36,6 +36,7 @@ class RevisionSpec:
     outputs: tuple[m.OutputSpec, ...]
     prices: PriceTable
     timeout_seconds: int
+    output_retention_hours: int | None = None
 
     @classmethod
     def from_row(cls, row: Record) -> RevisionSpec:
@@ -47,6 +48,7 @@ class RevisionSpec:
             outputs=tuple(m.output_from_json(d) for d in row["output_manifest"]),
             prices=PriceTable(**row["prices"]),
             timeout_seconds=row["timeout_seconds"],
+            output_retention_hours=row.get("output_retention_hours"),
         )
 
 
@@ -112,6 +114,7 @@ async def import_package(
                 "output_manifest": [m.output_to_json(s) for s in outputs],
                 "prices": _prices_json(prices),
                 "timeout_seconds": package.timeout_seconds,
+                "output_retention_hours": package.output_retention_hours,
                 "package": package.model_dump(mode="json"),
                 "created_at": now,
             },

@@ -7,7 +7,7 @@ attempt, so a worker that lost its lease cannot change a run another worker now 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from wfrun.queue.broker import JobStatus
 from wfrun.records import Record
 from wfrun.services import billing
 from wfrun.services.catalog import RevisionSpec
+from wfrun.store import assets as asset_store
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
@@ -35,6 +36,8 @@ class Claim:
     attempt: int
     run: Record
     spec: RevisionSpec
+    assets: dict[str, RowMapping] = field(default_factory=dict)
+    """The ``asset://`` inputs' rows, by asset id."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ async def claim_next(
             return "settled"
         revision = await workflow_store.find_revision(conn, run["revision_id"])
         assert revision is not None
-    return Claim(job["id"], job["attempts"], started, RevisionSpec.from_row(revision))
+        assets = await asset_store.assets_for_run(conn, run["id"])
+    return Claim(job["id"], job["attempts"], started, RevisionSpec.from_row(revision), assets)
 
 
 async def _start(
@@ -163,7 +167,12 @@ async def record_node(
 
 
 async def complete(
-    db: Database, claim: Claim, *, outputs: dict[str, Any], execution_ms: int
+    db: Database,
+    claim: Claim,
+    *,
+    outputs: dict[str, Any],
+    execution_ms: int,
+    retention: timedelta = timedelta(days=7),
 ) -> bool:
     """Mark the run succeeded and settle by actual usage (多退少补). False when fenced out."""
     prices = claim.spec.prices
@@ -174,7 +183,9 @@ async def complete(
         quoted_external=claim.run["quote_external"],
         accept_external_cost_risk=claim.run["accept_external_cost_risk"],
     )
-    values = {"outputs": outputs, "progress_percent": 100}
+    hours = claim.spec.output_retention_hours
+    keep = timedelta(hours=hours) if hours is not None else retention
+    values = {"outputs": outputs, "progress_percent": 100, "outputs_expire_at": utcnow() + keep}
     return await _finish(
         db, claim, RunStatus.SUCCEEDED, settlement, execution_ms, values, "succeeded"
     )

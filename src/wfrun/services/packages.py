@@ -13,7 +13,8 @@ A package is one JSON document an operator imports with ``wfrun workflows import
                    "display_name": "…", "required": false, "default_value": 512, "min": 16, …} ],
       "outputs": [ {"key": "n5_images", "type": "image", "bind": {"node": "5"}, "multiple": true} ],
       "pricing": {"fixed_fee": "0.01", "price_per_second": "0.002", "estimated_seconds": 5},
-      "timeout_seconds": 600
+      "timeout_seconds": 600,
+      "output_retention_hours": 168          # optional; default from settings
     }
 
 ``bind`` may be omitted for keys shaped ``n<node>_<input>`` (the chenyu convention). Prices are
@@ -115,6 +116,7 @@ class Package(_Strict):
     outputs: list[OutputEntry] = Field(min_length=1)
     pricing: Pricing = Field(default_factory=Pricing)
     timeout_seconds: int = Field(600, ge=1, le=86_400)
+    output_retention_hours: int | None = Field(None, ge=1, le=24 * 365)
 
     @field_validator("tags")
     @classmethod

@@ -17,14 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wfrun import ids
 from wfrun.clock import utcnow
 from wfrun.domain.idempotency import fingerprint
-from wfrun.domain.manifest import ValidatedInputs, validate_inputs
-from wfrun.domain.media import MediaSource
+from wfrun.domain.manifest import validate_inputs
 from wfrun.domain.pricing import Quote, quote, release
 from wfrun.domain.runs import FreezeStatus, RunStatus, transition
 from wfrun.errors import (
     ExternalCostRiskNotAccepted,
     IdempotencyMismatch,
-    InvalidWorkflowInput,
     NotPublished,
     RevisionNotFound,
     WorkflowNotFound,
@@ -33,8 +31,10 @@ from wfrun.queue import broker
 from wfrun.records import Record
 from wfrun.services import billing
 from wfrun.services.accounts import Principal
+from wfrun.services.assets import check_asset_refs
 from wfrun.services.catalog import RevisionSpec
 from wfrun.services.run_views import fetch_run
+from wfrun.store import assets as asset_store
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
@@ -114,7 +114,7 @@ async def _why_unresolved(
 
 
 def _price(spec: RevisionSpec, request: RunRequest, policy: Policy) -> Quote:
-    _require_inline_media(validate_inputs(spec.inputs, request.inputs))
+    """The quote (flat per revision today), after the operator's consent rule."""
     prices = spec.prices
     if (
         prices.may_incur_external_model_cost
@@ -128,23 +128,14 @@ def _price(spec: RevisionSpec, request: RunRequest, policy: Policy) -> Quote:
     return quote(prices)
 
 
-def _require_inline_media(validated: ValidatedInputs) -> None:
-    """Only data: URIs can be resolved until the asset store and URL fetcher exist."""
-    for key, refs in validated.media.items():
-        for ref in refs:
-            if ref.source is not MediaSource.DATA:
-                raise InvalidWorkflowInput(
-                    f"input {key}: {ref.source.value} media are not supported by this server "
-                    "yet; send the file inline as data:<mime>;base64,…"
-                )
-
-
 async def quote_run(
     db: Database, principal: Principal, request: RunRequest, policy: Policy
 ) -> QuoteResult:
     """Validate and price a request without side effects."""
     async with db.transaction() as conn:
         row, spec = await _resolve(conn, principal, request)
+        validated = validate_inputs(spec.inputs, request.inputs)
+        await check_asset_refs(conn, principal, spec.inputs, validated, utcnow())
     return QuoteResult(row["id"], spec.revision_id, _price(spec, request, policy), spec)
 
 
@@ -162,10 +153,13 @@ async def submit_run(
     now = utcnow()
     async with db.transaction(write=True) as conn:
         row, spec = await _resolve(conn, principal, request)
+        validated = validate_inputs(spec.inputs, request.inputs)
         priced = _price(spec, request, policy)
+        asset_ids = await check_asset_refs(conn, principal, spec.inputs, validated, now)
         values = _new_run(principal, request, row, priced, now)
         if not await run_store.insert_run_claiming_key(conn, values):
             return SubmitResult(await _replay(conn, principal, request), replay=True)
+        await asset_store.link_run(conn, values["id"], asset_ids)
         await billing.freeze(
             conn,
             account_id=principal.account_id,

@@ -123,6 +123,7 @@ revisions = Table(
     Column("output_manifest", Json, nullable=False),
     Column("prices", Json, nullable=False),
     Column("timeout_seconds", Integer, nullable=False),
+    Column("output_retention_hours", Integer, nullable=True),
     Column("package", Json, nullable=False),
     _ts("created_at"),
     UniqueConstraint("workflow_id", "number"),
@@ -164,6 +165,8 @@ runs = Table(
     Column("error_detail", Text, nullable=True),
     Column("error_status", Integer, nullable=True),
     _ts("cancel_requested_at", nullable=True),
+    _ts("outputs_expire_at", nullable=True),
+    _ts("outputs_deleted_at", nullable=True),
     _ts("created_at"),
     _ts("started_at", nullable=True),
     _ts("terminal_at", nullable=True),
@@ -171,6 +174,7 @@ runs = Table(
     UniqueConstraint("account_id", "workflow_id", "idempotency_key", name="idempotency"),
     Index("ix_runs_account_created", "account_id", "created_at"),
     Index("ix_runs_status_created", "status", "created_at"),
+    Index("ix_runs_outputs_expire", "outputs_expire_at"),
 )
 
 run_events = Table(
@@ -263,4 +267,30 @@ workers = Table(
     Column("concurrency", Integer, nullable=False),
     _ts("started_at"),
     _ts("heartbeat_at"),
+)
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("media_type", String(16), nullable=False),
+    Column("mime_type", String(100), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("filename", String(255), nullable=False, server_default=""),
+    Column("purpose", String(32), nullable=False),
+    Column("storage_key", String(255), nullable=False),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("deleted_at", nullable=True),
+    Index("ix_assets_account_created", "account_id", "created_at"),
+    Index("ix_assets_expires", "expires_at"),
+)
+
+run_assets = Table(
+    "run_assets",
+    metadata,
+    Column("run_id", Id, ForeignKey("runs.id"), primary_key=True),
+    Column("asset_id", Id, ForeignKey("assets.id"), primary_key=True, index=True),
 )

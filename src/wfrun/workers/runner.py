@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from wfrun.domain.manifest import ValidatedInputs, validate_inputs
+from wfrun.domain.manifest import validate_inputs
 from wfrun.engines.base import (
     Engine,
     EngineInterrupted,
@@ -23,12 +23,14 @@ from wfrun.engines.base import (
     NodeResult,
     RunSpec,
 )
-from wfrun.engines.graph import bind_inputs, media_filename
+from wfrun.engines.graph import bind_inputs
 from wfrun.errors import ServiceError
+from wfrun.fetch import SafeFetcher
 from wfrun.services import execution
 from wfrun.services.execution import CancelRequested, Claim, Failure, Fenced
 from wfrun.storage.base import ObjectStore
 from wfrun.store.database import Database
+from wfrun.workers.media import resolve_media
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class RunnerDeps:
     db: Database
     storage: ObjectStore
     engines: Mapping[str, Engine]
+    fetcher: SafeFetcher
+    output_retention: timedelta = timedelta(days=7)
     retry_delay: timedelta = timedelta(seconds=5)
 
 
@@ -97,7 +101,7 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
         return int((time.monotonic() - started) * 1000)
 
     try:
-        spec = _prepare(claim)
+        spec = await _prepare(deps, claim)
         engine = deps.engines[claim.spec.engine_kind]
         sink = ProgressRecorder(deps.db, claim)
         results = await asyncio.wait_for(
@@ -105,7 +109,13 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
         )
         execution_ms = elapsed_ms()
         outputs = await _store_outputs(deps.storage, claim, results)
-        await execution.complete(deps.db, claim, outputs=outputs, execution_ms=execution_ms)
+        await execution.complete(
+            deps.db,
+            claim,
+            outputs=outputs,
+            execution_ms=execution_ms,
+            retention=deps.output_retention,
+        )
     except (CancelRequested, EngineInterrupted):
         await _after_interrupt(deps, claim, control, elapsed_ms())
     except Fenced as exc:
@@ -141,30 +151,27 @@ async def _after_interrupt(
     await execution.cancel_consumed(deps.db, claim, execution_ms=execution_ms)
 
 
+_FAILURES: dict[str, tuple[str, int]] = {
+    "ENGINE_VALIDATION_FAILED": ("The workflow graph failed validation.", 500),
+    "ENGINE_EXECUTION_FAILED": ("A workflow node failed.", 500),
+    "MEDIA_URL_FORBIDDEN": ("A media URL was refused.", 400),
+    "MEDIA_FETCH_FAILED": ("A media URL could not be fetched.", 400),
+    "MEDIA_TOO_LARGE": ("A media file is too large.", 413),
+    "ASSET_EXPIRED": ("An input asset is no longer available.", 400),
+}
+
+
 def _engine_failure(exc: EnginePermanent) -> Failure:
-    reason = {
-        "ENGINE_VALIDATION_FAILED": "The workflow graph failed validation.",
-        "ENGINE_EXECUTION_FAILED": "A workflow node failed.",
-    }.get(exc.code, "The engine failed.")
-    return Failure(exc.code, reason, exc.message, node_id=exc.node_id, status=500)
+    reason, status = _FAILURES.get(exc.code, ("The engine failed.", 500))
+    return Failure(exc.code, reason, exc.message, node_id=exc.node_id, status=status)
 
 
-def _prepare(claim: Claim) -> RunSpec:
-    """Re-validate the stored inputs (pure) and bind them into the graph."""
-    validated: ValidatedInputs = validate_inputs(claim.spec.inputs, claim.run["inputs"])
-    media: dict[str, bytes] = {}
-    names: dict[str, list[str]] = {}
-    for key, refs in validated.media.items():
-        for index, ref in enumerate(refs):
-            if ref.data is None:
-                raise EnginePermanent(
-                    f"input {key}: {ref.source.value} media sources are not supported by this "
-                    "server yet; send the file as a data: URI",
-                    code="MEDIA_SOURCE_UNSUPPORTED",
-                )
-            name = media_filename(key, index, ref.mime_type)
-            media[name] = ref.data
-            names.setdefault(key, []).append(name)
+async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:
+    """Re-validate the stored inputs (pure), obtain their media, bind them into the graph."""
+    validated = validate_inputs(claim.spec.inputs, claim.run["inputs"])
+    media, names = await resolve_media(
+        validated, claim.spec.inputs, claim.assets, deps.storage, deps.fetcher
+    )
     graph = bind_inputs(claim.spec.payload, claim.spec.inputs, validated.values, names)
     return RunSpec(run_id=claim.run["id"], attempt=claim.attempt, graph=graph, media=media)
 
@@ -180,7 +187,7 @@ async def _store_outputs(
         files = []
         for item in result.files:
             key = f"{prefix}/{spec.key}/{item.filename}"
-            await storage.put(key, item.data)
+            await storage.put(key, item.data, content_type=item.mime_type)
             files.append(
                 {
                     "storage_key": key,

@@ -11,18 +11,15 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 from wfrun import ids
 from wfrun.config import WorkerSettings
-from wfrun.engines.base import Engine
 from wfrun.queue.notify import JobListener
-from wfrun.services import execution
+from wfrun.runtime import Runtime
+from wfrun.services import assets, execution
 from wfrun.services.execution import Claim
-from wfrun.storage.base import ObjectStore
-from wfrun.store.database import Database
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
 
 log = logging.getLogger(__name__)
@@ -40,20 +37,25 @@ class Worker:
 
     def __init__(
         self,
+        runtime: Runtime,
         *,
-        db: Database,
-        storage: ObjectStore,
-        engines: Mapping[str, Engine],
-        settings: WorkerSettings,
+        settings: WorkerSettings | None = None,
         wakeup: asyncio.Event | None = None,
     ) -> None:
         self.id = ids.new_worker_id()
-        self.settings = settings
-        self.lease = timedelta(seconds=settings.lease_seconds)
-        self.deps = RunnerDeps(db=db, storage=storage, engines=engines)
+        self.settings = settings or runtime.settings.worker
+        self.sweep_interval = runtime.settings.assets.sweep_interval_seconds
+        self.lease = timedelta(seconds=self.settings.lease_seconds)
+        self.deps = RunnerDeps(
+            db=runtime.db,
+            storage=runtime.storage,
+            engines=runtime.engines,
+            fetcher=runtime.fetcher,
+            output_retention=timedelta(hours=runtime.settings.assets.output_retention_hours),
+        )
         self.wakeup = wakeup or asyncio.Event()
         self._active: dict[str, _Active] = {}
-        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._registered = False
 
     async def register(self) -> None:
@@ -77,6 +79,7 @@ class Worker:
             listener = JobListener(self.deps.db.url, self.wakeup)
             await listener.start()
         beat = asyncio.create_task(self._heartbeat_loop(stop))
+        sweeper = asyncio.create_task(self._sweep_loop(stop))
         try:
             while not stop.is_set():
                 await self._slots.acquire()
@@ -89,6 +92,7 @@ class Worker:
         finally:
             await self._drain()
             beat.cancel()
+            sweeper.cancel()
             if listener is not None:
                 await listener.stop()
 
@@ -154,6 +158,17 @@ class Worker:
             except Exception:
                 log.exception("heartbeat failed")
             await asyncio.sleep(interval)
+
+    async def _sweep_loop(self, stop: asyncio.Event) -> None:
+        """Retention: delete expired assets' and outputs' bytes every ``sweep_interval``."""
+        while not stop.is_set():
+            try:
+                removed = await assets.sweep(self.deps.db, self.deps.storage)
+                if any(removed):
+                    log.info("retention removed %d assets and the outputs of %d runs", *removed)
+            except Exception:
+                log.exception("retention sweep failed")
+            await asyncio.sleep(self.sweep_interval)
 
     async def _beat(self) -> None:
         owned = [(a.claim.job_id, a.claim.attempt, run) for run, a in self._active.items()]

@@ -7,11 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from wfrun.api import wire
-from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, base_url
+from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, links
 from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody
 from wfrun.domain.runs import RunStatus
 from wfrun.errors import IdempotencyKeyRequired, InvalidParameter
-from wfrun.runtime import Runtime
 from wfrun.services import run_views, runs
 
 router = APIRouter(prefix="/workflow/run", tags=["runs"])
@@ -103,11 +102,6 @@ async def run_list(
     return wire.ok(wire.page(wire.items(rows, wire.run_list_item), total, page, page_size))
 
 
-def _links(request: Request, runtime: Runtime) -> wire.Links:
-    ttl = runtime.settings.signed_url_ttl_seconds
-    return wire.Links(runtime.signer, base_url(request, runtime), ttl)
-
-
 @router.get("/info", summary="Billing view of one run", responses=_ERRORS)
 async def run_info(
     request: Request,
@@ -116,7 +110,7 @@ async def run_info(
     run_order_id: str = Query(min_length=1, max_length=64),
 ) -> dict[str, Any]:
     run = await run_views.get_run(runtime.db, principal, run_order_id)
-    return wire.ok(wire.run_info(run, _links(request, runtime)))
+    return wire.ok(wire.run_info(run, links(request, runtime)))
 
 
 @router.get(
@@ -131,4 +125,4 @@ async def run_execution(
     view = await run_views.get_execution(
         runtime.db, principal, run_order_id, lease_seconds=runtime.settings.worker.lease_seconds
     )
-    return wire.ok(wire.execution(view, _links(request, runtime)))
+    return wire.ok(wire.execution(view, links(request, runtime)))

@@ -1,0 +1,38 @@
+"""Errors raised by the safe media fetcher; ``code`` is the wire ``engine_code``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FetchError(Exception):
+    """Base of every fetch failure.
+
+    Attributes:
+        code: Stable wire ``engine_code`` of the failure category.
+        detail: Precise explanation naming the URL, host or address involved.
+    """
+
+    code: ClassVar[str] = "MEDIA_FETCH_FAILED"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class FetchRefused(FetchError):
+    """The URL (or a redirect target) is not allowed: scheme, credentials or address."""
+
+    code: ClassVar[str] = "MEDIA_URL_FORBIDDEN"
+
+
+class FetchTooLarge(FetchError):
+    """The body is (or declares itself) larger than the policy allows."""
+
+    code: ClassVar[str] = "MEDIA_TOO_LARGE"
+
+
+class FetchFailed(FetchError):
+    """DNS, connection, timeout, HTTP status or redirect-count failure."""
+
+    code: ClassVar[str] = "MEDIA_FETCH_FAILED"

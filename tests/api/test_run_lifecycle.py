@@ -112,7 +112,9 @@ async def test_walk_from_market_to_downloaded_output(runtime: Runtime, http: htt
     assert listed["items"][0]["final_amount"] == info["final_amount"]
 
 
-async def test_output_links_are_signed_and_refuse_tampering_and_expiry(runtime: Runtime, http: httpx.AsyncClient):
+async def test_output_links_are_signed_and_refuse_tampering_and_expiry(
+    runtime: Runtime, http: httpx.AsyncClient
+):
     owner = await operator(runtime)
     await publish_demo(runtime, owner)
     alice = await customer(runtime)

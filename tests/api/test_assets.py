@@ -25,6 +25,8 @@ from tests.support.factories import (
 from wfrun.clock import utcnow
 from wfrun.runtime import Runtime
 from wfrun.services import assets as asset_service
+from wfrun.storage.local import LocalStorage
+from wfrun.storage.s3 import S3Storage
 from wfrun.store.schema import assets, runs
 
 

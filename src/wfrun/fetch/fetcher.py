@@ -132,7 +132,7 @@ class SafeFetcher:
         """
         seconds = self._policy.timeout_seconds
         try:
-            async with asyncio.timeout(seconds * 100):
+            async with asyncio.timeout(seconds):
                 return await self._follow(parse_target(url))
         except TimeoutError:
             raise FetchFailed(f"fetching {url} took longer than {seconds:g}s") from None

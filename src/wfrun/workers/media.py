@@ -60,7 +60,7 @@ async def _bytes_of(
         except FileNotFoundError:
             raise MediaUnavailable(
                 f"input {label}: the bytes of {ref.uri} are no longer stored",
-                code="ASSET_EXPIRED",
+                code="INPUT_ASSET_GONE",
             ) from None
     return await _fetch(spec, ref, fetcher, label)
 

@@ -157,7 +157,7 @@ _FAILURES: dict[str, tuple[str, int]] = {
     "MEDIA_URL_FORBIDDEN": ("A media URL was refused.", 400),
     "MEDIA_FETCH_FAILED": ("A media URL could not be fetched.", 400),
     "MEDIA_TOO_LARGE": ("A media file is too large.", 413),
-    "ASSET_EXPIRED": ("An input asset is no longer available.", 400),
+    "INPUT_ASSET_GONE": ("An input asset is no longer available.", 400),
 }
 
 

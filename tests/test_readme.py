@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import databases
 from wfrun.domain.money import parse_amount
@@ -53,7 +54,23 @@ async def _start_serve(
     return process, port.group(1), drain
 
 
-async def test_readme_walkthrough_runs_verbatim(database_url: str, tmp_path: Path):
+def _scale_out_env(database_url: str, s3_endpoint: str) -> dict[str, str]:
+    return {
+        "WFRUN_DATABASE_URL": database_url,
+        "WFRUN_STORAGE__BACKEND": "s3",
+        "WFRUN_STORAGE__S3_BUCKET": "wfrun-readme",
+        "WFRUN_STORAGE__S3_ENDPOINT_URL": s3_endpoint,
+        "WFRUN_STORAGE__S3_PREFIX": f"readme-{os.getpid()}/",
+        "WFRUN_STORAGE__S3_ACCESS_KEY_ID": "test",
+        "WFRUN_STORAGE__S3_SECRET_ACCESS_KEY": "test",
+        "WFRUN_STORAGE__S3_CREATE_BUCKET": "true",
+    }
+
+
+async def test_readme_walkthrough_runs_verbatim(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+):
+    """SQLite with local files (the embedded default); PostgreSQL with S3 (scale-out)."""
     if not database_url.startswith("sqlite"):
         db = Database(database_url)
         await databases.truncate_all(db)
@@ -62,7 +79,7 @@ async def test_readme_walkthrough_runs_verbatim(database_url: str, tmp_path: Pat
     shutil.copy(ROOT / "docs" / "sample.png", tmp_path / "docs" / "sample.png")
     env = {**os.environ, "WFRUN_DATA_DIR": str(tmp_path / "data")}
     if not database_url.startswith("sqlite"):
-        env["WFRUN_DATABASE_URL"] = database_url
+        env |= _scale_out_env(database_url, request.getfixturevalue("moto_endpoint"))
     process, port, drain = await _start_serve(env, tmp_path)
     try:
         walk = await asyncio.create_subprocess_exec(
@@ -79,6 +96,7 @@ async def test_readme_walkthrough_runs_verbatim(database_url: str, tmp_path: Pat
         assert walk.returncode == 0, output
         assert "('succeeded', 100, 'my first run')" in output
         assert "result.png is a PNG" in output
+        assert re.search(r"^uploaded asset://asset_[0-9a-f]{32}$", output, flags=re.M), output
         await _check_bill(port, (tmp_path / "data" / "demo_api_key").read_text().strip())
     finally:
         process.terminate()

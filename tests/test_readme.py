@@ -96,7 +96,9 @@ async def test_readme_walkthrough_runs_verbatim(
         assert walk.returncode == 0, output
         assert "('succeeded', 100, 'my first run')" in output
         assert "result.png is a PNG" in output
-        assert re.search(r"^uploaded asset://asset_[0-9a-f]{32}$", output, flags=re.M), output
+        assert re.search(r"^uploaded asset://asset_[0-9a-f]{32}$", output, flags=re.MULTILINE), (
+            output
+        )
         await _check_bill(port, (tmp_path / "data" / "demo_api_key").read_text().strip())
     finally:
         process.terminate()

@@ -154,6 +154,21 @@ class AssetTooLarge(TooLarge):
     reason = "The uploaded file is too large."
 
 
+class InstanceNotFound(NotFound):
+    code = "INSTANCE_NOT_FOUND"
+    reason = "Engine instance not found."
+
+
+class InstanceExists(Conflict):
+    code = "INSTANCE_EXISTS"
+    reason = "An engine instance with that URL is already registered."
+
+
+class InstanceBusy(Conflict):
+    code = "INSTANCE_BUSY"
+    reason = "The engine instance still has runs in flight."
+
+
 class FileNotFound(NotFound):
     code = "FILE_NOT_FOUND"
     reason = "File not found."

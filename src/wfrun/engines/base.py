@@ -60,6 +60,11 @@ class RunSpec:
     attempt: int
     graph: Mapping[str, Any]
     media: Mapping[str, bytes] = field(default_factory=dict)
+    target: str | None = None
+    """Engine instance to run on (a ComfyUI server's base URL); None for in-process engines."""
+    engine_prompt_id: str | None = None
+    """Canonical uuid the engine knows this attempt by, derived from (run, attempt)."""
+    timeout_seconds: float = 600.0
 
 
 class ProgressSink(Protocol):

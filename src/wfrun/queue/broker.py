@@ -132,6 +132,21 @@ async def reschedule(
     return result.rowcount == 1
 
 
+async def defer(conn: AsyncConnection, *, job_id: str, at: datetime) -> None:
+    """Hand a just-claimed job back without using up an attempt (nothing could run it yet)."""
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == JobStatus.DOING)
+        .values(
+            status=JobStatus.TODO,
+            attempts=jobs.c.attempts - 1,
+            scheduled_at=at,
+            lease_until=None,
+            worker_id=None,
+        )
+    )
+
+
 async def cancel_for_run(conn: AsyncConnection, run_id: str, now: datetime) -> None:
     await conn.execute(
         update(jobs)

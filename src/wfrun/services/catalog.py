@@ -6,7 +6,7 @@ Each public function is one transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -37,6 +37,7 @@ class RevisionSpec:
     prices: PriceTable
     timeout_seconds: int
     output_retention_hours: int | None = None
+    required_labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Record) -> RevisionSpec:
@@ -49,6 +50,7 @@ class RevisionSpec:
             prices=PriceTable(**row["prices"]),
             timeout_seconds=row["timeout_seconds"],
             output_retention_hours=row.get("output_retention_hours"),
+            required_labels=dict(row.get("required_labels") or {}),
         )
 
 
@@ -115,6 +117,7 @@ async def import_package(
                 "prices": _prices_json(prices),
                 "timeout_seconds": package.timeout_seconds,
                 "output_retention_hours": package.output_retention_hours,
+                "required_labels": package.required_labels,
                 "package": package.model_dump(mode="json"),
                 "created_at": now,
             },

@@ -7,6 +7,7 @@ attempt, so a worker that lost its lease cannot change a run another worker now 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -16,13 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfrun.clock import utcnow
 from wfrun.domain.pricing import Settlement, compute_cost, release, settle
-from wfrun.domain.runs import FreezeStatus, RunStatus, transition
+from wfrun.domain.runs import FreezeStatus, RunStatus, is_terminal, transition
+from wfrun.domain.scheduling import choose_instance
 from wfrun.queue import broker
 from wfrun.queue.broker import JobStatus
 from wfrun.records import Record
 from wfrun.services import billing
 from wfrun.services.catalog import RevisionSpec
 from wfrun.store import assets as asset_store
+from wfrun.store import instances as instance_store
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
@@ -38,6 +41,8 @@ class Claim:
     spec: RevisionSpec
     assets: dict[str, RowMapping] = field(default_factory=dict)
     """The ``asset://`` inputs' rows, by asset id."""
+    instance_url: str | None = None
+    """The engine instance the run was placed on (engines that need one)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,17 @@ class Failure:
     detail: str
     node_id: str | None = None
     status: int = 500
+
+
+INSTANCE_KINDS = frozenset({"comfyui"})
+NO_CAPACITY_RETRY = timedelta(seconds=1)
+_PROMPT_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4c1e-9d55-77667275e000")
+
+
+def engine_prompt_id(run_id: str) -> str:
+    """The uuid an engine knows a run by: the same for every attempt, so a re-dispatched
+    attempt can find (and attach to) the prompt its predecessor already submitted."""
+    return str(uuid.uuid5(_PROMPT_NAMESPACE, run_id))
 
 
 class Fenced(Exception):
@@ -76,24 +92,45 @@ async def claim_next(
         if job["attempts"] > job["max_attempts"]:
             await _give_up(conn, job, run, now)
             return "settled"
-        started = await _start(conn, job, run, now)
-        if started is None:
+        if is_terminal(RunStatus(run["status"])):  # cancelled while queued: nothing to run
             await broker.finish(
                 conn, job_id=job["id"], attempt=None, status=JobStatus.CANCELLED, now=now
             )
             return "settled"
         revision = await workflow_store.find_revision(conn, run["revision_id"])
         assert revision is not None
+        spec = RevisionSpec.from_row(revision)
+        needs_instance = spec.engine_kind in INSTANCE_KINDS
+        placement = await _place(conn, spec, run) if needs_instance else None
+        if needs_instance and placement is None:
+            await broker.defer(conn, job_id=job["id"], at=now + NO_CAPACITY_RETRY)
+            return "settled"
+        started = await _start(conn, job, run, now, placement)
+        if started is None:
+            await broker.finish(
+                conn, job_id=job["id"], attempt=None, status=JobStatus.CANCELLED, now=now
+            )
+            return "settled"
         assets = await asset_store.assets_for_run(conn, run["id"])
-    return Claim(job["id"], job["attempts"], started, RevisionSpec.from_row(revision), assets)
+    instance_url = placement["url"] if placement else None
+    return Claim(job["id"], job["attempts"], started, spec, assets, instance_url)
+
+
+async def _place(conn: AsyncConnection, spec: RevisionSpec, run: Record) -> Record | None:
+    """The instance to run on, or None when no healthy instance with the required labels has
+    room now (the job then waits)."""
+    candidates = await instance_store.lock_schedulable(conn, spec.engine_kind)
+    return choose_instance(candidates, spec.required_labels, previous=run["instance_id"])
 
 
 async def _start(
-    conn: AsyncConnection, job: Record, run: Record, now: datetime
+    conn: AsyncConnection, job: Record, run: Record, now: datetime, placement: Record | None
 ) -> RowMapping | None:
     attempt = job["attempts"]
     status = RunStatus(run["status"])
     values: dict[str, Any] = {"attempt": attempt, "updated_at": now, "progress_percent": 0}
+    if placement is not None:
+        values |= {"instance_id": placement["id"], "engine_prompt_id": engine_prompt_id(run["id"])}
     if status is RunStatus.QUEUED:
         values |= {"status": transition(status, RunStatus.RUNNING), "started_at": now}
         message = f"started (attempt {attempt})"

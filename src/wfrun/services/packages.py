@@ -14,7 +14,8 @@ A package is one JSON document an operator imports with ``wfrun workflows import
       "outputs": [ {"key": "n5_images", "type": "image", "bind": {"node": "5"}, "multiple": true} ],
       "pricing": {"fixed_fee": "0.01", "price_per_second": "0.002", "estimated_seconds": 5},
       "timeout_seconds": 600,
-      "output_retention_hours": 168          # optional; default from settings
+      "output_retention_hours": 168,         # optional; default from settings
+      "required_labels": {"gpu": "a100"}     # comfyui: only instances carrying these labels
     }
 
 ``bind`` may be omitted for keys shaped ``n<node>_<input>`` (the chenyu convention). Prices are
@@ -117,6 +118,7 @@ class Package(_Strict):
     pricing: Pricing = Field(default_factory=Pricing)
     timeout_seconds: int = Field(600, ge=1, le=86_400)
     output_retention_hours: int | None = Field(None, ge=1, le=24 * 365)
+    required_labels: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("tags")
     @classmethod

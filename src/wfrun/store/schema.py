@@ -124,6 +124,7 @@ revisions = Table(
     Column("prices", Json, nullable=False),
     Column("timeout_seconds", Integer, nullable=False),
     Column("output_retention_hours", Integer, nullable=True),
+    Column("required_labels", Json, nullable=True),
     Column("package", Json, nullable=False),
     _ts("created_at"),
     UniqueConstraint("workflow_id", "number"),
@@ -149,6 +150,7 @@ runs = Table(
     Column("task_id", String(64), nullable=False),
     Column("prompt_id", String(64), nullable=False),
     Column("engine_prompt_id", String(64), nullable=True),
+    Column("instance_id", Id, nullable=True),
     Column("billing_run_id", String(64), nullable=False),
     Column("progress_percent", Integer, nullable=False, server_default="0"),
     Column("progress_snapshot", Json, nullable=True),
@@ -293,4 +295,21 @@ run_assets = Table(
     metadata,
     Column("run_id", Id, ForeignKey("runs.id"), primary_key=True),
     Column("asset_id", Id, ForeignKey("assets.id"), primary_key=True, index=True),
+)
+
+engine_instances = Table(
+    "engine_instances",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("url", String(2048), nullable=False, unique=True),
+    Column("capacity", Integer, nullable=False),
+    Column("labels", Json, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("healthy", Boolean, nullable=False),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    _ts("last_check_at", nullable=True),
+    _ts("created_at"),
+    CheckConstraint("capacity >= 1", name="capacity_positive"),
 )

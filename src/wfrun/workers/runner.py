@@ -173,7 +173,15 @@ async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:
         validated, claim.spec.inputs, claim.assets, deps.storage, deps.fetcher
     )
     graph = bind_inputs(claim.spec.payload, claim.spec.inputs, validated.values, names)
-    return RunSpec(run_id=claim.run["id"], attempt=claim.attempt, graph=graph, media=media)
+    return RunSpec(
+        run_id=claim.run["id"],
+        attempt=claim.attempt,
+        graph=graph,
+        media=media,
+        target=claim.instance_url,
+        engine_prompt_id=claim.run["engine_prompt_id"],
+        timeout_seconds=claim.spec.timeout_seconds,
+    )
 
 
 async def _store_outputs(

@@ -1,0 +1,109 @@
+"""Engine instances: the operator registers ComfyUI servers; workers probe their health.
+
+States: ``active`` instances take new runs while healthy; ``draining`` ones finish what they
+have and take nothing new. Removing an instance with runs in flight is refused (drain first).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from wfrun.clock import utcnow
+from wfrun.errors import InstanceBusy, InstanceExists, InstanceNotFound, InvalidParameter
+from wfrun.store import instances as store
+from wfrun.store.database import Database
+
+KINDS = ("comfyui",)
+UNHEALTHY_AFTER = 3
+_LABEL = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
+    """``["gpu=a100", "region=sh"]`` → ``{"gpu": "a100", "region": "sh"}``."""
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not _LABEL.match(key) or not _LABEL.match(value):
+            raise InvalidParameter(f"label {pair!r} must look like key=value ([A-Za-z0-9_.-])")
+        labels[key] = value
+    return labels
+
+
+def _normalise_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParameter(f"instance URL {url!r} must be http(s)://host[:port]")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+async def add_instance(
+    db: Database, *, url: str, capacity: int, labels: dict[str, str], kind: str = "comfyui"
+) -> RowMapping:
+    if kind not in KINDS:
+        raise InvalidParameter(f"kind must be one of {', '.join(KINDS)}")
+    if capacity < 1:
+        raise InvalidParameter("capacity must be at least 1")
+    values: dict[str, Any] = {
+        "id": f"inst_{secrets.token_hex(10)}",
+        "kind": kind,
+        "url": _normalise_url(url),
+        "capacity": capacity,
+        "labels": labels,
+        "state": "active",
+        "healthy": True,
+        "consecutive_failures": 0,
+        "created_at": utcnow(),
+    }
+    try:
+        async with db.transaction(write=True) as conn:
+            await store.insert_instance(conn, values)
+            row = await store.find_instance(conn, values["id"])
+    except IntegrityError:
+        raise InstanceExists(f"{values['url']} is already registered") from None
+    assert row is not None
+    return row
+
+
+async def _get(db: Database, ref: str) -> RowMapping:
+    async with db.transaction() as conn:
+        row = await store.find_instance(conn, ref)
+    if row is None:
+        raise InstanceNotFound(f"no engine instance {ref}")
+    return row
+
+
+async def drain_instance(db: Database, ref: str, *, resume: bool = False) -> RowMapping:
+    row = await _get(db, ref)
+    async with db.transaction(write=True) as conn:
+        await store.update_instance(conn, row["id"], {"state": "active" if resume else "draining"})
+        updated = await store.find_instance(conn, row["id"])
+    assert updated is not None
+    return updated
+
+
+async def remove_instance(db: Database, ref: str) -> None:
+    row = await _get(db, ref)
+    async with db.transaction(write=True) as conn:
+        busy = next(r for r in await store.list_instances(conn) if r["id"] == row["id"])["busy"]
+        if busy:
+            raise InstanceBusy(f"{row['url']} has {busy} run(s) in flight; drain it first")
+        await store.delete_instance(conn, row["id"])
+
+
+async def list_instances(db: Database) -> Sequence[RowMapping]:
+    async with db.transaction() as conn:
+        return await store.list_instances(conn)
+
+
+async def record_probe(db: Database, instance_id: str, *, ok: bool, error: str | None) -> None:
+    async with db.transaction(write=True) as conn:
+        await store.record_probe(
+            conn, instance_id, ok=ok, error=error, now=utcnow(), unhealthy_after=UNHEALTHY_AFTER
+        )

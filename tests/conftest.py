@@ -14,13 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 from moto.server import ThreadedMotoServer
 
 from tests.support import databases
 from tests.support.server import LiveServer, start_server
+from wfrun.cli.main import cli
 from wfrun.config import Settings, StorageSettings, WorkerSettings
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.store.audit import ledger_problems
+from wfrun.store.database import Database
 
 DIALECTS = ["sqlite", "postgresql"]
 
@@ -126,3 +129,23 @@ async def server(runtime: Runtime) -> AsyncIterator[LiveServer]:
 async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.api_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def invoke(settings: Settings):
+    if not settings.resolved_database_url.startswith("sqlite"):
+        db = Database(settings.resolved_database_url)
+
+        async def clean() -> None:
+            await databases.truncate_all(db)
+            await db.dispose()
+
+        asyncio.run(clean())
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> Result:
+        result = runner.invoke(cli, list(args), obj=settings, catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+
+    return run

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from tests.support import databases
 from tests.support.factories import sleepy_package
-from wfrun.cli.main import cli
-from wfrun.config import Settings
 from wfrun.services.seed import demo_package
-from wfrun.store.database import Database
-
-
-@pytest.fixture
-def invoke(settings: Settings):
-    if not settings.resolved_database_url.startswith("sqlite"):
-        db = Database(settings.resolved_database_url)
-
-        async def clean() -> None:
-            await databases.truncate_all(db)
-            await db.dispose()
-
-        asyncio.run(clean())
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> Result:
-        result = runner.invoke(cli, list(args), obj=settings, catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    return run
 
 
 def as_json(result: Result) -> Any:

@@ -34,6 +34,9 @@ class WorkerSettings(BaseModel):
     max_attempts: int = Field(
         3, ge=1, le=20, description="Claims of one job before its run is failed and released."
     )
+    probe_interval: float = Field(
+        10.0, gt=0, description="Seconds between health probes of engine instances."
+    )
 
 
 class BillingSettings(BaseModel):

@@ -14,12 +14,15 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
+
 from wfrun import ids
 from wfrun.config import WorkerSettings
 from wfrun.queue.notify import JobListener
 from wfrun.runtime import Runtime
 from wfrun.services import assets, execution
 from wfrun.services.execution import Claim
+from wfrun.workers import health
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ class Worker:
         self.id = ids.new_worker_id()
         self.settings = settings or runtime.settings.worker
         self.sweep_interval = runtime.settings.assets.sweep_interval_seconds
+        self.probe_interval = runtime.settings.worker.probe_interval
         self.lease = timedelta(seconds=self.settings.lease_seconds)
         self.deps = RunnerDeps(
             db=runtime.db,
@@ -80,6 +84,7 @@ class Worker:
             await listener.start()
         beat = asyncio.create_task(self._heartbeat_loop(stop))
         sweeper = asyncio.create_task(self._sweep_loop(stop))
+        prober = asyncio.create_task(self._health_loop(stop))
         try:
             while not stop.is_set():
                 await self._slots.acquire()
@@ -93,6 +98,7 @@ class Worker:
             await self._drain()
             beat.cancel()
             sweeper.cancel()
+            prober.cancel()
             if listener is not None:
                 await listener.stop()
 
@@ -169,6 +175,16 @@ class Worker:
             except Exception:
                 log.exception("retention sweep failed")
             await asyncio.sleep(self.sweep_interval)
+
+    async def _health_loop(self, stop: asyncio.Event) -> None:
+        """Probe engine instances so scheduling only uses healthy ones."""
+        async with httpx.AsyncClient(trust_env=False) as client:
+            while not stop.is_set():
+                try:
+                    await health.probe_all(self.deps.db, client)
+                except Exception:
+                    log.exception("instance health probe failed")
+                await asyncio.sleep(self.probe_interval)
 
     async def _beat(self) -> None:
         owned = [(a.claim.job_id, a.claim.attempt, run) for run, a in self._active.items()]

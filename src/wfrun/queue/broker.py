@@ -38,17 +38,18 @@ async def enqueue(
 ) -> str:
     job_id = ids.new_job_id()
     await conn.execute(
-        insert(jobs).values(
-            id=job_id,
-            kind=kind,
-            run_id=run_id,
-            status=JobStatus.TODO,
-            attempts=0,
-            max_attempts=max_attempts,
-            scheduled_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+        insert(jobs),
+        {
+            "id": job_id,
+            "kind": kind,
+            "run_id": run_id,
+            "status": JobStatus.TODO,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "scheduled_at": now,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     return job_id
 
@@ -185,7 +186,7 @@ async def jobs_for_run(conn: AsyncConnection, run_id: str) -> Sequence[RowMappin
 
 
 async def register_worker(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(workers).values(**values))
+    await conn.execute(insert(workers), values)
 
 
 async def worker_heartbeat(conn: AsyncConnection, worker_id: str, now: datetime) -> None:

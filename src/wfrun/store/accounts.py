@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, func, insert, select, update
+from sqlalchemy import RowMapping, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfrun import ids
@@ -35,13 +35,19 @@ async def list_accounts(conn: AsyncConnection) -> Sequence[RowMapping]:
     return (await conn.execute(select(accounts).order_by(accounts.c.created_at))).mappings().all()
 
 
+_FREEZE = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("account"), accounts.c.available >= bindparam("amount"))
+    .values(
+        available=accounts.c.available - bindparam("amount"),
+        frozen=accounts.c.frozen + bindparam("amount"),
+    )
+)
+
+
 async def try_freeze(conn: AsyncConnection, account_id: str, amount: int) -> bool:
     """Move ``amount`` available → frozen iff available covers it (one conditional UPDATE)."""
-    result = await conn.execute(
-        update(accounts)
-        .where(accounts.c.id == account_id, accounts.c.available >= amount)
-        .values(available=accounts.c.available - amount, frozen=accounts.c.frozen + amount)
-    )
+    result = await conn.execute(_FREEZE, {"account": account_id, "amount": amount})
     return result.rowcount == 1
 
 
@@ -69,9 +75,15 @@ async def record_entry(
     the ``one_per_run`` constraint, so a replayed settle can never post twice."""
     entry_id = ids.new_ledger_id()
     await conn.execute(
-        insert(ledger_entries).values(
-            id=entry_id, kind=kind, account_id=account_id, run_id=run_id, memo=memo, created_at=now
-        )
+        insert(ledger_entries),
+        {
+            "id": entry_id,
+            "kind": kind,
+            "account_id": account_id,
+            "run_id": run_id,
+            "memo": memo,
+            "created_at": now,
+        },
     )
     rows = [
         {"entry_id": entry_id, "account_id": account_id, "bucket": p.bucket, "amount": p.amount}
@@ -107,7 +119,7 @@ async def list_entries(
 
 
 async def insert_api_key(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(api_keys).values(**values))
+    await conn.execute(insert(api_keys), values)
 
 
 async def find_key_principal(conn: AsyncConnection, key_hash: str) -> RowMapping | None:

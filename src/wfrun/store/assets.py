@@ -15,7 +15,7 @@ _ACTIVE = ("queued", "running")
 
 
 async def insert_asset(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(assets).values(**values))
+    await conn.execute(insert(assets), values)
 
 
 async def find_asset(

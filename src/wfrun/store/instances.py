@@ -13,7 +13,7 @@ from wfrun.store.schema import engine_instances, runs
 
 
 async def insert_instance(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(engine_instances).values(**values))
+    await conn.execute(insert(engine_instances), values)
 
 
 async def find_instance(conn: AsyncConnection, ref: str) -> RowMapping | None:

@@ -22,8 +22,8 @@ _IDEMPOTENCY = ["account_id", "workflow_id", "idempotency_key"]
 
 async def insert_run_claiming_key(conn: AsyncConnection, values: dict[str, Any]) -> bool:
     """Insert the run unless its idempotency key is taken; True when inserted."""
-    statement = insert_ignoring_conflict(conn, runs, _IDEMPOTENCY).values(**values)
-    result = await conn.execute(statement.returning(runs.c.id))
+    statement = insert_ignoring_conflict(conn, runs, _IDEMPOTENCY).returning(runs.c.id)
+    result = await conn.execute(statement, values)
     return result.first() is not None
 
 
@@ -161,7 +161,7 @@ async def recent_average_ms(conn: AsyncConnection, revision_id: str, *, sample: 
 
 
 async def insert_hold(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(holds).values(**values))
+    await conn.execute(insert(holds), values)
 
 
 async def resolve_hold(

@@ -32,7 +32,7 @@ async def find_workflow(conn: AsyncConnection, workflow_id: str) -> RowMapping |
 
 
 async def insert_workflow(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(workflows).values(**values))
+    await conn.execute(insert(workflows), values)
 
 
 async def update_workflow(conn: AsyncConnection, workflow_id: str, values: dict[str, Any]) -> None:
@@ -47,7 +47,7 @@ async def next_revision_number(conn: AsyncConnection, workflow_id: str) -> int:
 
 
 async def insert_revision(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(revisions).values(**values))
+    await conn.execute(insert(revisions), values)
 
 
 async def find_revision(conn: AsyncConnection, revision_id: str) -> RowMapping | None:

@@ -248,8 +248,11 @@ def workflows_import(
         sys.exit(1)
 
     async def work(rt: Runtime) -> catalog.ImportResult:
+        info = None
+        if isinstance(document, dict) and document.get("engine") == "comfyui":
+            info = await instances.fetch_object_info(rt.db)
         return await catalog.import_package(
-            rt.db, owner_id=owner_id, document=document, publish=publish
+            rt.db, owner_id=owner_id, document=document, publish=publish, object_info=info
         )
 
     result = run_async(ctx, work)

@@ -9,10 +9,12 @@ from wfrun.domain.manifest import InputSpec, defaults
 from wfrun.engines.base import Engine
 from wfrun.engines.graph import bind_inputs, media_filename
 from wfrun.engines.local.executor import GraphInvalid, GraphProblem, validate_graph
+from wfrun.engines.local.nodes import object_info as local_object_info
 from wfrun.engines.local_engine import LocalEngine
+from wfrun.engines.object_info import validate as object_info_validate
 from wfrun.errors import InvalidWorkflowPackage
 
-AVAILABLE_KINDS = ("local",)
+AVAILABLE_KINDS = ("local", "comfyui")
 
 
 def build_engines() -> dict[str, Engine]:
@@ -20,8 +22,17 @@ def build_engines() -> dict[str, Engine]:
     return {"local": LocalEngine()}
 
 
-def validate_payload(kind: str, graph: Mapping[str, Any], specs: tuple[InputSpec, ...]) -> None:
+def validate_payload(
+    kind: str,
+    graph: Mapping[str, Any],
+    specs: tuple[InputSpec, ...],
+    object_info: Mapping[str, Any] | None = None,
+) -> None:
     """Check a revision's graph for its engine, with manifest defaults bound in.
+
+    ``comfyui`` graphs are checked against ``object_info`` (a registered instance's), or, when
+    no instance is reachable, against wfrun's built-in node set, which knows ComfyUI's core
+    image nodes only.
 
     Raises:
         InvalidWorkflowPackage: naming every problem (node, class, input).
@@ -33,6 +44,9 @@ def validate_payload(kind: str, graph: Mapping[str, Any], specs: tuple[InputSpec
         )
     media = {s.key: [media_filename(s.key, 0, "image/png")] for s in specs if s.is_media}
     bound = bind_inputs(graph, specs, defaults(specs), media)
+    if kind == "comfyui":
+        _validate_comfyui(bound, specs, object_info)
+        return
     try:
         validate_graph(bound)
     except GraphInvalid as exc:
@@ -54,3 +68,23 @@ def _describe(problem: GraphProblem) -> str:
     if problem.details:
         text += f" ({problem.details})"
     return f"{prefix}: {text}" if prefix else text
+
+
+def _validate_comfyui(
+    graph: Mapping[str, Any], specs: tuple[InputSpec, ...], info: Mapping[str, Any] | None
+) -> None:
+    bindings = [(s.binding.node_id, s.binding.input_name) for s in specs]
+    problems = object_info_validate(graph, info or local_object_info(), bindings)
+    if not problems:
+        return
+    source = (
+        "the instance's /object_info"
+        if info
+        else (
+            "wfrun's built-in node set (register a ComfyUI instance with `wfrun instances add` to "
+            "check against its /object_info)"
+        )
+    )
+    raise InvalidWorkflowPackage(
+        "graph: " + "; ".join(str(p) for p in problems) + f" [checked against {source}]"
+    )

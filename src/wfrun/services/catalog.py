@@ -5,7 +5,7 @@ Each public function is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +64,12 @@ class ImportResult:
 
 
 async def import_package(
-    db: Database, *, owner_id: str, document: Any, publish: bool = False
+    db: Database,
+    *,
+    owner_id: str,
+    document: Any,
+    publish: bool = False,
+    object_info: Mapping[str, Any] | None = None,
 ) -> ImportResult:
     """Validate a package and store it as a new revision (a new workflow on first import).
 
@@ -74,7 +79,7 @@ async def import_package(
     """
     package = parse_package(document)
     inputs, outputs = input_specs(package), output_specs(package)
-    validate_payload(package.engine, package.graph, inputs)
+    validate_payload(package.engine, package.graph, inputs, object_info)
     now = utcnow()
     async with db.transaction(write=True) as conn:
         await get_account(conn, owner_id)

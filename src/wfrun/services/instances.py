@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -107,3 +108,19 @@ async def record_probe(db: Database, instance_id: str, *, ok: bool, error: str |
         await store.record_probe(
             conn, instance_id, ok=ok, error=error, now=utcnow(), unhealthy_after=UNHEALTHY_AFTER
         )
+
+
+async def fetch_object_info(db: Database, *, timeout: float = 30.0) -> dict[str, Any] | None:
+    """``/object_info`` of the first healthy active ComfyUI instance (no transaction is open
+    during the request), or None when none answers."""
+    rows = [r for r in await list_instances(db) if r["healthy"] and r["state"] == "active"]
+    async with httpx.AsyncClient(trust_env=False, timeout=timeout) as client:
+        for row in rows:
+            try:
+                response = await client.get(f"{row['url']}/object_info")
+                if response.status_code == 200:
+                    data: dict[str, Any] = response.json()
+                    return data
+            except (httpx.HTTPError, ValueError):
+                continue
+    return None

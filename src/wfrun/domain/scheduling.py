@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+INSTANCE_KINDS = frozenset({"comfyui"})
+"""Engine kinds that run on registered instances (and are scheduled onto them)."""
+
 
 def labels_match(required: Mapping[str, str], labels: Mapping[str, Any]) -> bool:
     return all(str(labels.get(key)) == str(value) for key, value in required.items())

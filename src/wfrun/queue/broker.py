@@ -156,27 +156,6 @@ async def cancel_for_run(conn: AsyncConnection, run_id: str, now: datetime) -> N
     )
 
 
-async def position(conn: AsyncConnection, run_id: str) -> int | None:
-    """1-based place of the run's waiting job in the queue, or None when it is not waiting."""
-    mine = (
-        await conn.execute(
-            select(jobs.c.scheduled_at, jobs.c.id).where(
-                jobs.c.run_id == run_id, jobs.c.status == JobStatus.TODO
-            )
-        )
-    ).first()
-    if mine is None:
-        return None
-    ahead = select(func.count()).where(
-        jobs.c.status == JobStatus.TODO,
-        or_(
-            jobs.c.scheduled_at < mine.scheduled_at,
-            and_(jobs.c.scheduled_at == mine.scheduled_at, jobs.c.id < mine.id),
-        ),
-    )
-    return int((await conn.execute(ahead)).scalar_one()) + 1
-
-
 async def jobs_for_run(conn: AsyncConnection, run_id: str) -> Sequence[RowMapping]:
     query = select(jobs).where(jobs.c.run_id == run_id).order_by(jobs.c.created_at)
     return (await conn.execute(query)).mappings().all()

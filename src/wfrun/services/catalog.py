@@ -122,7 +122,7 @@ async def import_package(
                 "prices": _prices_json(prices),
                 "timeout_seconds": package.timeout_seconds,
                 "output_retention_hours": package.output_retention_hours,
-                "required_labels": package.required_labels,
+                "required_labels": dict(sorted(package.required_labels.items())),
                 "package": package.model_dump(mode="json"),
                 "created_at": now,
             },

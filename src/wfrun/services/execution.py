@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wfrun.clock import utcnow
 from wfrun.domain.pricing import Settlement, compute_cost, release, settle
 from wfrun.domain.runs import FreezeStatus, RunStatus, is_terminal, transition
-from wfrun.domain.scheduling import choose_instance
+from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
 from wfrun.queue import broker
 from wfrun.queue.broker import JobStatus
 from wfrun.records import Record
@@ -54,7 +54,6 @@ class Failure:
     status: int = 500
 
 
-INSTANCE_KINDS = frozenset({"comfyui"})
 NO_CAPACITY_RETRY = timedelta(seconds=1)
 _PROMPT_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4c1e-9d55-77667275e000")
 

@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfrun.clock import utcnow
 from wfrun.domain.runs import RunStatus
+from wfrun.domain.scheduling import INSTANCE_KINDS, labels_match
 from wfrun.errors import RunNotFound
 from wfrun.queue import broker
 from wfrun.records import Record
 from wfrun.services.accounts import Principal
+from wfrun.store import instances as instance_store
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
@@ -75,7 +77,7 @@ async def get_execution(
         events = await run_store.list_events(conn, run_id, limit=EVENT_LIMIT)
         if run["status"] != RunStatus.QUEUED:
             return ExecutionView(run, events)
-        place = await broker.position(conn, run_id)
+        place = await run_store.queue_position(conn, run)
         wait = await _estimated_wait(conn, run, place, lease_seconds)
     return ExecutionView(run, events, place, wait)
 
@@ -85,14 +87,33 @@ async def _estimated_wait(
 ) -> int | None:
     if place is None:
         return None
-    now = utcnow()
-    capacity = await broker.live_capacity(conn, since=now - timedelta(seconds=3 * lease_seconds))
-    busy = await broker.busy_count(conn, now=now)
+    revision = await workflow_store.find_revision(conn, run["revision_id"])
+    assert revision is not None
+    if revision["engine_kind"] in INSTANCE_KINDS:
+        capacity, busy = await _instance_slots(conn, revision)
+    else:
+        now = utcnow()
+        since = now - timedelta(seconds=3 * lease_seconds)
+        capacity = await broker.live_capacity(conn, since=since)
+        busy = await broker.busy_count(conn, now=now)
     average_ms = await run_store.recent_average_ms(conn, run["revision_id"], sample=20)
     if average_ms is None:
-        revision = await workflow_store.find_revision(conn, run["revision_id"])
-        average_ms = int(revision["prices"]["estimated_seconds"] * 1000) if revision else 0
+        average_ms = int(revision["prices"]["estimated_seconds"] * 1000)
     return estimate_wait_seconds(place, capacity, busy, average_ms)
+
+
+async def _instance_slots(conn: AsyncConnection, revision: Record) -> tuple[int, int]:
+    """(capacity, busy) of the healthy active instances whose labels this revision needs."""
+    required = revision["required_labels"] or {}
+    usable = [
+        row
+        for row in await instance_store.list_instances(conn)
+        if row["kind"] == revision["engine_kind"]
+        and row["state"] == "active"
+        and row["healthy"]
+        and labels_match(required, row["labels"])
+    ]
+    return sum(r["capacity"] for r in usable), sum(r["busy"] for r in usable)
 
 
 def estimate_wait_seconds(place: int, capacity: int, busy: int, average_ms: int) -> int:

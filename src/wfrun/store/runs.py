@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, func, insert, select, update
+from sqlalchemy import RowMapping, String, cast, func, insert, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfrun.domain.runs import FreezeStatus, RunStatus
+from wfrun.records import Record
 from wfrun.store.dialect import insert_ignoring_conflict
-from wfrun.store.schema import holds, run_events, runs
+from wfrun.store.schema import UTCDateTime, holds, jobs, revisions, run_events, runs
 
 _IDEMPOTENCY = ["account_id", "workflow_id", "idempotency_key"]
 
@@ -175,3 +176,31 @@ async def resolve_hold(
         .returning(holds.c.id, holds.c.account_id, holds.c.amount)
     )
     return result.mappings().first()
+
+
+async def queue_position(conn: AsyncConnection, run: Record) -> int | None:
+    """1-based place of a queued run among waiting runs of the same lane: the same engine kind
+    and required labels (runs that compete for the same workers or instances), by submit time.
+    None when the run has no waiting job."""
+    waiting = select(jobs.c.run_id).where(jobs.c.status == "todo")
+    if (await conn.execute(waiting.where(jobs.c.run_id == run["id"]))).first() is None:
+        return None
+    mine = revisions.alias("mine")
+    lane = (
+        select(mine.c.engine_kind, cast(mine.c.required_labels, String).label("labels"))
+        .where(mine.c.id == run["revision_id"])
+        .subquery()
+    )
+    ahead = (
+        select(func.count())
+        .select_from(runs.join(revisions, revisions.c.id == runs.c.revision_id))
+        .where(
+            runs.c.id.in_(waiting),
+            tuple_(runs.c.created_at, runs.c.id)
+            < tuple_(literal(run["created_at"], UTCDateTime()), literal(run["id"])),
+            revisions.c.engine_kind == select(lane.c.engine_kind).scalar_subquery(),
+            func.coalesce(cast(revisions.c.required_labels, String), "")
+            == func.coalesce(select(lane.c.labels).scalar_subquery(), ""),
+        )
+    )
+    return int((await conn.execute(ahead)).scalar_one()) + 1

@@ -111,8 +111,10 @@ BAD_PACKAGES = [
     (lambda d: d.update(engine="gpu"), "engine: Input should be 'local' or 'comfyui'"),
     (
         lambda d: (d.update(engine="comfyui"), d["graph"]["3"].update(class_type="KSampler")),
-        "graph: node 3 (KSampler): invalid_prompt: class KSampler is not available [checked "
-        "against wfrun's built-in node set (register a ComfyUI instance",
+        (
+            "graph: node 3 (KSampler): invalid_prompt: class KSampler is not available [checked "
+            "against wfrun's built-in node set (register a ComfyUI instance"
+        ),
     ),
     (
         lambda d: d["inputs"].append({"key": "n9_x", "type": "integer"}),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from wfrun.config import AssetSettings, Settings, ensure_secret_key
 from wfrun.engines.base import Engine
-from wfrun.engines.registry import build_engines
+from wfrun.engines.registry import build_engines, close_engines
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.services.runs import Policy
 from wfrun.storage.base import ObjectStore
@@ -38,6 +38,7 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        await close_engines(self.engines)
         await self.fetcher.aclose()
         await self.db.dispose()
 

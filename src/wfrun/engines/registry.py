@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
 from wfrun.domain.manifest import InputSpec, defaults
 from wfrun.engines.base import Engine
+from wfrun.engines.comfyui import ComfyUIEngine
 from wfrun.engines.graph import bind_inputs, media_filename
 from wfrun.engines.local.executor import GraphInvalid, GraphProblem, validate_graph
 from wfrun.engines.local.nodes import object_info as local_object_info
@@ -19,7 +22,16 @@ AVAILABLE_KINDS = ("local", "comfyui")
 
 def build_engines() -> dict[str, Engine]:
     """The engines this process can drive, keyed by revision ``engine_kind``."""
-    return {"local": LocalEngine()}
+    prefix = f"wfrun-{socket.gethostname()}-{os.getpid()}"
+    return {"local": LocalEngine(), "comfyui": ComfyUIEngine(prefix)}
+
+
+async def close_engines(engines: Mapping[str, Engine]) -> None:
+    """Close the engines that hold connections (ComfyUI sockets and clients)."""
+    for engine in engines.values():
+        closer = getattr(engine, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 def validate_payload(

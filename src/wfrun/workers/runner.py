@@ -154,6 +154,7 @@ async def _after_interrupt(
 _FAILURES: dict[str, tuple[str, int]] = {
     "ENGINE_VALIDATION_FAILED": ("The workflow graph failed validation.", 500),
     "ENGINE_EXECUTION_FAILED": ("A workflow node failed.", 500),
+    "ENGINE_TIMEOUT": ("The run timed out.", 504),
     "MEDIA_URL_FORBIDDEN": ("A media URL was refused.", 400),
     "MEDIA_FETCH_FAILED": ("A media URL could not be fetched.", 400),
     "MEDIA_TOO_LARGE": ("A media file is too large.", 413),

@@ -196,8 +196,12 @@ class Worker:
             if active is None:
                 continue
             active.control.lease_lost |= run_id in lost
-            active.control.cancel_requested |= run_id in cancelled
-            active.control.interrupt.set()
+            if run_id in cancelled and run_id not in lost:
+                # Only a user's cancel interrupts the engine. A lost lease does not: the new
+                # owner re-attaches to the same engine prompt, and this attempt's late writes
+                # are fenced out anyway.
+                active.control.cancel_requested = True
+                active.control.interrupt.set()
 
     async def _drain(self) -> None:
         tasks = [a.task for a in self._active.values()]

@@ -182,7 +182,9 @@ def describe_rejection(error: Mapping[str, Any], node_errors: Mapping[str, Any])
         node_id = found.group(1) if found else None
         parts.append(f"{message} ({details})" if details else message)
     kind = str(error.get("type") or "prompt_outputs_failed_validation")
-    return Failure(f"ComfyUI rejected the prompt ({kind}): " + "; ".join(parts), VALIDATION_FAILED, node_id)
+    return Failure(
+        f"ComfyUI rejected the prompt ({kind}): " + "; ".join(parts), VALIDATION_FAILED, node_id
+    )
 
 
 def _node_error_lines(node_errors: Mapping[str, Any]) -> Iterator[str]:
@@ -331,7 +333,23 @@ def _outputs(raw: object) -> dict[str, UiOutput]:
 
 def _last_message(messages: object) -> tuple[str | None, Mapping[str, Any]]:
     for message in reversed(messages if isinstance(messages, list) else []):
-        if isinstance(message, list) and len(message) == 2 and isinstance(message[1], Mapping):
-            if message[0] in ("execution_error", "execution_interrupted"):
-                return str(message[0]), message[1]
+        if (
+            isinstance(message, list)
+            and len(message) == 2
+            and message[0] in ("execution_error", "execution_interrupted")
+            and isinstance(message[1], Mapping)
+        ):
+            return str(message[0]), message[1]
     return None, {}
+
+
+def start_timestamp(entry: Mapping[str, Any]) -> int | None:
+    """The ``execution_start`` timestamp recorded in a history entry, if any."""
+    status = entry.get("status")
+    messages = status.get("messages") if isinstance(status, Mapping) else None
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, list) and len(message) == 2 and message[0] == "execution_start":
+            data = message[1]
+            stamp = data.get("timestamp") if isinstance(data, Mapping) else None
+            return stamp if isinstance(stamp, int) else None
+    return None

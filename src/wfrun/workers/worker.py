@@ -157,7 +157,8 @@ class Worker:
             waiter.cancel()
 
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
-        interval = self.settings.lease_seconds / 3
+        # Also how fast a user's cancel reaches a node that is busy for a long time.
+        interval = min(self.settings.lease_seconds / 3, 1.0)
         while not stop.is_set():
             try:
                 await self._beat()

@@ -1,0 +1,332 @@
+"""comfyui workflows end to end through the HTTP API, on ComfyUI stand-ins on loopback.
+
+The engine is the production ComfyUIEngine (HTTP + WebSocket); only its timings are shortened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.comfyui.helpers import FAST
+from tests.comfyui.standin import ComfyStandin
+from tests.support.factories import (
+    Customer,
+    account_balance,
+    customer,
+    data_uri,
+    drain,
+    operator,
+    png_bytes,
+    sleepy_package,
+)
+from wfrun.domain.money import parse_amount
+from wfrun.engines.comfyui import ComfyUIEngine
+from wfrun.engines.local_engine import LocalEngine
+from wfrun.runtime import Runtime
+from wfrun.services import catalog, instances
+from wfrun.store.runs import find_run
+from wfrun.workers.worker import Worker
+
+
+def invert_package() -> dict[str, Any]:
+    text = resources.files("wfrun").joinpath("demo/comfyui_invert.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def sleepy_comfy(seconds: float) -> dict[str, Any]:
+    package = sleepy_package(seconds=seconds)
+    package.update(engine="comfyui", slug="sleepy-comfy")
+    return package
+
+
+@pytest.fixture
+def comfy(tmp_path: Path) -> Iterator[ComfyStandin]:
+    server = ComfyStandin(tmp_path / "comfyui")
+    server.launch()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+async def fast_engine(runtime: Runtime) -> Runtime:
+    """The runtime, its comfyui engine given test timings (same code, shorter waits)."""
+    await runtime.engines["comfyui"].aclose()  # type: ignore[attr-defined]
+    runtime.engines["comfyui"] = ComfyUIEngine("wfrun-e2e", settings=FAST)
+    return runtime
+
+
+async def _setup(
+    rt: Runtime, comfy: ComfyStandin, document: dict[str, Any], capacity: int = 1
+) -> tuple[str, Customer]:
+    await instances.add_instance(rt.db, url=comfy.base_url, capacity=capacity, labels={})
+    owner = await operator(rt)
+    info = await instances.fetch_object_info(rt.db)
+    assert info is not None
+    result = await catalog.import_package(
+        rt.db, owner_id=owner, document=document, publish=True, object_info=info
+    )
+    return result.workflow_id, await customer(rt, balance="10")
+
+
+async def _submit(
+    http: httpx.AsyncClient, who: Customer, workflow_id: str, key: str, inputs: dict[str, Any]
+) -> str:
+    response = await http.post(
+        "/workflow/run/submit",
+        headers=who.headers,
+        json={"workflow_id": workflow_id, "idempotency_key": key, "inputs": inputs},
+    )
+    assert response.status_code == 200, response.text
+    run_id: str = response.json()["data"]["run_order_id"]
+    return run_id
+
+
+async def _view(http: httpx.AsyncClient, who: Customer, run_id: str) -> dict[str, Any]:
+    response = await http.get(
+        "/workflow/run/execution", params={"run_order_id": run_id}, headers=who.headers
+    )
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+async def test_success_with_progress_and_outputs_identical_to_the_local_engine(
+    fast_engine, http, comfy
+):
+    rt = fast_engine
+    workflow_id, alice = await _setup(rt, comfy, invert_package())
+    image = png_bytes(24, 16, (10, 200, 30))
+    run_id = await _submit(http, alice, workflow_id, "ok", {"n1_image": data_uri(image)})
+    queued = await _view(http, alice, run_id)
+    assert queued["queue_info"]["position"] == 1
+    await drain(rt)
+    view = await _view(http, alice, run_id)
+    assert view["status"] == "succeeded", view["error"]
+    executed = [e["node_id"] for e in view["logs"] if e["event_type"] == "executed"]
+    assert executed == ["1", "2", "3"]
+    async with httpx.AsyncClient() as plain:
+        output = (await plain.get(view["outputs"]["n3_images"][0])).content
+    local = await _run_locally(invert_package()["graph"], image)
+    assert _pixels(output) == _pixels(local)  # PNG text chunks differ: they embed the graph
+    assert _pixels(output)[1][:3] == bytes([245, 55, 225])
+    assert len(comfy.calls("POST", "/prompt")) == 1
+    info = (
+        await http.get("/workflow/run/info", params={"run_order_id": run_id}, headers=alice.headers)
+    ).json()["data"]
+    assert parse_amount(info["final_amount"]) + parse_amount(info["released_amount"]) == (
+        parse_amount(info["quote_amount"])
+    )
+
+
+def _pixels(png: bytes) -> tuple[tuple[int, int], bytes]:
+    with Image.open(io.BytesIO(png)) as image:
+        return image.size, image.convert("RGB").tobytes()
+
+
+class _Sink:
+    async def node_started(self, *_: Any) -> None: ...
+    async def node_finished(self, *_: Any) -> None: ...
+
+
+async def _run_locally(graph: dict[str, Any], image: bytes) -> bytes:
+    import threading
+
+    from wfrun.engines.base import RunSpec
+
+    graph = json.loads(json.dumps(graph))
+    graph["1"]["inputs"]["image"] = "in.png"
+    results = await LocalEngine().execute(
+        RunSpec("r", 1, graph, {"in.png": image}), _Sink(), threading.Event()
+    )
+    return results["3"].files[0].data
+
+
+async def test_validation_failure_on_the_instance_releases_everything(fast_engine, http, comfy):
+    rt = fast_engine
+    package = sleepy_comfy(0)
+    package["inputs"][0]["max"] = 100_000  # wfrun allows it; ComfyUI's TestSleep max is 9999
+    workflow_id, alice = await _setup(rt, comfy, package)
+    run_id = await _submit(http, alice, workflow_id, "bad", {"n2_seconds": 50_000})
+    await drain(rt)
+    view = await _view(http, alice, run_id)
+    assert view["status"] == "failed"
+    assert view["error"]["engine_code"] == "ENGINE_VALIDATION_FAILED"
+    assert "node 2" in view["error"]["detail"]
+    assert "seconds" in view["error"]["detail"]
+    assert await account_balance(rt, alice.account_id) == (parse_amount("10"), 0)
+
+
+async def test_execution_failure_names_the_node(fast_engine, http, comfy):
+    rt = fast_engine
+    workflow_id, alice = await _setup(rt, comfy, invert_package())
+    corrupt = b"\x89PNG\r\n\x1a\n" + b"not really a png" * 4
+    run_id = await _submit(http, alice, workflow_id, "x", {"n1_image": data_uri(corrupt)})
+    await drain(rt)
+    view = await _view(http, alice, run_id)
+    assert view["status"] == "failed"
+    assert view["error"]["engine_code"] == "ENGINE_EXECUTION_FAILED"
+    assert "LoadImage" in view["error"]["detail"]
+    assert await account_balance(rt, alice.account_id) == (parse_amount("10"), 0)
+
+
+async def _worker_until(rt: Runtime, done: Any, timeout: float = 20.0) -> None:
+    worker = Worker(rt)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(timeout):
+            while not await done():
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+
+
+async def test_cancel_while_pending_on_the_instance_and_while_running(fast_engine, http, comfy):
+    rt = fast_engine
+    workflow_id, alice = await _setup(rt, comfy, sleepy_comfy(2.0), capacity=2)
+    first = await _submit(http, alice, workflow_id, "a", {"n2_seconds": 2.0})
+    second = ""
+    cancels: list[str] = []
+
+    async def progress() -> bool:
+        nonlocal second
+        prompts = len(comfy.calls("POST", "/prompt"))
+        if not second and prompts == 1:  # the first is on the instance: queue one behind it
+            second = await _submit(http, alice, workflow_id, "b", {"n2_seconds": 2.0})
+        elif second and prompts == 2 and not cancels:
+            cancels.append(second)  # pending on the instance
+        elif cancels == [second] and (await _view(http, alice, second))["status"] == "cancelled":
+            cancels.append(first)  # running on the instance
+        else:
+            statuses = [(await _view(http, alice, r))["status"] for r in (first, second) if r]
+            return statuses == ["cancelled", "cancelled"]
+        if cancels:
+            await http.post(
+                "/workflow/run/cancel", json={"run_order_id": cancels[-1]}, headers=alice.headers
+            )
+        return False
+
+    await _worker_until(rt, progress)
+    deletes = [r.json() for r in comfy.calls("POST", "/queue")]
+    interrupts = [r.json() for r in comfy.calls("POST", "/interrupt")]
+    assert deletes == [{"delete": [await _prompt_id(rt, second)]}]
+    assert interrupts == [{"prompt_id": await _prompt_id(rt, first)}]
+    available, frozen = await account_balance(rt, alice.account_id)
+    assert frozen == 0
+    assert parse_amount("9.9") < available < parse_amount("10")  # ~1 s of 0.01/s charged
+
+
+async def _prompt_id(rt: Runtime, run_id: str) -> str:
+    async with rt.db.transaction() as conn:
+        run = await find_run(conn, run_id)
+    assert run is not None
+    return str(run["engine_prompt_id"])
+
+
+async def test_instance_down_before_dispatch_then_back(fast_engine, http, comfy):
+    rt = fast_engine
+    workflow_id, alice = await _setup(rt, comfy, invert_package())
+    await comfy.stop()
+    run_id = await _submit(http, alice, workflow_id, "down", {"n1_image": data_uri(png_bytes())})
+    worker = Worker(rt)
+    worker.deps = type(worker.deps)(**{**worker.deps.__dict__, "retry_delay": _short()})
+    await worker.run_until_idle()
+    view = await _view(http, alice, run_id)
+    assert view["status"] == "running"
+    assert any(e["event_type"] == "retry" for e in view["logs"])
+    await comfy.start()
+    await asyncio.sleep(0.3)
+    await worker.run_until_idle()
+    assert (await _view(http, alice, run_id))["status"] == "succeeded"
+
+
+def _short() -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=0.1)
+
+
+async def test_instance_restart_mid_run_is_redispatched_and_settled_once(fast_engine, http, comfy):
+    rt = fast_engine
+    workflow_id, alice = await _setup(rt, comfy, sleepy_comfy(1.0))
+    run_id = await _submit(http, alice, workflow_id, "r", {"n2_seconds": 1.0})
+    restarted = False
+
+    async def done() -> bool:
+        nonlocal restarted
+        view = await _view(http, alice, run_id)
+        if not restarted and view["progress_snapshot"]:
+            await comfy.crash_restart()
+            restarted = True
+        return view["status"] in ("succeeded", "failed")
+
+    worker = Worker(rt)
+    worker.deps = type(worker.deps)(**{**worker.deps.__dict__, "retry_delay": _short()})
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(30):
+            while not await done():
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    view = await _view(http, alice, run_id)
+    assert restarted
+    assert view["status"] == "succeeded", view["error"]
+    info = (
+        await http.get("/workflow/run/info", params={"run_order_id": run_id}, headers=alice.headers)
+    ).json()["data"]
+    assert info["settlement_status"] == "settled"
+
+
+@pytest.mark.slow
+async def test_two_workers_three_instances_thirty_runs(fast_engine, http, tmp_path):
+    rt = fast_engine
+    pool = [ComfyStandin(tmp_path / f"comfy{i}") for i in range(3)]
+    for server in pool:
+        server.launch()
+    try:
+        workflow_id, alice = await _setup(rt, pool[0], invert_package(), capacity=2)
+        for server in pool[1:]:
+            await instances.add_instance(rt.db, url=server.base_url, capacity=2, labels={})
+        run_ids = [
+            await _submit(http, alice, workflow_id, f"k{i}", {"n1_image": data_uri(png_bytes())})
+            for i in range(30)
+        ]
+        workers = [Worker(rt), Worker(rt)]
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(w.run(stop)) for w in workers]
+        try:
+            async with asyncio.timeout(60):
+                while True:
+                    views = [await _view(http, alice, r) for r in run_ids]
+                    if all(v["status"] == "succeeded" for v in views):
+                        break
+                    assert not [v for v in views if v["status"] == "failed"]
+                    await asyncio.sleep(0.2)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+        posted = [r.json()["prompt_id"] for s in pool for r in s.calls("POST", "/prompt")]
+        assert len(posted) == len(set(posted)) == 30  # each run dispatched exactly once
+        assert all(s.calls("POST", "/prompt") for s in pool)  # the pool shared the work
+        available, frozen = await account_balance(rt, alice.account_id)
+        assert frozen == 0
+        assert available > parse_amount("10") - 30 * parse_amount("0.07")
+    finally:
+        for server in pool:
+            server.shutdown()

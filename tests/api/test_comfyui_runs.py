@@ -330,3 +330,39 @@ async def test_two_workers_three_instances_thirty_runs(fast_engine, http, tmp_pa
     finally:
         for server in pool:
             server.shutdown()
+
+
+async def test_required_labels_and_draining_steer_scheduling(fast_engine, http, tmp_path):
+    rt = fast_engine
+    t4, a100 = ComfyStandin(tmp_path / "t4"), ComfyStandin(tmp_path / "a100")
+    t4.launch()
+    a100.launch()
+    try:
+        package = invert_package()
+        package["required_labels"] = {"gpu": "a100"}
+        await instances.add_instance(rt.db, url=t4.base_url, capacity=4, labels={"gpu": "t4"})
+        owner = await operator(rt)
+        workflow_id = (
+            await catalog.import_package(rt.db, owner_id=owner, document=package, publish=True)
+        ).workflow_id
+        alice = await customer(rt, balance="10")
+        run_id = await _submit(http, alice, workflow_id, "l", {"n1_image": data_uri(png_bytes())})
+        await drain(rt)
+        view = await _view(http, alice, run_id)
+        assert view["status"] == "queued"  # no instance carries gpu=a100
+        assert view["queue_info"]["position"] == 1
+        added = await instances.add_instance(
+            rt.db, url=a100.base_url, capacity=1, labels={"gpu": "a100"}
+        )
+        await instances.drain_instance(rt.db, added["id"])
+        await drain(rt)
+        assert (await _view(http, alice, run_id))["status"] == "queued"  # draining: no new work
+        await instances.drain_instance(rt.db, added["id"], resume=True)
+        await asyncio.sleep(1.1)  # the job was deferred for a second
+        await drain(rt)
+        assert (await _view(http, alice, run_id))["status"] == "succeeded"
+        assert t4.calls("POST", "/prompt") == []
+        assert len(a100.calls("POST", "/prompt")) == 1
+    finally:
+        t4.shutdown()
+        a100.shutdown()

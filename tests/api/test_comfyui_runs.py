@@ -122,6 +122,12 @@ async def test_success_with_progress_and_outputs_identical_to_the_local_engine(
     assert _pixels(output) == _pixels(local)  # PNG text chunks differ: they embed the graph
     assert _pixels(output)[1][:3] == bytes([245, 55, 225])
     assert len(comfy.calls("POST", "/prompt")) == 1
+    prompt_id = comfy.calls("POST", "/prompt")[0].json()["prompt_id"]
+    async with httpx.AsyncClient() as plain:
+        entry = (await plain.get(f"{comfy.base_url}/history/{prompt_id}")).json()[prompt_id]
+    stamps = {name: data["timestamp"] for name, data in entry["status"]["messages"]}
+    billed_ms = stamps["execution_success"] - stamps["execution_start"]
+    assert view["actual_execution_duration_sec"] == billed_ms / 1000  # the instance's clock
     info = (
         await http.get("/workflow/run/info", params={"run_order_id": run_id}, headers=alice.headers)
     ).json()["data"]

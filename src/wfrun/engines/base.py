@@ -75,6 +75,15 @@ class ProgressSink(Protocol):
     ) -> None: ...
 
 
+async def report_execution_time(sink: ProgressSink, milliseconds: int | None) -> None:
+    """Tell a sink that can take it (``execution_time(ms)``) how long the engine itself says
+    the run executed; billing then uses it instead of the worker's wall clock, which would
+    include queueing on the instance and transfers."""
+    hook = getattr(sink, "execution_time", None)
+    if milliseconds is not None and hook is not None:
+        await hook(milliseconds)
+
+
 class Engine(Protocol):
     async def execute(
         self, spec: RunSpec, sink: ProgressSink, interrupt: threading.Event

@@ -50,6 +50,11 @@ class ProgressRecorder:
     def __init__(self, db: Database, claim: Claim) -> None:
         self.db = db
         self.claim = claim
+        self.engine_ms: int | None = None
+        """Execution time as the engine measured it (ComfyUI's own events), when it says."""
+
+    async def execution_time(self, milliseconds: int) -> None:
+        self.engine_ms = milliseconds
 
     async def node_started(self, node_id: str, class_type: str, index: int, total: int) -> None:
         message = f"executing node {node_id} ({class_type})"
@@ -107,7 +112,7 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
         results = await asyncio.wait_for(
             engine.execute(spec, sink, control.interrupt), timeout=claim.spec.timeout_seconds
         )
-        execution_ms = elapsed_ms()
+        execution_ms = sink.engine_ms if sink.engine_ms is not None else elapsed_ms()
         outputs = await _store_outputs(deps.storage, claim, results)
         await execution.complete(
             deps.db,

@@ -33,6 +33,7 @@ from wfrun.engines.base import (
     OutputFile,
     ProgressSink,
     RunSpec,
+    report_execution_time,
 )
 from wfrun.engines.comfyui.channel import Inbox
 from wfrun.engines.comfyui.client import ComfyProtocolError, ComfyRequestError, PromptRejected
@@ -132,6 +133,7 @@ class ComfyUIEngine:
         tracker = ProgressTracker(graph, nodes_to_run(graph, object_info), sink)
         watch = PromptWatch(session, submission, inbox, tracker, interrupt, deadline)
         outcome = await watch.wait()
+        await report_execution_time(sink, outcome.duration_ms)
         return await self._collect(session, prompt_id, outcome)
 
     async def _attach_or_submit(

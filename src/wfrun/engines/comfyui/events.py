@@ -294,6 +294,9 @@ class HistoryOutcome:
     outputs: Mapping[str, UiOutput] = field(default_factory=dict)
     detail: Mapping[str, Any] = field(default_factory=dict)
     """``execution_error`` / ``execution_interrupted`` data, when that is how it ended."""
+    duration_ms: int | None = None
+    """``execution_start`` → ``execution_success`` on the instance's clock: the time it
+    actually executed (queue wait on the instance and transfers excluded)."""
 
     def failure(self) -> Failure:
         """The failure of an ``error`` outcome."""
@@ -317,11 +320,22 @@ def parse_history_entry(entry: Mapping[str, Any]) -> HistoryOutcome:
     if not isinstance(status, Mapping):
         return HistoryOutcome("success", outputs)
     if status.get("status_str") == "success":
-        return HistoryOutcome("success", outputs)
+        return HistoryOutcome("success", outputs, duration_ms=_duration(status.get("messages")))
     event, data = _last_message(status.get("messages"))
     if event == "execution_interrupted":
         return HistoryOutcome("interrupted", outputs, data)
     return HistoryOutcome("error", outputs, data if event == "execution_error" else {})
+
+
+def _duration(messages: object) -> int | None:
+    stamps: dict[str, int] = {}
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, list) and len(message) == 2 and isinstance(message[1], Mapping):
+            stamp = message[1].get("timestamp")
+            if isinstance(stamp, int):
+                stamps[str(message[0])] = stamp
+    start, end = stamps.get("execution_start"), stamps.get("execution_success")
+    return end - start if start is not None and end is not None and end >= start else None
 
 
 def _outputs(raw: object) -> dict[str, UiOutput]:

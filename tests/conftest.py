@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from moto.server import ThreadedMotoServer
 
+from tests.comfyui.standin import ComfyStandin
 from tests.support import databases
 from tests.support.server import LiveServer, start_server
 from wfrun.cli.main import cli
@@ -149,3 +150,14 @@ def invoke(settings: Settings):
         return result
 
     return run
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[ComfyStandin]:
+    """A ComfyUI stand-in (recorded protocol, real HTTP + WS) on a loopback port."""
+    server = ComfyStandin(tmp_path / "comfyui")
+    server.launch()
+    try:
+        yield server
+    finally:
+        server.shutdown()

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Iterator
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,13 +49,8 @@ def sleepy_comfy(seconds: float) -> dict[str, Any]:
 
 
 @pytest.fixture
-def comfy(tmp_path: Path) -> Iterator[ComfyStandin]:
-    server = ComfyStandin(tmp_path / "comfyui")
-    server.launch()
-    try:
-        yield server
-    finally:
-        server.shutdown()
+def comfy(standin: ComfyStandin) -> ComfyStandin:
+    return standin
 
 
 @pytest.fixture

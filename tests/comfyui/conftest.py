@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.comfyui.helpers import FAST
-from tests.comfyui.standin import ComfyStandin
 from wfrun.engines.comfyui import ComfyUIEngine
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[ComfyStandin]:
-    server = ComfyStandin(tmp_path / "comfyui")
-    server.launch()
-    try:
-        yield server
-    finally:
-        server.shutdown()
 
 
 @pytest.fixture

@@ -365,3 +365,21 @@ async def test_required_labels_and_draining_steer_scheduling(fast_engine, http, 
     finally:
         t4.shutdown()
         a100.shutdown()
+
+
+async def test_cancel_while_waiting_for_a_retry_releases_everything(fast_engine, http, comfy):
+    rt = fast_engine
+    workflow_id, alice = await _setup(rt, comfy, invert_package())
+    await comfy.stop()
+    run_id = await _submit(http, alice, workflow_id, "w", {"n1_image": data_uri(png_bytes())})
+    worker = Worker(rt)
+    worker.deps = type(worker.deps)(**{**worker.deps.__dict__, "retry_delay": _short()})
+    await worker.run_until_idle()  # the instance is down: the job waits for a retry
+    cancel = await http.post("/workflow/run/cancel", json={"run_order_id": run_id},
+                             headers=alice.headers)
+    assert cancel.json()["data"]["cancel_outcome"] == "cancel_requested"
+    await asyncio.sleep(0.2)
+    await worker.run_until_idle()
+    view = await _view(http, alice, run_id)
+    assert view["status"] == "cancelled"
+    assert await account_balance(rt, alice.account_id) == (parse_amount("10"), 0)

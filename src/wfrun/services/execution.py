@@ -96,6 +96,9 @@ async def claim_next(
                 conn, job_id=job["id"], attempt=None, status=JobStatus.CANCELLED, now=now
             )
             return "settled"
+        if run["cancel_requested_at"] is not None:  # cancelled while waiting for a retry/slot
+            await _cancel_waiting(conn, job, run, now)
+            return "settled"
         revision = await workflow_store.find_revision(conn, run["revision_id"])
         assert revision is not None
         spec = RevisionSpec.from_row(revision)
@@ -141,6 +144,34 @@ async def _start(
     if started is not None:
         await _event(conn, started, now, "started", message)
     return started
+
+
+async def _cancel_waiting(conn: AsyncConnection, job: Record, run: Record, now: datetime) -> None:
+    """A running run whose job was waiting (transient retry, or no instance free) when the
+    user cancelled: nothing executes it now, so end it here and release its freeze."""
+    settlement = release(run["quote_amount"])
+    moved = await run_store.move_status(
+        conn,
+        run["id"],
+        current=RunStatus(run["status"]),
+        attempt=run["attempt"],
+        values={
+            "status": transition(RunStatus(run["status"]), RunStatus.CANCELLED),
+            "error_code": "USER_CANCELLED",
+            "error_reason": "Run cancelled by the user.",
+            "error_detail": "cancelled while waiting to be (re)dispatched; the freeze was released",
+            "error_status": 200,
+            "terminal_at": now,
+            "updated_at": now,
+            **_settlement_columns(settlement),
+        },
+    )
+    if moved is not None:
+        await billing.resolve_freeze(conn, run_id=run["id"], settlement=settlement, now=now)
+        await _event(conn, moved, now, "cancelled", "cancelled while waiting; freeze released")
+    await broker.finish(
+        conn, job_id=job["id"], attempt=job["attempts"], status=JobStatus.CANCELLED, now=now
+    )
 
 
 async def _give_up(conn: AsyncConnection, job: Record, run: Record, now: datetime) -> None:

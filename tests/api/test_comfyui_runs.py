@@ -375,8 +375,9 @@ async def test_cancel_while_waiting_for_a_retry_releases_everything(fast_engine,
     worker = Worker(rt)
     worker.deps = type(worker.deps)(**{**worker.deps.__dict__, "retry_delay": _short()})
     await worker.run_until_idle()  # the instance is down: the job waits for a retry
-    cancel = await http.post("/workflow/run/cancel", json={"run_order_id": run_id},
-                             headers=alice.headers)
+    cancel = await http.post(
+        "/workflow/run/cancel", json={"run_order_id": run_id}, headers=alice.headers
+    )
     assert cancel.json()["data"]["cancel_outcome"] == "cancel_requested"
     await asyncio.sleep(0.2)
     await worker.run_until_idle()

@@ -114,13 +114,15 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
         )
         execution_ms = sink.engine_ms if sink.engine_ms is not None else elapsed_ms()
         outputs = await _store_outputs(deps.storage, claim, results)
-        await execution.complete(
+        completed = await execution.complete(
             deps.db,
             claim,
             outputs=outputs,
             execution_ms=execution_ms,
             retention=deps.output_retention,
         )
+        if not completed:  # fenced out: another attempt owns the run; drop our copies
+            await _discard_outputs(deps.storage, outputs)
     except (CancelRequested, EngineInterrupted):
         await _after_interrupt(deps, claim, control, elapsed_ms())
     except Fenced as exc:
@@ -188,6 +190,12 @@ async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:
         engine_prompt_id=claim.run["engine_prompt_id"],
         timeout_seconds=claim.spec.timeout_seconds,
     )
+
+
+async def _discard_outputs(storage: ObjectStore, outputs: dict[str, Any]) -> None:
+    for entry in outputs.values():
+        for item in entry["files"]:
+            await storage.delete(item["storage_key"])
 
 
 async def _store_outputs(

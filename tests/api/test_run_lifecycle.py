@@ -91,7 +91,7 @@ async def test_walk_from_market_to_downloaded_output(runtime: Runtime, http: htt
     assert download.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(download.content))
     assert image.size == (80, 40)
-    assert image.getpixel((40, 20)) == (55, 225, 225)  # (200, 30, 30) inverted
+    assert image.getpixel((40, 20)) == (54, 225, 225)  # (200, 30, 30) inverted as ComfyUI does
 
     info = ok(
         await http.get("/workflow/run/info", params={"run_order_id": run_id}, headers=alice.headers)

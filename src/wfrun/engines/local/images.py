@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from array import array
 from collections.abc import Callable, Mapping
 
 from PIL import Image, ImageMath, ImageOps, ImageSequence
@@ -205,8 +206,24 @@ def _center_box(
     return (x, y, old_width - x, old_height - y)
 
 
+def _f32(value: float) -> float:
+    """``value`` rounded to float32, as torch holds it."""
+    return array("f", [value])[0]
+
+
+def _comfy_invert_level(level: int) -> int:
+    """What ComfyUI saves for an 8-bit ``level`` after ImageInvert: it loads ``level / 255``
+    as float32, computes ``1.0 - x`` in float32, and SaveImage truncates ``255 * x`` to uint8,
+    so 159 of the 256 levels come out as ``254 - level``, not ``255 - level`` (checked against
+    a real ComfyUI 0.3.64 server)."""
+    return int(_f32(255.0 * _f32(1.0 - _f32(level / 255.0))))
+
+
+_INVERT_TABLE = [_comfy_invert_level(level) for level in range(256)]
+
+
 def invert(batch: Batch) -> Batch:
-    """Inverts every channel (``255 - value``).
+    """Inverts every channel exactly as ComfyUI's ImageInvert → SaveImage would store it.
 
     Args:
         batch: Source images.
@@ -214,7 +231,7 @@ def invert(batch: Batch) -> Batch:
     Returns:
         The inverted batch.
     """
-    return map_batch(ImageOps.invert, batch)
+    return map_batch(lambda image: image.point(_INVERT_TABLE * len(image.getbands())), batch)
 
 
 def crop(batch: Batch, width: int, height: int, x: int, y: int) -> Batch:

@@ -292,3 +292,33 @@ def asset(row: Record, links: Links, api_base: str) -> dict[str, Any]:
         "expires_at": to_rfc3339(row["expires_at"]),
         "status": "ready",
     }
+
+
+def _unix(value: Any) -> int | None:
+    return None if value is None else int(value.timestamp())
+
+
+def bill(row: Record) -> dict[str, Any]:
+    """chenyu's bill record (``amount`` in yuan, times in Unix seconds) plus the exact string."""
+    return {
+        "amount": to_yuan_number(row["final_amount"]),
+        "amount_exact": format_amount(row["final_amount"]),
+        "charge_channel": 1,
+        "order_number": row["billing_run_id"],
+        "order_time": _unix(row["created_at"]),
+        "settle_start_time": _unix(row["started_at"]),
+        "settle_end_time": _unix(row["terminal_at"]),
+        "remark": f"{row['title']} ({row['run_id']})",
+        "run_order_id": row["run_id"],
+    }
+
+
+def recharge(row: Record) -> dict[str, Any]:
+    return {
+        "order_number": row["id"],
+        "amount": to_yuan_number(row["amount"]),
+        "amount_exact": format_amount(row["amount"]),
+        "recharge_time": _unix(row["created_at"]),
+        "channel": "operator",
+        "remark": row["memo"],
+    }

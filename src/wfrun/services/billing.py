@@ -7,6 +7,7 @@ the ledger's ``(run_id, kind)`` uniqueness backs that up.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import RowMapping
@@ -74,3 +75,21 @@ async def resolve_freeze(
 async def balance(db: Database, account_id: str) -> RowMapping:
     async with db.transaction() as conn:
         return await account_store.get_account(conn, account_id)
+
+
+async def bills(
+    db: Database, account_id: str, *, order_number: str | None, page: int, size: int
+) -> tuple[Sequence[RowMapping], int]:
+    async with db.transaction() as conn:
+        return await account_store.bills_page(
+            conn, account_id, order_number=order_number, limit=size, offset=(page - 1) * size
+        )
+
+
+async def recharges(
+    db: Database, account_id: str, *, page: int, size: int
+) -> tuple[Sequence[RowMapping], int]:
+    async with db.transaction() as conn:
+        return await account_store.recharges_page(
+            conn, account_id, limit=size, offset=(page - 1) * size
+        )

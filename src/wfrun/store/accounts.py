@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, RowMapping, bindparam, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfrun import ids
 from wfrun.domain.ledger import EntryKind, Posting, balance_deltas
 from wfrun.errors import AccountNotFound
-from wfrun.store.schema import accounts, api_keys, ledger_entries, ledger_postings
+from wfrun.store.schema import accounts, api_keys, ledger_entries, ledger_postings, runs
 
 
 async def insert_account(
@@ -94,27 +94,6 @@ async def record_entry(
     return entry_id
 
 
-async def list_entries(
-    conn: AsyncConnection, account_id: str, *, kind: EntryKind | None = None
-) -> Sequence[RowMapping]:
-    amount = func.coalesce(func.sum(ledger_postings.c.amount), 0)
-    query = (
-        select(ledger_entries, amount.label("available_delta"))
-        .join(
-            ledger_postings,
-            (ledger_postings.c.entry_id == ledger_entries.c.id)
-            & (ledger_postings.c.bucket == "available"),
-            isouter=True,
-        )
-        .where(ledger_entries.c.account_id == account_id)
-        .group_by(*ledger_entries.c)
-        .order_by(ledger_entries.c.created_at.desc())
-    )
-    if kind is not None:
-        query = query.where(ledger_entries.c.kind == kind)
-    return (await conn.execute(query)).mappings().all()
-
-
 # ---- API keys ----------------------------------------------------------------------------------
 
 
@@ -154,3 +133,47 @@ async def list_api_keys(conn: AsyncConnection, account_id: str | None) -> Sequen
     if account_id is not None:
         query = query.where(api_keys.c.account_id == account_id)
     return (await conn.execute(query)).mappings().all()
+
+
+async def bills_page(
+    conn: AsyncConnection, account_id: str, *, order_number: str | None, limit: int, offset: int
+) -> tuple[Sequence[RowMapping], int]:
+    """Settled runs (what was charged), newest first, with the total count."""
+    charged = select(
+        runs.c.billing_run_id,
+        runs.c.id.label("run_id"),
+        runs.c.title,
+        runs.c.final_amount,
+        runs.c.created_at,
+        runs.c.started_at,
+        runs.c.terminal_at,
+    ).where(runs.c.account_id == account_id, runs.c.freeze_status == "settled")
+    if order_number:
+        charged = charged.where(runs.c.billing_run_id == order_number)
+    total_query = select(func.count()).select_from(charged.subquery())
+    total = int((await conn.execute(total_query)).scalar_one())
+    page = charged.order_by(runs.c.terminal_at.desc(), runs.c.id).limit(limit).offset(offset)
+    return (await conn.execute(page)).mappings().all(), total
+
+
+async def recharges_page(
+    conn: AsyncConnection, account_id: str, *, limit: int, offset: int
+) -> tuple[Sequence[RowMapping], int]:
+    """Top-ups, newest first, with the amount credited and the total count."""
+    # SUM(bigint) is numeric on PostgreSQL: cast back so money stays an int.
+    amount = cast(func.coalesce(func.sum(ledger_postings.c.amount), 0), BigInteger).label("amount")
+    topups = (
+        select(ledger_entries.c.id, ledger_entries.c.memo, ledger_entries.c.created_at, amount)
+        .join(ledger_postings, ledger_postings.c.entry_id == ledger_entries.c.id)
+        .where(
+            ledger_entries.c.account_id == account_id,
+            ledger_entries.c.kind == "topup",
+            ledger_postings.c.bucket == "available",
+        )
+        .group_by(ledger_entries.c.id, ledger_entries.c.memo, ledger_entries.c.created_at)
+    )
+    total_query = select(func.count()).select_from(topups.subquery())
+    total = int((await conn.execute(total_query)).scalar_one())
+    page = topups.order_by(ledger_entries.c.created_at.desc(), ledger_entries.c.id)
+    rows = (await conn.execute(page.limit(limit).offset(offset))).mappings().all()
+    return rows, total

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from wfrun.api import wire
-from wfrun.api.deps import PrincipalDep, RuntimeDep
+from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep
 from wfrun.services import billing
 
 router = APIRouter(tags=["billing"])
@@ -17,3 +17,30 @@ router = APIRouter(tags=["billing"])
 async def balance_info(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     account = await billing.balance(runtime.db, principal.account_id)
     return wire.ok(wire.balance(account))
+
+
+@router.get("/bill/list", summary="Charges: one bill per settled run (chenyu numbers in yuan)")
+async def bill_list(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    page: Page = 1,
+    page_size: PageSize = 20,
+    charge_channel: int | None = Query(None, ge=1, le=2, description="1 balance, 2 card"),
+    order_number: str | None = Query(None, max_length=64),
+) -> dict[str, Any]:
+    if charge_channel == 2:  # wfrun has no compute cards: nothing was charged to one
+        return wire.ok({"order_list": [], "total": 0})
+    rows, total = await billing.bills(
+        runtime.db, principal.account_id, order_number=order_number, page=page, size=page_size
+    )
+    return wire.ok({"order_list": wire.items(rows, wire.bill), "total": total})
+
+
+@router.get("/recharge/list", summary="Top-ups of the caller's balance")
+async def recharge_list(
+    runtime: RuntimeDep, principal: PrincipalDep, page: Page = 1, page_size: PageSize = 20
+) -> dict[str, Any]:
+    rows, total = await billing.recharges(
+        runtime.db, principal.account_id, page=page, size=page_size
+    )
+    return wire.ok({"order_list": wire.items(rows, wire.recharge), "total": total})

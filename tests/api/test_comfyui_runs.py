@@ -303,7 +303,13 @@ async def test_two_workers_three_instances_thirty_runs(fast_engine, http, tmp_pa
         for server in pool[1:]:
             await instances.add_instance(rt.db, url=server.base_url, capacity=2, labels={})
         run_ids = [
-            await _submit(http, alice, workflow_id, f"k{i}", {"n1_image": data_uri(png_bytes())})
+            await _submit(
+                http,
+                alice,
+                workflow_id,
+                f"k{i}",
+                {"n1_image": data_uri(png_bytes(8, 8, (i, 0, 0)))},
+            )
             for i in range(30)
         ]
         workers = [Worker(rt), Worker(rt)]
@@ -315,7 +321,7 @@ async def test_two_workers_three_instances_thirty_runs(fast_engine, http, tmp_pa
                     views = [await _view(http, alice, r) for r in run_ids]
                     if all(v["status"] == "succeeded" for v in views):
                         break
-                    assert not [v for v in views if v["status"] == "failed"]
+                    assert not [v["error"] for v in views if v["status"] == "failed"]
                     await asyncio.sleep(0.2)
         finally:
             stop.set()

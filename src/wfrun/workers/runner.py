@@ -113,6 +113,7 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
             engine.execute(spec, sink, control.interrupt), timeout=claim.spec.timeout_seconds
         )
         execution_ms = sink.engine_ms if sink.engine_ms is not None else elapsed_ms()
+        _require_outputs(claim, results)
         outputs = await _store_outputs(deps.storage, claim, results)
         completed = await execution.complete(
             deps.db,
@@ -162,6 +163,7 @@ _FAILURES: dict[str, tuple[str, int]] = {
     "ENGINE_VALIDATION_FAILED": ("The workflow graph failed validation.", 500),
     "ENGINE_EXECUTION_FAILED": ("A workflow node failed.", 500),
     "ENGINE_TIMEOUT": ("The run timed out.", 504),
+    "ENGINE_OUTPUT_MISSING": ("The workflow did not produce a promised output.", 500),
     "MEDIA_URL_FORBIDDEN": ("A media URL was refused.", 400),
     "MEDIA_FETCH_FAILED": ("A media URL could not be fetched.", 400),
     "MEDIA_TOO_LARGE": ("A media file is too large.", 413),
@@ -190,6 +192,18 @@ async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:
         engine_prompt_id=claim.run["engine_prompt_id"],
         timeout_seconds=claim.spec.timeout_seconds,
     )
+
+
+def _require_outputs(claim: Claim, results: Mapping[str, NodeResult]) -> None:
+    """A media output the manifest promises but the engine did not produce fails the run
+    (and releases its freeze): nobody pays for a result they did not get."""
+    for spec in claim.spec.outputs:
+        if spec.type != "text" and not results.get(spec.node_id, NodeResult()).files:
+            raise EnginePermanent(
+                f"output {spec.key} (node {spec.node_id}) produced no file",
+                code="ENGINE_OUTPUT_MISSING",
+                node_id=spec.node_id,
+            )
 
 
 async def _discard_outputs(storage: ObjectStore, outputs: dict[str, Any]) -> None:

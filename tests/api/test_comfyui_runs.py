@@ -390,3 +390,22 @@ async def test_cancel_while_waiting_for_a_retry_releases_everything(fast_engine,
     view = await _view(http, alice, run_id)
     assert view["status"] == "cancelled"
     assert await account_balance(rt, alice.account_id) == (parse_amount("10"), 0)
+
+
+async def test_an_instance_that_stays_down_fails_the_run_after_max_attempts(
+    fast_engine, http, comfy
+):
+    rt = fast_engine
+    workflow_id, alice = await _setup(rt, comfy, invert_package())
+    await comfy.stop()
+    run_id = await _submit(http, alice, workflow_id, "gone", {"n1_image": data_uri(png_bytes())})
+    worker = Worker(rt)
+    worker.deps = type(worker.deps)(**{**worker.deps.__dict__, "retry_delay": _short()})
+    for _ in range(rt.settings.worker.max_attempts + 1):
+        await worker.run_until_idle()
+        await asyncio.sleep(0.15)
+    view = await _view(http, alice, run_id)
+    assert view["status"] == "failed"
+    assert view["error"]["engine_code"] == "ENGINE_UNAVAILABLE"
+    assert view["error"]["detail"].startswith("gave up after 3 attempts; last error: ")
+    assert await account_balance(rt, alice.account_id) == (parse_amount("10"), 0)

@@ -174,12 +174,24 @@ async def _cancel_waiting(conn: AsyncConnection, job: Record, run: Record, now: 
     )
 
 
-async def _give_up(conn: AsyncConnection, job: Record, run: Record, now: datetime) -> None:
-    failure = Failure(
+def _exhausted(job: Record) -> Failure:
+    if job["last_error"]:  # the attempts ended in transient engine failures
+        return Failure(
+            code="ENGINE_UNAVAILABLE",
+            reason="The engine stayed unavailable.",
+            detail=f"gave up after {job['max_attempts']} attempts; last error: "
+            f"{job['last_error']}; freeze released",
+            status=503,
+        )
+    return Failure(
         code="WORKER_LOST",
         reason="The run was interrupted too many times.",
         detail=f"the worker running it stopped {job['max_attempts']} times; freeze released",
     )
+
+
+async def _give_up(conn: AsyncConnection, job: Record, run: Record, now: datetime) -> None:
+    failure = _exhausted(job)
     status = RunStatus(run["status"])
     if status in (RunStatus.QUEUED, RunStatus.RUNNING):
         await _finish_failed(conn, run, run["attempt"], failure, now, current=status)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -36,6 +35,7 @@ from tests.comfyui.standin_app import build_app
 from tests.comfyui.standin_exec import PromptRun
 from tests.comfyui.standin_files import FileStore
 from tests.comfyui.standin_state import StandinState
+from tests.support.uvicorn_runner import serve_on_loopback, stop_serving
 
 T = TypeVar("T")
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
@@ -150,32 +150,17 @@ class ComfyStandin:
     async def _serve(self) -> None:
         if self._serving is not None:
             return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        self._server, self._serving, self.port = await serve_on_loopback(
             build_app(self, lambda app: _Middleware(app, self)),
+            port=self.port,
             ws="websockets-sansio",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
         )
-        self._server = uvicorn.Server(config)
-        self._serving = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._serving.done():
-                await self._serving
-            await asyncio.sleep(0.005)
 
     async def _unserve(self) -> None:
         server, serving = self._server, self._serving
         self._server, self._serving = None, None
         if server is not None and serving is not None:
-            server.should_exit = True
-            await serving
+            await stop_serving(server, serving)
 
     async def _stop_worker(self) -> None:
         worker, self._worker = self._worker, None

@@ -32,7 +32,6 @@ import hashlib
 import hmac
 import json
 import random
-import socket
 import string
 import threading
 import time
@@ -63,6 +62,7 @@ from tests.seedance.ark_rules import (
     pixel_size,
     validate_create,
 )
+from tests.support.uvicorn_runner import serve_on_loopback, stop_serving
 
 API = "/api/v3"  # §1.1 base URL path
 DAY = 86400.0
@@ -291,29 +291,13 @@ class ArkStandin:
         self._loop.close()
 
     async def _serve(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            _TransportCapture(self._app()),
-            http="h11",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
+        self._server, self._serving, self.port = await serve_on_loopback(
+            _TransportCapture(self._app()), http="h11"
         )
-        self._server = uvicorn.Server(config)
-        self._serving = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._serving.done():
-                await self._serving
-            await asyncio.sleep(0.005)
 
     async def _unserve(self) -> None:
         if self._server is not None and self._serving is not None:
-            self._server.should_exit = True
-            await self._serving
+            await stop_serving(self._server, self._serving)
 
     def _app(self) -> Starlette:
         tasks = f"{API}/contents/generations/tasks"

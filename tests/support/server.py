@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import uvicorn
-
+from tests.support.uvicorn_runner import serve_on_loopback, stop_serving
 from wfrun.api.app import create_app
 from wfrun.api.deps import API_PREFIX
 from wfrun.runtime import Runtime
@@ -29,20 +26,8 @@ async def start_server(
     runtime: Runtime, *, embedded_worker: bool = False
 ) -> AsyncIterator[LiveServer]:
     app = create_app(runtime.settings, runtime=runtime, embedded_worker=embedded_worker)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(256)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            await task
-        await asyncio.sleep(0.01)
+    server, task, port = await serve_on_loopback(app, lifespan="on")
     try:
         yield LiveServer(f"http://127.0.0.1:{port}")
     finally:
-        server.should_exit = True
-        await task
-        sock.close()
+        await stop_serving(server, task)

@@ -1,0 +1,41 @@
+"""Serve an ASGI app with uvicorn on a loopback port inside the current event loop.
+
+Shared by the live wfrun server fixture and the ComfyUI / Ark stand-ins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import uvicorn
+
+
+async def serve_on_loopback(
+    app: Any, *, port: int = 0, **config: Any
+) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    """Start serving; returns once uvicorn reports started (the bound port is returned)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    bound = sock.getsockname()[1]
+    settings: dict[str, Any] = {
+        "log_config": None,
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "off",
+        "timeout_graceful_shutdown": 1,
+    } | config
+    server = uvicorn.Server(uvicorn.Config(app, **settings))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task
+        await asyncio.sleep(0.005)
+    return server, task, bound
+
+
+async def stop_serving(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    await task

@@ -108,7 +108,7 @@ def test_import_publish_and_revisions(invoke, tmp_path):
 
 BAD_PACKAGES = [
     (lambda d: d.pop("graph"), "graph: Field required"),
-    (lambda d: d.update(engine="gpu"), "engine: Input should be 'local' or 'comfyui'"),
+    (lambda d: d.update(engine="gpu"), "engine: Input should be 'local', 'comfyui' or 'seedance'"),
     (
         lambda d: (d.update(engine="comfyui"), d["graph"]["3"].update(class_type="KSampler")),
         (

@@ -37,6 +37,9 @@ class WorkerSettings(BaseModel):
     probe_interval: float = Field(
         10.0, gt=0, description="Seconds between health probes of engine instances."
     )
+    retry_delay_seconds: float = Field(
+        5.0, ge=0, description="Wait before re-trying a run after a transient engine failure."
+    )
 
 
 class BillingSettings(BaseModel):
@@ -91,6 +94,72 @@ class AssetSettings(BaseModel):
     )
 
 
+class SeedancePrice(BaseModel):
+    """CNY per million output tokens (decimal strings), as Ark bills (seedance-ark.md §2)."""
+
+    per_million: str = Field(description="Without a reference video.")
+    per_million_with_video: str = Field(description="With a reference video.")
+
+
+def _default_seedance_prices() -> dict[str, SeedancePrice]:
+    # seedance-ark.md §2.2 list prices (online tier); check your console before selling.
+    table = {
+        "doubao-seedance-2-0-260128": ("46", "28"),
+        "doubao-seedance-2-0-260128@1080p": ("51", "31"),
+        "doubao-seedance-2-0-fast-260128": ("37", "22"),
+        "doubao-seedance-2-0-mini-260615": ("23", "23"),
+        "doubao-seedance-1-5-pro-251215": ("16", "16"),
+    }
+    return {
+        k: SeedancePrice(per_million=a, per_million_with_video=b) for k, (a, b) in table.items()
+    }
+
+
+class SeedanceSettings(BaseModel):
+    """Volcengine Ark (Seedance video): credentials, tracking and prices."""
+
+    ark_base_url: str = Field(
+        "https://ark.cn-beijing.volces.com/api/v3", description="Ark data-plane base URL."
+    )
+    ark_api_key: str | None = Field(None, description="Ark API key; unset = engine disabled.")
+    request_timeout_seconds: float = Field(30.0, gt=0, description="Per Ark call.")
+    control_host: str = Field(
+        "ark.cn-beijing.volcengineapi.com", description="Asset control-plane host (AK/SK)."
+    )
+    control_scheme: Literal["https", "http"] = Field("https", description="Control-plane scheme.")
+    region: str = Field("cn-beijing", description="Volcengine region.")
+    access_key_id: str | None = Field(None, description="AK for real-person registration.")
+    secret_access_key: str | None = Field(None, description="SK for real-person registration.")
+    project_name: str = Field("default", description="Ark project of the key and the assets.")
+    real_person_group_id: str | None = Field(
+        None,
+        description=(
+            "LivenessFace asset group (a verified, authorising person) that real-person "
+            "material is registered into; unset = real-person runs are refused at submit."
+        ),
+    )
+    asset_ready_timeout_seconds: float = Field(
+        600.0, gt=0, description="Longest wait for a registered asset to become Active."
+    )
+    poll_min_seconds: float = Field(2.0, gt=0, description="First status check of a task.")
+    poll_max_seconds: float = Field(30.0, gt=0, description="Longest gap between checks.")
+    tracker_batch: int = Field(
+        200, ge=1, le=500, description="Tasks checked per Ark list call (≤ 500)."
+    )
+    execution_expires_after: int = Field(
+        172_800, ge=7200, le=259_200, description="Ark task expiry (§1.3), seconds."
+    )
+    max_output_bytes: int = Field(1024**3, ge=1, description="Largest result video accepted.")
+    media_url_ttl_seconds: int = Field(
+        6 * 3600, ge=600, description="Lifetime of signed media URLs handed to Ark."
+    )
+    model_run_fee: str = Field("0", description="Platform fee per model run (CNY).")
+    prices: dict[str, SeedancePrice] = Field(
+        default_factory=_default_seedance_prices,
+        description="Per model id, or 'model@resolution' for a resolution-specific price.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything wfrun needs to run; one instance per process."""
 
@@ -124,6 +193,7 @@ class Settings(BaseSettings):
     billing: BillingSettings = Field(default_factory=BillingSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     assets: AssetSettings = Field(default_factory=AssetSettings)
+    seedance: SeedanceSettings = Field(default_factory=SeedanceSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -179,6 +179,21 @@ class FileLinkInvalid(Forbidden):
     reason = "The link is invalid or expired."
 
 
+class ModelRunNotFound(NotFound):
+    code = "MODEL_RUN_NOT_FOUND"
+    reason = "Model run not found."
+
+
+class RealPersonUnavailable(InvalidInput):
+    code = "REAL_PERSON_REGISTRATION_UNAVAILABLE"
+    reason = "Real-person material registration is not available."
+
+
+class ProviderNotConfigured(Unavailable):
+    code = "PROVIDER_NOT_CONFIGURED"
+    reason = "The model provider is not configured on this server."
+
+
 class InsufficientBalance(PaymentRequired):
     code = "INSUFFICIENT_BALANCE"
     reason = "Insufficient balance."

@@ -59,6 +59,11 @@ def new_prompt_id() -> str:
     return _stamped("prompt")
 
 
+def new_model_run_id() -> str:
+    """``modelrun_<19-digit ns timestamp>_<8 hex>`` (chenyu's format)."""
+    return f"modelrun_{time.time_ns()}_{_hex(8)}"
+
+
 def new_billing_id() -> str:
     return f"wfbill_{time.time_ns()}"
 

@@ -5,18 +5,25 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from wfrun.config import AssetSettings, Settings, ensure_secret_key
+from wfrun.config import AssetSettings, SeedanceSettings, Settings, ensure_secret_key
+from wfrun.domain.money import parse_amount
+from wfrun.domain.seedance import ModelPrice, PriceBook
 from wfrun.engines.base import Engine
 from wfrun.engines.registry import build_engines, close_engines
+from wfrun.engines.seedance.ark import ArkGateway
+from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.services.runs import Policy
 from wfrun.storage.base import ObjectStore
+from wfrun.storage.links import Links
 from wfrun.storage.local import LocalStorage
 from wfrun.storage.s3 import S3Config, S3Storage
 from wfrun.storage.signing import UrlSigner
 from wfrun.store.database import Database
 from wfrun.store.migrate import upgrade
+from wfrun.workers.seedance import SeedanceDeps
 
 
 @dataclass
@@ -29,15 +36,25 @@ class Runtime:
     fetcher: SafeFetcher
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set after a submit commits, so an in-process worker claims without waiting to poll."""
+    seedance: SeedanceDeps | None = None
+    """Volcengine Ark (Seedance) access, when ``seedance.ark_api_key`` is set."""
 
     @property
     def policy(self) -> Policy:
+        config = self.settings.seedance
         return Policy(
             require_external_cost_consent=self.settings.billing.require_external_cost_consent,
             max_attempts=self.settings.worker.max_attempts,
+            seedance_prices=price_book(config),
+            seedance_enabled=self.seedance is not None,
+            real_person_enabled=self.seedance is not None
+            and self.seedance.materials is not None
+            and config.real_person_group_id is not None,
         )
 
     async def close(self) -> None:
+        if self.seedance is not None:
+            await self.seedance.ark.aclose()
         await close_engines(self.engines)
         await self.fetcher.aclose()
         await self.db.dispose()
@@ -49,13 +66,75 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     db = Database(settings.resolved_database_url)
     if migrate:
         await upgrade(db)
+    storage = await build_storage(settings)
+    signer = UrlSigner(ensure_secret_key(settings))
     return Runtime(
         settings=settings,
         db=db,
-        storage=await build_storage(settings),
-        signer=UrlSigner(ensure_secret_key(settings)),
+        storage=storage,
+        signer=signer,
         engines=build_engines(),
         fetcher=SafeFetcher(fetch_policy(settings.assets)),
+        seedance=build_seedance(settings, db, storage, signer),
+    )
+
+
+def price_book(config: SeedanceSettings) -> PriceBook:
+    """Seedance prices from settings: ``model`` or ``model@resolution`` → CNY per M tokens."""
+    models: dict[str, ModelPrice] = {}
+    by_resolution: dict[tuple[str, str], ModelPrice] = {}
+    for name, price in config.prices.items():
+        entry = ModelPrice(
+            per_million=parse_amount(price.per_million),
+            per_million_with_video=parse_amount(price.per_million_with_video),
+        )
+        model, _, resolution = name.partition("@")
+        if resolution:
+            by_resolution[(model, resolution)] = entry
+        else:
+            models[model] = entry
+    return PriceBook(models, by_resolution)
+
+
+def public_base(settings: Settings) -> str:
+    """Where links handed to third parties (Ark) point: ``public_base_url``, else the API's
+    own bind address (only right when the provider can reach it)."""
+    return (settings.public_base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+def build_seedance(
+    settings: Settings, db: Database, storage: ObjectStore, signer: UrlSigner
+) -> SeedanceDeps | None:
+    config = settings.seedance
+    if not config.ark_api_key:
+        return None
+    materials = None
+    if config.access_key_id and config.secret_access_key:
+        materials = MaterialRegistry(
+            ControlPlane(
+                host=config.control_host,
+                scheme=config.control_scheme,
+                region=config.region,
+                access_key_id=config.access_key_id,
+                secret_access_key=config.secret_access_key,
+                project_name=config.project_name,
+            ),
+            poll_interval=min(config.poll_min_seconds, 1.0),
+            ready_timeout=config.asset_ready_timeout_seconds,
+        )
+    return SeedanceDeps(
+        db=db,
+        storage=storage,
+        ark=ArkGateway(
+            base_url=config.ark_base_url,
+            api_key=config.ark_api_key,
+            timeout=config.request_timeout_seconds,
+        ),
+        links=Links(signer, storage, public_base(settings), config.media_url_ttl_seconds),
+        prices=price_book(config),
+        settings=config,
+        materials=materials,
+        output_retention=timedelta(hours=settings.assets.output_retention_hours),
     )
 
 

@@ -37,3 +37,30 @@ class CancelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_order_id: StrictStr = Field(min_length=1, max_length=64)
+
+
+class VideoBody(BaseModel):
+    """``/model-runs/videos``; chenyu's generated sample also spells inputs at the top level
+    as ``"inputs.<name>"``, which are folded into ``inputs``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    idempotency_key: StrictStr | None = None
+    request_id: StrictStr | None = Field(None, max_length=255)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+    def merged_inputs(self) -> dict[str, Any]:
+        merged = dict(self.inputs)
+        for name, value in (self.model_extra or {}).items():
+            if name.startswith("inputs."):
+                merged.setdefault(name.removeprefix("inputs."), value)
+        return merged
+
+    def unknown_fields(self) -> list[str]:
+        return sorted(k for k in (self.model_extra or {}) if not k.startswith("inputs."))
+
+
+class ModelRunCancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: StrictStr = Field(min_length=1, max_length=64)

@@ -3,7 +3,6 @@ here (numbers where chenyu uses numbers); times become RFC 3339 UTC strings."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,29 +11,11 @@ from wfrun.domain import manifest as m
 from wfrun.domain.money import CURRENCY, format_amount, to_yuan_number
 from wfrun.records import Record
 
-__all__ = ["format_amount"]
-from wfrun.domain.pricing import PriceTable, quote
+__all__ = ["Links", "format_amount"]
+from wfrun.domain.pricing import PriceTable, Quote, quote
 from wfrun.domain.runs import RunStatus, submission_status
 from wfrun.services.run_views import ExecutionView
-from wfrun.storage.base import ObjectStore
-from wfrun.storage.signing import UrlSigner
-
-
-class Links:
-    """Signs storage keys into absolute, expiring URLs, fresh on every read: the store's own
-    presigned URLs where it has them (S3), else wfrun's HMAC-signed ``/files`` links."""
-
-    def __init__(self, signer: UrlSigner, store: ObjectStore, base: str, ttl_seconds: int) -> None:
-        self.signer, self.store, self.base, self.ttl = signer, store, base, ttl_seconds
-
-    def url(self, key: str) -> str:
-        presigned = self.store.presigned_url(key, self.ttl)
-        if presigned is not None:
-            return presigned
-        return self.base + self.signer.path(key, int(time.time()) + self.ttl)
-
-    def expires_at(self) -> int:
-        return int(time.time()) + self.ttl
+from wfrun.storage.links import Links
 
 
 def ok(data: Any, msg: str = "查询成功") -> dict[str, Any]:
@@ -249,8 +230,10 @@ def balance(account: Record) -> dict[str, Any]:
     }
 
 
-def quote_data(workflow_id: str, revision_id: str, prices: PriceTable) -> dict[str, Any]:
-    q = quote(prices)
+def quote_data(
+    workflow_id: str, revision_id: str, prices: PriceTable, q: Quote | None = None
+) -> dict[str, Any]:
+    q = q or quote(prices)
     return {
         "workflow_id": workflow_id,
         "revision_id": revision_id,
@@ -322,3 +305,56 @@ def recharge(row: Record) -> dict[str, Any]:
         "channel": "operator",
         "remark": row["memo"],
     }
+
+
+# ---- model runs (open-api-v2.md §5) --------------------------------------------------------
+
+
+def model_run_status(run: Record) -> str:
+    """``created`` until Ark accepted the task, then Ark's ``queued``/``running``; terminal
+    states are the run's."""
+    status = RunStatus(run["status"])
+    if status is not RunStatus.QUEUED and status is not RunStatus.RUNNING:
+        return status.value
+    if status is RunStatus.RUNNING and run["provider_status"] in ("queued", "running"):
+        return str(run["provider_status"])
+    return "created"
+
+
+def _model_error(run: Record) -> tuple[str | None, str | None]:
+    if run["error_code"] is None:
+        return None, None
+    if run["error_code"] == "USER_CANCELLED":
+        return "user_cancelled", "用户取消任务"
+    return str(run["error_code"]).lower(), run["error_detail"]
+
+
+def model_run(run: Record, links: Links, *, replay: bool | None = None) -> dict[str, Any]:
+    """A model run: chenyu's submit/cancel fields plus wfrun's detail fields."""
+    error_code, error_message = _model_error(run)
+    state = run["provider_state"] or {}
+    data: dict[str, Any] = {
+        "run_id": run["id"],
+        "gateway_task_id": run["task_id"],
+        "provider_task_id": run["provider_task_id"],
+        "request_id": state.get("request_id"),
+        "model": (run["inputs"] or {}).get("model"),
+        "provider": "volcengine_ark",
+        "status": model_run_status(run),
+        "settlement_status": _settlement_status(run),
+        "frozen_amount": format_amount(run["quote_amount"]),
+        "released_amount": _money(run["released_amount"]),
+        "final_amount": _money(run["final_amount"]),
+        "external_model_cost": _money(run["external_model_cost"]),
+        "compute_cost": _money(run["compute_cost"]),
+        "error_code": error_code,
+        "error_message": error_message,
+        "error": _error(run),
+        "outputs": outputs(run, links),
+        "usage": run["usage"],
+        "created_at": to_rfc3339(run["created_at"]),
+        "terminal_at": to_rfc3339(run["terminal_at"]),
+    }
+    if replay is not None:
+        data["idempotent_replay"] = replay
+    return data

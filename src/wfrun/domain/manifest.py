@@ -8,6 +8,7 @@ fill the rest. Media values are checked for form, declared/sniffed type, ``accep
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ OUTPUT_TYPES = frozenset({"text", "image", "video", "audio", "file"})
 SEED_MAX = 2**64 - 1
 DEFAULT_MAX_MEDIA_BYTES = 20 * 1024 * 1024
 RESERVED_KEYS = frozenset({"contains_real_person_material"})
+_DECIMAL_INTEGER = re.compile(r"-?[0-9]{1,20}")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ def _check_string(spec: InputSpec, value: Any) -> str:
 
 
 def _check_integer(spec: InputSpec, value: Any) -> int:
+    if isinstance(value, str) and _DECIMAL_INTEGER.fullmatch(value.strip()):
+        value = int(value)  # chenyu's own examples send numbers as strings ("duration": "5")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _wrong_type(spec, "an integer", value)
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):

@@ -18,11 +18,22 @@ class EngineError(Exception):
 
     code = "ENGINE_ERROR"
 
-    def __init__(self, message: str, *, code: str | None = None, node_id: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        node_id: str | None = None,
+        reason: str | None = None,
+        status: int | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code or self.code
         self.node_id = node_id
+        self.reason = reason
+        """The wire ``reason`` when the engine knows better than the code's default."""
+        self.status = status
 
 
 class EngineTransient(EngineError):

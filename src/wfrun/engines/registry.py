@@ -7,6 +7,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from wfrun.domain import seedance
 from wfrun.domain.manifest import InputSpec, defaults
 from wfrun.engines.base import Engine
 from wfrun.engines.comfyui import ComfyUIEngine
@@ -17,7 +18,7 @@ from wfrun.engines.local_engine import LocalEngine
 from wfrun.engines.object_info import validate as object_info_validate
 from wfrun.errors import InvalidWorkflowPackage
 
-AVAILABLE_KINDS = ("local", "comfyui")
+AVAILABLE_KINDS = ("local", "comfyui", "seedance")
 
 
 def build_engines() -> dict[str, Engine]:
@@ -54,6 +55,9 @@ def validate_payload(
             f"engine {kind!r} is not available on this server (available: "
             f"{', '.join(AVAILABLE_KINDS)})"
         )
+    if kind == "seedance":
+        _validate_seedance(graph, specs)
+        return
     media = {s.key: [media_filename(s.key, 0, "image/png")] for s in specs if s.is_media}
     bound = bind_inputs(graph, specs, defaults(specs), media)
     if kind == "comfyui":
@@ -65,6 +69,17 @@ def validate_payload(
         raise InvalidWorkflowPackage(
             "graph: " + "; ".join(_describe(p) for p in exc.problems)
         ) from None
+
+
+def _validate_seedance(graph: Mapping[str, Any], specs: tuple[InputSpec, ...]) -> None:
+    problems = seedance.payload_problems(graph)
+    problems += [
+        f"input {s.key}: bound to unknown Seedance field {s.binding.input_name!r}"
+        for s in specs
+        if s.binding.input_name not in seedance.FIELDS
+    ]
+    if problems:
+        raise InvalidWorkflowPackage("graph: " + "; ".join(problems))
 
 
 def _describe(problem: GraphProblem) -> str:

@@ -25,12 +25,16 @@ from wfrun.store.schema import jobs, workers
 class JobStatus(StrEnum):
     TODO = "todo"
     DOING = "doing"
+    TRACKING = "tracking"
+    """Its run waits on a provider task (e.g. Ark); no worker slot holds it. A tracker polls
+    it when ``scheduled_at`` is due, pushing ``scheduled_at`` forward as its lease."""
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
 DISPATCH_RUN = "run.dispatch"
+_OPEN = (JobStatus.TODO, JobStatus.DOING, JobStatus.TRACKING)
 
 
 async def enqueue(
@@ -110,9 +114,7 @@ async def finish(
     error: str | None = None,
 ) -> bool:
     """Close a job (fenced by attempt when given); False when the guard did not match."""
-    query = update(jobs).where(
-        jobs.c.id == job_id, jobs.c.status.in_([JobStatus.TODO, JobStatus.DOING])
-    )
+    query = update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
     if attempt is not None:
         query = query.where(jobs.c.attempts == attempt)
     result = await conn.execute(
@@ -148,10 +150,75 @@ async def defer(conn: AsyncConnection, *, job_id: str, at: datetime) -> None:
     )
 
 
+async def park(
+    conn: AsyncConnection, *, job_id: str, attempt: int, at: datetime, now: datetime
+) -> bool:
+    """Hand a claimed job over to provider tracking (frees the worker slot)."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.attempts == attempt, jobs.c.status == JobStatus.DOING)
+        .values(
+            status=JobStatus.TRACKING,
+            scheduled_at=at,
+            lease_until=None,
+            worker_id=None,
+            updated_at=now,
+        )
+    )
+    return result.rowcount == 1
+
+
+async def claim_tracking(
+    conn: AsyncConnection, *, limit: int, lease: timedelta, now: datetime
+) -> Sequence[RowMapping]:
+    """Take up to ``limit`` due tracking jobs (pushing them ``lease`` into the future, so a
+    tracker that dies leaves them to the next one)."""
+    due = (
+        select(jobs.c.id)
+        .where(jobs.c.status == JobStatus.TRACKING, jobs.c.scheduled_at <= now)
+        .order_by(jobs.c.scheduled_at, jobs.c.id)
+        .limit(limit)
+        .with_for_update(**skip_locked(conn))
+    )
+    ids_ = list((await conn.execute(due)).scalars().all())
+    if not ids_:
+        return []
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(ids_), jobs.c.status == JobStatus.TRACKING)
+        .values(scheduled_at=now + lease, updated_at=now)
+        .returning(*jobs.c)
+    )
+    return result.mappings().all()
+
+
+async def track_again(conn: AsyncConnection, *, job_ids: Sequence[str], at: datetime) -> None:
+    if job_ids:
+        await conn.execute(
+            update(jobs)
+            .where(jobs.c.id.in_(job_ids), jobs.c.status == JobStatus.TRACKING)
+            .values(scheduled_at=at)
+        )
+
+
+async def expedite(conn: AsyncConnection, run_id: str, now: datetime) -> None:
+    """A tracked run needs attention now (e.g. its user asked to cancel)."""
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.run_id == run_id, jobs.c.status == JobStatus.TRACKING)
+        .values(scheduled_at=now)
+    )
+
+
+async def tracking_count(conn: AsyncConnection) -> int:
+    query = select(func.count()).where(jobs.c.status == JobStatus.TRACKING)
+    return int((await conn.execute(query)).scalar_one())
+
+
 async def cancel_for_run(conn: AsyncConnection, run_id: str, now: datetime) -> None:
     await conn.execute(
         update(jobs)
-        .where(jobs.c.run_id == run_id, jobs.c.status.in_([JobStatus.TODO, JobStatus.DOING]))
+        .where(jobs.c.run_id == run_id, jobs.c.status.in_(_OPEN))
         .values(status=JobStatus.CANCELLED, updated_at=now, lease_until=None)
     )
 

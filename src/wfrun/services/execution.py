@@ -252,25 +252,32 @@ async def complete(
     outputs: dict[str, Any],
     execution_ms: int,
     retention: timedelta = timedelta(days=7),
+    external: int = 0,
+    usage: dict[str, Any] | None = None,
 ) -> bool:
-    """Mark the run succeeded and settle by actual usage (多退少补). False when fenced out."""
+    """Mark the run succeeded and settle by actual usage (多退少补): compute time plus the
+    provider's ``external`` cost (from its reported ``usage``). False when fenced out."""
     prices = claim.spec.prices
     settlement = settle(
         frozen=claim.run["quote_amount"],
         compute=compute_cost(prices, execution_ms),
-        external=0,
+        external=external,
         quoted_external=claim.run["quote_external"],
         accept_external_cost_risk=claim.run["accept_external_cost_risk"],
     )
     hours = claim.spec.output_retention_hours
     keep = timedelta(hours=hours) if hours is not None else retention
     values = {"outputs": outputs, "progress_percent": 100, "outputs_expire_at": utcnow() + keep}
+    if usage is not None:
+        values["usage"] = usage
     return await _finish(
         db, claim, RunStatus.SUCCEEDED, settlement, execution_ms, values, "succeeded"
     )
 
 
-async def cancel_consumed(db: Database, claim: Claim, *, execution_ms: int) -> bool:
+async def cancel_consumed(
+    db: Database, claim: Claim, *, execution_ms: int, detail: str | None = None
+) -> bool:
     """Stop a running run on request, charging only the seconds it consumed."""
     consumed = compute_cost(claim.spec.prices, execution_ms, include_fixed_fee=False)
     settlement = settle(
@@ -283,7 +290,8 @@ async def cancel_consumed(db: Database, claim: Claim, *, execution_ms: int) -> b
     values = {
         "error_code": "USER_CANCELLED",
         "error_reason": "Run cancelled by the user.",
-        "error_detail": f"cancelled while running after {execution_ms} ms; charged the time used",
+        "error_detail": detail
+        or f"cancelled while running after {execution_ms} ms; charged the time used",
         "error_status": 200,
     }
     return await _finish(

@@ -7,7 +7,7 @@ A package is one JSON document an operator imports with ``wfrun workflows import
       "slug": "demo-poster",                 # stable per owner; re-import adds a revision
       "title": "…", "description": "…", "tags": ["demo"], "visibility": "public" | "private",
       "cover_url": null,
-      "engine": "local" | "comfyui",
+      "engine": "local" | "comfyui" | "seedance",
       "graph": { "<node id>": {"class_type": "…", "inputs": {…}} },   # ComfyUI API format
       "inputs": [ {"key": "n2_width", "type": "integer", "bind": {"node": "2", "input": "width"},
                    "display_name": "…", "required": false, "default_value": 512, "min": 16, …} ],
@@ -111,7 +111,7 @@ class Package(_Strict):
     tags: list[str] = Field(default_factory=list)
     visibility: Literal["public", "private"] = "public"
     cover_url: str | None = None
-    engine: Literal["local", "comfyui"]
+    engine: Literal["local", "comfyui", "seedance"]
     graph: dict[str, dict[str, Any]] = Field(min_length=1)
     inputs: list[InputEntry] = Field(default_factory=list)
     outputs: list[OutputEntry] = Field(min_length=1)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wfrun.clock import utcnow
 from wfrun.domain.runs import RunStatus
 from wfrun.domain.scheduling import INSTANCE_KINDS, labels_match
-from wfrun.errors import RunNotFound
+from wfrun.errors import ModelRunNotFound, RunNotFound
 from wfrun.queue import broker
 from wfrun.records import Record
 from wfrun.services.accounts import Principal
@@ -36,9 +36,14 @@ class ExecutionView:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def fetch_run(conn: AsyncConnection, principal: Principal, run_id: str) -> RowMapping:
+async def fetch_run(
+    conn: AsyncConnection, principal: Principal, run_id: str, *, family: str = "workflow"
+) -> RowMapping:
+    """The caller's run of ``family`` (model runs are not workflow runs, and vice versa)."""
     run = await run_store.find_run(conn, run_id, account_id=principal.account_id)
-    if run is None:
+    if run is None or run["family"] != family:
+        if family == "model":
+            raise ModelRunNotFound(f"model run {run_id} does not exist")
         raise RunNotFound(f"run {run_id} does not exist")
     return run
 

@@ -7,7 +7,7 @@ update, insert the run and its dispatch job. Either all of it exists afterwards 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,13 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wfrun import ids
 from wfrun.clock import utcnow
 from wfrun.domain.idempotency import fingerprint
-from wfrun.domain.manifest import validate_inputs
+from wfrun.domain.manifest import ValidatedInputs, validate_inputs
 from wfrun.domain.pricing import Quote, quote, release
 from wfrun.domain.runs import FreezeStatus, RunStatus, transition
+from wfrun.domain.seedance import PriceBook, VideoRequest, bind_request, quote_cost
 from wfrun.errors import (
     ExternalCostRiskNotAccepted,
     IdempotencyMismatch,
     NotPublished,
+    ProviderNotConfigured,
+    RealPersonUnavailable,
     RevisionNotFound,
     WorkflowNotFound,
 )
@@ -49,6 +52,11 @@ class RunRequest:
     inputs: Record
     accept_external_cost_risk: bool = False
     idempotency_key: str = ""
+    idempotency_scope: str = ""
+    """``""`` for workflow runs (account + workflow + key); the API key id for model runs."""
+    family: str = "workflow"
+    request_id: str | None = None
+    """The caller's own request id (model runs), kept with the run."""
 
     def fingerprint(self) -> str:
         return fingerprint(
@@ -67,6 +75,9 @@ class Policy:
 
     require_external_cost_consent: bool = False
     max_attempts: int = 3
+    seedance_prices: PriceBook = field(default_factory=lambda: PriceBook({}, {}))
+    real_person_enabled: bool = False
+    seedance_enabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,7 @@ async def _resolve(
         account_id=principal.account_id,
         workflow_id=request.workflow_id,
         revision_id=request.revision_id,
+        system=request.family == "model",
     )
     if row is None:
         raise await _why_unresolved(conn, principal, request)
@@ -113,8 +125,18 @@ async def _why_unresolved(
     return NotPublished(f"workflow {request.workflow_id} has no published revision")
 
 
-def _price(spec: RevisionSpec, request: RunRequest, policy: Policy) -> Quote:
-    """The quote (flat per revision today), after the operator's consent rule."""
+def video_request(spec: RevisionSpec, validated: ValidatedInputs, inputs: Record) -> VideoRequest:
+    """The Seedance request a ``seedance`` revision makes for these inputs."""
+    bindings = {s.key: s.binding.input_name for s in spec.inputs}
+    real_person = inputs.get("contains_real_person_material") is True
+    return bind_request(spec.payload, bindings, validated.values, real_person=real_person)
+
+
+def _price(
+    spec: RevisionSpec, request: RunRequest, policy: Policy, validated: ValidatedInputs
+) -> Quote:
+    """The quote, after the operator's consent rule: flat per revision, or for ``seedance``
+    the platform fee plus the most the requested video can cost at Ark's token prices."""
     prices = spec.prices
     if (
         prices.may_incur_external_model_cost
@@ -125,7 +147,20 @@ def _price(spec: RevisionSpec, request: RunRequest, policy: Policy) -> Quote:
             "this workflow may incur external model cost; resubmit with "
             "accept_external_cost_risk: true"
         )
-    return quote(prices)
+    if spec.engine_kind != "seedance":
+        return quote(prices)
+    if not policy.seedance_enabled:
+        raise ProviderNotConfigured(
+            "this workflow runs on Volcengine Ark (Seedance), which this server has no API key "
+            "for (seedance.ark_api_key)"
+        )
+    video = video_request(spec, validated, request.inputs)
+    if video.real_person and not policy.real_person_enabled:
+        raise RealPersonUnavailable(
+            "contains_real_person_material is true but this server has no real-person material "
+            "registration configured (seedance.real_person_group_id and AK/SK)"
+        )
+    return Quote(compute=prices.fixed_fee, external=quote_cost(policy.seedance_prices, video))
 
 
 async def quote_run(
@@ -136,7 +171,7 @@ async def quote_run(
         row, spec = await _resolve(conn, principal, request)
         validated = validate_inputs(spec.inputs, request.inputs)
         await check_asset_refs(conn, principal, spec.inputs, validated, utcnow())
-    return QuoteResult(row["id"], spec.revision_id, _price(spec, request, policy), spec)
+    return QuoteResult(row["id"], spec.revision_id, _price(spec, request, policy, validated), spec)
 
 
 async def submit_run(
@@ -154,7 +189,7 @@ async def submit_run(
     async with db.transaction(write=True) as conn:
         row, spec = await _resolve(conn, principal, request)
         validated = validate_inputs(spec.inputs, request.inputs)
-        priced = _price(spec, request, policy)
+        priced = _price(spec, request, policy, validated)
         asset_ids = await check_asset_refs(conn, principal, spec.inputs, validated, now)
         values = _new_run(principal, request, row, priced, now)
         if not await run_store.insert_run_claiming_key(conn, values):
@@ -185,12 +220,14 @@ def _new_run(
     now: datetime,
 ) -> dict[str, Any]:
     return {
-        "id": ids.new_run_id(),
+        "id": ids.new_model_run_id() if request.family == "model" else ids.new_run_id(),
         "account_id": principal.account_id,
         "workflow_id": request.workflow_id,
         "revision_id": workflow["revision_id"],
         "api_key_id": principal.api_key_id,
         "idempotency_key": request.idempotency_key,
+        "idempotency_scope": request.idempotency_scope,
+        "family": request.family,
         "request_fingerprint": request.fingerprint(),
         "title": workflow["title"],
         "inputs": dict(request.inputs),
@@ -203,6 +240,7 @@ def _new_run(
         "prompt_id": ids.new_prompt_id(),
         "billing_run_id": ids.new_billing_id(),
         "progress_percent": 0,
+        "provider_state": {"request_id": request.request_id} if request.request_id else None,
         "freeze_status": FreezeStatus.FROZEN,
         "created_at": now,
         "updated_at": now,
@@ -215,6 +253,7 @@ async def _replay(conn: AsyncConnection, principal: Principal, request: RunReque
         account_id=principal.account_id,
         workflow_id=request.workflow_id,
         key=request.idempotency_key,
+        scope=request.idempotency_scope,
     )
     assert existing is not None, "the conflicting run must be visible once its insert committed"
     if existing["request_fingerprint"] != request.fingerprint():
@@ -236,22 +275,25 @@ class CancelResult:
     next node boundary), ``already_cancelled``, ``already_requested`` or ``already_finished``."""
 
 
-async def cancel_run(db: Database, principal: Principal, run_id: str) -> CancelResult:
+async def cancel_run(
+    db: Database, principal: Principal, run_id: str, *, family: str = "workflow"
+) -> CancelResult:
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        run = await fetch_run(conn, principal, run_id)
+        run = await fetch_run(conn, principal, run_id, family=family)
         status = RunStatus(run["status"])
         if status is RunStatus.QUEUED:
             moved = await _cancel_queued(conn, run, now)
             if moved is not None:
                 return CancelResult(moved, "cancelled")
-            run = await fetch_run(conn, principal, run_id)
+            run = await fetch_run(conn, principal, run_id, family=family)
             status = RunStatus(run["status"])
         if status is RunStatus.RUNNING:
             requested = await run_store.request_cancel(conn, run_id, now)
             if requested:
                 await _event(conn, run, now, "cancel_requested", "cancellation requested")
-            run = await fetch_run(conn, principal, run_id)
+                await broker.expedite(conn, run_id, now)  # a parked provider run: act now
+            run = await fetch_run(conn, principal, run_id, family=family)
             return CancelResult(run, "cancel_requested" if requested else "already_requested")
     outcome = "already_cancelled" if status is RunStatus.CANCELLED else "already_finished"
     return CancelResult(run, outcome)

@@ -14,6 +14,7 @@ from typing import Any
 
 from wfrun.domain.money import parse_amount
 from wfrun.services import accounts, catalog
+from wfrun.services.model_runs import SYSTEM_ACCOUNT
 from wfrun.store import accounts as account_store
 from wfrun.store.database import Database
 
@@ -35,7 +36,8 @@ def demo_package() -> Any:
 
 async def _store_is_empty(db: Database) -> bool:
     async with db.transaction() as conn:
-        return not await account_store.list_accounts(conn)
+        accounts_ = await account_store.list_accounts(conn)
+    return all(a["id"] == SYSTEM_ACCOUNT for a in accounts_)
 
 
 async def ensure_demo(db: Database, data_dir: Path) -> Demo:

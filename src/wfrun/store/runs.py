@@ -18,7 +18,7 @@ from wfrun.records import Record
 from wfrun.store.dialect import insert_ignoring_conflict
 from wfrun.store.schema import UTCDateTime, holds, jobs, revisions, run_events, runs
 
-_IDEMPOTENCY = ["account_id", "workflow_id", "idempotency_key"]
+_IDEMPOTENCY = ["account_id", "workflow_id", "idempotency_scope", "idempotency_key"]
 
 
 async def insert_run_claiming_key(conn: AsyncConnection, values: dict[str, Any]) -> bool:
@@ -29,11 +29,12 @@ async def insert_run_claiming_key(conn: AsyncConnection, values: dict[str, Any])
 
 
 async def find_by_idempotency(
-    conn: AsyncConnection, *, account_id: str, workflow_id: str, key: str
+    conn: AsyncConnection, *, account_id: str, workflow_id: str, key: str, scope: str = ""
 ) -> RowMapping | None:
     query = select(runs).where(
         runs.c.account_id == account_id,
         runs.c.workflow_id == workflow_id,
+        runs.c.idempotency_scope == scope,
         runs.c.idempotency_key == key,
     )
     return (await conn.execute(query)).mappings().first()
@@ -57,7 +58,7 @@ async def list_runs(
     limit: int,
     offset: int,
 ) -> tuple[Sequence[RowMapping], int]:
-    conditions = [runs.c.account_id == account_id]
+    conditions = [runs.c.account_id == account_id, runs.c.family == "workflow"]
     if workflow_id:
         conditions.append(runs.c.workflow_id == workflow_id)
     if status:

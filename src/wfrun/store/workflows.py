@@ -88,14 +88,21 @@ def _with_revision(revision_join: ColumnElement[bool]) -> Any:
 
 
 async def find_for_submit(
-    conn: AsyncConnection, *, account_id: str, workflow_id: str, revision_id: str | None
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    workflow_id: str,
+    revision_id: str | None,
+    system: bool = False,
 ) -> RowMapping | None:
-    """The workflow (visible to the account) joined with the requested or published revision."""
+    """The workflow (visible to the account, or wfrun's own ``system`` one) joined with the
+    requested or published revision."""
     if revision_id is None:
         join = revisions.c.id == workflows.c.published_revision_id
     else:
         join = (revisions.c.id == revision_id) & (revisions.c.workflow_id == workflows.c.id)
-    query = _with_revision(join).where(workflows.c.id == workflow_id, _visible_to(account_id))
+    visible = workflows.c.visibility == "system" if system else _visible_to(account_id)
+    query = _with_revision(join).where(workflows.c.id == workflow_id, visible)
     return (await conn.execute(query)).mappings().first()
 
 

@@ -30,7 +30,10 @@ from wfrun.services import execution
 from wfrun.services.execution import CancelRequested, Claim, Failure, Fenced
 from wfrun.storage.base import ObjectStore
 from wfrun.store.database import Database
+from wfrun.workers import seedance
+from wfrun.workers.failures import engine_failure
 from wfrun.workers.media import resolve_media
+from wfrun.workers.seedance import SeedanceDeps
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,7 @@ class RunnerDeps:
     fetcher: SafeFetcher
     output_retention: timedelta = timedelta(days=7)
     retry_delay: timedelta = timedelta(seconds=5)
+    seedance: SeedanceDeps | None = None
 
 
 async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
@@ -106,6 +110,9 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
         return int((time.monotonic() - started) * 1000)
 
     try:
+        if claim.spec.engine_kind == "seedance":
+            await _dispatch_provider(deps, claim, control)
+            return
         spec = await _prepare(deps, claim)
         engine = deps.engines[claim.spec.engine_kind]
         sink = ProgressRecorder(deps.db, claim)
@@ -144,10 +151,21 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
     except EngineTransient as exc:
         await execution.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
     except EnginePermanent as exc:
-        await execution.fail(deps.db, claim, _engine_failure(exc), execution_ms=elapsed_ms())
+        await execution.fail(deps.db, claim, engine_failure(exc), execution_ms=elapsed_ms())
     except ServiceError as exc:
         failure = Failure(exc.engine_code, exc.reason, exc.detail, status=400)
         await execution.fail(deps.db, claim, failure, execution_ms=None)
+
+
+async def _dispatch_provider(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
+    if deps.seedance is None:
+        raise EnginePermanent(
+            "the seedance engine is not configured on this worker (seedance.ark_api_key)",
+            code="PROVIDER_NOT_CONFIGURED",
+            reason="The model provider is not configured on this server.",
+            status=503,
+        )
+    await seedance.dispatch(deps.seedance, claim, control.cancel_requested)
 
 
 async def _after_interrupt(
@@ -157,23 +175,6 @@ async def _after_interrupt(
         log.warning("run %s: lease lost, leaving it to its new owner", claim.run["id"])
         return
     await execution.cancel_consumed(deps.db, claim, execution_ms=execution_ms)
-
-
-_FAILURES: dict[str, tuple[str, int]] = {
-    "ENGINE_VALIDATION_FAILED": ("The workflow graph failed validation.", 500),
-    "ENGINE_EXECUTION_FAILED": ("A workflow node failed.", 500),
-    "ENGINE_TIMEOUT": ("The run timed out.", 504),
-    "ENGINE_OUTPUT_MISSING": ("The workflow did not produce a promised output.", 500),
-    "MEDIA_URL_FORBIDDEN": ("A media URL was refused.", 400),
-    "MEDIA_FETCH_FAILED": ("A media URL could not be fetched.", 400),
-    "MEDIA_TOO_LARGE": ("A media file is too large.", 413),
-    "INPUT_ASSET_GONE": ("An input asset is no longer available.", 400),
-}
-
-
-def _engine_failure(exc: EnginePermanent) -> Failure:
-    reason, status = _FAILURES.get(exc.code, ("The engine failed.", 500))
-    return Failure(exc.code, reason, exc.message, node_id=exc.node_id, status=status)
 
 
 async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:

@@ -18,12 +18,14 @@ import httpx
 
 from wfrun import ids
 from wfrun.config import WorkerSettings
+from wfrun.queue import broker
 from wfrun.queue.notify import JobListener
 from wfrun.runtime import Runtime
 from wfrun.services import assets, execution
 from wfrun.services.execution import Claim
 from wfrun.workers import health
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
+from wfrun.workers.seedance import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,10 @@ class Worker:
             engines=runtime.engines,
             fetcher=runtime.fetcher,
             output_retention=timedelta(hours=runtime.settings.assets.output_retention_hours),
+            retry_delay=timedelta(seconds=self.settings.retry_delay_seconds),
+            seedance=runtime.seedance,
         )
+        self.tracker = Tracker(runtime.seedance) if runtime.seedance is not None else None
         self.wakeup = wakeup or asyncio.Event()
         self._active: dict[str, _Active] = {}
         self._slots = asyncio.Semaphore(self.settings.concurrency)
@@ -85,6 +90,7 @@ class Worker:
         beat = asyncio.create_task(self._heartbeat_loop(stop))
         sweeper = asyncio.create_task(self._sweep_loop(stop))
         prober = asyncio.create_task(self._health_loop(stop))
+        tracking = asyncio.create_task(self._track_loop(stop))
         try:
             while not stop.is_set():
                 await self._slots.acquire()
@@ -99,6 +105,7 @@ class Worker:
             beat.cancel()
             sweeper.cancel()
             prober.cancel()
+            tracking.cancel()
             if listener is not None:
                 await listener.stop()
 
@@ -115,6 +122,8 @@ class Worker:
                     self._slots.release()
                 if outcome == "empty":
                     if not self._active:
+                        if await self._track_once():
+                            continue
                         return
                     await asyncio.wait(
                         [a.task for a in self._active.values()], return_when=asyncio.FIRST_COMPLETED
@@ -155,6 +164,32 @@ class Worker:
         )
         for waiter in waiters:
             waiter.cancel()
+
+    async def _track_loop(self, stop: asyncio.Event) -> None:
+        """Provider tasks (Seedance): one batch check at a time, all due tasks in turn."""
+        if self.tracker is None:
+            return
+        idle = min(self.tracker.deps.settings.poll_min_seconds, 1.0)
+        while not stop.is_set():
+            try:
+                handled = await self.tracker.tick()
+            except Exception:
+                log.exception("provider tracking failed")
+                handled = 0
+            if handled < self.tracker.deps.settings.tracker_batch:
+                await asyncio.sleep(idle)
+
+    async def _track_once(self) -> bool:
+        """Burst mode: while provider tasks are parked, check the due ones; False when none
+        are left."""
+        if self.tracker is None:
+            return False
+        async with self.deps.db.transaction() as conn:
+            if await broker.tracking_count(conn) == 0:
+                return False
+        if await self.tracker.tick() == 0:
+            await asyncio.sleep(min(self.tracker.deps.settings.poll_min_seconds, 0.2))
+        return True
 
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
         # Also how fast a user's cancel reaches a node that is busy for a long time.

@@ -60,7 +60,9 @@ async def submit(body: SubmitBody, runtime: RuntimeDep, principal: PrincipalDep)
 )
 async def quote(body: QuoteBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     result = await runs.quote_run(runtime.db, principal, _request(body), runtime.policy)
-    return wire.ok(wire.quote_data(result.workflow_id, result.revision_id, result.spec.prices))
+    return wire.ok(
+        wire.quote_data(result.workflow_id, result.revision_id, result.spec.prices, result.quote)
+    )
 
 
 @router.post("/cancel", summary="Cancel a queued or running run (idempotent)", responses=_ERRORS)

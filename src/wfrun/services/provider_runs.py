@@ -1,0 +1,212 @@
+"""Runs that wait on a provider task (Seedance on Volcengine Ark).
+
+A worker claims the run as usual, hands its media over and creates the upstream task, records
+the task id on the run and *parks* the job (``tracking``): the worker slot is free again. A
+tracker then checks due tasks in batches (one Ark list call for up to 500) and finishes runs
+whose task ended. Each function is one short transaction; provider calls happen between them.
+Every write is fenced by the run's attempt, as in :mod:`wfrun.services.execution`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from wfrun.clock import utcnow
+from wfrun.domain.runs import RunStatus
+from wfrun.queue import broker
+from wfrun.records import Record
+from wfrun.services.catalog import RevisionSpec
+from wfrun.services.execution import Claim, Fenced
+from wfrun.store import runs as run_store
+from wfrun.store import workflows as workflow_store
+from wfrun.store.database import Database
+from wfrun.store.schema import runs
+
+PROGRESS = {"queued": 10, "running": 50}
+
+
+def _fenced(claim: Claim) -> Any:
+    return update(runs).where(
+        runs.c.id == claim.run["id"],
+        runs.c.attempt == claim.attempt,
+        runs.c.status == RunStatus.RUNNING,
+    )
+
+
+async def begin_create(db: Database, claim: Claim) -> tuple[datetime | None, datetime]:
+    """Record that this attempt is about to create the upstream task.
+
+    Returns (when an earlier attempt started a create whose outcome is unknown, or None;
+    this attempt's start). Raises Fenced when the attempt no longer owns the run."""
+    now = utcnow()
+    async with db.transaction(write=True) as conn:
+        current = await run_store.find_run(conn, claim.run["id"])
+        assert current is not None
+        state = dict(current["provider_state"] or {})
+        previous = state.get("create_started_at")
+        state["create_started_at"] = now.isoformat()
+        result = await conn.execute(_fenced(claim).values(provider_state=state, updated_at=now))
+        if result.rowcount != 1:
+            raise Fenced(f"attempt {claim.attempt} of {claim.run['id']} was superseded")
+    return (datetime.fromisoformat(previous) if previous else None), now
+
+
+async def claimed_task_ids(db: Database, *, since: datetime) -> set[str]:
+    """Provider task ids already recorded on runs created since ``since``."""
+    async with db.transaction() as conn:
+        query = select(runs.c.provider_task_id).where(
+            runs.c.provider_task_id.is_not(None), runs.c.created_at >= since
+        )
+        return {str(t) for t in (await conn.execute(query)).scalars().all()}
+
+
+async def record_task(
+    db: Database,
+    claim: Claim,
+    task_id: str,
+    *,
+    first_check: timedelta,
+    note: str,
+) -> bool:
+    """Attach the upstream task to the run and park its job for tracking.
+
+    False when another run already owns ``task_id`` (a reconciliation picked a task that was
+    not ours). Raises Fenced when this attempt no longer owns the run."""
+    now = utcnow()
+    try:
+        async with db.transaction(write=True) as conn:
+            result = await conn.execute(
+                _fenced(claim).values(
+                    provider_task_id=task_id,
+                    provider_status="queued",
+                    progress_percent=PROGRESS["queued"],
+                    progress_snapshot={"provider": "ark", "task_id": task_id, "status": "queued"},
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                raise Fenced(f"attempt {claim.attempt} of {claim.run['id']} was superseded")
+            await broker.park(
+                conn, job_id=claim.job_id, attempt=claim.attempt, at=now + first_check, now=now
+            )
+            await _event(conn, claim.run, claim.attempt, now, "submitted", note)
+    except IntegrityError:
+        return False
+    return True
+
+
+async def park_existing(db: Database, claim: Claim, *, first_check: timedelta) -> None:
+    """A re-dispatched run whose task was already created: just resume tracking it."""
+    now = utcnow()
+    async with db.transaction(write=True) as conn:
+        await broker.park(
+            conn, job_id=claim.job_id, attempt=claim.attempt, at=now + first_check, now=now
+        )
+        await _event(
+            conn,
+            claim.run,
+            claim.attempt,
+            now,
+            "resumed",
+            f"re-attached to upstream task {claim.run['provider_task_id']}",
+        )
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A parked run whose upstream task is due for a check."""
+
+    claim: Claim
+    task_id: str
+
+    @property
+    def run(self) -> Record:
+        return self.claim.run
+
+
+async def claim_tracked(db: Database, *, limit: int, lease: timedelta) -> list[Tracked]:
+    """Take up to ``limit`` due tracked runs (leased for ``lease``)."""
+    now = utcnow()
+    specs: dict[str, RevisionSpec] = {}
+    found: list[Tracked] = []
+    async with db.transaction(write=True) as conn:
+        jobs = await broker.claim_tracking(conn, limit=limit, lease=lease, now=now)
+        if not jobs:
+            return []
+        query = select(runs).where(runs.c.id.in_([job["run_id"] for job in jobs]))
+        by_id = {r["id"]: r for r in (await conn.execute(query)).mappings().all()}
+        for job in jobs:
+            run = by_id.get(job["run_id"])
+            if run is None or run["provider_task_id"] is None:
+                continue
+            if run["revision_id"] not in specs:
+                revision = await workflow_store.find_revision(conn, run["revision_id"])
+                assert revision is not None
+                specs[run["revision_id"]] = RevisionSpec.from_row(revision)
+            claim = Claim(job["id"], job["attempts"], run, specs[run["revision_id"]])
+            found.append(Tracked(claim, run["provider_task_id"]))
+    return found
+
+
+async def observe(
+    db: Database, item: Tracked, status: str, *, next_check: datetime, note: str | None = None
+) -> None:
+    """Record the upstream status (an event when it changed) and when to look again."""
+    now = utcnow()
+    async with db.transaction(write=True) as conn:
+        changed = item.run["provider_status"] != status
+        if changed:
+            await conn.execute(
+                _fenced(item.claim).values(
+                    provider_status=status,
+                    progress_percent=PROGRESS.get(status, item.run["progress_percent"]),
+                    progress_snapshot={
+                        "provider": "ark",
+                        "task_id": item.task_id,
+                        "status": status,
+                    },
+                    updated_at=now,
+                )
+            )
+            await _event(
+                conn,
+                item.run,
+                item.claim.attempt,
+                now,
+                "progress",
+                note or f"upstream task {item.task_id} is {status}",
+            )
+        elif note:
+            await _event(conn, item.run, item.claim.attempt, now, "progress", note)
+        await broker.track_again(conn, job_ids=[item.claim.job_id], at=next_check)
+
+
+async def remember(db: Database, item: Tracked, **state: Any) -> None:
+    """Merge ``state`` into the run's provider state (fenced)."""
+    async with db.transaction(write=True) as conn:
+        merged = {**(item.run["provider_state"] or {}), **state}
+        await conn.execute(_fenced(item.claim).values(provider_state=merged))
+
+
+async def _event(
+    conn: Any, run: Record, attempt: int, now: datetime, kind: str, message: str
+) -> None:
+    await run_store.add_events(
+        conn,
+        [
+            {
+                "run_id": run["id"],
+                "attempt": attempt,
+                "at": now,
+                "event_type": kind,
+                "level": "info",
+                "message": message,
+                "progress_percent": None,
+            }
+        ],
+    )

@@ -1,0 +1,458 @@
+"""Seedance workflow runs end to end: HTTP API → worker → official Ark SDK → Ark stand-in.
+
+Every test runs on SQLite (local files) and PostgreSQL (S3 on moto); the runtime fixture checks
+the ledger after each one, so "settled or released exactly once" is also a books check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from importlib import resources
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.seedance.ark_media import build_mp4, read_mp4
+from tests.seedance.ark_standin import ArkStandin, TaskPlan
+from tests.seedance.conftest import PUBLIC_BASE
+from tests.support.factories import (
+    Customer,
+    account_balance,
+    customer,
+    data_uri,
+    drain,
+    operator,
+    png_bytes,
+)
+from wfrun.domain.money import format_amount, parse_amount
+from wfrun.runtime import Runtime
+from wfrun.services import catalog
+from wfrun.store.runs import find_run
+from wfrun.store.schema import jobs
+from wfrun.workers.worker import Worker
+
+FAST = "doubao-seedance-2-0-fast-260128"
+MP4 = build_mp4(320, 320, 2000)
+TASKS = "/api/v3/contents/generations/tasks"
+
+
+def demo_package(**changes: Any) -> dict[str, Any]:
+    text = resources.files("wfrun").joinpath("demo/seedance_video.json").read_text()
+    document: dict[str, Any] = json.loads(text)
+    document.update(changes)
+    return document
+
+
+async def publish(rt: Runtime, **changes: Any) -> catalog.ImportResult:
+    owner = await operator(rt)
+    return await catalog.import_package(
+        rt.db, owner_id=owner, document=demo_package(**changes), publish=True
+    )
+
+
+def chenyu_example(workflow_id: str, revision_id: str, key: str) -> dict[str, Any]:
+    """chenyu's Seedance example run (open-api-v2.md §3): reference_to_video on
+    doubao-seedance-2-0-fast-260128, a reference image as ``{"source_type": "url", "url",
+    "role": "reference_image"}``, resolution "720p", duration "5" (a string),
+    contains_real_person_material false both inside inputs and at the top level, and
+    accept_external_cost_risk false; only the ids are ours."""
+    return {
+        "workflow_id": workflow_id,
+        "revision_id": revision_id,
+        "inputs": {
+            "prompt": "图片1中的女孩在海边奔跑，镜头跟随",
+            "model": "doubao-seedance-2-0-fast-260128",
+            "generation_category": "reference_to_video",
+            "images": [
+                {
+                    "source_type": "url",
+                    "url": "https://cdn.example.com/seedance/girl.png",
+                    "role": "reference_image",
+                }
+            ],
+            "resolution": "720p",
+            "duration": "5",
+            "contains_real_person_material": False,
+        },
+        "inputs.contains_real_person_material": False,
+        "idempotency_key": key,
+        "accept_external_cost_risk": False,
+    }
+
+
+async def submit(http: httpx.AsyncClient, who: Customer, body: dict[str, Any]) -> dict[str, Any]:
+    response = await http.post("/workflow/run/submit", headers=who.headers, json=body)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+async def execution(http: httpx.AsyncClient, who: Customer, run_id: str) -> dict[str, Any]:
+    response = await http.get(
+        "/workflow/run/execution", params={"run_order_id": run_id}, headers=who.headers
+    )
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+async def info(http: httpx.AsyncClient, who: Customer, run_id: str) -> dict[str, Any]:
+    response = await http.get(
+        "/workflow/run/info", params={"run_order_id": run_id}, headers=who.headers
+    )
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def local(http: httpx.AsyncClient, url: str) -> str:
+    """A signed link as this test reaches it (links name the public base URL)."""
+    origin = f"{http.base_url.scheme}://{http.base_url.netloc.decode()}"
+    return url.replace(PUBLIC_BASE, origin)
+
+
+def tokens_cost(tokens: int, yuan_per_million: str) -> int:
+    return tokens * parse_amount(yuan_per_million) // 1_000_000
+
+
+async def test_chenyu_example_runs_to_succeeded_with_video_quote_and_usage_settlement(
+    runtime, http, standin: ArkStandin
+):
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    body = chenyu_example(published.workflow_id, published.revision_id, "chenyu-example-1")
+    quote = await http.post(
+        "/workflow/run/quote",
+        headers=alice.headers,
+        json={k: v for k, v in body.items() if k != "idempotency_key"},
+    )
+    assert quote.status_code == 200, quote.text
+    # adaptive ratio: quoted at 720p's largest frame (4:3, 1112×834), 5 s = 121 frames
+    quoted_tokens = -(-1112 * 834 * 121 // 1024)
+    expected_quote = parse_amount("0.01") + tokens_cost(quoted_tokens, "37")
+    assert quote.json()["data"]["quote_amount"] == format_amount(expected_quote)
+    submitted = await submit(http, alice, body)
+    assert submitted["quote_amount"] == format_amount(expected_quote)
+    assert submitted["freeze_status"] == "frozen"
+    run_id = submitted["run_order_id"]
+    assert await account_balance(runtime, alice.account_id) == (
+        parse_amount("20") - expected_quote,
+        expected_quote,
+    )
+
+    await drain(runtime)
+
+    view = await execution(http, alice, run_id)
+    assert view["status"] == "succeeded", view["error"]
+    assert view["progress_percent"] == 100
+    events = [e["event_type"] for e in view["logs"]]
+    assert "submitted" in events
+    async with httpx.AsyncClient() as plain:
+        video = await plain.get(local(http, view["outputs"]["video"]))
+    assert video.status_code == 200
+    summary = read_mp4(video.content)
+    assert (summary.width, summary.height) == (1280, 720)  # the stand-in renders adaptive 16:9
+
+    billed = await info(http, alice, run_id)
+    usage_tokens = 108_900  # Ark's usage for 1280×720, 5 s (seedance-ark.md §1.6)
+    external = tokens_cost(usage_tokens, "37")
+    final = parse_amount("0.01") + external
+    assert billed["external_model_cost"] == format_amount(external)
+    assert billed["compute_cost"] == format_amount(parse_amount("0.01"))
+    assert billed["final_amount"] == format_amount(final)
+    assert billed["released_amount"] == format_amount(expected_quote - final)
+    assert billed["settlement_status"] == "settled"
+    assert await account_balance(runtime, alice.account_id) == (parse_amount("20") - final, 0)
+
+    [create] = standin.creates()
+    sent = create.json()
+    assert sent["model"] == FAST
+    assert (sent["resolution"], sent["ratio"], sent["duration"]) == ("720p", "adaptive", 5)
+    assert sent["content"] == [
+        {"type": "text", "text": "图片1中的女孩在海边奔跑，镜头跟随"},
+        {
+            "type": "image_url",
+            "image_url": {"url": "https://cdn.example.com/seedance/girl.png"},
+            "role": "reference_image",
+        },
+    ]
+    assert sent["safety_identifier"].startswith("wfrun-")
+    assert not standin.calls("POST", "/")  # URL path: no material registration
+
+
+async def upload(http: httpx.AsyncClient, who: Customer, data: bytes, name: str) -> str:
+    response = await http.post(
+        "/assets",
+        headers=who.headers,
+        files={"file": (name, data, "image/png")},
+        data={"media_type": "image"},
+    )
+    assert response.status_code == 200, response.text
+    uri: str = response.json()["data"]["asset_uri"]
+    return uri
+
+
+def _inputs(asset_uri: str, real_person: bool) -> dict[str, Any]:
+    return {
+        "prompt": "图片1和图片2中的人物对视，音频1作为背景音乐",
+        "images": [asset_uri, {"uri": "https://cdn.example.com/p2.png", "role": "reference_image"}],
+        "audios": ["https://cdn.example.com/music.mp3"],
+        "duration": 4,
+        "contains_real_person_material": real_person,
+    }
+
+
+@pytest.mark.parametrize("real_person", [False, True], ids=["url-path", "real-person-path"])
+async def test_real_person_material_is_registered_and_other_media_go_as_urls(
+    runtime, http, standin: ArkStandin, person_group: str, real_person: bool
+):
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    asset_uri = await upload(http, alice, png_bytes(400, 400, (200, 100, 50)), "face.png")
+    body = {
+        "workflow_id": published.workflow_id,
+        "idempotency_key": "rp",
+        "inputs": _inputs(asset_uri, real_person),
+    }
+    run_id = (await submit(http, alice, body))["run_order_id"]
+    await drain(runtime)
+    view = await execution(http, alice, run_id)
+    assert view["status"] == "succeeded", view["error"]
+
+    [create] = standin.creates()
+    urls = [item[item["type"]]["url"] for item in create.json()["content"][1:]]
+    roles = [item["role"] for item in create.json()["content"][1:]]
+    assert roles == ["reference_image", "reference_image", "reference_audio"]
+    registrations = [r for r in standin.calls("POST", "/") if "Action=CreateAsset" in r.query]
+    assert urls[2] == "https://cdn.example.com/music.mp3"  # audio never registered (§4.1)
+    if not real_person:
+        assert registrations == []
+        assert urls[0].startswith(PUBLIC_BASE + "/files/") or "X-Amz-Signature" in urls[0]
+        assert urls[1] == "https://cdn.example.com/p2.png"
+        return
+    # both images registered into the verified person's group, referenced as asset://
+    assert [r.json()["AssetType"] for r in registrations] == ["Image", "Image"]
+    assert {r.json()["GroupId"] for r in registrations} == {person_group}
+    registered = [r.json()["URL"] for r in registrations]
+    assert registered[1] == "https://cdn.example.com/p2.png"
+    assert registered[0].startswith(PUBLIC_BASE + "/files/") or "X-Amz-Signature" in registered[0]
+    assert urls[0].startswith("asset://asset-")
+    assert urls[1].startswith("asset://asset-")
+    for request in registrations:  # V4-signed with the AK, never the Ark API key
+        assert "Credential=AKTESTSTANDIN/" in request.headers["authorization"]
+
+
+async def drain_retries(runtime: Runtime) -> None:
+    """Drain, again while a run waits for its (short) transient-retry delay."""
+    for _ in range(50):
+        await drain(runtime)
+        async with runtime.db.transaction() as conn:
+            open_jobs = (
+                await conn.execute(
+                    select(func.count()).where(jobs.c.status.in_(["todo", "doing", "tracking"]))
+                )
+            ).scalar_one()
+        if open_jobs == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("jobs still open after draining")
+
+
+async def _run_to_end(
+    runtime: Runtime, http: httpx.AsyncClient, inputs: dict[str, Any], **package: Any
+) -> tuple[Customer, dict[str, Any], dict[str, Any]]:
+    published = await publish(runtime, **package)
+    alice = await customer(runtime, balance="20")
+    body = {"workflow_id": published.workflow_id, "idempotency_key": "k", "inputs": inputs}
+    run_id = (await submit(http, alice, body))["run_order_id"]
+    await drain_retries(runtime)
+    return alice, await execution(http, alice, run_id), await info(http, alice, run_id)
+
+
+async def _assert_released(runtime: Runtime, alice: Customer, billed: dict[str, Any]) -> None:
+    assert billed["freeze_status"] == "released"
+    assert billed["final_amount"] == format_amount(0)
+    assert billed["released_amount"] == billed["quote_amount"]
+    assert await account_balance(runtime, alice.account_id) == (parse_amount("20"), 0)
+
+
+PLAIN = {"prompt": "一只小猫对着镜头打哈欠", "generation_category": "text_to_video"}
+
+
+@pytest.mark.parametrize(
+    ("setup", "inputs", "code", "status"),
+    [
+        pytest.param(
+            lambda s: s.fail_next_create(400, "InvalidParameter.Ratio", "bad ratio"),
+            PLAIN,
+            "PROVIDER_REJECTED",
+            400,
+            id="upstream-rejects-create",
+        ),
+        pytest.param(
+            lambda s: s.sensitive_inputs.update(
+                {"https://cdn.example.com/bad.png": "InputImageSensitiveContentDetected"}
+            ),
+            {"prompt": "x", "images": ["https://cdn.example.com/bad.png"]},
+            "CONTENT_SAFETY_REJECTED",
+            400,
+            id="input-content-safety",
+        ),
+        pytest.param(
+            lambda s: s.next_task(TaskPlan(fail_code="OutputVideoSensitiveContentDetected")),
+            PLAIN,
+            "CONTENT_SAFETY_REJECTED",
+            422,
+            id="output-content-safety",
+        ),
+        pytest.param(
+            lambda s: s.real_face_urls.add("https://cdn.example.com/face.jpg"),
+            {"prompt": "图片1", "images": ["https://cdn.example.com/face.jpg"]},
+            "CONTENT_REAL_PERSON_DETECTED",
+            400,
+            id="real-face-without-registration",
+        ),
+        pytest.param(
+            lambda s: s.next_task(TaskPlan(fail_code="InternalServiceError", fail_message="x")),
+            PLAIN,
+            "ENGINE_EXECUTION_FAILED",
+            500,
+            id="upstream-task-fails",
+        ),
+        pytest.param(
+            lambda s: s.fail_next_create(403, "AccessDenied", "model not allowed"),
+            PLAIN,
+            "PROVIDER_UNAVAILABLE",
+            503,
+            id="provider-refuses-account",
+        ),
+        pytest.param(
+            lambda s: s.asset_failures.update(
+                {"https://cdn.example.com/me.jpg": ("InvalidParameter.FaceMismatch", "no match")}
+            ),
+            {
+                "prompt": "图片1",
+                "images": ["https://cdn.example.com/me.jpg"],
+                "contains_real_person_material": True,
+            },
+            "REAL_PERSON_REGISTRATION_FAILED",
+            400,
+            id="registration-fails",
+        ),
+    ],
+)
+async def test_upstream_failures_release_the_freeze_once(
+    runtime, http, standin: ArkStandin, setup, inputs, code, status
+):
+    setup(standin)
+    alice, view, billed = await _run_to_end(runtime, http, inputs)
+    assert view["status"] == "failed"
+    assert view["error"]["engine_code"] == code, view["error"]
+    assert view["error"]["status_code"] == status
+    assert view["error"]["detail"]
+    assert billed["error_code"] == code
+    await _assert_released(runtime, alice, billed)
+
+
+async def test_timeout_and_expiry_release(runtime, http, standin: ArkStandin):
+    standin.next_task(TaskPlan(hold_running=True))
+    alice, view, billed = await _run_to_end(runtime, http, PLAIN, timeout_seconds=1)
+    assert view["error"]["engine_code"] == "ENGINE_TIMEOUT", view["error"]
+    assert "did not finish within 1 s" in view["error"]["detail"]
+    await _assert_released(runtime, alice, billed)
+
+
+async def test_expired_upstream_task_fails_as_timeout(runtime, http, standin: ArkStandin):
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    standin.next_task(TaskPlan(hold_queued=True))
+    body = {"workflow_id": published.workflow_id, "idempotency_key": "e", "inputs": PLAIN}
+    run_id = (await submit(http, alice, body))["run_order_id"]
+    worker = Worker(runtime)
+    await worker.register()
+    assert await worker._claim_and_start() == "started"
+    for active in list(worker._active.values()):
+        await active.task
+    [task] = standin.live_tasks()
+    standin.expire(task.id)
+    await drain(runtime)
+    view = await execution(http, alice, run_id)
+    assert view["error"]["engine_code"] == "ENGINE_TIMEOUT"
+    await _assert_released(runtime, alice, await info(http, alice, run_id))
+
+
+@pytest.mark.parametrize(
+    "trouble",
+    [
+        lambda s: s.drop_next_create_response(),
+        lambda s: s.fail_next_create(500, "InternalServiceError", "boom"),
+        lambda s: s.fail_next_create(429, "ServerOverloaded", "busy"),
+    ],
+    ids=["lost-response", "server-error", "rate-limited"],
+)
+async def test_create_troubles_never_make_two_billable_tasks(
+    runtime, http, standin: ArkStandin, trouble
+):
+    trouble(standin)
+    alice, view, billed = await _run_to_end(runtime, http, PLAIN)
+    assert view["status"] == "succeeded", view["error"]
+    assert len(standin.live_tasks()) == 1  # exactly one task exists upstream
+    async with runtime.db.transaction() as conn:
+        run = await find_run(conn, billed["run_order_id"])
+    assert run is not None
+    assert run["provider_task_id"] == standin.live_tasks()[0].id
+    assert billed["settlement_status"] == "settled"
+
+
+async def test_seedance_workflow_is_refused_at_submit_without_an_ark_key(
+    runtime, http, standin: ArkStandin
+):
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    runtime.seedance = None  # as on a server without seedance.ark_api_key
+    response = await http.post(
+        "/workflow/run/submit",
+        headers=alice.headers,
+        json={"workflow_id": published.workflow_id, "idempotency_key": "n", "inputs": PLAIN},
+    )
+    assert response.status_code == 503
+    assert response.json()["data"]["error"]["engine_code"] == "PROVIDER_NOT_CONFIGURED"
+    assert await account_balance(runtime, alice.account_id) == (parse_amount("20"), 0)
+    assert standin.creates() == []
+
+
+@pytest.mark.parametrize(
+    ("inputs", "detail"),
+    [
+        (
+            {"prompt": "x", "images": ["https://a.test/1.png"], "first_frame": "https://a.test/f.png"},
+            "cannot be combined with first_frame/last_frame",
+        ),
+        ({"prompt": "x", "videos": [data_uri(MP4, "video/mp4")]}, "Ark takes no base64 video"),
+        ({"prompt": "x", "duration": "20"}, "duration must be <= 15"),
+        ({"prompt": "x", "audios": ["https://a.test/a.mp3"]}, "need at least one reference"),
+        (
+            {"prompt": "x", "generation_category": "reference_to_video"},
+            "'reference_to_video' does not match the media given",
+        ),
+    ],
+)
+async def test_bad_seedance_inputs_are_400_and_change_nothing(
+    runtime, http, standin: ArkStandin, inputs, detail
+):
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    response = await http.post(
+        "/workflow/run/submit",
+        headers=alice.headers,
+        json={"workflow_id": published.workflow_id, "idempotency_key": "b", "inputs": inputs},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["data"]["error"]
+    assert error["engine_code"] == "INVALID_WORKFLOW_INPUT"
+    assert detail in error["detail"]
+    assert await account_balance(runtime, alice.account_id) == (parse_amount("20"), 0)
+    assert standin.creates() == []

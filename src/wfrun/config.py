@@ -154,6 +154,11 @@ class SeedanceSettings(BaseModel):
         6 * 3600, ge=600, description="Lifetime of signed media URLs handed to Ark."
     )
     model_run_fee: str = Field("0", description="Platform fee per model run (CNY).")
+    cancel_wait_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How long /model-runs/cancel waits for the upstream cancel to settle.",
+    )
     prices: dict[str, SeedancePrice] = Field(
         default_factory=_default_seedance_prices,
         description="Per model id, or 'model@resolution' for a resolution-specific price.",

@@ -184,7 +184,7 @@ class ModelRunNotFound(NotFound):
     reason = "Model run not found."
 
 
-class RealPersonUnavailable(InvalidInput):
+class RealPersonUnavailable(Unavailable):
     code = "REAL_PERSON_REGISTRATION_UNAVAILABLE"
     reason = "Real-person material registration is not available."
 

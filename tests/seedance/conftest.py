@@ -54,6 +54,7 @@ def seedance_settings(standin: ArkStandin, group_id: str | None, **changes: Any)
         "poll_min_seconds": 0.02,
         "poll_max_seconds": 0.1,
         "asset_ready_timeout_seconds": 5.0,
+        "cancel_wait_seconds": 3.0,
     }
     values.update(changes)
     return SeedanceSettings(**values)

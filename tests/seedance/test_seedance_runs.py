@@ -397,7 +397,7 @@ async def test_create_troubles_never_make_two_billable_tasks(
     runtime, http, standin: ArkStandin, trouble
 ):
     trouble(standin)
-    alice, view, billed = await _run_to_end(runtime, http, PLAIN)
+    _alice, view, billed = await _run_to_end(runtime, http, PLAIN)
     assert view["status"] == "succeeded", view["error"]
     assert len(standin.live_tasks()) == 1  # exactly one task exists upstream
     async with runtime.db.transaction() as conn:
@@ -428,7 +428,11 @@ async def test_seedance_workflow_is_refused_at_submit_without_an_ark_key(
     ("inputs", "detail"),
     [
         (
-            {"prompt": "x", "images": ["https://a.test/1.png"], "first_frame": "https://a.test/f.png"},
+            {
+                "prompt": "x",
+                "images": ["https://a.test/1.png"],
+                "first_frame": "https://a.test/f.png",
+            },
             "cannot be combined with first_frame/last_frame",
         ),
         ({"prompt": "x", "videos": [data_uri(MP4, "video/mp4")]}, "Ark takes no base64 video"),

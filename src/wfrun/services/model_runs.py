@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from wfrun.clock import utcnow
 from wfrun.config import SeedanceSettings
@@ -96,7 +97,15 @@ def _revision_values(config: SeedanceSettings) -> dict[str, Any]:
 
 
 async def ensure_catalog(db: Database, config: SeedanceSettings) -> None:
-    """Create (or refresh the prices of) wfrun's system workflow that model runs belong to."""
+    """Create (or refresh the prices of) wfrun's system workflow that model runs belong to.
+    Concurrent first submits race to create it; the losers find it made."""
+    try:
+        await _ensure_catalog(db, config)
+    except IntegrityError:
+        await _ensure_catalog(db, config)
+
+
+async def _ensure_catalog(db: Database, config: SeedanceSettings) -> None:
     async with db.transaction(write=True) as conn:
         values = _revision_values(config)
         existing = await workflow_store.find_revision(conn, MODEL_RUN_REVISION)
@@ -167,7 +176,10 @@ async def submit(
         family="model",
         request_id=body.request_id,
     )
-    return await run_service.submit_run(db, principal, request, policy)
+    result = await run_service.submit_run(db, principal, request, policy)
+    if result.replay:
+        return result
+    return SubmitResult(await get(db, principal, result.run["id"]), replay=False)
 
 
 async def get(db: Database, principal: Principal, run_id: str) -> Record:

@@ -21,7 +21,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "Idempotency key reused with a different request"},
     503: {"description": "The provider is not configured on this server"},
 }
-CANCEL_WAIT_SECONDS = 10.0
 
 
 def _key(value: str | None) -> str:
@@ -63,7 +62,10 @@ async def cancel(
     body: ModelRunCancelBody, request: Request, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     result = await model_runs.cancel(
-        runtime.db, principal, body.run_id, wait_seconds=CANCEL_WAIT_SECONDS
+        runtime.db,
+        principal,
+        body.run_id,
+        wait_seconds=runtime.settings.seedance.cancel_wait_seconds,
     )
     data = wire.model_run(result.run, links(request, runtime))
     data["cancel_outcome"] = result.outcome

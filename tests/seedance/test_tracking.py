@@ -1,0 +1,86 @@
+"""Many in-flight Ark tasks are tracked by one worker in batches, not a poller per task."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from urllib.parse import parse_qsl
+
+from sqlalchemy import select
+
+from tests.seedance.ark_standin import ArkStandin, TaskPlan
+from tests.support.factories import account_balance, customer
+from wfrun.clock import utcnow
+from wfrun.domain.money import parse_amount
+from wfrun.queue import broker
+from wfrun.runtime import Runtime
+from wfrun.services import model_runs
+from wfrun.services.accounts import authenticate
+from wfrun.store.schema import jobs
+from wfrun.workers.seedance import Tracker
+from wfrun.workers.worker import Worker
+
+RUNS = 240
+BATCH = 100
+TASKS = "/api/v3/contents/generations/tasks"
+
+
+def _lists(standin: ArkStandin) -> list[list[str]]:
+    """The task ids each list call asked about."""
+    return [
+        [v for k, v in parse_qsl(r.query) if k == "filter.task_ids"]
+        for r in standin.calls("GET", TASKS)
+    ]
+
+
+async def test_one_worker_tracks_hundreds_of_tasks_with_one_list_call_per_batch(
+    runtime: Runtime, standin: ArkStandin
+):
+    for _ in range(RUNS):  # every task waits in Ark's queue until released
+        standin.next_task(TaskPlan(hold_queued=True))
+    alice = await customer(runtime, balance="2000")
+    principal = await authenticate(runtime.db, alice.key)
+    for i in range(RUNS):
+        body = model_runs.VideoSubmit(
+            idempotency_key=f"bulk-{i}",
+            request_id=f"bulk-{i}",
+            inputs={"model": "doubao-seedance-2-0-fast-260128", "prompt": f"clip {i}"},
+        )
+        await model_runs.submit(
+            runtime.db, principal, body, runtime.policy, runtime.settings.seedance
+        )
+    worker = Worker(runtime)
+    await worker.register()
+    while await worker._claim_and_start() == "started":  # dispatch: create + park each run
+        pass
+    await asyncio.gather(*(a.task for a in list(worker._active.values())))
+    assert len(standin.live_tasks()) == RUNS
+
+    assert runtime.seedance is not None
+    settings = runtime.seedance.settings.model_copy(
+        update={"tracker_batch": BATCH, "poll_min_seconds": 600.0, "poll_max_seconds": 600.0}
+    )
+    deps = dataclasses.replace(runtime.seedance, settings=settings)
+    tracker = Tracker(deps)
+    before = len(standin.requests)
+    checked = [await tracker.tick() for _ in range(3)]
+    assert checked == [BATCH, BATCH, RUNS - 2 * BATCH]
+    calls = standin.requests[before:]
+    assert len(calls) == 3  # three list calls for 240 tasks: no per-task GET
+    assert all(r.method == "GET" and r.path == TASKS for r in calls)
+    assert sorted(len(ids) for ids in _lists(standin)[-3:]) == [RUNS - 2 * BATCH, BATCH, BATCH]
+
+    for task in standin.live_tasks():
+        standin.release(task.id, running_s=0.0)
+    async with runtime.db.transaction(write=True) as conn:  # ten minutes later: all due
+        due = (await conn.execute(select(jobs.c.id).where(jobs.c.status == "tracking"))).scalars()
+        await broker.track_again(conn, job_ids=list(due), at=utcnow())
+    before = len(standin.requests)
+    assert [await tracker.tick() for _ in range(4)] == [BATCH, BATCH, RUNS - 2 * BATCH, 0]
+    lists = [r for r in standin.requests[before:] if r.path == TASKS]
+    assert len(lists) == 3  # then each finished run downloads its video once
+    assert len([r for r in standin.requests[before:] if r.path.startswith("/tos/")]) == RUNS
+    available, frozen = await account_balance(runtime, alice.account_id)
+    assert frozen == 0
+    assert available < parse_amount("2000")
+    assert len(standin.creates()) == RUNS

@@ -153,6 +153,14 @@ class SeedanceSettings(BaseModel):
     media_url_ttl_seconds: int = Field(
         6 * 3600, ge=600, description="Lifetime of signed media URLs handed to Ark."
     )
+    callback_base_url: str | None = Field(
+        None,
+        description=(
+            "Public origin of this wfrun that Ark can reach; when set, tasks carry a signed "
+            "callback_url and Ark's status callbacks trigger an immediate check (polling stays "
+            "the source of truth: callbacks are unsigned by Ark)."
+        ),
+    )
     model_run_fee: str = Field("0", description="Platform fee per model run (CNY).")
     cancel_wait_seconds: float = Field(
         10.0,

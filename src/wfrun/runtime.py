@@ -135,6 +135,7 @@ def build_seedance(
         settings=config,
         materials=materials,
         output_retention=timedelta(hours=settings.assets.output_retention_hours),
+        signer=signer,
     )
 
 

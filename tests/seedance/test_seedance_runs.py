@@ -7,7 +7,10 @@ the ledger after each one, so "settled or released exactly once" is also a books
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import re
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 
@@ -28,10 +31,14 @@ from tests.support.factories import (
     png_bytes,
 )
 from wfrun.domain.money import format_amount, parse_amount
+from wfrun.domain.seedance import ark_create_arguments, fingerprint_expiry
 from wfrun.runtime import Runtime
-from wfrun.services import catalog
+from wfrun.services import catalog, provider_runs
+from wfrun.services import execution as execution_service
 from wfrun.store.runs import find_run
 from wfrun.store.schema import jobs
+from wfrun.workers import seedance as seedance_worker
+from wfrun.workers.seedance import Tracker
 from wfrun.workers.worker import Worker
 
 FAST = "doubao-seedance-2-0-fast-260128"
@@ -460,3 +467,117 @@ async def test_bad_seedance_inputs_are_400_and_change_nothing(
     assert detail in error["detail"]
     assert await account_balance(runtime, alice.account_id) == (parse_amount("20"), 0)
     assert standin.creates() == []
+
+
+def _tune(runtime: Runtime, **changes: Any) -> None:
+    """Change the running server's Seedance settings (as a restart with new config would)."""
+    assert runtime.seedance is not None
+    settings = runtime.seedance.settings.model_copy(update=changes)
+    runtime.seedance = dataclasses.replace(runtime.seedance, settings=settings)
+
+
+async def dispatch_only(runtime: Runtime) -> None:
+    worker = Worker(runtime)
+    await worker.register()
+    assert await worker._claim_and_start() == "started"
+    for active in list(worker._active.values()):
+        await active.task
+
+
+async def test_arks_callback_makes_the_tracker_check_at_once(runtime, http, standin):
+    _tune(runtime, callback_base_url=PUBLIC_BASE, poll_min_seconds=600, poll_max_seconds=600)
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    body = {"workflow_id": published.workflow_id, "idempotency_key": "cb", "inputs": PLAIN}
+    run_id = (await submit(http, alice, body))["run_order_id"]
+    await dispatch_only(runtime)
+    [create] = standin.creates()
+    callback = create.json()["callback_url"]
+    assert callback.startswith(f"{PUBLIC_BASE}/provider/ark/callback/{run_id}?expires=")
+    [task] = standin.live_tasks()
+    await asyncio.sleep(0.5)  # the task succeeds upstream; the next check is 10 min away
+    assert runtime.seedance is not None
+    tracker = Tracker(runtime.seedance)
+    assert await tracker.tick() == 0
+    async with httpx.AsyncClient() as plain:
+        forged = await plain.post(
+            re.sub(r"signature=\w+", "signature=" + "0" * 64, local(http, callback))
+        )
+        assert forged.status_code == 403
+        assert forged.json()["data"]["error"]["engine_code"] == "SIGNED_URL_INVALID"
+        ark_says = {"id": task.id, "status": "succeeded"}  # §1.3: same shape as GET
+        accepted = await plain.post(local(http, callback), json=ark_says)
+    assert accepted.status_code == 200, accepted.text
+    assert await tracker.tick() == 1
+    assert (await execution(http, alice, run_id))["status"] == "succeeded"
+
+
+async def test_a_worker_dying_between_create_and_record_leaves_one_task(runtime, http, standin):
+    """The dying worker created the task but never recorded it; its successor finds the task
+    in Ark's list (model, user, expiry fingerprint, time) and adopts it instead of creating a
+    second billable one."""
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    body = {"workflow_id": published.workflow_id, "idempotency_key": "die", "inputs": PLAIN}
+    run_id = (await submit(http, alice, body))["run_order_id"]
+    doomed = Worker(runtime)
+    await doomed.register()
+    claim = await execution_service.claim_next(
+        runtime.db, worker_id=doomed.id, lease=timedelta(seconds=0.2)
+    )
+    assert not isinstance(claim, str)
+    assert runtime.seedance is not None
+    deps = runtime.seedance
+    video = seedance_worker.request_of(claim)
+    urls, _ = await seedance_worker.hand_off(deps, claim, video, [])
+    arguments = ark_create_arguments(
+        video,
+        urls=urls,
+        safety_identifier=seedance_worker.safety_identifier(claim.run["account_id"]),
+        expires_after=fingerprint_expiry(claim.run["id"], deps.settings.execution_expires_after),
+    )
+    await provider_runs.begin_create(runtime.db, claim)
+    created = await deps.ark.create(arguments)
+    # ... and the process dies here: no record, no park, no heartbeat.
+    await asyncio.sleep(0.3)  # its lease lapses
+    await drain_retries(runtime)
+    view = await execution(http, alice, run_id)
+    assert view["status"] == "succeeded", view["error"]
+    assert [t.id for t in standin.live_tasks()] == [created]
+    assert len(standin.creates()) == 1
+    assert any("re-dispatched" in e["message"] for e in view["logs"])
+
+
+async def test_workflow_cancel_of_a_seedance_run_cancels_upstream(runtime, http, standin):
+    standin.next_task(TaskPlan(hold_queued=True))
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    body = {"workflow_id": published.workflow_id, "idempotency_key": "wc", "inputs": PLAIN}
+    run_id = (await submit(http, alice, body))["run_order_id"]
+    await dispatch_only(runtime)
+    [task] = standin.live_tasks()
+    reply = await http.post(
+        "/workflow/run/cancel", headers=alice.headers, json={"run_order_id": run_id}
+    )
+    assert reply.json()["data"]["cancel_outcome"] == "cancel_requested"
+    await drain_retries(runtime)
+    billed = await info(http, alice, run_id)
+    assert billed["run_status"] == "cancelled"
+    assert standin.status_of(task.id) == "cancelled"
+    await _assert_released(runtime, alice, billed)
+
+
+async def test_inline_media_are_staged_for_ark_and_removed_after_the_run(runtime, http, standin):
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    image = data_uri(png_bytes(320, 320, (1, 2, 3)))
+    inputs = {"prompt": "图片1", "images": [image]}
+    body = {"workflow_id": published.workflow_id, "idempotency_key": "inline", "inputs": inputs}
+    run_id = (await submit(http, alice, body))["run_order_id"]
+    await drain_retries(runtime)
+    assert (await execution(http, alice, run_id))["status"] == "succeeded"
+    [create] = standin.creates()
+    url = create.json()["content"][1]["image_url"]["url"]
+    assert url.startswith(PUBLIC_BASE + "/files/runs/") or "X-Amz-Signature" in url
+    key = f"runs/{run_id}/inputs/0.png"
+    assert not await runtime.storage.exists(key)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from wfrun import __version__
 from wfrun.api import errors
 from wfrun.api.deps import API_PREFIX
-from wfrun.api.routes import account, assets, files, market, model_runs, runs
+from wfrun.api.routes import account, assets, files, market, model_runs, provider, runs
 from wfrun.config import Settings
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.workers.worker import Worker
@@ -60,6 +60,7 @@ def create_app(
     for router in (market.router, runs.router, model_runs.router, account.router, assets.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(files.router)
+    app.include_router(provider.router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
     return app
 

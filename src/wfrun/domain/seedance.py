@@ -174,7 +174,7 @@ def quote_cost(book: PriceBook, request: VideoRequest) -> int:
 
 def strip_parameter_suffixes(prompt: str) -> str:
     """§1.3: ``--rs 1080p --dur 12`` in a prompt overrides billed parameters; remove them."""
-    return _PARAM_SUFFIX.sub(" ", prompt).strip()
+    return re.sub(r"[ \t]{2,}", " ", _PARAM_SUFFIX.sub(" ", prompt)).strip()
 
 
 # ---- parsing -----------------------------------------------------------------------------

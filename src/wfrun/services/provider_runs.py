@@ -38,7 +38,9 @@ def _fenced(claim: Claim) -> Any:
     )
 
 
-async def begin_create(db: Database, claim: Claim) -> tuple[datetime | None, datetime]:
+async def begin_create(
+    db: Database, claim: Claim, *, staged: list[str] | None = None
+) -> tuple[datetime | None, datetime]:
     """Record that this attempt is about to create the upstream task.
 
     Returns (when an earlier attempt started a create whose outcome is unknown, or None;
@@ -50,6 +52,8 @@ async def begin_create(db: Database, claim: Claim) -> tuple[datetime | None, dat
         state = dict(current["provider_state"] or {})
         previous = state.get("create_started_at")
         state["create_started_at"] = now.isoformat()
+        if staged:
+            state["staged_inputs"] = sorted({*state.get("staged_inputs", []), *staged})
         result = await conn.execute(_fenced(claim).values(provider_state=state, updated_at=now))
         if result.rowcount != 1:
             raise Fenced(f"attempt {claim.attempt} of {claim.run['id']} was superseded")
@@ -184,6 +188,13 @@ async def observe(
         elif note:
             await _event(conn, item.run, item.claim.attempt, now, "progress", note)
         await broker.track_again(conn, job_ids=[item.claim.job_id], at=next_check)
+
+
+async def has_ended(db: Database, item: Tracked) -> bool:
+    """Whether the tracked run has reached a terminal state."""
+    async with db.transaction() as conn:
+        run = await run_store.find_run(conn, item.run["id"])
+    return run is not None and run["status"] not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 async def remember(db: Database, item: Tracked, **state: Any) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import logging
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ from wfrun.services.provider_runs import Tracked
 from wfrun.services.runs import video_request
 from wfrun.storage.base import ObjectStore
 from wfrun.storage.links import Links
+from wfrun.storage.signing import UrlSigner
 from wfrun.store.database import Database
 from wfrun.workers.failures import engine_failure
 
@@ -67,6 +69,25 @@ class SeedanceDeps:
     settings: SeedanceSettings
     materials: MaterialRegistry | None = None
     output_retention: timedelta = timedelta(days=7)
+    signer: UrlSigner | None = None
+    """Signs callback URLs (with ``settings.callback_base_url``)."""
+
+
+CALLBACK_PATH = "/provider/ark/callback"
+
+
+def callback_key(run_id: str) -> str:
+    return f"ark-callback/{run_id}"
+
+
+def callback_url(deps: SeedanceDeps, run_id: str) -> str | None:
+    """The signed URL Ark POSTs this run's task status to, when callbacks are configured."""
+    base = deps.settings.callback_base_url
+    if not base or deps.signer is None:
+        return None
+    expires = int(time.time()) + deps.settings.execution_expires_after + 86_400
+    signature = deps.signer.signature(callback_key(run_id), expires)
+    return f"{base.rstrip('/')}{CALLBACK_PATH}/{run_id}?expires={expires}&signature={signature}"
 
 
 def safety_identifier(account_id: str) -> str:
@@ -95,9 +116,26 @@ async def dispatch(deps: SeedanceDeps, claim: Claim, cancel_requested: bool) -> 
         await provider_runs.park_existing(deps.db, claim, first_check=first)
         return
     video = request_of(claim)
-    urls, modes = await hand_off(deps, claim, video)
-    if cancel_requested:
-        raise CancelRequested()
+    staged: list[str] = []
+    try:
+        urls, modes = await hand_off(deps, claim, video, staged)
+        if cancel_requested:
+            raise CancelRequested()
+        await _create_and_park(deps, claim, video, urls, modes, staged)
+    except (EnginePermanent, CancelRequested):
+        await discard(deps.storage, staged)  # no task will ever read them
+        raise
+
+
+async def _create_and_park(
+    deps: SeedanceDeps,
+    claim: Claim,
+    video: VideoRequest,
+    urls: list[str],
+    modes: list[str],
+    staged: list[str],
+) -> None:
+    first = timedelta(seconds=deps.settings.poll_min_seconds)
     arguments = seedance.ark_create_arguments(
         video,
         urls=urls,
@@ -106,7 +144,10 @@ async def dispatch(deps: SeedanceDeps, claim: Claim, cancel_requested: bool) -> 
             claim.run["id"], deps.settings.execution_expires_after
         ),
     )
-    previous, started = await provider_runs.begin_create(deps.db, claim)
+    callback = callback_url(deps, claim.run["id"])
+    if callback is not None:
+        arguments["callback_url"] = callback
+    previous, started = await provider_runs.begin_create(deps.db, claim, staged=staged)
     task_id = await _reconcile(deps, arguments, previous) if previous else None
     if task_id is None:
         task_id = await _create(deps, arguments, started)
@@ -158,18 +199,27 @@ def ark_failure(code: str, message: str, *, during: str) -> EnginePermanent:
     )
 
 
+async def discard(storage: ObjectStore, keys: list[str]) -> None:
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except Exception:  # retention is best effort; the run's outcome stands
+            log.warning("could not delete staged input %s", key, exc_info=True)
+
+
 async def hand_off(
-    deps: SeedanceDeps, claim: Claim, video: VideoRequest
+    deps: SeedanceDeps, claim: Claim, video: VideoRequest, staged: list[str]
 ) -> tuple[list[str], list[str]]:
     """The URL Ark gets for each media item, and how each went (for the run's log).
 
     URL path: public URLs pass through; ``asset://`` and ``data:`` media become signed wfrun
     links. Real-person path: images and videos are registered as material first and Ark gets
-    ``asset://<id>``; audio never is (§4.1)."""
+    ``asset://<id>``; audio never is (§4.1). Inline (``data:``) media are staged in storage
+    (their keys appended to ``staged``) and removed once the run ends."""
     urls: list[str] = []
     modes: list[str] = []
     for index, (kind, role, ref) in enumerate(video.media()):
-        url = await _public_url(deps, claim, ref, index)
+        url = await _public_url(deps, claim, ref, index, staged)
         if video.real_person and kind in ("image", "video"):
             asset_id = await _register(deps, claim, url, kind, index)
             urls.append(f"asset://{asset_id}")
@@ -180,7 +230,9 @@ async def hand_off(
     return urls, modes
 
 
-async def _public_url(deps: SeedanceDeps, claim: Claim, ref: MediaRef, index: int) -> str:
+async def _public_url(
+    deps: SeedanceDeps, claim: Claim, ref: MediaRef, index: int, staged: list[str]
+) -> str:
     if ref.source is MediaSource.URL:
         return ref.uri
     if ref.source is MediaSource.ASSET:
@@ -195,6 +247,7 @@ async def _public_url(deps: SeedanceDeps, claim: Claim, ref: MediaRef, index: in
     ext = _EXTENSIONS.get(ref.mime_type, "bin")
     key = f"runs/{claim.run['id']}/inputs/{index}.{ext}"
     await deps.storage.put(key, ref.data, content_type=ref.mime_type)
+    staged.append(key)
     return deps.links.url(key)
 
 
@@ -281,6 +334,12 @@ class Tracker:
         return utcnow() + timedelta(seconds=delay)
 
     async def handle(self, item: Tracked, view: TaskView | None) -> None:
+        await self._handle(item, view)
+        staged = _staged(item)
+        if staged and await provider_runs.has_ended(self.deps.db, item):
+            await discard(self.deps.storage, staged)
+
+    async def _handle(self, item: Tracked, view: TaskView | None) -> None:
         if view is None:
             await self._fail(
                 item,
@@ -448,6 +507,10 @@ class Tracker:
                     "text": [],
                 }
         return outputs
+
+
+def _staged(item: Tracked) -> list[str]:
+    return list((item.run["provider_state"] or {}).get("staged_inputs") or [])
 
 
 def _task_error(item: Tracked, view: TaskView) -> str:

@@ -35,6 +35,7 @@ from wfrun.domain.seedance import ark_create_arguments, fingerprint_expiry
 from wfrun.runtime import Runtime
 from wfrun.services import catalog, provider_runs
 from wfrun.services import execution as execution_service
+from wfrun.services.seed import ensure_demo
 from wfrun.store.runs import find_run
 from wfrun.store.schema import jobs
 from wfrun.workers import seedance as seedance_worker
@@ -581,3 +582,25 @@ async def test_inline_media_are_staged_for_ark_and_removed_after_the_run(runtime
     assert url.startswith(PUBLIC_BASE + "/files/runs/") or "X-Amz-Signature" in url
     key = f"runs/{run_id}/inputs/0.png"
     assert not await runtime.storage.exists(key)
+
+
+async def test_the_embedded_demo_includes_the_seedance_workflow_when_ark_is_configured(
+    runtime, http, tmp_path
+):
+    demo = await ensure_demo(runtime.db, tmp_path / "demo", with_seedance=True)
+    assert demo.api_key is not None
+    headers = {"Authorization": f"Bearer {demo.api_key}"}
+    listed = (await http.get("/workflow/market/list", headers=headers)).json()["data"]
+    seedance_item = next(i for i in listed["items"] if "seedance" in i["tags"])
+    detail = await http.get(
+        "/workflow/market/info",
+        params={"workflow_id": seedance_item["workflow_id"]},
+        headers=headers,
+    )
+    data = detail.json()["data"]
+    assert data["may_incur_external_model_cost"] is True
+    # the default request's quote: 0.01 fee + ⌈1112×834×121/1024⌉ tokens × 37 CNY/M
+    assert data["quote_amount"] == "4.06471900"
+    keys = [p["key"] for p in data["editable_parameter_manifest"]]
+    assert {"prompt", "images", "resolution", "duration", "generation_category"} <= set(keys)
+    assert [o["key"] for o in data["candidate_output_manifest"]] == ["video"]

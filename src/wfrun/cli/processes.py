@@ -70,7 +70,9 @@ def _listen(host: str, port: int) -> socket.socket:
 async def _seed(runtime: Runtime) -> str | None:
     if not runtime.settings.seed_demo:
         return None
-    demo = await ensure_demo(runtime.db, runtime.settings.data_dir)
+    demo = await ensure_demo(
+        runtime.db, runtime.settings.data_dir, with_seedance=runtime.seedance is not None
+    )
     return demo.api_key
 
 

@@ -197,6 +197,15 @@ async def has_ended(db: Database, item: Tracked) -> bool:
     return run is not None and run["status"] not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
+async def check_later(db: Database, due: list[tuple[Tracked, datetime]]) -> None:
+    """Tasks whose status did not change: when to look at each again, in one transaction."""
+    if not due:
+        return
+    async with db.transaction(write=True) as conn:
+        for item, at in due:
+            await broker.track_again(conn, job_ids=[item.claim.job_id], at=at)
+
+
 async def remember(db: Database, item: Tracked, **state: Any) -> None:
     """Merge ``state`` into the run's provider state (fenced)."""
     async with db.transaction(write=True) as conn:

@@ -28,9 +28,9 @@ class Demo:
     seeded_now: bool
 
 
-def demo_package() -> Any:
-    """The demo workflow package shipped with wfrun."""
-    text = resources.files("wfrun").joinpath("demo/poster.json").read_text(encoding="utf-8")
+def demo_package(name: str = "poster") -> Any:
+    """A demo workflow package shipped with wfrun (``poster``, ``seedance_video``, …)."""
+    text = resources.files("wfrun").joinpath(f"demo/{name}.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 
@@ -40,8 +40,9 @@ async def _store_is_empty(db: Database) -> bool:
     return all(a["id"] == SYSTEM_ACCOUNT for a in accounts_)
 
 
-async def ensure_demo(db: Database, data_dir: Path) -> Demo:
-    """Seed the demo into an empty store; return the demo key if this data dir knows it."""
+async def ensure_demo(db: Database, data_dir: Path, *, with_seedance: bool = False) -> Demo:
+    """Seed the demo into an empty store; return the demo key if this data dir knows it.
+    ``with_seedance`` (Ark is configured) also publishes the Seedance video demo."""
     key_file = data_dir / KEY_FILE
     if not await _store_is_empty(db):
         known = key_file.read_text().strip() if key_file.exists() else None
@@ -51,6 +52,9 @@ async def ensure_demo(db: Database, data_dir: Path) -> Demo:
     await accounts.top_up(db, account_id=user, amount=DEMO_BALANCE, memo="demo credit")
     key = await accounts.create_key(db, account_id=user, name="demo")
     await catalog.import_package(db, owner_id=operator, document=demo_package(), publish=True)
+    if with_seedance:
+        document = demo_package("seedance_video")
+        await catalog.import_package(db, owner_id=operator, document=document, publish=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key.secret + "\n")
     key_file.chmod(0o600)

@@ -313,8 +313,24 @@ class Tracker:
             for item in items:
                 await provider_runs.observe(self.deps.db, item, "unknown", next_check=retry)
             return len(items)
-        await asyncio.gather(*(self._guarded(item, views.get(item.task_id)) for item in items))
+        unchanged = [i for i in items if self._still_waiting(i, views.get(i.task_id))]
+        await provider_runs.check_later(
+            self.deps.db, [(item, self.next_check(item)) for item in unchanged]
+        )
+        waiting = {id(item) for item in unchanged}
+        rest = [item for item in items if id(item) not in waiting]
+        await asyncio.gather(*(self._guarded(item, views.get(item.task_id)) for item in rest))
         return len(items)
+
+    def _still_waiting(self, item: Tracked, view: TaskView | None) -> bool:
+        """Nothing to do but look again later (the common case, batched)."""
+        return (
+            view is not None
+            and view.status == item.run["provider_status"]
+            and view.status in ("queued", "running")
+            and item.run["cancel_requested_at"] is None
+            and not self._timed_out(item)
+        )
 
     async def _guarded(self, item: Tracked, view: TaskView | None) -> None:
         try:

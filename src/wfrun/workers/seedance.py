@@ -463,6 +463,17 @@ class Tracker:
         try:
             outputs = await self._store_video(item, view.video_url)
         except ArkCallError as exc:
+            if self._timed_out(item):  # Ark keeps results 24 h; give up within the run's time
+                await self._fail(
+                    item,
+                    Failure(
+                        "ENGINE_OUTPUT_MISSING",
+                        "The workflow did not produce a promised output.",
+                        f"the video of upstream task {item.task_id} could not be downloaded "
+                        f"within the run's time limit: {exc.message}",
+                    ),
+                )
+                return
             log.warning("download of %s failed (%s); retrying", item.task_id, exc.message)
             await provider_runs.observe(
                 self.deps.db, item, "succeeded", next_check=self.next_check(item)

@@ -90,3 +90,15 @@ def settings(
             "worker": base.worker.model_copy(update={"retry_delay_seconds": 0.02}),
         }
     )
+
+
+async def dispatch_only(runtime: Any) -> None:
+    """Claim and dispatch one run (its upstream task is created, the run parked), as a worker
+    does before the tracker takes over."""
+    from wfrun.workers.worker import Worker
+
+    worker = Worker(runtime)
+    await worker.register()
+    assert await worker._claim_and_start() == "started"
+    for active in list(worker._active.values()):
+        await active.task

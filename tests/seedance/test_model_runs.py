@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.seedance.ark_standin import ArkStandin, TaskPlan
+from tests.seedance.conftest import dispatch_only
 from tests.support.factories import Customer, account_balance, customer, drain
 from wfrun.domain.money import format_amount, parse_amount
 from wfrun.runtime import Runtime
@@ -65,15 +66,6 @@ async def worker(runtime: Runtime) -> AsyncIterator[Worker]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-
-
-async def dispatch_only(runtime: Runtime) -> None:
-    """Claim and dispatch one run (create its upstream task), leaving it parked."""
-    worker = Worker(runtime)
-    await worker.register()
-    assert await worker._claim_and_start() == "started"
-    for active in list(worker._active.values()):
-        await active.task
 
 
 async def wait_for(predicate: Any, timeout: float = 5.0) -> None:

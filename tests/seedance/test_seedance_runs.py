@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from tests.seedance.ark_media import build_mp4, read_mp4
 from tests.seedance.ark_standin import ArkStandin, TaskPlan
-from tests.seedance.conftest import PUBLIC_BASE
+from tests.seedance.conftest import PUBLIC_BASE, dispatch_only
 from tests.support.factories import (
     Customer,
     account_balance,
@@ -379,11 +379,7 @@ async def test_expired_upstream_task_fails_as_timeout(runtime, http, standin: Ar
     standin.next_task(TaskPlan(hold_queued=True))
     body = {"workflow_id": published.workflow_id, "idempotency_key": "e", "inputs": PLAIN}
     run_id = (await submit(http, alice, body))["run_order_id"]
-    worker = Worker(runtime)
-    await worker.register()
-    assert await worker._claim_and_start() == "started"
-    for active in list(worker._active.values()):
-        await active.task
+    await dispatch_only(runtime)
     [task] = standin.live_tasks()
     standin.expire(task.id)
     await drain(runtime)
@@ -475,14 +471,6 @@ def _tune(runtime: Runtime, **changes: Any) -> None:
     assert runtime.seedance is not None
     settings = runtime.seedance.settings.model_copy(update=changes)
     runtime.seedance = dataclasses.replace(runtime.seedance, settings=settings)
-
-
-async def dispatch_only(runtime: Runtime) -> None:
-    worker = Worker(runtime)
-    await worker.register()
-    assert await worker._claim_and_start() == "started"
-    for active in list(worker._active.values()):
-        await active.task
 
 
 async def test_arks_callback_makes_the_tracker_check_at_once(runtime, http, standin):

@@ -6,7 +6,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from wfrun.errors import IdempotencyKeyRequired
+
 REAL_PERSON_TOP_LEVEL = "inputs.contains_real_person_material"
+
+
+def idempotency_key(value: str | None) -> str:
+    """The body's ``idempotency_key``: required, 1-255 printable characters."""
+    if value is None or value == "":
+        raise IdempotencyKeyRequired("idempotency_key is required (1-255 printable characters)")
+    if len(value) > 255 or not value.isprintable():
+        raise IdempotencyKeyRequired("idempotency_key must be 1-255 printable characters")
+    return value
 
 
 class QuoteBody(BaseModel):

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 
 from wfrun.api import wire
 from wfrun.api.deps import PrincipalDep, RuntimeDep, links
-from wfrun.api.schemas import ModelRunCancelBody, VideoBody
-from wfrun.errors import IdempotencyKeyRequired, InvalidParameter
+from wfrun.api.schemas import ModelRunCancelBody, VideoBody, idempotency_key
+from wfrun.errors import InvalidParameter
 from wfrun.services import model_runs
 
 router = APIRouter(prefix="/model-runs", tags=["model runs"])
@@ -23,14 +23,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _key(value: str | None) -> str:
-    if value is None or value == "":
-        raise IdempotencyKeyRequired("idempotency_key is required (1-255 printable characters)")
-    if len(value) > 255 or not value.isprintable():
-        raise IdempotencyKeyRequired("idempotency_key must be 1-255 printable characters")
-    return value
-
-
 @router.post(
     "/videos", summary="Submit a Seedance video task (idempotent per API key)", responses=_ERRORS
 )
@@ -40,7 +32,7 @@ async def videos(
     unknown = body.unknown_fields()
     if unknown:
         raise InvalidParameter(f"unknown field(s) in body: {', '.join(unknown)}")
-    key = _key(body.idempotency_key)
+    key = idempotency_key(body.idempotency_key)
     submit = model_runs.VideoSubmit(
         idempotency_key=key, request_id=body.request_id or key, inputs=body.merged_inputs()
     )

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request
 
 from wfrun.api import wire
 from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, links
-from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody
+from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody, idempotency_key
 from wfrun.domain.runs import RunStatus
-from wfrun.errors import IdempotencyKeyRequired, InvalidParameter
+from wfrun.errors import InvalidParameter
 from wfrun.services import run_views, runs
 
 router = APIRouter(prefix="/workflow/run", tags=["runs"])
@@ -37,18 +37,9 @@ def _request(body: QuoteBody, key: str = "") -> runs.RunRequest:
     )
 
 
-def _idempotency_key(body: SubmitBody) -> str:
-    key = body.idempotency_key
-    if key is None or key == "":
-        raise IdempotencyKeyRequired("idempotency_key is required (1-255 printable characters)")
-    if len(key) > 255 or not key.isprintable():
-        raise IdempotencyKeyRequired("idempotency_key must be 1-255 printable characters")
-    return key
-
-
 @router.post("/submit", summary="Submit a paid run (idempotent)", responses=_ERRORS)
 async def submit(body: SubmitBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
-    request = _request(body, _idempotency_key(body))
+    request = _request(body, idempotency_key(body.idempotency_key))
     result = await runs.submit_run(runtime.db, principal, request, runtime.policy)
     if not result.replay:
         runtime.wakeup.set()

@@ -151,8 +151,8 @@ def _price(
         return quote(prices)
     if not policy.seedance_enabled:
         raise ProviderNotConfigured(
-            "this workflow runs on Volcengine Ark (Seedance), which this server has no API key "
-            "for (seedance.ark_api_key)"
+            "Seedance runs on Volcengine Ark, and this server has no Ark API key "
+            "(seedance.ark_api_key); nothing was frozen"
         )
     video = video_request(spec, validated, request.inputs)
     if video.real_person and not policy.real_person_enabled:

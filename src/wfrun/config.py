@@ -151,7 +151,13 @@ class SeedanceSettings(BaseModel):
     )
     max_output_bytes: int = Field(1024**3, ge=1, description="Largest result video accepted.")
     media_url_ttl_seconds: int = Field(
-        6 * 3600, ge=600, description="Lifetime of signed media URLs handed to Ark."
+        49 * 3600,
+        ge=600,
+        le=7 * 86400,
+        description=(
+            "Lifetime of signed media URLs handed to Ark: longer than a task may wait in Ark's "
+            "queue (execution_expires_after, 48 h by default); S3 presigning allows 7 days."
+        ),
     )
     callback_base_url: str | None = Field(
         None,

@@ -310,8 +310,7 @@ class Tracker:
         except ArkCallError as exc:
             log.warning("Ark status check failed (%s); checking again later", exc.message)
             retry = utcnow() + timedelta(seconds=self.deps.settings.poll_max_seconds)
-            for item in items:
-                await provider_runs.observe(self.deps.db, item, "unknown", next_check=retry)
+            await provider_runs.check_later(self.deps.db, [(item, retry) for item in items])
             return len(items)
         unchanged = [i for i in items if self._still_waiting(i, views.get(i.task_id))]
         await provider_runs.check_later(

@@ -25,6 +25,7 @@ from volcenginesdkarkruntime._exceptions import (  # type: ignore[import-untyped
 
 log = logging.getLogger(__name__)
 LIST_PAGE = 500  # §1.6: page_size in [1, 500]
+MAX_RECONCILE_PAGES = 20
 
 
 class ArkCallError(Exception):
@@ -132,20 +133,25 @@ class ArkGateway:
     ) -> str | None:
         """The id of a task a lost create made: same model, user and expiry fingerprint,
         created at or after ``since`` (Unix s), and not already another run's."""
-        try:
-            page = await self._client.content_generation.tasks.list(
-                page_num=1, page_size=LIST_PAGE, model=model
-            )
-        except Exception as exc:
-            raise _classify(exc) from exc
-        matches = [
-            TaskView.of(item)
-            for item in page.items or []
-            if getattr(item, "safety_identifier", None) == safety_identifier
-            and getattr(item, "execution_expires_after", None) == expires_after
-            and (getattr(item, "created_at", 0) or 0) >= since
-            and item.id not in exclude
-        ]
+        matches: list[TaskView] = []
+        for page_num in range(1, MAX_RECONCILE_PAGES + 1):
+            try:
+                page = await self._client.content_generation.tasks.list(
+                    page_num=page_num, page_size=LIST_PAGE, model=model
+                )
+            except Exception as exc:
+                raise _classify(exc) from exc
+            items = [TaskView.of(item) for item in page.items or []]
+            matches += [
+                t
+                for t in items
+                if t.safety_identifier == safety_identifier
+                and t.execution_expires_after == expires_after
+                and (t.created_at or 0) >= since
+                and t.id not in exclude
+            ]
+            if matches or len(items) < LIST_PAGE:  # Ark does not document the list's order
+                break
         matches.sort(key=lambda t: (t.created_at or 0, t.id))
         return matches[0].id if matches else None
 

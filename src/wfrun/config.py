@@ -134,8 +134,9 @@ class SeedanceSettings(BaseModel):
     real_person_group_id: str | None = Field(
         None,
         description=(
-            "LivenessFace asset group (a verified, authorising person) that real-person "
-            "material is registered into; unset = real-person runs are refused at submit."
+            "Default LivenessFace asset group (a verified, authorising person) for accounts "
+            "that verified no person of their own (POST /real-person/verifications); unset = "
+            "their real-person runs are refused at submit."
         ),
     )
     asset_ready_timeout_seconds: float = Field(

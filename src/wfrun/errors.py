@@ -184,6 +184,11 @@ class ModelRunNotFound(NotFound):
     reason = "Model run not found."
 
 
+class VerificationNotFound(NotFound):
+    code = "VERIFICATION_NOT_FOUND"
+    reason = "Verification not found."
+
+
 class RealPersonUnavailable(Unavailable):
     code = "REAL_PERSON_REGISTRATION_UNAVAILABLE"
     reason = "Real-person material registration is not available."

@@ -47,9 +47,8 @@ class Runtime:
             max_attempts=self.settings.worker.max_attempts,
             seedance_prices=price_book(config),
             seedance_enabled=self.seedance is not None,
-            real_person_enabled=self.seedance is not None
-            and self.seedance.materials is not None
-            and config.real_person_group_id is not None,
+            real_person_enabled=self.seedance is not None and self.seedance.materials is not None,
+            real_person_default_group=config.real_person_group_id,
         )
 
     async def close(self) -> None:

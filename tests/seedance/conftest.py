@@ -36,7 +36,7 @@ def ark(standin: ArkStandin) -> Iterator[Any]:
         client.close()
 
 
-PUBLIC_BASE = "http://wfrun.test"
+PUBLIC_BASE = "https://wfrun.test"
 
 
 def seedance_settings(standin: ArkStandin, group_id: str | None, **changes: Any) -> Any:

@@ -13,7 +13,16 @@ from fastapi import FastAPI
 from wfrun import __version__
 from wfrun.api import errors
 from wfrun.api.deps import API_PREFIX
-from wfrun.api.routes import account, assets, files, market, model_runs, provider, runs
+from wfrun.api.routes import (
+    account,
+    assets,
+    files,
+    market,
+    model_runs,
+    provider,
+    real_person,
+    runs,
+)
 from wfrun.config import Settings
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.workers.worker import Worker
@@ -57,7 +66,14 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
-    for router in (market.router, runs.router, model_runs.router, account.router, assets.router):
+    for router in (
+        market.router,
+        runs.router,
+        model_runs.router,
+        real_person.router,
+        account.router,
+        assets.router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(files.router)
     app.include_router(provider.router)

@@ -32,7 +32,7 @@ from wfrun.errors import (
 )
 from wfrun.queue import broker
 from wfrun.records import Record
-from wfrun.services import billing
+from wfrun.services import billing, real_person
 from wfrun.services.accounts import Principal
 from wfrun.services.assets import check_asset_refs
 from wfrun.services.catalog import RevisionSpec
@@ -77,6 +77,9 @@ class Policy:
     max_attempts: int = 3
     seedance_prices: PriceBook = field(default_factory=lambda: PriceBook({}, {}))
     real_person_enabled: bool = False
+    """The asset control plane (AK/SK) is configured."""
+    real_person_default_group: str | None = None
+    """The group of accounts that verified no person of their own."""
     seedance_enabled: bool = False
 
 
@@ -158,9 +161,28 @@ def _price(
     if video.real_person and not policy.real_person_enabled:
         raise RealPersonUnavailable(
             "contains_real_person_material is true but this server has no real-person material "
-            "registration configured (seedance.real_person_group_id and AK/SK)"
+            "registration configured (seedance.access_key_id and seedance.secret_access_key)"
         )
     return Quote(compute=prices.fixed_fee, external=quote_cost(policy.seedance_prices, video))
+
+
+async def _check_real_person(
+    conn: AsyncConnection,
+    principal: Principal,
+    spec: RevisionSpec,
+    request: RunRequest,
+    policy: Policy,
+) -> None:
+    """Real-person material goes into a verified person's group: the account's own, else the
+    server's default; without one the run could only fail, so it is refused here."""
+    wanted = request.inputs.get("contains_real_person_material") is True
+    if spec.engine_kind != "seedance" or not wanted or policy.real_person_default_group:
+        return
+    if await real_person.group_for(conn, principal.account_id) is None:
+        raise RealPersonUnavailable(
+            "contains_real_person_material is true but no person of this account has passed "
+            "real-person verification (POST /real-person/verifications)"
+        )
 
 
 async def quote_run(
@@ -171,7 +193,9 @@ async def quote_run(
         row, spec = await _resolve(conn, principal, request)
         validated = validate_inputs(spec.inputs, request.inputs)
         await check_asset_refs(conn, principal, spec.inputs, validated, utcnow())
-    return QuoteResult(row["id"], spec.revision_id, _price(spec, request, policy, validated), spec)
+        quoted = _price(spec, request, policy, validated)
+        await _check_real_person(conn, principal, spec, request, policy)
+    return QuoteResult(row["id"], spec.revision_id, quoted, spec)
 
 
 async def submit_run(
@@ -190,6 +214,7 @@ async def submit_run(
         row, spec = await _resolve(conn, principal, request)
         validated = validate_inputs(spec.inputs, request.inputs)
         priced = _price(spec, request, policy, validated)
+        await _check_real_person(conn, principal, spec, request, policy)
         asset_ids = await check_asset_refs(conn, principal, spec.inputs, validated, now)
         values = _new_run(principal, request, row, priced, now)
         if not await run_store.insert_run_claiming_key(conn, values):

@@ -279,6 +279,21 @@ workers = Table(
     _ts("heartbeat_at"),
 )
 
+real_person_verifications = Table(
+    "real_person_verifications",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("byted_token", String(128), nullable=True, unique=True),
+    Column("h5_link", Text, nullable=True),
+    Column("group_id", String(128), nullable=True),
+    Column("error", Text, nullable=True),
+    _ts("created_at"),
+    _ts("completed_at", nullable=True),
+    Index("ix_real_person_account", "account_id", "status"),
+)
+
 assets = Table(
     "assets",
     metadata,

@@ -37,7 +37,7 @@ from wfrun.engines.seedance.ark import (
     TaskView,
 )
 from wfrun.engines.seedance.materials import MaterialError, MaterialRegistry, MaterialRejected
-from wfrun.services import execution, provider_runs
+from wfrun.services import execution, provider_runs, real_person
 from wfrun.services.assets import asset_id_of, storage_key
 from wfrun.services.execution import CancelRequested, Claim, Failure
 from wfrun.services.provider_runs import Tracked
@@ -252,7 +252,9 @@ async def _public_url(
 
 
 async def _register(deps: SeedanceDeps, claim: Claim, url: str, kind: str, index: int) -> str:
-    group = deps.settings.real_person_group_id
+    async with deps.db.transaction() as conn:
+        own = await real_person.group_for(conn, claim.run["account_id"])
+    group = own or deps.settings.real_person_group_id
     if deps.materials is None or group is None:
         raise EnginePermanent(
             "real-person material registration is not configured on this server",

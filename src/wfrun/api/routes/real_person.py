@@ -1,0 +1,79 @@
+"""Real-person verification for Seedance material (wfrun addition; seedance-ark.md §4.3)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from wfrun.api import wire
+from wfrun.api.deps import PrincipalDep, RuntimeDep, api_base
+from wfrun.clock import to_rfc3339
+from wfrun.records import Record
+from wfrun.services import real_person
+
+router = APIRouter(prefix="/real-person", tags=["real-person verification"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key"},
+    404: {"description": "Unknown verification"},
+    503: {"description": "The asset control plane is not configured or refused"},
+}
+
+
+def _data(row: Record) -> dict[str, Any]:
+    return {
+        "verification_id": row["id"],
+        "status": row["status"],
+        "h5_link": row["h5_link"] if row["status"] == "pending" else None,
+        "group_id": row["group_id"],
+        "error": row["error"],
+        "created_at": to_rfc3339(row["created_at"]),
+        "completed_at": to_rfc3339(row["completed_at"]),
+    }
+
+
+@router.post(
+    "/verifications",
+    summary="Start a liveness verification of the person whose material you will use",
+    responses=_ERRORS,
+)
+async def start(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    registry = runtime.seedance.materials if runtime.seedance else None
+    row = await real_person.start(
+        runtime.db, registry, principal, api_base=api_base(request, runtime)
+    )
+    return wire.ok(_data(row), "提交成功")
+
+
+@router.get(
+    "/verifications/{verification_id}", summary="One verification's state", responses=_ERRORS
+)
+async def show(verification_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Any:
+    return wire.ok(_data(await real_person.get(runtime.db, principal, verification_id)))
+
+
+@router.get(
+    "/verifications/{verification_id}/callback",
+    summary="Where Ark sends the person's browser after the liveness check",
+    response_class=HTMLResponse,
+    responses=_ERRORS,
+)
+async def callback(
+    verification_id: str,
+    runtime: RuntimeDep,
+    byted_token: str = Query(alias="bytedToken", min_length=1, max_length=128),
+    result_code: int = Query(alias="resultCode"),
+) -> HTMLResponse:
+    registry = runtime.seedance.materials if runtime.seedance else None
+    row = await real_person.complete(
+        runtime.db, registry, verification_id, byted_token=byted_token, result_code=result_code
+    )
+    verified = row["status"] == "verified"
+    text = (
+        "核验完成 / Verification complete. You can close this page."
+        if verified
+        else f"核验未通过 / Verification failed ({escape(str(row['error'] or row['status']))})."
+    )
+    return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{text}</p>")

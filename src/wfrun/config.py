@@ -40,6 +40,14 @@ class WorkerSettings(BaseModel):
     retry_delay_seconds: float = Field(
         5.0, ge=0, description="Wait before re-trying a run after a transient engine failure."
     )
+    busy_delay_seconds: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "Wait before dispatching again when an engine said it is busy (e.g. Ark's 429); "
+            "such waits use no attempt and end at the run's time limit."
+        ),
+    )
 
 
 class BillingSettings(BaseModel):

@@ -87,7 +87,9 @@ def settings(
         update={
             "public_base_url": PUBLIC_BASE,
             "seedance": seedance_settings(standin, person_group),
-            "worker": base.worker.model_copy(update={"retry_delay_seconds": 0.02}),
+            "worker": base.worker.model_copy(
+                update={"retry_delay_seconds": 0.02, "busy_delay_seconds": 0.05}
+            ),
         }
     )
 

@@ -592,3 +592,36 @@ async def test_the_embedded_demo_includes_the_seedance_workflow_when_ark_is_conf
     keys = [p["key"] for p in data["editable_parameter_manifest"]]
     assert {"prompt", "images", "resolution", "duration", "generation_category"} <= set(keys)
     assert [o["key"] for o in data["candidate_output_manifest"]] == ["video"]
+
+
+async def test_a_burst_beyond_arks_concurrency_waits_instead_of_failing(runtime, http, standin):
+    """§1.8: Ark answers 429 QuotaExceeded when too many tasks are active; runs wait for room
+    (no attempt used) and all succeed, each with exactly one task."""
+    standin.max_active_tasks = 1
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    run_ids = []
+    for i in range(3):
+        body = {
+            "workflow_id": published.workflow_id,
+            "idempotency_key": f"burst{i}",
+            "inputs": PLAIN,
+        }
+        run_ids.append((await submit(http, alice, body))["run_order_id"])
+    await drain_retries(runtime)
+    for run_id in run_ids:
+        view = await execution(http, alice, run_id)
+        assert view["status"] == "succeeded", view["error"]
+    assert len(standin.live_tasks()) == 3
+    assert len(standin.creates()) > 3  # some creates were refused with 429 and retried
+    waits = [e for r in run_ids for e in (await execution(http, alice, r))["logs"]]
+    assert any(e["event_type"] == "waiting" and "QuotaExceeded" in e["message"] for e in waits)
+
+
+async def test_an_engine_busy_past_the_time_limit_fails_and_releases(runtime, http, standin):
+    standin.fail_next_create(429, "ServerOverloaded", "no capacity", times=10_000)
+    alice, view, billed = await _run_to_end(runtime, http, PLAIN, timeout_seconds=1)
+    assert view["error"]["engine_code"] == "ENGINE_UNAVAILABLE", view["error"]
+    assert "busy past the run's time limit" in view["error"]["detail"]
+    assert standin.live_tasks() == []
+    await _assert_released(runtime, alice, billed)

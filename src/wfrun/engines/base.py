@@ -40,6 +40,11 @@ class EngineTransient(EngineError):
     code = "ENGINE_UNAVAILABLE"
 
 
+class EngineBusy(EngineTransient):
+    """The engine refused for lack of capacity (e.g. a provider's 429): nothing was started,
+    so waiting does not use up one of the run's attempts."""
+
+
 class EnginePermanent(EngineError):
     code = "ENGINE_EXECUTION_FAILED"
 

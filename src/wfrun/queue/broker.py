@@ -135,18 +135,21 @@ async def reschedule(
     return result.rowcount == 1
 
 
-async def defer(conn: AsyncConnection, *, job_id: str, at: datetime) -> None:
+async def defer(
+    conn: AsyncConnection, *, job_id: str, at: datetime, error: str | None = None
+) -> None:
     """Hand a just-claimed job back without using up an attempt (nothing could run it yet)."""
+    values: dict[str, Any] = {
+        "status": JobStatus.TODO,
+        "attempts": jobs.c.attempts - 1,
+        "scheduled_at": at,
+        "lease_until": None,
+        "worker_id": None,
+    }
+    if error is not None:
+        values["last_error"] = error
     await conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.status == JobStatus.DOING)
-        .values(
-            status=JobStatus.TODO,
-            attempts=jobs.c.attempts - 1,
-            scheduled_at=at,
-            lease_until=None,
-            worker_id=None,
-        )
+        update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobStatus.DOING).values(**values)
     )
 
 

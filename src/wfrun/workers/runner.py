@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from typing import Any
 from wfrun.domain.manifest import validate_inputs
 from wfrun.engines.base import (
     Engine,
+    EngineBusy,
     EngineInterrupted,
     EnginePermanent,
     EngineTransient,
@@ -99,6 +101,7 @@ class RunnerDeps:
     fetcher: SafeFetcher
     output_retention: timedelta = timedelta(days=7)
     retry_delay: timedelta = timedelta(seconds=5)
+    busy_delay: timedelta = timedelta(seconds=10)
     seedance: SeedanceDeps | None = None
 
 
@@ -148,6 +151,16 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
             ),
             execution_ms=elapsed_ms(),
         )
+    except EngineBusy as exc:
+        delay = deps.busy_delay * random.uniform(1.0, 1.5)  # spread a burst's retries
+        if not await execution.wait_for_engine(deps.db, claim, delay=delay, error=exc.message):
+            failure = Failure(
+                "ENGINE_UNAVAILABLE",
+                "The engine stayed unavailable.",
+                f"the engine stayed busy past the run's time limit: {exc.message}",
+                status=503,
+            )
+            await execution.fail(deps.db, claim, failure, execution_ms=None)
     except EngineTransient as exc:
         await execution.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
     except EnginePermanent as exc:

@@ -27,7 +27,7 @@ from wfrun.domain import seedance
 from wfrun.domain.manifest import validate_inputs
 from wfrun.domain.media import MediaRef, MediaSource
 from wfrun.domain.seedance import PriceBook, VideoRequest
-from wfrun.engines.base import EnginePermanent, EngineTransient
+from wfrun.engines.base import EngineBusy, EnginePermanent, EngineTransient
 from wfrun.engines.seedance.ark import (
     ArkBusy,
     ArkCallError,
@@ -165,8 +165,8 @@ async def _create(deps: SeedanceDeps, arguments: dict[str, Any], started: dateti
             log.warning("create lost its answer (%s); adopted %s", exc.message, found)
             return found
         raise EngineTransient(f"{exc.message}; Ark lists no such task, will retry") from exc
-    except ArkBusy as exc:
-        raise EngineTransient(exc.message) from exc
+    except ArkBusy as exc:  # 429: rate limit, concurrency or "too many queued tasks"
+        raise EngineBusy(exc.message) from exc
     except ArkRejected as exc:
         raise ark_failure(exc.code, exc.message, during="create") from exc
 

@@ -59,6 +59,7 @@ class Worker:
             fetcher=runtime.fetcher,
             output_retention=timedelta(hours=runtime.settings.assets.output_retention_hours),
             retry_delay=timedelta(seconds=self.settings.retry_delay_seconds),
+            busy_delay=timedelta(seconds=self.settings.busy_delay_seconds),
             seedance=runtime.seedance,
         )
         self.tracker = Tracker(runtime.seedance) if runtime.seedance is not None else None

@@ -32,6 +32,7 @@ from tests.support.factories import (
 )
 from wfrun.domain.money import format_amount, parse_amount
 from wfrun.domain.seedance import ark_create_arguments, fingerprint_expiry
+from wfrun.errors import InvalidWorkflowPackage
 from wfrun.runtime import Runtime
 from wfrun.services import catalog, provider_runs
 from wfrun.services import execution as execution_service
@@ -625,3 +626,25 @@ async def test_an_engine_busy_past_the_time_limit_fails_and_releases(runtime, ht
     assert "busy past the run's time limit" in view["error"]["detail"]
     assert standin.live_tasks() == []
     await _assert_released(runtime, alice, billed)
+
+
+async def test_a_package_can_sell_tokens_at_its_own_price(runtime, http, standin):
+    pricing = demo_package()["pricing"] | {
+        "token_prices": {FAST: {"per_million": "60", "per_million_with_video": "40"}}
+    }
+    inputs = PLAIN | {"ratio": "16:9"}
+    _alice, view, billed = await _run_to_end(runtime, http, inputs, pricing=pricing)
+    assert view["status"] == "succeeded", view["error"]
+    external = tokens_cost(108_900, "60")  # Ark's usage at the package's price, not the server's
+    assert billed["external_model_cost"] == format_amount(external)
+    assert billed["quote_amount"] == format_amount(parse_amount("0.01") + external)
+    assert billed["released_amount"] == format_amount(0)
+
+
+async def test_bad_token_prices_are_refused_at_import(runtime):
+    owner = await operator(runtime)
+    pricing = {"token_prices": {FAST: {"per_million": "-1", "per_million_with_video": "1"}}}
+    with pytest.raises(InvalidWorkflowPackage, match="token_prices"):
+        await catalog.import_package(
+            runtime.db, owner_id=owner, document=demo_package(pricing=pricing)
+        )

@@ -13,7 +13,8 @@ Rules (open-api-v2.md §3 "Settlement"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from wfrun.domain.money import round_div
 
@@ -28,6 +29,9 @@ class PriceTable:
     external_estimate: int = 0
     may_incur_external_model_cost: bool = False
     external_cost_notice: str = ""
+    token_prices: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """Provider token prices this revision charges (model or ``model@resolution`` →
+    per million tokens without / with a reference video), over the server's."""
 
     def __post_init__(self) -> None:
         for name in ("fixed_fee", "price_per_second", "estimated_seconds", "external_estimate"):

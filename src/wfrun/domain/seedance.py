@@ -104,6 +104,21 @@ class PriceBook:
             raise InvalidWorkflowInput(f"input model {model!r} has no price on this server")
         return found
 
+    def overridden(self, token_prices: Mapping[str, tuple[int, int]]) -> PriceBook:
+        """This book with a revision's own prices (``model`` or ``model@resolution``) on top."""
+        if not token_prices:
+            return self
+        models, by_resolution = dict(self.models), dict(self.by_resolution)
+        for name, (plain, with_video) in token_prices.items():
+            model, _, resolution = name.partition("@")
+            price = ModelPrice(plain, with_video)
+            if resolution:
+                by_resolution[(model, resolution)] = price
+            else:
+                models[model] = price
+                by_resolution = {k: v for k, v in by_resolution.items() if k[0] != model}
+        return PriceBook(models, by_resolution)
+
     def cost(self, model: str, resolution: str, tokens: int, *, with_video: bool) -> int:
         """What ``tokens`` output tokens cost (rounded half up once)."""
         price = self.price(model, resolution)

@@ -47,11 +47,16 @@ class RevisionSpec:
             payload=row["payload"],
             inputs=tuple(m.input_from_json(d) for d in row["input_manifest"]),
             outputs=tuple(m.output_from_json(d) for d in row["output_manifest"]),
-            prices=PriceTable(**row["prices"]),
+            prices=_price_table(row["prices"]),
             timeout_seconds=row["timeout_seconds"],
             output_retention_hours=row.get("output_retention_hours"),
             required_labels=dict(row.get("required_labels") or {}),
         )
+
+
+def _price_table(stored: Mapping[str, Any]) -> PriceTable:
+    tokens = {k: (int(v[0]), int(v[1])) for k, v in (stored.get("token_prices") or {}).items()}
+    return PriceTable(**{**stored, "token_prices": tokens})
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,7 @@ def _prices_json(prices: PriceTable) -> dict[str, Any]:
         "external_estimate": prices.external_estimate,
         "may_incur_external_model_cost": prices.may_incur_external_model_cost,
         "external_cost_notice": prices.external_cost_notice,
+        "token_prices": {k: list(v) for k, v in prices.token_prices.items()},
     }
 
 

@@ -87,7 +87,26 @@ class OutputEntry(_Strict):
     multiple: bool = False
 
 
+class TokenPrice(_Strict):
+    """CNY per million output tokens (seedance packages)."""
+
+    per_million: Amount
+    per_million_with_video: Amount
+
+    @field_validator("per_million", "per_million_with_video")
+    @classmethod
+    def _exact(cls, value: Amount) -> Amount:
+        if parse_amount(value) < 0:
+            raise ValueError("must not be negative")
+        return value
+
+
 class Pricing(_Strict):
+    token_prices: dict[str, TokenPrice] = Field(
+        default_factory=dict,
+        description="seedance: what this workflow charges per model (or model@resolution), "
+        "instead of the server's seedance.prices",
+    )
     fixed_fee: Amount = "0"
     price_per_second: Amount = "0"
     estimated_seconds: int = Field(0, ge=0)
@@ -167,6 +186,10 @@ def price_table(package: Package) -> PriceTable:
         external_estimate=parse_amount(p.external_estimate),
         may_incur_external_model_cost=p.may_incur_external_model_cost,
         external_cost_notice=p.external_cost_notice,
+        token_prices={
+            name: (parse_amount(t.per_million), parse_amount(t.per_million_with_video))
+            for name, t in sorted(p.token_prices.items())
+        },
     )
 
 

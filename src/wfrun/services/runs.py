@@ -163,7 +163,8 @@ def _price(
             "contains_real_person_material is true but this server has no real-person material "
             "registration configured (seedance.access_key_id and seedance.secret_access_key)"
         )
-    return Quote(compute=prices.fixed_fee, external=quote_cost(policy.seedance_prices, video))
+    book = policy.seedance_prices.overridden(prices.token_prices)
+    return Quote(compute=prices.fixed_fee, external=quote_cost(book, video))
 
 
 async def _check_real_person(

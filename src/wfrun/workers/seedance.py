@@ -448,9 +448,8 @@ class Tracker:
         if tokens is None:  # never seen; bill the most the request could cost
             log.warning("task %s reported no usage; billing the quoted tokens", item.task_id)
             tokens = seedance.quote_tokens(video)
-        external = self.deps.prices.cost(
-            video.model, resolution, tokens, with_video=video.with_video_input
-        )
+        book = self.deps.prices.overridden(item.claim.spec.prices.token_prices)
+        external = book.cost(video.model, resolution, tokens, with_video=video.with_video_input)
         if not view.video_url:
             await self._fail(
                 item,

@@ -24,6 +24,7 @@ from wfrun.domain.money import parse_amount
 from wfrun.errors import InvalidParameter, ServiceError
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.services import accounts, catalog, instances
+from wfrun.services.provider_check import Check, check_seedance
 from wfrun.store.audit import ledger_problems
 from wfrun.store.migrate import current_revision, head_revision
 
@@ -416,6 +417,32 @@ def ledger_check(ctx: click.Context) -> None:
         click.echo(problem)
     click.echo("ledger balances" if not problems else f"{len(problems)} problem(s)")
     sys.exit(1 if problems else 0)
+
+
+# ---- seedance ----------------------------------------------------------------------------------
+
+
+@cli.group("seedance")
+def seedance_group() -> None:
+    """Volcengine Ark (Seedance video)."""
+
+
+@seedance_group.command("check")
+@json_option
+@click.pass_context
+def seedance_check(ctx: click.Context, as_json: bool) -> None:
+    """Check the Ark API key, the AK/SK and the default real-person group; exits 1 on failure."""
+
+    async def work(rt: Runtime) -> list[Check]:
+        return await check_seedance(rt.seedance)
+
+    checks = run_async(ctx, work)
+    if as_json:
+        click.echo(json.dumps([c.__dict__ for c in checks], ensure_ascii=False))
+    else:
+        for c in checks:
+            click.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+    sys.exit(0 if all(c.ok for c in checks) else 1)
 
 
 cli.add_command(serve)

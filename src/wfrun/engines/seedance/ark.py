@@ -155,6 +155,13 @@ class ArkGateway:
         matches.sort(key=lambda t: (t.created_at or 0, t.id))
         return matches[0].id if matches else None
 
+    async def ping(self) -> None:
+        """One cheap authenticated call (the first page of one task)."""
+        try:
+            await self._client.content_generation.tasks.list(page_num=1, page_size=1)
+        except Exception as exc:
+            raise _classify(exc) from exc
+
     async def statuses(self, task_ids: Sequence[str]) -> dict[str, TaskView]:
         """Current state of many tasks in one list call per 500 (§1.6 ``filter.task_ids``);
         ids the list does not return are looked up one by one (a 404 leaves them out)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -33,9 +34,13 @@ class ImageServer:
 
 @pytest.fixture
 async def image_server() -> AsyncIterator[ImageServer]:
+    """A one-shot HTTP image server on loopback. Its teardown closes every connection it
+    accepted and waits boundedly, so a client that left a connection open cannot hang it."""
     served = ImageServer(0, png_bytes(30, 20))
+    writers: list[asyncio.StreamWriter] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         served.connections.append((await reader.readline()).decode().strip())
         while (await reader.readline()) not in (b"\r\n", b""):
             pass
@@ -49,8 +54,14 @@ async def image_server() -> AsyncIterator[ImageServer]:
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     served.port = server.sockets[0].getsockname()[1]
-    async with server:
+    try:
         yield served
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 5)
 
 
 async def _submit_url(runtime: Runtime, url: str) -> tuple[str, Record]:

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from wfrun.clock import utcnow
@@ -30,7 +29,6 @@ from wfrun.services.runs import CancelResult, Policy, RunRequest, SubmitResult
 from wfrun.store import accounts as account_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
-from wfrun.store.schema import revisions
 
 SYSTEM_ACCOUNT = "user_" + "0" * 20
 MODEL_RUN_WORKFLOW = "wf_" + "0" * 19 + "1"
@@ -111,10 +109,10 @@ async def _ensure_catalog(db: Database, config: SeedanceSettings) -> None:
         existing = await workflow_store.find_revision(conn, MODEL_RUN_REVISION)
         if existing is not None:
             if existing["prices"] != values["prices"]:
-                await conn.execute(
-                    update(revisions)
-                    .where(revisions.c.id == MODEL_RUN_REVISION)
-                    .values(prices=values["prices"], timeout_seconds=values["timeout_seconds"])
+                await workflow_store.update_revision(
+                    conn,
+                    MODEL_RUN_REVISION,
+                    {"prices": values["prices"], "timeout_seconds": values["timeout_seconds"]},
                 )
             return
         now = utcnow()

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from wfrun.clock import utcnow
@@ -25,17 +24,8 @@ from wfrun.services.execution import Claim, Fenced
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
-from wfrun.store.schema import runs
 
 PROGRESS = {"queued": 10, "running": 50}
-
-
-def _fenced(claim: Claim) -> Any:
-    return update(runs).where(
-        runs.c.id == claim.run["id"],
-        runs.c.attempt == claim.attempt,
-        runs.c.status == RunStatus.RUNNING,
-    )
 
 
 async def begin_create(
@@ -54,8 +44,10 @@ async def begin_create(
         state["create_started_at"] = now.isoformat()
         if staged:
             state["staged_inputs"] = sorted({*state.get("staged_inputs", []), *staged})
-        result = await conn.execute(_fenced(claim).values(provider_state=state, updated_at=now))
-        if result.rowcount != 1:
+        updated = await run_store.update_fenced(
+            conn, claim.run["id"], claim.attempt, {"provider_state": state, "updated_at": now}
+        )
+        if not updated:
             raise Fenced(f"attempt {claim.attempt} of {claim.run['id']} was superseded")
     return (datetime.fromisoformat(previous) if previous else None), now
 
@@ -63,10 +55,7 @@ async def begin_create(
 async def claimed_task_ids(db: Database, *, since: datetime) -> set[str]:
     """Provider task ids already recorded on runs created since ``since``."""
     async with db.transaction() as conn:
-        query = select(runs.c.provider_task_id).where(
-            runs.c.provider_task_id.is_not(None), runs.c.created_at >= since
-        )
-        return {str(t) for t in (await conn.execute(query)).scalars().all()}
+        return await run_store.provider_task_ids_since(conn, since)
 
 
 async def record_task(
@@ -84,16 +73,23 @@ async def record_task(
     now = utcnow()
     try:
         async with db.transaction(write=True) as conn:
-            result = await conn.execute(
-                _fenced(claim).values(
-                    provider_task_id=task_id,
-                    provider_status="queued",
-                    progress_percent=PROGRESS["queued"],
-                    progress_snapshot={"provider": "ark", "task_id": task_id, "status": "queued"},
-                    updated_at=now,
-                )
+            updated = await run_store.update_fenced(
+                conn,
+                claim.run["id"],
+                claim.attempt,
+                {
+                    "provider_task_id": task_id,
+                    "provider_status": "queued",
+                    "progress_percent": PROGRESS["queued"],
+                    "progress_snapshot": {
+                        "provider": "ark",
+                        "task_id": task_id,
+                        "status": "queued",
+                    },
+                    "updated_at": now,
+                },
             )
-            if result.rowcount != 1:
+            if not updated:
                 raise Fenced(f"attempt {claim.attempt} of {claim.run['id']} was superseded")
             await broker.park(
                 conn, job_id=claim.job_id, attempt=claim.attempt, at=now + first_check, now=now
@@ -142,8 +138,7 @@ async def claim_tracked(db: Database, *, limit: int, lease: timedelta) -> list[T
         jobs = await broker.claim_tracking(conn, limit=limit, lease=lease, now=now)
         if not jobs:
             return []
-        query = select(runs).where(runs.c.id.in_([job["run_id"] for job in jobs]))
-        by_id = {r["id"]: r for r in (await conn.execute(query)).mappings().all()}
+        by_id = await run_store.find_runs(conn, [job["run_id"] for job in jobs])
         for job in jobs:
             run = by_id.get(job["run_id"])
             if run is None or run["provider_task_id"] is None:
@@ -165,17 +160,20 @@ async def observe(
     async with db.transaction(write=True) as conn:
         changed = item.run["provider_status"] != status
         if changed:
-            await conn.execute(
-                _fenced(item.claim).values(
-                    provider_status=status,
-                    progress_percent=PROGRESS.get(status, item.run["progress_percent"]),
-                    progress_snapshot={
+            await run_store.update_fenced(
+                conn,
+                item.run["id"],
+                item.claim.attempt,
+                {
+                    "provider_status": status,
+                    "progress_percent": PROGRESS.get(status, item.run["progress_percent"]),
+                    "progress_snapshot": {
                         "provider": "ark",
                         "task_id": item.task_id,
                         "status": status,
                     },
-                    updated_at=now,
-                )
+                    "updated_at": now,
+                },
             )
             await _event(
                 conn,
@@ -210,7 +208,9 @@ async def remember(db: Database, item: Tracked, **state: Any) -> None:
     """Merge ``state`` into the run's provider state (fenced)."""
     async with db.transaction(write=True) as conn:
         merged = {**(item.run["provider_state"] or {}), **state}
-        await conn.execute(_fenced(item.claim).values(provider_state=merged))
+        await run_store.update_fenced(
+            conn, item.run["id"], item.claim.attempt, {"provider_state": merged}
+        )
 
 
 async def _event(

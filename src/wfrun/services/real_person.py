@@ -13,15 +13,15 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfrun.clock import utcnow
 from wfrun.engines.seedance.materials import MaterialError, MaterialRegistry
 from wfrun.errors import RealPersonUnavailable, VerificationNotFound
 from wfrun.services.accounts import Principal
+from wfrun.store import real_person as store
 from wfrun.store.database import Database
-from wfrun.store.schema import real_person_verifications as table
 
 SUCCESS = 10000  # §4.3: resultCode=10000 means success
 
@@ -51,15 +51,16 @@ async def start(
         raise RealPersonUnavailable(f"Ark refused to open a verification: {exc.message}") from exc
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        await conn.execute(
-            insert(table).values(
-                id=verification_id,
-                account_id=principal.account_id,
-                status="pending",
-                byted_token=str(session["BytedToken"]),
-                h5_link=str(session["H5Link"]),
-                created_at=now,
-            )
+        await store.insert_verification(
+            conn,
+            {
+                "id": verification_id,
+                "account_id": principal.account_id,
+                "status": "pending",
+                "byted_token": str(session["BytedToken"]),
+                "h5_link": str(session["H5Link"]),
+                "created_at": now,
+            },
         )
         return await _find(conn, verification_id)
 
@@ -102,20 +103,11 @@ async def get(db: Database, principal: Principal, verification_id: str) -> RowMa
 
 async def group_for(conn: AsyncConnection, account_id: str) -> str | None:
     """The account's most recently verified person group, if any."""
-    query = (
-        select(table.c.group_id)
-        .where(table.c.account_id == account_id, table.c.status == "verified")
-        .order_by(table.c.completed_at.desc())
-        .limit(1)
-    )
-    found = (await conn.execute(query)).scalar_one_or_none()
-    return None if found is None else str(found)
+    return await store.latest_group(conn, account_id)
 
 
 async def _find(conn: AsyncConnection, verification_id: str) -> RowMapping:
-    row = (
-        (await conn.execute(select(table).where(table.c.id == verification_id))).mappings().first()
-    )
+    row = await store.find_verification(conn, verification_id)
     if row is None:
         raise VerificationNotFound(f"verification {verification_id} does not exist")
     return row
@@ -123,9 +115,5 @@ async def _find(conn: AsyncConnection, verification_id: str) -> RowMapping:
 
 async def _finish(db: Database, row: RowMapping, **values: Any) -> RowMapping:
     async with db.transaction(write=True) as conn:
-        await conn.execute(
-            update(table)
-            .where(table.c.id == row["id"], table.c.status == "pending")
-            .values(completed_at=utcnow(), **values)
-        )
+        await store.complete_pending(conn, row["id"], {"completed_at": utcnow(), **values})
         return await _find(conn, row["id"])

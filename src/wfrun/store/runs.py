@@ -95,6 +95,31 @@ async def move_status(
     return row
 
 
+async def update_fenced(
+    conn: AsyncConnection, run_id: str, attempt: int, values: dict[str, Any]
+) -> bool:
+    """Update a run still ``running`` under ``attempt``; False when fenced out."""
+    result = await conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.attempt == attempt, runs.c.status == RunStatus.RUNNING)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+async def find_runs(conn: AsyncConnection, run_ids: list[str]) -> dict[str, RowMapping]:
+    rows = (await conn.execute(select(runs).where(runs.c.id.in_(run_ids)))).mappings().all()
+    return {row["id"]: row for row in rows}
+
+
+async def provider_task_ids_since(conn: AsyncConnection, since: datetime) -> set[str]:
+    """Provider task ids recorded on runs created since ``since``."""
+    query = select(runs.c.provider_task_id).where(
+        runs.c.provider_task_id.is_not(None), runs.c.created_at >= since
+    )
+    return {str(t) for t in (await conn.execute(query)).scalars().all()}
+
+
 async def record_progress(
     conn: AsyncConnection, run_id: str, attempt: int, values: dict[str, Any]
 ) -> RowMapping | None:

@@ -50,6 +50,11 @@ async def insert_revision(conn: AsyncConnection, values: dict[str, Any]) -> None
     await conn.execute(insert(revisions), values)
 
 
+async def update_revision(conn: AsyncConnection, revision_id: str, values: dict[str, Any]) -> None:
+    """Only for wfrun's own system revision (model runs), whose prices follow settings."""
+    await conn.execute(update(revisions).where(revisions.c.id == revision_id).values(**values))
+
+
 async def find_revision(conn: AsyncConnection, revision_id: str) -> RowMapping | None:
     query = select(revisions).where(revisions.c.id == revision_id)
     return (await conn.execute(query)).mappings().first()

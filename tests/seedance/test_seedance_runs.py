@@ -31,7 +31,7 @@ from tests.support.factories import (
     png_bytes,
 )
 from wfrun.domain.money import format_amount, parse_amount
-from wfrun.domain.seedance import ark_create_arguments, fingerprint_expiry
+from wfrun.domain.seedance import ark_create_arguments, expiry_base, fingerprint_expiry
 from wfrun.errors import InvalidWorkflowPackage
 from wfrun.runtime import Runtime
 from wfrun.services import catalog, provider_runs
@@ -366,12 +366,47 @@ async def test_upstream_failures_release_the_freeze_once(
     await _assert_released(runtime, alice, billed)
 
 
-async def test_timeout_and_expiry_release(runtime, http, standin: ArkStandin):
-    standin.next_task(TaskPlan(hold_running=True))
+async def test_a_task_still_queued_at_the_time_limit_is_cancelled_and_released(
+    runtime, http, standin: ArkStandin
+):
+    standin.next_task(TaskPlan(hold_queued=True))
     alice, view, billed = await _run_to_end(runtime, http, PLAIN, timeout_seconds=1)
     assert view["error"]["engine_code"] == "ENGINE_TIMEOUT", view["error"]
-    assert "did not finish within 1 s" in view["error"]["detail"]
+    assert "still queued after 1 s" in view["error"]["detail"]
+    [task] = standin.tasks.values()
+    assert standin.status_of(task.id) == "cancelled"
     await _assert_released(runtime, alice, billed)
+
+
+async def test_a_task_rendering_past_the_time_limit_is_settled_by_its_result(
+    runtime, http, standin: ArkStandin
+):
+    """Ark cannot cancel a running task and will bill it, so wfrun does not release and
+    forget it: it notes the overtime and settles by the result."""
+    standin.next_task(TaskPlan(hold_running=True))
+    published = await publish(runtime, timeout_seconds=1)
+    alice = await customer(runtime, balance="20")
+    body = {"workflow_id": published.workflow_id, "idempotency_key": "ot", "inputs": PLAIN}
+    run_id = (await submit(http, alice, body))["run_order_id"]
+    await dispatch_only(runtime)
+    [task] = standin.live_tasks()
+    assert runtime.seedance is not None
+    tracker = Tracker(runtime.seedance)
+    for _ in range(100):
+        await tracker.tick()
+        logs = (await execution(http, alice, run_id))["logs"]
+        if any("time limit of 1 s passed" in e["message"] for e in logs):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the overtime was not noted")
+    assert standin.status_of(task.id) == "running"
+    assert standin.calls("DELETE", f"{TASKS}/{task.id}") == []
+    standin.release(task.id, running_s=0.0)
+    await drain_retries(runtime)
+    billed = await info(http, alice, run_id)
+    assert billed["run_status"] == "succeeded"
+    assert billed["settlement_status"] == "settled"
 
 
 async def test_expired_upstream_task_fails_as_timeout(runtime, http, standin: ArkStandin):
@@ -524,7 +559,7 @@ async def test_a_worker_dying_between_create_and_record_leaves_one_task(runtime,
         video,
         urls=urls,
         safety_identifier=seedance_worker.safety_identifier(claim.run["account_id"]),
-        expires_after=fingerprint_expiry(claim.run["id"], deps.settings.execution_expires_after),
+        expires_after=fingerprint_expiry(claim.run["id"], expiry_base(claim.spec.timeout_seconds)),
     )
     await provider_runs.begin_create(runtime.db, claim)
     created = await deps.ark.create(arguments)
@@ -639,6 +674,15 @@ async def test_a_package_can_sell_tokens_at_its_own_price(runtime, http, standin
     assert billed["external_model_cost"] == format_amount(external)
     assert billed["quote_amount"] == format_amount(parse_amount("0.01") + external)
     assert billed["released_amount"] == format_amount(0)
+
+
+async def test_seedance_packages_cannot_price_by_time(runtime):
+    owner = await operator(runtime)
+    pricing = {"fixed_fee": "0.01", "price_per_second": "0.01"}
+    with pytest.raises(InvalidWorkflowPackage, match="priced by Ark's tokens"):
+        await catalog.import_package(
+            runtime.db, owner_id=owner, document=demo_package(pricing=pricing)
+        )
 
 
 async def test_bad_token_prices_are_refused_at_import(runtime):

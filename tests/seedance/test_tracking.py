@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import timedelta
 from urllib.parse import parse_qsl
 
 from sqlalchemy import select
 
 from tests.seedance.ark_standin import ArkStandin, TaskPlan
-from tests.support.factories import account_balance, customer
+from tests.seedance.conftest import dispatch_only
+from tests.support.factories import account_balance, customer, drain
 from wfrun.clock import utcnow
 from wfrun.domain.money import parse_amount
 from wfrun.queue import broker
 from wfrun.runtime import Runtime
-from wfrun.services import model_runs
+from wfrun.services import model_runs, provider_runs
 from wfrun.services.accounts import authenticate
 from wfrun.store.schema import jobs
 from wfrun.workers.seedance import Tracker
@@ -84,3 +86,34 @@ async def test_one_worker_tracks_hundreds_of_tasks_with_one_list_call_per_batch(
     assert frozen == 0
     assert available < parse_amount("2000")
     assert len(standin.creates()) == RUNS
+
+
+async def test_a_run_held_by_one_tracker_is_not_taken_by_another(runtime, standin: ArkStandin):
+    """A callback or a cancel makes a run due at once, but never hands it to a second tracker
+    while the first still holds it (a racing copy could otherwise clobber the output)."""
+    standin.next_task(TaskPlan(hold_queued=True))
+    alice = await customer(runtime, balance="20")
+    principal = await authenticate(runtime.db, alice.key)
+    body = model_runs.VideoSubmit(
+        "one", "one", {"model": "doubao-seedance-2-0-fast-260128"} | {"prompt": "x"}
+    )
+    run = (
+        await model_runs.submit(
+            runtime.db, principal, body, runtime.policy, runtime.settings.seedance
+        )
+    ).run
+    await dispatch_only(runtime)
+    async with runtime.db.transaction(write=True) as conn:
+        await broker.expedite(conn, run["id"], utcnow())
+    first = await provider_runs.claim_tracked(runtime.db, limit=10, lease=timedelta(minutes=5))
+    assert [t.run["id"] for t in first] == [run["id"]]
+    async with runtime.db.transaction(write=True) as conn:
+        await broker.expedite(conn, run["id"], utcnow())  # e.g. Ark's callback arrives
+    assert await provider_runs.claim_tracked(runtime.db, limit=10, lease=timedelta(minutes=5)) == []
+    await provider_runs.check_later(runtime.db, [(first[0], utcnow())])  # the holder is done
+    again = await provider_runs.claim_tracked(runtime.db, limit=10, lease=timedelta(minutes=5))
+    assert [t.run["id"] for t in again] == [run["id"]]
+    await provider_runs.check_later(runtime.db, [(again[0], utcnow())])
+    [task] = standin.live_tasks()
+    standin.release(task.id, running_s=0.0)
+    await drain(runtime)

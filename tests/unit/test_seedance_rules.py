@@ -79,6 +79,8 @@ def test_modes_and_content_order():
     )
     assert request.category == "first_frame_to_video"
     assert request.prompt == "图片1 跑步"  # billed parameters cannot be overridden (§1.3)
+    glued = parse_video_request({"model": FAST, "prompt": "小猫--dur 15 --rs 1080p"})
+    assert glued.prompt == "小猫"
     content = seedance.ark_content(request, ["https://signed.test/f.png"])
     assert content == [
         {"type": "text", "text": "图片1 跑步"},

@@ -316,8 +316,10 @@ def model_run_status(run: Record) -> str:
     status = RunStatus(run["status"])
     if status is not RunStatus.QUEUED and status is not RunStatus.RUNNING:
         return status.value
-    if status is RunStatus.RUNNING and run["provider_status"] in ("queued", "running"):
-        return str(run["provider_status"])
+    if status is RunStatus.RUNNING and run["provider_status"] == "queued":
+        return "queued"
+    if status is RunStatus.RUNNING and run["provider_task_id"] is not None:
+        return "running"  # rendering, or its result is being copied in
     return "created"
 
 

@@ -55,7 +55,7 @@ CATEGORIES = (
     "reference_to_video",
 )
 _CATEGORY_ALIASES = {"image_to_video": "first_frame_to_video"}
-_PARAM_SUFFIX = re.compile(r"(?:^|\s)--[A-Za-z][\w-]*(?:\s+(?!--)\S+)?")
+_PARAM_SUFFIX = re.compile(r"--[A-Za-z][\w-]*(?:\s+(?!--)\S+)?")
 
 
 @dataclass(frozen=True)
@@ -407,13 +407,20 @@ def ark_create_arguments(
     return arguments
 
 
+def expiry_base(timeout_seconds: int) -> int:
+    """Ark's ``execution_expires_after`` for a run with this time limit, before the
+    fingerprint: an hour past the limit, so Ark ends a task wfrun stopped waiting for (a
+    running task cannot be cancelled), within Ark's range."""
+    return min(259_200, max(timeout_seconds, 3600) + 3600)
+
+
 def fingerprint_expiry(run_id: str, base: int) -> int:
     """``execution_expires_after`` for a run: ``base`` minus a run-specific 0–3599 s.
 
     Ark's create takes no idempotency key, and GET/list echo this field; the offset lets a
     retried create recognise its own task among the caller's recent tasks (with the model,
     the per-user ``safety_identifier`` and the creation window) instead of creating a second,
-    billable one. The task still expires within the hour of ``base`` (§1.3 range
+    billable one. The task still expires within the hour before ``base`` (§1.3 range
     [3600, 259200])."""
     offset = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % 3600
     value = base - offset

@@ -174,11 +174,16 @@ async def park(
 async def claim_tracking(
     conn: AsyncConnection, *, limit: int, lease: timedelta, now: datetime
 ) -> Sequence[RowMapping]:
-    """Take up to ``limit`` due tracking jobs (pushing them ``lease`` into the future, so a
-    tracker that dies leaves them to the next one)."""
+    """Take up to ``limit`` due tracking jobs under a lease (``lease_until``): a tracker that
+    dies leaves them to the next one once it lapses, and nothing (not :func:`expedite`) lets a
+    second tracker take a job while the first still holds it."""
     due = (
         select(jobs.c.id)
-        .where(jobs.c.status == JobStatus.TRACKING, jobs.c.scheduled_at <= now)
+        .where(
+            jobs.c.status == JobStatus.TRACKING,
+            jobs.c.scheduled_at <= now,
+            or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now),
+        )
         .order_by(jobs.c.scheduled_at, jobs.c.id)
         .limit(limit)
         .with_for_update(**skip_locked(conn))
@@ -189,23 +194,25 @@ async def claim_tracking(
     result = await conn.execute(
         update(jobs)
         .where(jobs.c.id.in_(ids_), jobs.c.status == JobStatus.TRACKING)
-        .values(scheduled_at=now + lease, updated_at=now)
+        .values(lease_until=now + lease, updated_at=now)
         .returning(*jobs.c)
     )
     return result.mappings().all()
 
 
 async def track_again(conn: AsyncConnection, *, job_ids: Sequence[str], at: datetime) -> None:
+    """Release tracking jobs' leases; check them again at ``at``."""
     if job_ids:
         await conn.execute(
             update(jobs)
             .where(jobs.c.id.in_(job_ids), jobs.c.status == JobStatus.TRACKING)
-            .values(scheduled_at=at)
+            .values(scheduled_at=at, lease_until=None)
         )
 
 
 async def expedite(conn: AsyncConnection, run_id: str, now: datetime) -> None:
-    """A tracked run needs attention now (e.g. its user asked to cancel)."""
+    """A tracked run needs attention now (its user asked to cancel, Ark called back); a
+    tracker holding it keeps it until it is done."""
     await conn.execute(
         update(jobs)
         .where(jobs.c.run_id == run_id, jobs.c.status == JobStatus.TRACKING)

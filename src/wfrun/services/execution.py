@@ -256,13 +256,15 @@ async def complete(
     retention: timedelta = timedelta(days=7),
     external: int = 0,
     usage: dict[str, Any] | None = None,
+    compute: int | None = None,
 ) -> bool:
-    """Mark the run succeeded and settle by actual usage (多退少补): compute time plus the
-    provider's ``external`` cost (from its reported ``usage``). False when fenced out."""
+    """Mark the run succeeded and settle by actual usage (多退少补): compute time (or the
+    given ``compute`` amount) plus the provider's ``external`` cost (from its reported
+    ``usage``). False when fenced out."""
     prices = claim.spec.prices
     settlement = settle(
         frozen=claim.run["quote_amount"],
-        compute=compute_cost(prices, execution_ms),
+        compute=compute_cost(prices, execution_ms) if compute is None else compute,
         external=external,
         quoted_external=claim.run["quote_external"],
         accept_external_cost_risk=claim.run["accept_external_cost_risk"],

@@ -108,7 +108,11 @@ async def _ensure_catalog(db: Database, config: SeedanceSettings) -> None:
         values = _revision_values(config)
         existing = await workflow_store.find_revision(conn, MODEL_RUN_REVISION)
         if existing is not None:
-            if existing["prices"] != values["prices"]:
+            stale = (existing["prices"], existing["timeout_seconds"]) != (
+                values["prices"],
+                values["timeout_seconds"],
+            )
+            if stale:  # runs in flight settle their fee from their own quote
                 await workflow_store.update_revision(
                     conn,
                     MODEL_RUN_REVISION,

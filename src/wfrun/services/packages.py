@@ -254,7 +254,23 @@ def _semantic_problems(package: Package) -> list[str]:
             problems.append(f"outputs.{i} ({out.key}): needs bind.node (key is not n<node>_…)")
         elif node not in package.graph:
             problems.append(f"outputs.{i} ({out.key}): node {node} is not in the graph")
+    problems += _pricing_problems(package)
     return problems
+
+
+def _pricing_problems(package: Package) -> list[str]:
+    pricing = package.pricing
+    if package.engine == "seedance":
+        if parse_amount(pricing.price_per_second) or pricing.estimated_seconds:
+            reason = (
+                "pricing.price_per_second: a seedance run is priced by Ark's tokens and "
+                "pricing.fixed_fee, not by time (the provider's queue is not compute)"
+            )
+            return [reason]
+        return []
+    if pricing.token_prices:
+        return ["pricing.token_prices: only seedance packages are priced by tokens"]
+    return []
 
 
 def _duplicate_keys(keys: list[str], where: str) -> list[str]:

@@ -40,8 +40,8 @@ async def begin_create(
         current = await run_store.find_run(conn, claim.run["id"])
         assert current is not None
         state = dict(current["provider_state"] or {})
-        previous = state.get("create_started_at")
-        state["create_started_at"] = now.isoformat()
+        previous = state.get("create_started_at")  # the first attempt's: never moved later
+        state.setdefault("create_started_at", now.isoformat())
         if staged:
             state["staged_inputs"] = sorted({*state.get("staged_inputs", []), *staged})
         updated = await run_store.update_fenced(

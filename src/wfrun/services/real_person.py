@@ -86,10 +86,11 @@ async def complete(
         result: dict[str, Any] = await registry.call(
             "GetVisualValidateResult", {"BytedToken": byted_token}
         )
-    except MaterialError as exc:
-        if exc.transient:
-            raise RealPersonUnavailable(f"Ark is unavailable: {exc.message}") from exc
-        return await _finish(db, row, status="failed", error=exc.message)
+    except MaterialError as exc:  # §4.3: "not finished" can be asked again: stay pending
+        raise RealPersonUnavailable(
+            f"Ark could not confirm the verification yet ({exc.message}); reload this page "
+            "in a moment"
+        ) from exc
     return await _finish(db, row, status="verified", group_id=str(result["GroupId"]))
 
 

@@ -145,6 +145,7 @@ def _price(
         prices.may_incur_external_model_cost
         and policy.require_external_cost_consent
         and not request.accept_external_cost_risk
+        and request.family != "model"  # asking for an external model run is the consent
     ):
         raise ExternalCostRiskNotAccepted(
             "this workflow may incur external model cost; resubmit with "

@@ -178,7 +178,7 @@ async def _dispatch_provider(deps: RunnerDeps, claim: Claim, control: RunControl
             reason="The model provider is not configured on this server.",
             status=503,
         )
-    await seedance.dispatch(deps.seedance, claim, control.cancel_requested)
+    await seedance.dispatch(deps.seedance, claim, lambda: control.cancel_requested)
 
 
 async def _after_interrupt(

@@ -173,7 +173,11 @@ class ArkGateway:
                     page_num=1, page_size=len(chunk), task_ids=chunk
                 )
             except Exception as exc:
-                raise _classify(exc) from exc
+                error = _classify(exc)
+                if not isinstance(error, ArkRejected):
+                    raise error from exc
+                log.warning("batched status check refused (%s); asking one by one", error)
+                continue  # the loop below looks each task up on its own
             found.update({item.id: TaskView.of(item) for item in page.items or []})
         for task_id in [t for t in task_ids if t not in found]:
             view = await self.get(task_id)
@@ -212,6 +216,10 @@ class ArkGateway:
                         if size > max_bytes:
                             raise ArkRejected(f"the result is larger than {max_bytes} bytes")
                         out.write(chunk)
+        except httpx.HTTPStatusError as exc:
+            status = exc.response.status_code
+            kind = ArkRejected if 400 <= status < 500 and status != 429 else ArkUnknown
+            raise kind(f"downloading the result failed: HTTP {status}", status=status) from exc
         except httpx.HTTPError as exc:
-            raise ArkUnknown(f"downloading the result failed: {exc}") from exc
+            raise ArkUnknown(f"downloading the result failed: {exc!r}") from exc
         return size

@@ -136,8 +136,8 @@ def _material_error(action: str, exc: ApiException) -> MaterialError:
         code, message = str(error.get("Code", "")), str(error.get("Message", message))
     except (TypeError, ValueError, KeyError):
         pass
-    status = int(exc.status or 0)
-    transient = status >= 500 or status == 429 or code == "Throttling"
+    status = int(exc.status or 0)  # 0: no HTTP answer (the SDK wraps TLS/connection errors)
+    transient = status == 0 or status >= 500 or status == 429 or code == "Throttling"
     return MaterialError(
         f"{action}: {code or status} {message}".strip(), code=code, transient=transient
     )

@@ -4,6 +4,7 @@ exactly one upstream Ark task per run, then the run is parked for the tracker.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +42,7 @@ _EXTENSIONS = {
 }
 
 
-async def dispatch(deps: SeedanceDeps, claim: Claim, cancel_requested: bool) -> None:
+async def dispatch(deps: SeedanceDeps, claim: Claim, cancelled: Callable[[], bool]) -> None:
     """Create (or re-attach to) the run's upstream task and park the run for tracking.
 
     Raises:
@@ -56,8 +57,8 @@ async def dispatch(deps: SeedanceDeps, claim: Claim, cancel_requested: bool) -> 
     video = request_of(claim)
     staged: list[str] = []
     try:
-        urls, modes = await hand_off(deps, claim, video, staged)
-        if cancel_requested:
+        urls, modes = await hand_off(deps, claim, video, staged, cancelled)
+        if cancelled():  # the last moment at which nothing billable exists upstream
             raise CancelRequested()
         await _create_and_park(deps, claim, video, urls, modes, staged)
     except (EnginePermanent, CancelRequested):
@@ -79,7 +80,7 @@ async def _create_and_park(
         urls=urls,
         safety_identifier=safety_identifier(claim.run["account_id"]),
         expires_after=seedance.fingerprint_expiry(
-            claim.run["id"], deps.settings.execution_expires_after
+            claim.run["id"], seedance.expiry_base(claim.spec.timeout_seconds)
         ),
     )
     callback = callback_url(deps, claim.run["id"])
@@ -117,7 +118,7 @@ async def _reconcile(deps: SeedanceDeps, arguments: dict[str, Any], since: datet
             model=arguments["model"],
             safety_identifier=arguments["safety_identifier"],
             expires_after=arguments["execution_expires_after"],
-            since=int(since.timestamp()) - 5,
+            since=int(since.timestamp()) - 120,  # clock skew between us and Ark
             exclude=claimed,
         )
     except ArkCallError as exc:
@@ -125,7 +126,11 @@ async def _reconcile(deps: SeedanceDeps, arguments: dict[str, Any], since: datet
 
 
 async def hand_off(
-    deps: SeedanceDeps, claim: Claim, video: VideoRequest, staged: list[str]
+    deps: SeedanceDeps,
+    claim: Claim,
+    video: VideoRequest,
+    staged: list[str],
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> tuple[list[str], list[str]]:
     """The URL Ark gets for each media item, and how each went (for the run's log).
 
@@ -136,6 +141,8 @@ async def hand_off(
     urls: list[str] = []
     modes: list[str] = []
     for index, (kind, role, ref) in enumerate(video.media()):
+        if cancelled():  # registrations can take minutes; stop between them
+            raise CancelRequested()
         url = await _public_url(deps, claim, ref, index, staged)
         if video.real_person and kind in ("image", "video"):
             asset_id = await _register(deps, claim, url, kind, index)

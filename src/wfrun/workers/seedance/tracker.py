@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -72,8 +73,8 @@ class Tracker:
             view is not None
             and view.status == item.run["provider_status"]
             and view.status in ("queued", "running")
-            and item.run["cancel_requested_at"] is None
-            and not self._timed_out(item)
+            and (item.run["cancel_requested_at"] is None or _state(item, "cancel_refused"))
+            and not self._overdue(item)
         )
 
     async def _guarded(self, item: Tracked, view: TaskView | None) -> None:
@@ -118,10 +119,10 @@ class Tracker:
             await self._fail(item, engine_failure(failure))
         elif view.status == "cancelled":
             await self._cancelled(item, f"upstream task {item.task_id} was cancelled")
-        elif item.run["cancel_requested_at"] is not None:
+        elif item.run["cancel_requested_at"] is not None and not _state(item, "cancel_refused"):
             await self._cancel(item, view)
-        elif self._timed_out(item):
-            await self._time_out(item)
+        elif self._overdue(item):
+            await self._time_out(item, view)
         else:
             await provider_runs.observe(
                 self.deps.db, item, view.status, next_check=self.next_check(item)
@@ -131,31 +132,53 @@ class Tracker:
         started: datetime = item.run["started_at"] or item.run["created_at"]
         return utcnow() - started > timedelta(seconds=item.claim.spec.timeout_seconds)
 
-    async def _cancel(self, item: Tracked, view: TaskView) -> None:
-        if (item.run["provider_state"] or {}).get("cancel_refused"):
-            await provider_runs.observe(
-                self.deps.db, item, view.status, next_check=self.next_check(item)
-            )
-            return
+    def _result_gone(self, item: Tracked) -> bool:
+        """Ark keeps a result 24 h (§1.6): past the time limit plus that, stop retrying."""
+        started: datetime = item.run["started_at"] or item.run["created_at"]
+        limit = timedelta(seconds=item.claim.spec.timeout_seconds) + timedelta(days=1)
+        return utcnow() - started > limit
+
+    def _overdue(self, item: Tracked) -> bool:
+        """Past the time limit and not yet known to be rendering beyond it."""
+        return self._timed_out(item) and not _state(item, "overtime")
+
+    async def _stop_upstream(self, item: Tracked) -> str | TaskView | None:
+        """Cancel the task if it is still queued: ``stopped``; ``running`` when Ark can no
+        longer cancel it; ``retry`` when Ark could not be asked; or the task's fresh state
+        when it has just ended (never DELETE a finished task: that deletes its record)."""
         try:
+            fresh = await self.deps.ark.get(item.task_id)
+            if fresh is None or fresh.status in seedance.ARK_TERMINAL:
+                return fresh
+            if fresh.status != "queued":
+                return "running"
             await self.deps.ark.cancel(item.task_id)
-        except ArkRejected as exc:
-            await provider_runs.remember(self.deps.db, item, cancel_refused=exc.message)
+        except ArkRejected:
+            return "running"  # it started between the check and the DELETE
+        except ArkCallError as exc:
+            log.warning("stopping %s failed (%s); retrying", item.task_id, exc.message)
+            return "retry"
+        return "stopped"
+
+    async def _cancel(self, item: Tracked, view: TaskView) -> None:
+        outcome = await self._stop_upstream(item)
+        if outcome is None or isinstance(outcome, TaskView):
+            await self._handle(item, outcome)
+        elif outcome == "stopped":
+            await self._cancelled(item, f"cancelled upstream task {item.task_id} while queued")
+        elif outcome == "running":
+            await provider_runs.remember(self.deps.db, item, cancel_refused=True)
             note = (
-                f"cancel requested, but Ark refused to cancel {view.status} task "
-                f"{item.task_id} ({exc.message}); it will be settled by its result"
+                f"cancel requested, but upstream task {item.task_id} is already rendering and "
+                "Ark cannot cancel it; it will be settled by its result"
             )
             await provider_runs.observe(
-                self.deps.db, item, view.status, next_check=self.next_check(item), note=note
+                self.deps.db, item, "running", next_check=self.next_check(item), note=note
             )
-            return
-        except ArkCallError as exc:
-            log.warning("cancelling %s failed (%s); retrying", item.task_id, exc.message)
+        else:  # retry
             await provider_runs.observe(
                 self.deps.db, item, view.status, next_check=self.next_check(item)
             )
-            return
-        await self._cancelled(item, f"cancelled upstream task {item.task_id} while {view.status}")
 
     async def _cancelled(self, item: Tracked, note: str) -> None:
         await execution.cancel_consumed(
@@ -165,21 +188,36 @@ class Tracker:
             detail=f"{note}; nothing was billed and the freeze was released",
         )
 
-    async def _time_out(self, item: Tracked) -> None:
-        try:
-            await self.deps.ark.cancel(item.task_id)
-        except ArkCallError as exc:
-            log.info("could not cancel timed-out task %s: %s", item.task_id, exc.message)
+    async def _time_out(self, item: Tracked, view: TaskView) -> None:
         limit = item.claim.spec.timeout_seconds
-        await self._fail(
-            item,
-            Failure(
-                "ENGINE_TIMEOUT",
-                "The run timed out.",
-                f"upstream task {item.task_id} did not finish within {limit} s",
-                status=504,
-            ),
-        )
+        outcome = await self._stop_upstream(item)
+        if outcome is None or isinstance(outcome, TaskView):
+            await self._handle(item, outcome)
+        elif outcome == "stopped":
+            await self._fail(
+                item,
+                Failure(
+                    "ENGINE_TIMEOUT",
+                    "The run timed out.",
+                    f"upstream task {item.task_id} was still queued after {limit} s; it was "
+                    "cancelled and the freeze released",
+                    status=504,
+                ),
+            )
+        elif outcome == "running":
+            await provider_runs.remember(self.deps.db, item, overtime=True)
+            note = (
+                f"the run's time limit of {limit} s passed while Ark renders task "
+                f"{item.task_id}, which it cannot cancel; it will be settled by its result "
+                "(Ark expires it within the hour)"
+            )
+            await provider_runs.observe(
+                self.deps.db, item, "running", next_check=self.next_check(item), note=note
+            )
+        else:  # retry
+            await provider_runs.observe(
+                self.deps.db, item, view.status, next_check=self.next_check(item)
+            )
 
     async def _fail(self, item: Tracked, failure: Failure) -> None:
         await execution.fail(self.deps.db, item.claim, failure, execution_ms=None)
@@ -206,14 +244,14 @@ class Tracker:
         try:
             outputs = await self._store_video(item, view.video_url)
         except ArkCallError as exc:
-            if self._timed_out(item):  # Ark keeps results 24 h; give up within the run's time
+            if isinstance(exc, ArkRejected) or self._result_gone(item):
                 await self._fail(
                     item,
                     Failure(
                         "ENGINE_OUTPUT_MISSING",
                         "The workflow did not produce a promised output.",
-                        f"the video of upstream task {item.task_id} could not be downloaded "
-                        f"within the run's time limit: {exc.message}",
+                        f"the video of upstream task {item.task_id} could not be downloaded: "
+                        f"{exc.message}",
                     ),
                 )
                 return
@@ -242,6 +280,8 @@ class Tracker:
             retention=self.deps.output_retention,
             external=external,
             usage=usage,
+            # the platform fee as quoted at submit (provider time is not wfrun's compute)
+            compute=item.run["quote_amount"] - item.run["quote_external"],
         )
         if not done:
             for entry in outputs.values():
@@ -252,6 +292,7 @@ class Tracker:
         """§1.6: Ark deletes results after 24 h; copy the video into wfrun storage now."""
         node_id, _ = seedance.request_node(item.claim.spec.payload)
         outputs: dict[str, Any] = {}
+        tag = secrets.token_hex(4)  # this tracker's copy: a losing racer deletes only its own
         with tempfile.TemporaryDirectory(prefix="wfrun-ark-") as folder:
             path = Path(folder) / "video.mp4"
             size = await self.deps.ark.download(
@@ -260,7 +301,7 @@ class Tracker:
             for spec in item.claim.spec.outputs:
                 files = []
                 if spec.node_id == node_id and spec.type in ("video", "file"):
-                    key = f"runs/{item.run['id']}/{item.claim.attempt}/{spec.key}/video.mp4"
+                    key = f"runs/{item.run['id']}/{item.claim.attempt}/{tag}/{spec.key}/video.mp4"
                     await self.deps.storage.put_file(key, path, content_type="video/mp4")
                     files.append(
                         {
@@ -277,6 +318,10 @@ class Tracker:
                     "text": [],
                 }
         return outputs
+
+
+def _state(item: Tracked, name: str) -> Any:
+    return (item.run["provider_state"] or {}).get(name)
 
 
 def _staged(item: Tracked) -> list[str]:

@@ -258,6 +258,7 @@ class ArkStandin:
         self.sessions: dict[str, LivenessSession] = {}
         self._lock = threading.RLock()
         self._create_failures: list[_Injected] = []
+        self._list_failures: list[_Injected] = []
         self._drops = 0
         self._plans: list[TaskPlan] = []
         self._action_failures: dict[str, list[_Injected]] = {}
@@ -321,6 +322,13 @@ class ArkStandin:
         """The next ``times`` creates answer this error before anything is processed."""
         with self._lock:
             self._create_failures += [_Injected(status, code, message)] * times
+
+    def fail_next_list(
+        self, status: int, code: str, message: str = "injected", times: int = 1
+    ) -> None:
+        """The next ``times`` list calls answer this error."""
+        with self._lock:
+            self._list_failures += [_Injected(status, code, message)] * times
 
     def drop_next_create_response(self, times: int = 1) -> None:
         """The next ``times`` creates are processed (a billable task exists) and then the
@@ -646,6 +654,10 @@ class ArkStandin:
         await self._record(request)
         try:
             self._auth(request)
+            with self._lock:
+                injected = self._list_failures.pop(0) if self._list_failures else None
+            if injected:  # §5.1 500 InternalServiceError and the like
+                raise ArkError(injected.status, injected.code, injected.message)
             query = parse_qsl(request.url.query, keep_blank_values=True)
             with self._lock:
                 return JSONResponse(self._list_body(query))

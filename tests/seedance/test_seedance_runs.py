@@ -692,3 +692,40 @@ async def test_bad_token_prices_are_refused_at_import(runtime):
         await catalog.import_package(
             runtime.db, owner_id=owner, document=demo_package(pricing=pricing)
         )
+
+
+@pytest.mark.parametrize("task_exists", [True, False], ids=["lost-answer", "refused"])
+async def test_cancel_after_a_create_of_unknown_outcome_finds_the_task_first(
+    runtime, http, standin: ArkStandin, task_exists: bool
+):
+    """A create's answer was lost and Ark's list was down, so the run waits for a retry not
+    knowing whether a billable task exists. A cancel then looks for the task before
+    releasing: found → cancelled upstream; none → released."""
+    if task_exists:
+        standin.next_task(TaskPlan(hold_queued=True))
+        standin.drop_next_create_response()
+        standin.fail_next_list(500, "InternalServiceError", "list down")
+    else:
+        standin.fail_next_create(500, "InternalServiceError", "create down")
+    published = await publish(runtime)
+    alice = await customer(runtime, balance="20")
+    body = {"workflow_id": published.workflow_id, "idempotency_key": "unk", "inputs": PLAIN}
+    run_id = (await submit(http, alice, body))["run_order_id"]
+    await dispatch_only(runtime)  # the attempt ends in a transient failure: retry pending
+    assert (await execution(http, alice, run_id))["status"] == "running"
+    reply = await http.post(
+        "/workflow/run/cancel", headers=alice.headers, json={"run_order_id": run_id}
+    )
+    assert reply.json()["data"]["cancel_outcome"] == "cancel_requested"
+    await drain_retries(runtime)
+    billed = await info(http, alice, run_id)
+    assert billed["run_status"] == "cancelled"
+    await _assert_released(runtime, alice, billed)
+    if task_exists:
+        [task] = standin.tasks.values()
+        assert standin.status_of(task.id) == "cancelled"
+        assert len(standin.creates()) == 1  # found, not created again
+        logs = (await execution(http, alice, run_id))["logs"]
+        assert any("from an earlier attempt; cancelling it" in e["message"] for e in logs)
+    else:
+        assert standin.tasks == {}

@@ -64,6 +64,13 @@ def engine_prompt_id(run_id: str) -> str:
     return str(uuid.uuid5(_PROMPT_NAMESPACE, run_id))
 
 
+def create_outcome_unknown(run: Record) -> bool:
+    """A provider run whose upstream create was attempted but not recorded: a task may exist
+    (and be billed), so a cancel must go through dispatch, which looks for it first."""
+    started = (run["provider_state"] or {}).get("create_started_at")
+    return started is not None and run["provider_task_id"] is None
+
+
 class Fenced(Exception):
     """This attempt no longer owns the run (lease lost or run finished elsewhere)."""
 
@@ -96,8 +103,8 @@ async def claim_next(
                 conn, job_id=job["id"], attempt=None, status=JobStatus.CANCELLED, now=now
             )
             return "settled"
-        if run["cancel_requested_at"] is not None:  # cancelled while waiting for a retry/slot
-            await _cancel_waiting(conn, job, run, now)
+        if run["cancel_requested_at"] is not None and not create_outcome_unknown(run):
+            await _cancel_waiting(conn, job, run, now)  # cancelled while waiting for a retry
             return "settled"
         revision = await workflow_store.find_revision(conn, run["revision_id"])
         assert revision is not None

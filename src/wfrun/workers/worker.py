@@ -143,7 +143,8 @@ class Worker:
             return "empty"
         if isinstance(claim, str):
             return claim
-        control = RunControl()
+        # a provider run can be claimed with its cancel already requested (see claim_next)
+        control = RunControl(cancel_requested=claim.run["cancel_requested_at"] is not None)
         task = asyncio.create_task(self._run(claim, control))
         self._active[claim.run["id"]] = _Active(claim, control, task)
         return "started"

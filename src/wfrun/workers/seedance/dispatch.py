@@ -21,7 +21,7 @@ from wfrun.engines.seedance.ark import (
 from wfrun.engines.seedance.materials import MaterialError, MaterialRejected
 from wfrun.services import provider_runs, real_person
 from wfrun.services.assets import asset_id_of, storage_key
-from wfrun.services.execution import CancelRequested, Claim
+from wfrun.services.execution import CancelRequested, Claim, create_outcome_unknown
 from wfrun.workers.seedance.common import (
     SeedanceDeps,
     ark_failure,
@@ -55,6 +55,9 @@ async def dispatch(deps: SeedanceDeps, claim: Claim, cancelled: Callable[[], boo
         await provider_runs.park_existing(deps.db, claim, first_check=first)
         return
     video = request_of(claim)
+    if cancelled() and create_outcome_unknown(claim.run):
+        await _adopt_before_cancelling(deps, claim, video)
+        return
     staged: list[str] = []
     try:
         urls, modes = await hand_off(deps, claim, video, staged, cancelled)
@@ -91,6 +94,27 @@ async def _create_and_park(
     if task_id is None:
         task_id = await _create(deps, arguments, started)
     note = f"created upstream task {task_id} ({video.model}); media: {', '.join(modes) or 'none'}"
+    if not await provider_runs.record_task(deps.db, claim, task_id, first_check=first, note=note):
+        raise EngineTransient(f"upstream task {task_id} is already another run's; reconciling")
+
+
+async def _adopt_before_cancelling(deps: SeedanceDeps, claim: Claim, video: VideoRequest) -> None:
+    """Cancelled after a create whose answer was lost: if Ark made the task, record it and
+    let the tracker cancel it (or settle it, if it already rendered); else nothing exists
+    upstream and the run is released."""
+    since = datetime.fromisoformat(claim.run["provider_state"]["create_started_at"])
+    fingerprint = {
+        "model": video.model,
+        "safety_identifier": safety_identifier(claim.run["account_id"]),
+        "execution_expires_after": seedance.fingerprint_expiry(
+            claim.run["id"], seedance.expiry_base(claim.spec.timeout_seconds)
+        ),
+    }
+    task_id = await _reconcile(deps, fingerprint, since)
+    if task_id is None:
+        raise CancelRequested()
+    note = f"found upstream task {task_id} from an earlier attempt; cancelling it"
+    first = timedelta(seconds=0)
     if not await provider_runs.record_task(deps.db, claim, task_id, first_check=first, note=note):
         raise EngineTransient(f"upstream task {task_id} is already another run's; reconciling")
 

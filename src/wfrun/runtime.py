@@ -45,7 +45,7 @@ class Runtime:
         return Policy(
             require_external_cost_consent=self.settings.billing.require_external_cost_consent,
             max_attempts=self.settings.worker.max_attempts,
-            seedance_prices=price_book(config),
+            seedance_prices=self.seedance.prices if self.seedance else PriceBook({}, {}),
             seedance_enabled=self.seedance is not None,
             real_person_enabled=self.seedance is not None and self.seedance.materials is not None,
             real_person_default_group=config.real_person_group_id,

@@ -31,7 +31,7 @@ from tests.support.factories import (
     png_bytes,
 )
 from wfrun.domain.money import format_amount, parse_amount
-from wfrun.domain.seedance import ark_create_arguments, expiry_base, fingerprint_expiry
+from wfrun.domain.seedance import ark_create_arguments
 from wfrun.errors import InvalidWorkflowPackage
 from wfrun.runtime import Runtime
 from wfrun.services import catalog, provider_runs
@@ -99,21 +99,21 @@ async def submit(http: httpx.AsyncClient, who: Customer, body: dict[str, Any]) -
     return data
 
 
-async def execution(http: httpx.AsyncClient, who: Customer, run_id: str) -> dict[str, Any]:
+async def _run_view(http: httpx.AsyncClient, who: Customer, view: str, run_id: str) -> Any:
     response = await http.get(
-        "/workflow/run/execution", params={"run_order_id": run_id}, headers=who.headers
+        f"/workflow/run/{view}", params={"run_order_id": run_id}, headers=who.headers
     )
     assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()["data"]
+    return response.json()["data"]
+
+
+async def execution(http: httpx.AsyncClient, who: Customer, run_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = await _run_view(http, who, "execution", run_id)
     return data
 
 
 async def info(http: httpx.AsyncClient, who: Customer, run_id: str) -> dict[str, Any]:
-    response = await http.get(
-        "/workflow/run/info", params={"run_order_id": run_id}, headers=who.headers
-    )
-    assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()["data"]
+    data: dict[str, Any] = await _run_view(http, who, "info", run_id)
     return data
 
 
@@ -121,6 +121,16 @@ def local(http: httpx.AsyncClient, url: str) -> str:
     """A signed link as this test reaches it (links name the public base URL)."""
     origin = f"{http.base_url.scheme}://{http.base_url.netloc.decode()}"
     return url.replace(PUBLIC_BASE, origin)
+
+
+def assert_signed_link(runtime: Runtime, url: str) -> None:
+    """Media handed to Ark: wfrun's signed /files link (local store, SQLite suite) or the S3
+    store's presigned URL (PostgreSQL suite)."""
+    if runtime.db.is_sqlite:
+        assert url.startswith(PUBLIC_BASE + "/files/")
+        assert "signature=" in url
+    else:
+        assert "X-Amz-Signature=" in url
 
 
 def tokens_cost(tokens: int, yuan_per_million: str) -> int:
@@ -239,7 +249,7 @@ async def test_real_person_material_is_registered_and_other_media_go_as_urls(
     assert urls[2] == "https://cdn.example.com/music.mp3"  # audio never registered (§4.1)
     if not real_person:
         assert registrations == []
-        assert urls[0].startswith(PUBLIC_BASE + "/files/") or "X-Amz-Signature" in urls[0]
+        assert_signed_link(runtime, urls[0])
         assert urls[1] == "https://cdn.example.com/p2.png"
         return
     # both images registered into the verified person's group, referenced as asset://
@@ -247,7 +257,7 @@ async def test_real_person_material_is_registered_and_other_media_go_as_urls(
     assert {r.json()["GroupId"] for r in registrations} == {person_group}
     registered = [r.json()["URL"] for r in registrations]
     assert registered[1] == "https://cdn.example.com/p2.png"
-    assert registered[0].startswith(PUBLIC_BASE + "/files/") or "X-Amz-Signature" in registered[0]
+    assert_signed_link(runtime, registered[0])
     assert urls[0].startswith("asset://asset-")
     assert urls[1].startswith("asset://asset-")
     for request in registrations:  # V4-signed with the AK, never the Ark API key
@@ -559,7 +569,7 @@ async def test_a_worker_dying_between_create_and_record_leaves_one_task(runtime,
         video,
         urls=urls,
         safety_identifier=seedance_worker.safety_identifier(claim.run["account_id"]),
-        expires_after=fingerprint_expiry(claim.run["id"], expiry_base(claim.spec.timeout_seconds)),
+        expires_after=seedance_worker.expires_after(claim),
     )
     await provider_runs.begin_create(runtime.db, claim)
     created = await deps.ark.create(arguments)
@@ -603,7 +613,7 @@ async def test_inline_media_are_staged_for_ark_and_removed_after_the_run(runtime
     assert (await execution(http, alice, run_id))["status"] == "succeeded"
     [create] = standin.creates()
     url = create.json()["content"][1]["image_url"]["url"]
-    assert url.startswith(PUBLIC_BASE + "/files/runs/") or "X-Amz-Signature" in url
+    assert_signed_link(runtime, url)
     key = f"runs/{run_id}/inputs/0.png"
     assert not await runtime.storage.exists(key)
 

@@ -27,8 +27,13 @@ _EXTENSIONS = {
 }
 
 
+def extension(mime_type: str | None) -> str:
+    """The file extension wfrun stores media of ``mime_type`` under (``bin`` if unknown)."""
+    return _EXTENSIONS.get(mime_type or "", "bin")
+
+
 def media_filename(key: str, index: int, mime_type: str | None) -> str:
-    return f"wfrun_{key}_{index}.{_EXTENSIONS.get(mime_type or '', 'bin')}"
+    return f"wfrun_{key}_{index}.{extension(mime_type)}"
 
 
 def bind_inputs(

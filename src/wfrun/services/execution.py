@@ -143,8 +143,8 @@ async def _start(
     if status is RunStatus.QUEUED:
         values |= {"status": transition(status, RunStatus.RUNNING), "started_at": now}
         message = f"started (attempt {attempt})"
-    elif status is RunStatus.RUNNING and str(job["last_error"] or "").startswith(BUSY):
-        message = f"dispatching again (attempt {attempt}) after the engine was busy"
+    elif status is RunStatus.RUNNING and job["last_error"]:
+        message = f"dispatching again (attempt {attempt}) after: {job['last_error']}"
     elif status is RunStatus.RUNNING:
         message = f"re-dispatched (attempt {attempt}): the previous worker stopped heartbeating"
     else:
@@ -355,9 +355,6 @@ async def retry_later(db: Database, claim: Claim, *, delay: timedelta, error: st
     return done
 
 
-BUSY = "engine busy: "
-
-
 async def wait_for_engine(db: Database, claim: Claim, *, delay: timedelta, error: str) -> bool:
     """The engine had no capacity: hand the job back for later without using an attempt,
     unless the run has already waited past its time limit (then False: fail it)."""
@@ -366,7 +363,7 @@ async def wait_for_engine(db: Database, claim: Claim, *, delay: timedelta, error
     if now + delay - started > timedelta(seconds=claim.spec.timeout_seconds):
         return False
     async with db.transaction(write=True) as conn:
-        await broker.defer(conn, job_id=claim.job_id, at=now + delay, error=BUSY + error)
+        await broker.defer(conn, job_id=claim.job_id, at=now + delay, error=f"engine busy: {error}")
         await _event(
             conn,
             claim.run,

@@ -103,16 +103,24 @@ async def ensure_catalog(db: Database, config: SeedanceSettings) -> None:
         await _ensure_catalog(db, config)
 
 
+def _stale(existing: Record | None, values: dict[str, Any]) -> bool:
+    if existing is None:
+        return True
+    return bool(
+        (existing["prices"], existing["timeout_seconds"])
+        != (values["prices"], values["timeout_seconds"])
+    )
+
+
 async def _ensure_catalog(db: Database, config: SeedanceSettings) -> None:
+    values = _revision_values(config)
+    async with db.transaction() as conn:  # the usual case: a read, no write lock
+        if not _stale(await workflow_store.find_revision(conn, MODEL_RUN_REVISION), values):
+            return
     async with db.transaction(write=True) as conn:
-        values = _revision_values(config)
         existing = await workflow_store.find_revision(conn, MODEL_RUN_REVISION)
         if existing is not None:
-            stale = (existing["prices"], existing["timeout_seconds"]) != (
-                values["prices"],
-                values["timeout_seconds"],
-            )
-            if stale:  # runs in flight settle their fee from their own quote
+            if _stale(existing, values):  # runs in flight settle their fee from their quote
                 await workflow_store.update_revision(
                     conn,
                     MODEL_RUN_REVISION,
@@ -178,10 +186,7 @@ async def submit(
         family="model",
         request_id=body.request_id,
     )
-    result = await run_service.submit_run(db, principal, request, policy)
-    if result.replay:
-        return result
-    return SubmitResult(await get(db, principal, result.run["id"]), replay=False)
+    return await run_service.submit_run(db, principal, request, policy)
 
 
 async def get(db: Database, principal: Principal, run_id: str) -> Record:
@@ -195,7 +200,6 @@ async def cancel(
     """Cancel a model run: a queued one is released at once; one with an upstream task is
     cancelled upstream by the tracker, which this call waits for (up to ``wait_seconds``).
     A task that completed first comes back completed and settled normally."""
-    await get(db, principal, run_id)
     result = await run_service.cancel_run(db, principal, run_id, family="model")
     deadline = time.monotonic() + wait_seconds
     run = result.run

@@ -159,11 +159,6 @@ def _price(
             "(seedance.ark_api_key); nothing was frozen"
         )
     video = video_request(spec, validated, request.inputs)
-    if video.real_person and not policy.real_person_enabled:
-        raise RealPersonUnavailable(
-            "contains_real_person_material is true but this server has no real-person material "
-            "registration configured (seedance.access_key_id and seedance.secret_access_key)"
-        )
     book = policy.seedance_prices.overridden(prices.token_prices)
     return Quote(compute=prices.fixed_fee, external=quote_cost(book, video))
 
@@ -178,7 +173,14 @@ async def _check_real_person(
     """Real-person material goes into a verified person's group: the account's own, else the
     server's default; without one the run could only fail, so it is refused here."""
     wanted = request.inputs.get("contains_real_person_material") is True
-    if spec.engine_kind != "seedance" or not wanted or policy.real_person_default_group:
+    if spec.engine_kind != "seedance" or not wanted:
+        return
+    if not policy.real_person_enabled:
+        raise RealPersonUnavailable(
+            "contains_real_person_material is true but this server has no real-person material "
+            "registration configured (seedance.access_key_id and seedance.secret_access_key)"
+        )
+    if policy.real_person_default_group:
         return
     if await real_person.group_for(conn, principal.account_id) is None:
         raise RealPersonUnavailable(
@@ -219,7 +221,8 @@ async def submit_run(
         await _check_real_person(conn, principal, spec, request, policy)
         asset_ids = await check_asset_refs(conn, principal, spec.inputs, validated, now)
         values = _new_run(principal, request, row, priced, now)
-        if not await run_store.insert_run_claiming_key(conn, values):
+        stored = await run_store.insert_run_claiming_key(conn, values)
+        if stored is None:
             return SubmitResult(await _replay(conn, principal, request), replay=True)
         await asset_store.link_run(conn, values["id"], asset_ids)
         await billing.freeze(
@@ -236,7 +239,7 @@ async def submit_run(
             max_attempts=policy.max_attempts,
             now=now,
         )
-    return SubmitResult(values, replay=False)
+    return SubmitResult(stored, replay=False)
 
 
 def _new_run(

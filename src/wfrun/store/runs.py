@@ -21,11 +21,13 @@ from wfrun.store.schema import UTCDateTime, holds, jobs, revisions, run_events, 
 _IDEMPOTENCY = ["account_id", "workflow_id", "idempotency_scope", "idempotency_key"]
 
 
-async def insert_run_claiming_key(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    """Insert the run unless its idempotency key is taken; True when inserted."""
-    statement = insert_ignoring_conflict(conn, runs, _IDEMPOTENCY).returning(runs.c.id)
-    result = await conn.execute(statement, values)
-    return result.first() is not None
+async def insert_run_claiming_key(
+    conn: AsyncConnection, values: dict[str, Any]
+) -> RowMapping | None:
+    """Insert the run unless its idempotency key is taken; the stored row, or None."""
+    statement = insert_ignoring_conflict(conn, runs, _IDEMPOTENCY).returning(*runs.c)
+    row: RowMapping | None = (await conn.execute(statement, values)).mappings().first()
+    return row
 
 
 async def find_by_idempotency(

@@ -13,6 +13,7 @@ from wfrun.workers.seedance.common import (
     CALLBACK_PATH,
     SeedanceDeps,
     callback_key,
+    expires_after,
     request_of,
     safety_identifier,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Tracker",
     "callback_key",
     "dispatch",
+    "expires_after",
     "hand_off",
     "request_of",
     "safety_identifier",

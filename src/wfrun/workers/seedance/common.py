@@ -62,6 +62,13 @@ def safety_identifier(account_id: str) -> str:
     return "wfrun-" + hashlib.sha256(account_id.encode()).hexdigest()[:48]
 
 
+def expires_after(claim: Claim) -> int:
+    """The run's ``execution_expires_after``: an hour past its time limit, fingerprinted so a
+    lost create can be recognised (:func:`wfrun.domain.seedance.fingerprint_expiry`)."""
+    base = seedance.expiry_base(claim.spec.timeout_seconds)
+    return seedance.fingerprint_expiry(claim.run["id"], base)
+
+
 def request_of(claim: Claim) -> VideoRequest:
     validated = validate_inputs(claim.spec.inputs, claim.run["inputs"])
     return video_request(claim.spec, validated, claim.run["inputs"])

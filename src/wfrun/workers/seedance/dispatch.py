@@ -12,6 +12,7 @@ from wfrun.domain import seedance
 from wfrun.domain.media import MediaRef, MediaSource
 from wfrun.domain.seedance import VideoRequest
 from wfrun.engines.base import EngineBusy, EnginePermanent, EngineTransient
+from wfrun.engines.graph import extension
 from wfrun.engines.seedance.ark import (
     ArkBusy,
     ArkCallError,
@@ -27,19 +28,12 @@ from wfrun.workers.seedance.common import (
     ark_failure,
     callback_url,
     discard,
+    expires_after,
     request_of,
     safety_identifier,
 )
 
 log = logging.getLogger(__name__)
-_EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "audio/mpeg": "mp3",
-    "audio/wav": "wav",
-}
 
 
 async def dispatch(deps: SeedanceDeps, claim: Claim, cancelled: Callable[[], bool]) -> None:
@@ -82,9 +76,7 @@ async def _create_and_park(
         video,
         urls=urls,
         safety_identifier=safety_identifier(claim.run["account_id"]),
-        expires_after=seedance.fingerprint_expiry(
-            claim.run["id"], seedance.expiry_base(claim.spec.timeout_seconds)
-        ),
+        expires_after=expires_after(claim),
     )
     callback = callback_url(deps, claim.run["id"])
     if callback is not None:
@@ -106,9 +98,7 @@ async def _adopt_before_cancelling(deps: SeedanceDeps, claim: Claim, video: Vide
     fingerprint = {
         "model": video.model,
         "safety_identifier": safety_identifier(claim.run["account_id"]),
-        "execution_expires_after": seedance.fingerprint_expiry(
-            claim.run["id"], seedance.expiry_base(claim.spec.timeout_seconds)
-        ),
+        "execution_expires_after": expires_after(claim),
     }
     task_id = await _reconcile(deps, fingerprint, since)
     if task_id is None:
@@ -192,8 +182,7 @@ async def _public_url(
         return deps.links.url(key)
     assert ref.data is not None
     assert ref.mime_type is not None
-    ext = _EXTENSIONS.get(ref.mime_type, "bin")
-    key = f"runs/{claim.run['id']}/inputs/{index}.{ext}"
+    key = f"runs/{claim.run['id']}/inputs/{index}.{extension(ref.mime_type)}"
     await deps.storage.put(key, ref.data, content_type=ref.mime_type)
     staged.append(key)
     return deps.links.url(key)

@@ -583,20 +583,29 @@ async def test_a_worker_dying_between_create_and_record_leaves_one_task(runtime,
     assert any("re-dispatched" in e["message"] for e in view["logs"])
 
 
-async def test_workflow_cancel_of_a_seedance_run_cancels_upstream(runtime, http, standin):
-    standin.next_task(TaskPlan(hold_queued=True))
+async def _dispatch_then_cancel(
+    runtime: Runtime, http: httpx.AsyncClient
+) -> tuple[Customer, dict[str, Any]]:
+    """Submit, let one worker dispatch it, cancel through the API (the run is running), then
+    drain; returns the customer and the run's billing view."""
     published = await publish(runtime)
     alice = await customer(runtime, balance="20")
-    body = {"workflow_id": published.workflow_id, "idempotency_key": "wc", "inputs": PLAIN}
+    body = {"workflow_id": published.workflow_id, "idempotency_key": "c", "inputs": PLAIN}
     run_id = (await submit(http, alice, body))["run_order_id"]
     await dispatch_only(runtime)
-    [task] = standin.live_tasks()
+    assert (await execution(http, alice, run_id))["status"] == "running"
     reply = await http.post(
         "/workflow/run/cancel", headers=alice.headers, json={"run_order_id": run_id}
     )
     assert reply.json()["data"]["cancel_outcome"] == "cancel_requested"
     await drain_retries(runtime)
-    billed = await info(http, alice, run_id)
+    return alice, await info(http, alice, run_id)
+
+
+async def test_workflow_cancel_of_a_seedance_run_cancels_upstream(runtime, http, standin):
+    standin.next_task(TaskPlan(hold_queued=True))
+    alice, billed = await _dispatch_then_cancel(runtime, http)
+    [task] = standin.live_tasks()
     assert billed["run_status"] == "cancelled"
     assert standin.status_of(task.id) == "cancelled"
     await _assert_released(runtime, alice, billed)
@@ -717,25 +726,15 @@ async def test_cancel_after_a_create_of_unknown_outcome_finds_the_task_first(
         standin.fail_next_list(500, "InternalServiceError", "list down")
     else:
         standin.fail_next_create(500, "InternalServiceError", "create down")
-    published = await publish(runtime)
-    alice = await customer(runtime, balance="20")
-    body = {"workflow_id": published.workflow_id, "idempotency_key": "unk", "inputs": PLAIN}
-    run_id = (await submit(http, alice, body))["run_order_id"]
-    await dispatch_only(runtime)  # the attempt ends in a transient failure: retry pending
-    assert (await execution(http, alice, run_id))["status"] == "running"
-    reply = await http.post(
-        "/workflow/run/cancel", headers=alice.headers, json={"run_order_id": run_id}
-    )
-    assert reply.json()["data"]["cancel_outcome"] == "cancel_requested"
-    await drain_retries(runtime)
-    billed = await info(http, alice, run_id)
+    # the attempt ends in a transient failure: the run waits for its retry when cancelled
+    alice, billed = await _dispatch_then_cancel(runtime, http)
     assert billed["run_status"] == "cancelled"
     await _assert_released(runtime, alice, billed)
     if task_exists:
         [task] = standin.tasks.values()
         assert standin.status_of(task.id) == "cancelled"
         assert len(standin.creates()) == 1  # found, not created again
-        logs = (await execution(http, alice, run_id))["logs"]
+        logs = (await execution(http, alice, billed["run_order_id"]))["logs"]
         assert any("from an earlier attempt; cancelling it" in e["message"] for e in logs)
     else:
         assert standin.tasks == {}

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -160,25 +161,44 @@ class Tracker:
             return "retry"
         return "stopped"
 
-    async def _cancel(self, item: Tracked, view: TaskView) -> None:
+    async def _stop(
+        self,
+        item: Tracked,
+        view: TaskView,
+        *,
+        stopped: Callable[[], Awaitable[object]],
+        flag: str,
+        note: str,
+    ) -> None:
+        """Stop the upstream task for a cancel or the time limit: ``stopped`` when Ark
+        cancelled it; when it is already rendering, record ``flag`` and ``note`` and keep
+        tracking (it will be settled by its result); a task that just ended is handled."""
         outcome = await self._stop_upstream(item)
         if outcome is None or isinstance(outcome, TaskView):
             await self._handle(item, outcome)
         elif outcome == "stopped":
-            await self._cancelled(item, f"cancelled upstream task {item.task_id} while queued")
+            await stopped()
         elif outcome == "running":
-            await provider_runs.remember(self.deps.db, item, cancel_refused=True)
-            note = (
-                f"cancel requested, but upstream task {item.task_id} is already rendering and "
-                "Ark cannot cancel it; it will be settled by its result"
-            )
+            await provider_runs.remember(self.deps.db, item, **{flag: True})
             await provider_runs.observe(
                 self.deps.db, item, "running", next_check=self.next_check(item), note=note
             )
-        else:  # retry
+        else:  # Ark could not be asked: try again at the next check
             await provider_runs.observe(
                 self.deps.db, item, view.status, next_check=self.next_check(item)
             )
+
+    async def _cancel(self, item: Tracked, view: TaskView) -> None:
+        await self._stop(
+            item,
+            view,
+            stopped=lambda: self._cancelled(
+                item, f"cancelled upstream task {item.task_id} while queued"
+            ),
+            flag="cancel_refused",
+            note=f"cancel requested, but upstream task {item.task_id} is already rendering and "
+            "Ark cannot cancel it; it will be settled by its result",
+        )
 
     async def _cancelled(self, item: Tracked, note: str) -> None:
         await execution.cancel_consumed(
@@ -190,34 +210,22 @@ class Tracker:
 
     async def _time_out(self, item: Tracked, view: TaskView) -> None:
         limit = item.claim.spec.timeout_seconds
-        outcome = await self._stop_upstream(item)
-        if outcome is None or isinstance(outcome, TaskView):
-            await self._handle(item, outcome)
-        elif outcome == "stopped":
-            await self._fail(
-                item,
-                Failure(
-                    "ENGINE_TIMEOUT",
-                    "The run timed out.",
-                    f"upstream task {item.task_id} was still queued after {limit} s; it was "
-                    "cancelled and the freeze released",
-                    status=504,
-                ),
-            )
-        elif outcome == "running":
-            await provider_runs.remember(self.deps.db, item, overtime=True)
-            note = (
-                f"the run's time limit of {limit} s passed while Ark renders task "
-                f"{item.task_id}, which it cannot cancel; it will be settled by its result "
-                "(Ark expires it within the hour)"
-            )
-            await provider_runs.observe(
-                self.deps.db, item, "running", next_check=self.next_check(item), note=note
-            )
-        else:  # retry
-            await provider_runs.observe(
-                self.deps.db, item, view.status, next_check=self.next_check(item)
-            )
+        failure = Failure(
+            "ENGINE_TIMEOUT",
+            "The run timed out.",
+            f"upstream task {item.task_id} was still queued after {limit} s; it was "
+            "cancelled and the freeze released",
+            status=504,
+        )
+        await self._stop(
+            item,
+            view,
+            stopped=lambda: self._fail(item, failure),
+            flag="overtime",
+            note=f"the run's time limit of {limit} s passed while Ark renders task "
+            f"{item.task_id}, which it cannot cancel; it will be settled by its result "
+            "(Ark expires it within the hour)",
+        )
 
     async def _fail(self, item: Tracked, failure: Failure) -> None:
         await execution.fail(self.deps.db, item.claim, failure, execution_ms=None)

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _WRITE = "wfrun_write"
+
+Connection: TypeAlias = AsyncConnection
+"""An open transaction, as services pass it to ``store/`` and ``queue/`` (which alone speak
+SQL); services name this type, never SQLAlchemy's."""
 
 
 def async_url(url: str) -> str:
@@ -42,7 +47,7 @@ class Database:
         return self.dialect == "sqlite"
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self, *, write: bool = False) -> AsyncIterator[Connection]:
         """A transaction that commits on normal exit and rolls back on an exception."""
         async with self.engine.connect() as conn:
             if write and self.is_sqlite:
@@ -79,6 +84,6 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Connection) -> None:
+    def _on_begin(conn: SyncConnection) -> None:
         immediate = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -11,7 +11,29 @@ human message, also the wire ``msg``); ``detail`` is the precise, instance-speci
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import ClassVar
+
+
+class Category(StrEnum):
+    """What kind of failure something is. Only the API turns a category into an HTTP status
+    (``api/errors.py``); below it, errors and run failures carry a category, never a status."""
+
+    INVALID_INPUT = "invalid_input"
+    UNAUTHENTICATED = "unauthenticated"
+    PAYMENT_REQUIRED = "payment_required"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
+    UNPROCESSABLE = "unprocessable"
+    """Well-formed but refused: an idempotency key reused for another request, generated
+    content a provider's safety check rejected."""
+    INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    """Not an error: the user stopped the run."""
 
 
 class ServiceError(Exception):
@@ -19,6 +41,7 @@ class ServiceError(Exception):
 
     code: ClassVar[str] = "INTERNAL_ERROR"
     reason: ClassVar[str] = "Internal error."
+    category: ClassVar[Category] = Category.INTERNAL
 
     def __init__(self, detail: str, *, engine_code: str | None = None) -> None:
         super().__init__(detail)
@@ -29,46 +52,55 @@ class ServiceError(Exception):
 class InvalidInput(ServiceError):
     code = "INVALID_REQUEST"
     reason = "The request is invalid."
+    category = Category.INVALID_INPUT
 
 
 class Unauthenticated(ServiceError):
     code = "UNAUTHENTICATED"
     reason = "Authentication failed."
+    category = Category.UNAUTHENTICATED
 
 
 class Forbidden(ServiceError):
     code = "FORBIDDEN"
     reason = "Forbidden."
+    category = Category.FORBIDDEN
 
 
 class NotFound(ServiceError):
     code = "NOT_FOUND"
     reason = "Not found."
+    category = Category.NOT_FOUND
 
 
 class Conflict(ServiceError):
     code = "CONFLICT"
     reason = "Conflict."
+    category = Category.CONFLICT
 
 
 class PaymentRequired(ServiceError):
     code = "INSUFFICIENT_BALANCE"
     reason = "Insufficient balance."
+    category = Category.PAYMENT_REQUIRED
 
 
 class IdempotencyMismatch(ServiceError):
     code = "IDEMPOTENCY_KEY_REUSED"
     reason = "Idempotency key reused with a different request."
+    category = Category.UNPROCESSABLE
 
 
 class TooLarge(ServiceError):
     code = "PAYLOAD_TOO_LARGE"
     reason = "Payload too large."
+    category = Category.TOO_LARGE
 
 
 class Unavailable(ServiceError):
     code = "ENGINE_UNAVAILABLE"
     reason = "Service unavailable."
+    category = Category.UNAVAILABLE
 
 
 # ---- concrete errors -------------------------------------------------------------------------

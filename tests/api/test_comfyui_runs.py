@@ -232,7 +232,7 @@ async def _prompt_id(rt: Runtime, run_id: str) -> str:
     async with rt.db.transaction() as conn:
         run = await find_run(conn, run_id)
     assert run is not None
-    return str(run["engine_prompt_id"])
+    return str(run.engine_prompt_id)
 
 
 async def test_instance_down_before_dispatch_then_back(fast_engine, http, comfy):

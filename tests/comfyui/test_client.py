@@ -75,7 +75,7 @@ async def test_400_carries_error_and_node_errors(client: ComfyClient) -> None:
     assert caught.value.error == expected["error"]
     assert caught.value.node_errors.keys() == expected["node_errors"].keys()
     assert not caught.value.accepted
-    assert (caught.value.code, caught.value.node_id) == ("ENGINE_VALIDATION_FAILED", "1")
+    assert (caught.value.code.name, caught.value.node_id) == ("ENGINE_VALIDATION_FAILED", "1")
 
 
 async def test_200_with_node_errors_is_a_rejection_of_an_accepted_prompt(

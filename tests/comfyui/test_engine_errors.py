@@ -23,7 +23,7 @@ async def test_bad_combo_is_a_validation_failure_naming_node_and_input(
     with pytest.raises(EnginePermanent) as caught:
         await engine.execute(spec, RecordingSink(), threading.Event())
     error = caught.value
-    assert (error.code, error.node_id) == ("ENGINE_VALIDATION_FAILED", "11")
+    assert (error.code.name, error.node_id) == ("ENGINE_VALIDATION_FAILED", "11")
     assert "node 11 (ImageScale) input 'upscale_method': Value not in list" in error.message
     assert "'foo' not in" in error.message
 
@@ -35,7 +35,7 @@ async def test_unknown_class_is_a_validation_failure(
     graph["2"]["class_type"] = "DoesNotExist"
     with pytest.raises(EnginePermanent) as caught:
         await engine.execute(spec_for(standin, graph), RecordingSink(), threading.Event())
-    assert (caught.value.code, caught.value.node_id) == ("ENGINE_VALIDATION_FAILED", "2")
+    assert (caught.value.code.name, caught.value.node_id) == ("ENGINE_VALIDATION_FAILED", "2")
     assert "DoesNotExist does not exist" in caught.value.message
 
 
@@ -50,7 +50,7 @@ async def test_dropped_outputs_reject_the_run_and_withdraw_the_prompt(
     spec = spec_for(standin, graph)
     with pytest.raises(EnginePermanent) as caught:
         await engine.execute(spec, RecordingSink(), threading.Event())
-    assert (caught.value.code, caught.value.node_id) == ("ENGINE_VALIDATION_FAILED", "5")
+    assert (caught.value.code.name, caught.value.node_id) == ("ENGINE_VALIDATION_FAILED", "5")
     assert [r.json() for r in standin.calls("POST", "/queue")] == [
         {"delete": [spec.engine_prompt_id]}
     ]
@@ -68,7 +68,7 @@ async def test_corrupt_png_is_an_execution_failure_naming_the_node(
     with pytest.raises(EnginePermanent) as caught:
         await engine.execute(spec, sink, threading.Event())
     error = caught.value
-    assert (error.code, error.node_id) == ("ENGINE_EXECUTION_FAILED", "10")
+    assert (error.code.name, error.node_id) == ("ENGINE_EXECUTION_FAILED", "10")
     assert error.message.startswith("node 10 (LoadImage) failed: PIL.UnidentifiedImageError:")
     assert sink.calls == [("started", "10", "LoadImage", 0, 3)]
 
@@ -124,7 +124,7 @@ async def test_time_limit_withdraws_the_prompt(
     spec = spec_for(standin, sleepy(5.0), timeout=0.8)
     with pytest.raises(EnginePermanent) as caught:
         await engine.execute(spec, RecordingSink(), threading.Event())
-    assert caught.value.code == "ENGINE_TIMEOUT"
+    assert caught.value.code.name == "ENGINE_TIMEOUT"
     assert {"prompt_id": spec.engine_prompt_id} in [
         r.json() for r in standin.calls("POST", "/interrupt")
     ]

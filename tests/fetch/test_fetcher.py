@@ -76,7 +76,7 @@ async def test_forbidden_ip_literals_are_refused_unresolved_and_unconnected(
     async with make() as fetcher:
         with pytest.raises(FetchRefused) as caught:
             await fetcher.fetch(template.format(port=servers.port))
-    assert caught.value.code == "MEDIA_URL_FORBIDDEN"
+    assert caught.value.code.name == "MEDIA_URL_FORBIDDEN"
     assert resolver_of(fetcher).calls == []
     assert connects == []
 
@@ -251,7 +251,7 @@ async def test_non_2xx_fails_with_the_status(status: int, servers: Servers) -> N
     async with make() as fetcher:
         with pytest.raises(FetchFailed, match=str(status)) as caught:
             await fetcher.fetch(f"{servers.base}/x")
-    assert caught.value.code == "MEDIA_FETCH_FAILED"
+    assert caught.value.code.name == "MEDIA_FETCH_FAILED"
     assert f"{servers.base}/x" in caught.value.detail
 
 
@@ -304,7 +304,7 @@ async def test_body_over_the_limit_is_too_large(mode: str, servers: Servers) -> 
     async with make(policy=SMALL) as fetcher:
         with pytest.raises(FetchTooLarge, match="1000") as caught:
             await fetcher.fetch(f"{servers.base}/x")
-    assert caught.value.code == "MEDIA_TOO_LARGE"
+    assert caught.value.code.name == "MEDIA_TOO_LARGE"
 
 
 async def test_declared_length_is_refused_without_reading(servers: Servers) -> None:
@@ -319,7 +319,7 @@ async def test_declared_length_is_refused_without_reading(servers: Servers) -> N
 
 def test_error_codes_and_hierarchy() -> None:
     errors = [FetchRefused("r"), FetchTooLarge("t"), FetchFailed("f")]
-    assert [e.code for e in errors] == [
+    assert [e.code.name for e in errors] == [
         "MEDIA_URL_FORBIDDEN",
         "MEDIA_TOO_LARGE",
         "MEDIA_FETCH_FAILED",

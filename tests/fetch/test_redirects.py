@@ -48,7 +48,7 @@ async def test_redirect_to_forbidden_target_is_refused_before_connecting_to_it(
     async with make(table={"rebind.test": [["127.0.0.1"]]}) as fetcher:
         with pytest.raises(FetchRefused) as caught:
             await fetcher.fetch(f"{servers.base}/go")
-    assert caught.value.code == "MEDIA_URL_FORBIDDEN"
+    assert caught.value.code.name == "MEDIA_URL_FORBIDDEN"
     assert "pw" not in caught.value.detail
     assert [seen.path for seen in servers.legit.requests] == ["/go"]
     assert connects == [("127.0.0.2", servers.port)]

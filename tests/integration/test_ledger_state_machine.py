@@ -17,12 +17,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from tests.conftest import make_settings
 from tests.support import databases
 from tests.support.factories import sleepy_package
+from wfrun.domain.failures import Failure, FailureCode
 from wfrun.domain.money import parse_amount
 from wfrun.errors import InsufficientBalance
 from wfrun.runtime import Runtime, build_runtime
-from wfrun.services import accounts, catalog, execution, runs
+from wfrun.services import accounts, catalog, claims, run_outcomes, runs
 from wfrun.services.accounts import Principal
-from wfrun.services.execution import Claim, Failure
+from wfrun.services.claims import Claim
 from wfrun.store.audit import ledger_problems
 
 QUOTE = parse_amount("0.11")  # sleepy_package: 0.01 fixed + 0.01/s × 10 s estimate
@@ -89,7 +90,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert self.available >= QUOTE
         self.available -= QUOTE
-        self.runs[result.run["id"]] = "queued"
+        self.runs[result.run.id] = "queued"
 
     @rule()
     def replay(self) -> None:
@@ -104,7 +105,7 @@ class LedgerMachine(RuleBasedStateMachine):
         except InsufficientBalance:
             return  # the original was refused too, so nothing is recorded under the key
         assert result.replay
-        assert result.run["id"] in self.runs
+        assert result.run.id in self.runs
 
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
@@ -120,12 +121,12 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def claim(self) -> None:
         claimed = self.run(
-            execution.claim_next(self.rt.db, worker_id="w", lease=timedelta(seconds=60))
+            claims.claim_next(self.rt.db, worker_id="w", lease=timedelta(seconds=60))
         )
         if isinstance(claimed, Claim):
-            assert self.runs[claimed.run["id"]] in ("queued", "running")
-            self.runs[claimed.run["id"]] = "running"
-            self.claims[claimed.run["id"]] = claimed
+            assert self.runs[claimed.run.id] in ("queued", "running")
+            self.runs[claimed.run.id] = "running"
+            self.claims[claimed.run.id] = claimed
         else:
             assert claimed == "empty"
             assert "queued" not in self.runs.values()
@@ -136,11 +137,11 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         run_id = data.draw(st.sampled_from(sorted(self.claims)))
         claim = self.claims.pop(run_id)
-        assert self.run(execution.complete(self.rt.db, claim, outputs={}, execution_ms=ms))
+        assert self.run(run_outcomes.complete(self.rt.db, claim, outputs={}, execution_ms=ms))
         final = parse_amount("0.01") + (parse_amount("0.01") * ms * 2 + 1000) // 2000
         self.available += QUOTE - final
         self.runs[run_id] = "succeeded"
-        assert not self.run(execution.complete(self.rt.db, claim, outputs={}, execution_ms=ms))
+        assert not self.run(run_outcomes.complete(self.rt.db, claim, outputs={}, execution_ms=ms))
 
     @rule(data=st.data())
     def fail(self, data: st.DataObject) -> None:
@@ -148,8 +149,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         run_id = data.draw(st.sampled_from(sorted(self.claims)))
         claim = self.claims.pop(run_id)
-        failure = Failure("ENGINE_EXECUTION_FAILED", "A workflow node failed.", "boom")
-        assert self.run(execution.fail(self.rt.db, claim, failure, execution_ms=5))
+        failure = Failure(FailureCode.ENGINE_EXECUTION_FAILED, "boom")
+        assert self.run(run_outcomes.fail(self.rt.db, claim, failure, execution_ms=5))
         self.available += QUOTE
         self.runs[run_id] = "failed"
 

@@ -34,8 +34,7 @@ from wfrun.domain.money import format_amount, parse_amount
 from wfrun.domain.seedance import ark_create_arguments
 from wfrun.errors import InvalidWorkflowPackage
 from wfrun.runtime import Runtime
-from wfrun.services import catalog, provider_runs
-from wfrun.services import execution as execution_service
+from wfrun.services import catalog, claims, provider_runs
 from wfrun.services.seed import ensure_demo
 from wfrun.store.runs import find_run
 from wfrun.store.schema import jobs
@@ -453,7 +452,7 @@ async def test_create_troubles_never_make_two_billable_tasks(
     async with runtime.db.transaction() as conn:
         run = await find_run(conn, billed["run_order_id"])
     assert run is not None
-    assert run["provider_task_id"] == standin.live_tasks()[0].id
+    assert run.provider_task_id == standin.live_tasks()[0].id
     assert billed["settlement_status"] == "settled"
 
 
@@ -557,9 +556,7 @@ async def test_a_worker_dying_between_create_and_record_leaves_one_task(runtime,
     run_id = (await submit(http, alice, body))["run_order_id"]
     doomed = Worker(runtime)
     await doomed.register()
-    claim = await execution_service.claim_next(
-        runtime.db, worker_id=doomed.id, lease=timedelta(seconds=0.2)
-    )
+    claim = await claims.claim_next(runtime.db, worker_id=doomed.id, lease=timedelta(seconds=0.2))
     assert not isinstance(claim, str)
     assert runtime.seedance is not None
     deps = runtime.seedance
@@ -568,7 +565,7 @@ async def test_a_worker_dying_between_create_and_record_leaves_one_task(runtime,
     arguments = ark_create_arguments(
         video,
         urls=urls,
-        safety_identifier=seedance_worker.safety_identifier(claim.run["account_id"]),
+        safety_identifier=seedance_worker.safety_identifier(claim.run.account_id),
         expires_after=seedance_worker.expires_after(claim),
     )
     await provider_runs.begin_create(runtime.db, claim)

@@ -105,15 +105,15 @@ async def test_a_run_held_by_one_tracker_is_not_taken_by_another(runtime, standi
     ).run
     await dispatch_only(runtime)
     async with runtime.db.transaction(write=True) as conn:
-        await broker.expedite(conn, run["id"], utcnow())
+        await broker.expedite(conn, run.id, utcnow())
     first = await provider_runs.claim_tracked(runtime.db, limit=10, lease=timedelta(minutes=5))
-    assert [t.run["id"] for t in first] == [run["id"]]
+    assert [t.run.id for t in first] == [run.id]
     async with runtime.db.transaction(write=True) as conn:
-        await broker.expedite(conn, run["id"], utcnow())  # e.g. Ark's callback arrives
+        await broker.expedite(conn, run.id, utcnow())  # e.g. Ark's callback arrives
     assert await provider_runs.claim_tracked(runtime.db, limit=10, lease=timedelta(minutes=5)) == []
     await provider_runs.check_later(runtime.db, [(first[0], utcnow())])  # the holder is done
     again = await provider_runs.claim_tracked(runtime.db, limit=10, lease=timedelta(minutes=5))
-    assert [t.run["id"] for t in again] == [run["id"]]
+    assert [t.run.id for t in again] == [run.id]
     await provider_runs.check_later(runtime.db, [(again[0], utcnow())])
     [task] = standin.live_tasks()
     standin.release(task.id, running_s=0.0)

@@ -23,10 +23,10 @@ async def test_missing_media_output_fails_and_releases(runtime):
     alice = await customer(runtime, balance="1")
     principal = Principal(alice.account_id, "key_t", "alice")
     request = runs.RunRequest(workflow_id, None, {}, idempotency_key="o")
-    run_id = (await runs.submit_run(runtime.db, principal, request, runtime.policy)).run["id"]
+    run_id = (await runs.submit_run(runtime.db, principal, request, runtime.policy)).run.id
     await drain(runtime)
     run = (await run_views.get_execution(runtime.db, principal, run_id, lease_seconds=5)).run
-    assert run["status"] == "failed"
-    assert run["error_code"] == "ENGINE_OUTPUT_MISSING"
-    assert run["error_detail"] == "output poster (node 5) produced no file"
+    assert run.status == "failed"
+    assert run.error_code == "ENGINE_OUTPUT_MISSING"
+    assert run.error_detail == "output poster (node 5) produced no file"
     assert await account_balance(runtime, alice.account_id) == (parse_amount("1"), 0)

@@ -22,10 +22,10 @@ from tests.support.factories import (
 )
 from wfrun.domain.money import parse_amount
 from wfrun.runtime import Runtime
-from wfrun.services import execution, runs
+from wfrun.services import claims, run_outcomes, run_progress, runs
 from wfrun.services.accounts import Principal
-from wfrun.services.execution import Claim
-from wfrun.store.runs import find_run
+from wfrun.services.claims import Claim
+from wfrun.store.runs import Run, find_run
 from wfrun.store.schema import jobs, ledger_entries
 from wfrun.workers.worker import Worker
 
@@ -40,12 +40,14 @@ async def _submit(runtime: Runtime, seconds: float) -> tuple[str, str]:
         workflow_id=workflow_id, revision_id=None, inputs={}, idempotency_key="r"
     )
     result = await runs.submit_run(runtime.db, principal, request, runtime.policy)
-    return alice.account_id, result.run["id"]
+    return alice.account_id, result.run.id
 
 
-async def _run_row(runtime: Runtime, run_id: str):
+async def _run_row(runtime: Runtime, run_id: str) -> Run:
     async with runtime.db.transaction() as conn:
-        return await find_run(conn, run_id)
+        run = await find_run(conn, run_id)
+    assert run is not None
+    return run
 
 
 async def _entry_kinds(runtime: Runtime, run_id: str) -> list[str]:
@@ -58,16 +60,16 @@ async def _entry_kinds(runtime: Runtime, run_id: str) -> list[str]:
 
 async def test_stale_attempt_cannot_settle_after_losing_its_lease(runtime):
     account_id, run_id = await _submit(runtime, seconds=0)
-    first = await execution.claim_next(runtime.db, worker_id="w1", lease=timedelta(seconds=0.2))
+    first = await claims.claim_next(runtime.db, worker_id="w1", lease=timedelta(seconds=0.2))
     assert isinstance(first, Claim)
     await asyncio.sleep(0.3)
-    second = await execution.claim_next(runtime.db, worker_id="w2", lease=timedelta(seconds=30))
+    second = await claims.claim_next(runtime.db, worker_id="w2", lease=timedelta(seconds=30))
     assert isinstance(second, Claim)
     assert (first.attempt, second.attempt) == (1, 2)
 
-    assert await execution.complete(runtime.db, first, outputs={}, execution_ms=500) is False
-    with pytest.raises(execution.Fenced):
-        await execution.record_node(
+    assert await run_outcomes.complete(runtime.db, first, outputs={}, execution_ms=500) is False
+    with pytest.raises(claims.Fenced):
+        await run_progress.record_node(
             runtime.db,
             first,
             event_type="executed",
@@ -76,14 +78,14 @@ async def test_stale_attempt_cannot_settle_after_losing_its_lease(runtime):
             percent=50,
             snapshot={},
         )
-    assert await execution.complete(runtime.db, second, outputs={}, execution_ms=100) is True
-    assert await execution.complete(runtime.db, second, outputs={}, execution_ms=100) is False
+    assert await run_outcomes.complete(runtime.db, second, outputs={}, execution_ms=100) is True
+    assert await run_outcomes.complete(runtime.db, second, outputs={}, execution_ms=100) is False
 
     row = await _run_row(runtime, run_id)
-    assert (row["status"], row["attempt"], row["execution_ms"]) == ("succeeded", 2, 100)
+    assert (row.status, row.attempt, row.execution_ms) == ("succeeded", 2, 100)
     assert await _entry_kinds(runtime, run_id) == ["freeze", "settle"]
     assert await account_balance(runtime, account_id) == (
-        parse_amount("1") - row["final_amount"],
+        parse_amount("1") - (row.final_amount or 0),
         0,
     )
 
@@ -92,16 +94,16 @@ async def test_poison_job_is_failed_and_released_after_max_attempts(runtime):
     account_id, run_id = await _submit(runtime, seconds=0)
     lease = timedelta(seconds=0.05)
     for attempt in range(1, runtime.settings.worker.max_attempts + 1):
-        claim = await execution.claim_next(runtime.db, worker_id=f"w{attempt}", lease=lease)
+        claim = await claims.claim_next(runtime.db, worker_id=f"w{attempt}", lease=lease)
         assert isinstance(claim, Claim)
         assert claim.attempt == attempt
         await asyncio.sleep(0.1)  # the worker "dies": its lease lapses
-    outcome = await execution.claim_next(runtime.db, worker_id="last", lease=lease)
+    outcome = await claims.claim_next(runtime.db, worker_id="last", lease=lease)
     assert outcome == "settled"
     row = await _run_row(runtime, run_id)
-    assert row["status"] == "failed"
-    assert row["error_code"] == "WORKER_LOST"
-    assert row["final_amount"] == 0
+    assert row.status == "failed"
+    assert row.error_code == "WORKER_LOST"
+    assert row.final_amount == 0
     assert await _entry_kinds(runtime, run_id) == ["freeze", "release"]
     assert await account_balance(runtime, account_id) == (parse_amount("1"), 0)
     async with runtime.db.transaction() as conn:
@@ -131,8 +133,8 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
     try:
         for _ in range(400):
             row = await _run_row(runtime, run_id)
-            snapshot = row["progress_snapshot"] or {}
-            if row["status"] == "running" and snapshot.get("node_id") == "2":
+            snapshot = row.progress_snapshot or {}
+            if row.status == "running" and snapshot.get("node_id") == "2":
                 break
             await asyncio.sleep(0.025)
         else:
@@ -142,7 +144,7 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
     finally:
         if process.poll() is None:
             process.kill()
-    assert (await _run_row(runtime, run_id))["status"] == "running"
+    assert (await _run_row(runtime, run_id)).status == "running"
 
     worker = Worker(
         runtime,
@@ -151,14 +153,14 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
     for _ in range(100):
         await worker.run_until_idle()
         row = await _run_row(runtime, run_id)
-        if row["status"] != "running":
+        if row.status != "running":
             break
         await asyncio.sleep(0.1)
-    assert row["status"] == "succeeded"
-    assert row["attempt"] == 2
+    assert row.status == "succeeded"
+    assert row.attempt == 2
     assert await _entry_kinds(runtime, run_id) == ["freeze", "settle"]
     assert await account_balance(runtime, account_id) == (
-        parse_amount("1") - row["final_amount"],
+        parse_amount("1") - (row.final_amount or 0),
         0,
     )
 
@@ -174,10 +176,10 @@ async def test_postgres_notify_wakes_an_idle_worker_without_polling(runtime):
         await asyncio.sleep(0.5)  # the worker found nothing and now waits (60 s poll)
         _, run_id = await _submit(runtime, seconds=0)
         for _ in range(100):
-            if (await _run_row(runtime, run_id))["status"] == "succeeded":
+            if (await _run_row(runtime, run_id)).status == "succeeded":
                 break
             await asyncio.sleep(0.05)
-        assert (await _run_row(runtime, run_id))["status"] == "succeeded"
+        assert (await _run_row(runtime, run_id)).status == "succeeded"
     finally:
         stop.set()
         await task

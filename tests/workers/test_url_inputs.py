@@ -19,10 +19,10 @@ from tests.support.factories import (
     publish_demo,
 )
 from wfrun.fetch import FetchPolicy, SafeFetcher
-from wfrun.records import Record
 from wfrun.runtime import Runtime
 from wfrun.services import run_views, runs
 from wfrun.services.accounts import Principal
+from wfrun.store.runs import Run
 
 
 @dataclass
@@ -64,7 +64,7 @@ async def image_server() -> AsyncIterator[ImageServer]:
             await asyncio.wait_for(server.wait_closed(), 5)
 
 
-async def _submit_url(runtime: Runtime, url: str) -> tuple[str, Record]:
+async def _submit_url(runtime: Runtime, url: str) -> tuple[str, Run]:
     owner = await operator(runtime)
     workflow_id = (await publish_demo(runtime, owner)).workflow_id
     alice = await customer(runtime, balance="1")
@@ -74,7 +74,7 @@ async def _submit_url(runtime: Runtime, url: str) -> tuple[str, Record]:
     )
     result = await runs.submit_run(runtime.db, principal, request, runtime.policy)
     await drain(runtime)
-    view = await run_views.get_execution(runtime.db, principal, result.run["id"], lease_seconds=5)
+    view = await run_views.get_execution(runtime.db, principal, result.run.id, lease_seconds=5)
     return alice.account_id, view.run
 
 
@@ -84,15 +84,15 @@ async def test_url_input_is_fetched_when_the_operator_allows_the_network(runtime
         FetchPolicy(allow_networks=(ipaddress.ip_network("127.0.0.0/8"),))
     )
     _, run = await _submit_url(runtime, f"http://127.0.0.1:{image_server.port}/img.png")
-    assert run["status"] == "succeeded", run["error_detail"]
+    assert run.status == "succeeded", run.error_detail
     assert image_server.connections == ["GET /img.png HTTP/1.1"]
 
 
 async def test_url_input_to_loopback_is_refused_by_default_and_released(runtime, image_server):
     account_id, run = await _submit_url(runtime, f"http://localhost:{image_server.port}/img.png")
-    assert run["status"] == "failed"
-    assert run["error_code"] == "MEDIA_URL_FORBIDDEN"
-    assert "input n1_image" in run["error_detail"]
-    assert run["final_amount"] == 0
+    assert run.status == "failed"
+    assert run.error_code == "MEDIA_URL_FORBIDDEN"
+    assert "input n1_image" in (run.error_detail or "")
+    assert run.final_amount == 0
     assert await account_balance(runtime, account_id) == (100_000_000, 0)
     assert image_server.connections == []  # refused before any connection

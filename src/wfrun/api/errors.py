@@ -22,26 +22,26 @@ log = logging.getLogger(__name__)
 
 FAILURE_CODE = 1
 
-STATUS_BY_CATEGORY: dict[type[e.ServiceError], int] = {
-    e.InvalidInput: 400,
-    e.Unauthenticated: 401,
-    e.PaymentRequired: 402,
-    e.Forbidden: 403,
-    e.NotFound: 404,
-    e.Conflict: 409,
-    e.TooLarge: 413,
-    e.IdempotencyMismatch: 422,
-    e.Unavailable: 503,
-    e.ServiceError: 500,
+STATUS_BY_CATEGORY: dict[e.Category, int] = {
+    e.Category.INVALID_INPUT: 400,
+    e.Category.UNAUTHENTICATED: 401,
+    e.Category.PAYMENT_REQUIRED: 402,
+    e.Category.FORBIDDEN: 403,
+    e.Category.NOT_FOUND: 404,
+    e.Category.CONFLICT: 409,
+    e.Category.TOO_LARGE: 413,
+    e.Category.UNPROCESSABLE: 422,
+    e.Category.INTERNAL: 500,
+    e.Category.UNAVAILABLE: 503,
+    e.Category.TIMEOUT: 504,
+    e.Category.CANCELLED: 200,
 }
+"""The one place a category becomes an HTTP status (requests' and ended runs' alike)."""
 
 
 def status_for(error: type[e.ServiceError]) -> int:
-    """The HTTP status of an error class: its nearest category's."""
-    for cls in error.__mro__:
-        if cls in STATUS_BY_CATEGORY:
-            return STATUS_BY_CATEGORY[cls]
-    raise LookupError(error)
+    """The HTTP status of an error class."""
+    return STATUS_BY_CATEGORY[error.category]
 
 
 def envelope(status: int, reason: str, detail: str, engine_code: str) -> JSONResponse:

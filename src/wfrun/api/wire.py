@@ -3,12 +3,14 @@ here (numbers where chenyu uses numbers); times become RFC 3339 UTC strings."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
+from wfrun.api.errors import STATUS_BY_CATEGORY
 from wfrun.clock import to_rfc3339
 from wfrun.domain import manifest as m
 from wfrun.domain.money import CURRENCY, format_amount, to_yuan_number
+from wfrun.errors import Category
 from wfrun.records import Record
 
 __all__ = ["Links", "format_amount"]
@@ -16,6 +18,9 @@ from wfrun.domain.pricing import PriceTable, Quote, quote
 from wfrun.domain.runs import RunStatus, submission_status
 from wfrun.services.run_views import ExecutionView
 from wfrun.storage.links import Links
+from wfrun.store.runs import Run, RunEvent
+
+T = TypeVar("T")
 
 
 def ok(data: Any, msg: str = "查询成功") -> dict[str, Any]:
@@ -79,67 +84,65 @@ def market_info(row: Record) -> dict[str, Any]:
     }
 
 
-def submit_data(run: Record, replay: bool) -> dict[str, Any]:
+def submit_data(run: Run, replay: bool) -> dict[str, Any]:
     return {
-        "run_order_id": run["id"],
-        "workflow_id": run["workflow_id"],
-        "revision_id": run["revision_id"],
+        "run_order_id": run.id,
+        "workflow_id": run.workflow_id,
+        "revision_id": run.revision_id,
         "quote_currency": CURRENCY,
-        "quote_amount": format_amount(run["quote_amount"]),
-        "freeze_status": run["freeze_status"],
-        "run_status": run["status"],
-        "task_id": run["task_id"],
-        "prompt_id": run["prompt_id"],
-        "billing_run_id": run["billing_run_id"],
+        "quote_amount": format_amount(run.quote_amount),
+        "freeze_status": run.freeze_status,
+        "run_status": run.status,
+        "task_id": run.task_id,
+        "prompt_id": run.prompt_id,
+        "billing_run_id": run.billing_run_id,
         "idempotent_replay": replay,
     }
 
 
-def run_list_item(run: Record) -> dict[str, Any]:
+def run_list_item(run: Run) -> dict[str, Any]:
     return {
-        "run_order_id": run["id"],
-        "workflow_id": run["workflow_id"],
-        "revision_id": run["revision_id"],
-        "title": run["title"],
-        "run_status": run["status"],
-        "quote_amount": format_amount(run["quote_amount"]),
-        "final_amount": _money(run["final_amount"]),
-        "created_at": to_rfc3339(run["created_at"]),
+        "run_order_id": run.id,
+        "workflow_id": run.workflow_id,
+        "revision_id": run.revision_id,
+        "title": run.title,
+        "run_status": run.status,
+        "quote_amount": format_amount(run.quote_amount),
+        "final_amount": _money(run.final_amount),
+        "created_at": to_rfc3339(run.created_at),
     }
 
 
-def _settlement_status(run: Record) -> str:
-    return "pending" if run["freeze_status"] == "frozen" else str(run["freeze_status"])
+def _settlement_status(run: Run) -> str:
+    return "pending" if run.freeze_status == "frozen" else str(run.freeze_status)
 
 
-def run_info(run: Record, links: Links) -> dict[str, Any]:
-    total = _sum(run["compute_cost"], run["external_model_cost"])
+def run_info(run: Run, links: Links) -> dict[str, Any]:
+    total = _sum(run.compute_cost, run.external_model_cost)
     return {
-        "run_order_id": run["id"],
-        "workflow_id": run["workflow_id"],
-        "revision_id": run["revision_id"],
-        "quote_amount": format_amount(run["quote_amount"]),
+        "run_order_id": run.id,
+        "workflow_id": run.workflow_id,
+        "revision_id": run.revision_id,
+        "quote_amount": format_amount(run.quote_amount),
         "quote_currency": CURRENCY,
-        "freeze_status": run["freeze_status"],
-        "submission_status": submission_status(
-            RunStatus(run["status"]), run["started_at"] is not None
-        ).value,
-        "run_status": run["status"],
+        "freeze_status": run.freeze_status,
+        "submission_status": submission_status(run.status, run.started_at is not None).value,
+        "run_status": run.status,
         "settlement_status": _settlement_status(run),
-        "task_id": run["task_id"],
-        "prompt_id": run["prompt_id"],
-        "inputs": run["inputs"],
+        "task_id": run.task_id,
+        "prompt_id": run.prompt_id,
+        "inputs": run.inputs,
         "outputs": outputs(run, links),
-        "compute_cost": _money(run["compute_cost"]),
-        "external_model_cost": _money(run["external_model_cost"]),
+        "compute_cost": _money(run.compute_cost),
+        "external_model_cost": _money(run.external_model_cost),
         "total_cost": _money(total),
-        "final_amount": _money(run["final_amount"]),
-        "released_amount": _money(run["released_amount"]),
-        "error_code": run["error_code"],
-        "error_message": run["error_detail"],
-        "outputs_expire_at": to_rfc3339(run["outputs_expire_at"]),
-        "created_at": to_rfc3339(run["created_at"]),
-        "updated_at": to_rfc3339(run["updated_at"]),
+        "final_amount": _money(run.final_amount),
+        "released_amount": _money(run.released_amount),
+        "error_code": run.error_code,
+        "error_message": run.error_detail,
+        "outputs_expire_at": to_rfc3339(run.outputs_expire_at),
+        "created_at": to_rfc3339(run.created_at),
+        "updated_at": to_rfc3339(run.updated_at),
     }
 
 
@@ -148,12 +151,12 @@ def _sum(*values: int | None) -> int | None:
     return sum(present) if present else None
 
 
-def outputs(run: Record, links: Links) -> dict[str, Any]:
+def outputs(run: Run, links: Links) -> dict[str, Any]:
     """Outputs keyed by ``candidate_output_manifest`` keys: text, or media URLs (None once
     retention has deleted the files)."""
     result: dict[str, Any] = {}
-    deleted = run["outputs_deleted_at"] is not None
-    for key, entry in (run["outputs"] or {}).items():
+    deleted = run.outputs_deleted_at is not None
+    for key, entry in (run.outputs or {}).items():
         if deleted and entry["type"] != "text":
             values: list[Any] = [None for _ in entry["files"]]
         elif entry["type"] == "text":
@@ -164,20 +167,22 @@ def outputs(run: Record, links: Links) -> dict[str, Any]:
     return result
 
 
-def _error(run: Record) -> dict[str, Any] | None:
-    if run["error_code"] is None or run["status"] == RunStatus.CANCELLED:
+def _error(run: Run) -> dict[str, Any] | None:
+    if run.error_code is None or run.status == RunStatus.CANCELLED:
         return None
     return {
-        "reason": run["error_reason"],
-        "detail": run["error_detail"],
-        "engine_code": run["error_code"],
-        "status_code": run["error_status"],
+        "reason": run.error_reason,
+        "detail": run.error_detail,
+        "engine_code": run.error_code,
+        "status_code": None
+        if run.error_category is None
+        else STATUS_BY_CATEGORY[Category(run.error_category)],
     }
 
 
 def execution(view: ExecutionView, links: Links) -> dict[str, Any]:
     run = view.run
-    total = _sum(run["compute_cost"], run["external_model_cost"])
+    total = _sum(run.compute_cost, run.external_model_cost)
     queue_info = None
     if view.queue_position is not None:
         queue_info = {
@@ -185,37 +190,37 @@ def execution(view: ExecutionView, links: Links) -> dict[str, Any]:
             "estimated_wait_sec": view.estimated_wait_sec,
         }
     return {
-        "run_order_id": run["id"],
-        "task_id": run["task_id"],
-        "workflow_id": run["workflow_id"],
-        "status": run["status"],
+        "run_order_id": run.id,
+        "task_id": run.task_id,
+        "workflow_id": run.workflow_id,
+        "status": run.status,
         "queue_info": queue_info,
-        "progress_percent": run["progress_percent"],
-        "progress_snapshot": run["progress_snapshot"],
+        "progress_percent": run.progress_percent,
+        "progress_snapshot": run.progress_snapshot,
         "logs": [log_entry(event) for event in view.events],
         "actual_execution_duration_sec": (
-            None if run["execution_ms"] is None else run["execution_ms"] / 1000
+            None if run.execution_ms is None else run.execution_ms / 1000
         ),
-        "compute_cost": _number(run["compute_cost"]),
-        "external_model_cost": _number(run["external_model_cost"]),
+        "compute_cost": _number(run.compute_cost),
+        "external_model_cost": _number(run.external_model_cost),
         "total_cost": _number(total),
         "outputs": outputs(run, links),
         "error": _error(run),
-        "cancel_requested": run["cancel_requested_at"] is not None,
-        "created_at": to_rfc3339(run["created_at"]),
-        "started_at": to_rfc3339(run["started_at"]),
-        "terminal_at": to_rfc3339(run["terminal_at"]),
+        "cancel_requested": run.cancel_requested_at is not None,
+        "created_at": to_rfc3339(run.created_at),
+        "started_at": to_rfc3339(run.started_at),
+        "terminal_at": to_rfc3339(run.terminal_at),
     }
 
 
-def log_entry(event: Record) -> dict[str, Any]:
+def log_entry(event: RunEvent) -> dict[str, Any]:
     return {
-        "at": to_rfc3339(event["at"]),
-        "event_type": event["event_type"],
-        "level": event["level"],
-        "message": event["message"],
-        "node_id": event["node_id"],
-        "progress_percent": event["progress_percent"],
+        "at": to_rfc3339(event.at),
+        "event_type": event.event_type,
+        "level": event.level,
+        "message": event.message,
+        "node_id": event.node_id,
+        "progress_percent": event.progress_percent,
     }
 
 
@@ -250,7 +255,7 @@ def quote_data(
     }
 
 
-def items(rows: Sequence[Record], fn: Any) -> list[Any]:
+def items(rows: Iterable[T], fn: Callable[[T], dict[str, Any]]) -> list[dict[str, Any]]:
     return [fn(row) for row in rows]
 
 
@@ -310,52 +315,52 @@ def recharge(row: Record) -> dict[str, Any]:
 # ---- model runs (open-api-v2.md §5) --------------------------------------------------------
 
 
-def model_run_status(run: Record) -> str:
+def model_run_status(run: Run) -> str:
     """``created`` until Ark accepted the task, then Ark's ``queued``/``running``; terminal
     states are the run's."""
-    status = RunStatus(run["status"])
+    status = run.status
     if status is not RunStatus.QUEUED and status is not RunStatus.RUNNING:
         return status.value
-    if status is RunStatus.RUNNING and run["provider_status"] == "queued":
+    if status is RunStatus.RUNNING and run.provider_status == "queued":
         return "queued"
-    if status is RunStatus.RUNNING and run["provider_task_id"] is not None:
+    if status is RunStatus.RUNNING and run.provider_task_id is not None:
         return "running"  # rendering, or its result is being copied in
     return "created"
 
 
-def _model_error(run: Record) -> tuple[str | None, str | None]:
-    if run["error_code"] is None:
+def _model_error(run: Run) -> tuple[str | None, str | None]:
+    if run.error_code is None:
         return None, None
-    if run["error_code"] == "USER_CANCELLED":
+    if run.error_code == "USER_CANCELLED":
         return "user_cancelled", "用户取消任务"
-    return str(run["error_code"]).lower(), run["error_detail"]
+    return str(run.error_code).lower(), run.error_detail
 
 
-def model_run(run: Record, links: Links, *, replay: bool | None = None) -> dict[str, Any]:
+def model_run(run: Run, links: Links, *, replay: bool | None = None) -> dict[str, Any]:
     """A model run: chenyu's submit/cancel fields plus wfrun's detail fields."""
     error_code, error_message = _model_error(run)
-    state = run["provider_state"] or {}
+    state = run.provider_state or {}
     data: dict[str, Any] = {
-        "run_id": run["id"],
-        "gateway_task_id": run["task_id"],
-        "provider_task_id": run["provider_task_id"],
+        "run_id": run.id,
+        "gateway_task_id": run.task_id,
+        "provider_task_id": run.provider_task_id,
         "request_id": state.get("request_id"),
-        "model": (run["inputs"] or {}).get("model"),
+        "model": (run.inputs or {}).get("model"),
         "provider": "volcengine_ark",
         "status": model_run_status(run),
         "settlement_status": _settlement_status(run),
-        "frozen_amount": format_amount(run["quote_amount"]),
-        "released_amount": _money(run["released_amount"]),
-        "final_amount": _money(run["final_amount"]),
-        "external_model_cost": _money(run["external_model_cost"]),
-        "compute_cost": _money(run["compute_cost"]),
+        "frozen_amount": format_amount(run.quote_amount),
+        "released_amount": _money(run.released_amount),
+        "final_amount": _money(run.final_amount),
+        "external_model_cost": _money(run.external_model_cost),
+        "compute_cost": _money(run.compute_cost),
         "error_code": error_code,
         "error_message": error_message,
         "error": _error(run),
         "outputs": outputs(run, links),
-        "usage": run["usage"],
-        "created_at": to_rfc3339(run["created_at"]),
-        "terminal_at": to_rfc3339(run["terminal_at"]),
+        "usage": run.usage,
+        "created_at": to_rfc3339(run.created_at),
+        "terminal_at": to_rfc3339(run.terminal_at),
     }
     if replay is not None:
         data["idempotent_replay"] = replay

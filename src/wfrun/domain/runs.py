@@ -67,3 +67,11 @@ def submission_status(status: RunStatus, started: bool) -> SubmissionStatus:
     if status is RunStatus.FAILED:
         return SubmissionStatus.REJECTED
     return SubmissionStatus.PENDING
+
+
+def change_event_type(family: str, status: RunStatus) -> str:
+    """The outbox (and webhook) name of a run reaching ``status``: ``run.queued``,
+    ``run.started``, ``run.succeeded`` …; ``model_run.*`` for model runs."""
+    prefix = "model_run" if family == "model" else "run"
+    name = {RunStatus.QUEUED: "queued", RunStatus.RUNNING: "started"}.get(status, status.value)
+    return f"{prefix}.{name}"

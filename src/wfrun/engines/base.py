@@ -12,32 +12,40 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from wfrun.domain.failures import Failure, FailureCode
+from wfrun.errors import Category
+
 
 class EngineError(Exception):
-    """An engine failure with a wire ``engine_code`` and the node it concerns, if any."""
+    """An engine failure: a catalogue code (the wire ``engine_code``), the node it concerns,
+    and, rarely, a more precise reason or category than the code's. Never an HTTP status:
+    only the API maps categories to statuses."""
 
-    code = "ENGINE_ERROR"
+    code = FailureCode.ENGINE_EXECUTION_FAILED
 
     def __init__(
         self,
         message: str,
         *,
-        code: str | None = None,
+        code: FailureCode | None = None,
         node_id: str | None = None,
         reason: str | None = None,
-        status: int | None = None,
+        category: Category | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.code = code or self.code
         self.node_id = node_id
         self.reason = reason
-        """The wire ``reason`` when the engine knows better than the code's default."""
-        self.status = status
+        self.category = category
+
+    def failure(self) -> Failure:
+        """How the run this error ends reads."""
+        return Failure(self.code, self.message, self.node_id, self.reason, self.category)
 
 
 class EngineTransient(EngineError):
-    code = "ENGINE_UNAVAILABLE"
+    code = FailureCode.ENGINE_UNAVAILABLE
 
 
 class EngineBusy(EngineTransient):
@@ -46,7 +54,7 @@ class EngineBusy(EngineTransient):
 
 
 class EnginePermanent(EngineError):
-    code = "ENGINE_EXECUTION_FAILED"
+    code = FailureCode.ENGINE_EXECUTION_FAILED
 
 
 class EngineInterrupted(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from wfrun.domain.failures import FailureCode
 from wfrun.engines.base import (
     EngineInterrupted,
     EnginePermanent,
@@ -40,7 +41,7 @@ class LocalEngine:
             first = exc.problems[0]
             raise EnginePermanent(
                 "; ".join(p.message for p in exc.problems),
-                code="ENGINE_VALIDATION_FAILED",
+                code=FailureCode.ENGINE_VALIDATION_FAILED,
                 node_id=first.node_id,
             ) from None
         except NodeFailed as exc:

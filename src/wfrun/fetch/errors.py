@@ -1,19 +1,21 @@
-"""Errors raised by the safe media fetcher; ``code`` is the wire ``engine_code``."""
+"""Errors raised by the safe media fetcher; ``code`` is the run failure they cause."""
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+from wfrun.domain.failures import FailureCode
 
 
 class FetchError(Exception):
     """Base of every fetch failure.
 
     Attributes:
-        code: Stable wire ``engine_code`` of the failure category.
+        code: The run failure (wire ``engine_code``) it causes.
         detail: Precise explanation naming the URL, host or address involved.
     """
 
-    code: ClassVar[str] = "MEDIA_FETCH_FAILED"
+    code: ClassVar[FailureCode] = FailureCode.MEDIA_FETCH_FAILED
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -23,16 +25,16 @@ class FetchError(Exception):
 class FetchRefused(FetchError):
     """The URL (or a redirect target) is not allowed: scheme, credentials or address."""
 
-    code: ClassVar[str] = "MEDIA_URL_FORBIDDEN"
+    code: ClassVar[FailureCode] = FailureCode.MEDIA_URL_FORBIDDEN
 
 
 class FetchTooLarge(FetchError):
     """The body is (or declares itself) larger than the policy allows."""
 
-    code: ClassVar[str] = "MEDIA_TOO_LARGE"
+    code: ClassVar[FailureCode] = FailureCode.MEDIA_TOO_LARGE
 
 
 class FetchFailed(FetchError):
     """DNS, connection, timeout, HTTP status or redirect-count failure."""
 
-    code: ClassVar[str] = "MEDIA_FETCH_FAILED"
+    code: ClassVar[FailureCode] = FailureCode.MEDIA_FETCH_FAILED

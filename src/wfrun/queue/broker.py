@@ -10,15 +10,17 @@ attempt number is the fencing token for everything the new owner writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, func, insert, or_, select, update
 
 from wfrun import ids
+from wfrun.store.database import Connection
 from wfrun.store.dialect import skip_locked
+from wfrun.store.rows import record_or_none, records
 from wfrun.store.schema import jobs, workers
 
 
@@ -33,12 +35,34 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of ``jobs``: the dispatch of a run, claimed under a lease; ``attempts`` is the
+    fencing token of the claim that holds it."""
+
+    id: str
+    kind: str
+    run_id: str
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    scheduled_at: datetime
+    lease_until: datetime | None
+    worker_id: str | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", JobStatus(self.status))
+
+
 DISPATCH_RUN = "run.dispatch"
 _OPEN = (JobStatus.TODO, JobStatus.DOING, JobStatus.TRACKING)
 
 
 async def enqueue(
-    conn: AsyncConnection, *, run_id: str, kind: str, max_attempts: int, now: datetime
+    conn: Connection, *, run_id: str, kind: str, max_attempts: int, now: datetime
 ) -> str:
     job_id = ids.new_job_id()
     await conn.execute(
@@ -65,9 +89,7 @@ def _claimable(now: datetime) -> Any:
     )
 
 
-async def claim(
-    conn: AsyncConnection, *, worker_id: str, lease: timedelta, now: datetime
-) -> RowMapping | None:
+async def claim(conn: Connection, *, worker_id: str, lease: timedelta, now: datetime) -> Job | None:
     """Claim the oldest claimable job for ``worker_id``, or None when there is none."""
     next_id = (
         select(jobs.c.id)
@@ -89,12 +111,10 @@ async def claim(
         )
         .returning(*jobs.c)
     )
-    return result.mappings().first()
+    return record_or_none(Job, result.mappings().first())
 
 
-async def extend_lease(
-    conn: AsyncConnection, *, job_id: str, attempt: int, until: datetime
-) -> bool:
+async def extend_lease(conn: Connection, *, job_id: str, attempt: int, until: datetime) -> bool:
     """Heartbeat one job; False when this attempt no longer owns it."""
     result = await conn.execute(
         update(jobs)
@@ -105,7 +125,7 @@ async def extend_lease(
 
 
 async def finish(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     job_id: str,
     attempt: int | None,
@@ -124,7 +144,7 @@ async def finish(
 
 
 async def reschedule(
-    conn: AsyncConnection, *, job_id: str, attempt: int, at: datetime, error: str
+    conn: Connection, *, job_id: str, attempt: int, at: datetime, error: str
 ) -> bool:
     """Give a job back to the queue for a later attempt (transient failure)."""
     result = await conn.execute(
@@ -135,9 +155,7 @@ async def reschedule(
     return result.rowcount == 1
 
 
-async def defer(
-    conn: AsyncConnection, *, job_id: str, at: datetime, error: str | None = None
-) -> None:
+async def defer(conn: Connection, *, job_id: str, at: datetime, error: str | None = None) -> None:
     """Hand a just-claimed job back without using up an attempt (nothing could run it yet)."""
     values: dict[str, Any] = {
         "status": JobStatus.TODO,
@@ -153,9 +171,7 @@ async def defer(
     )
 
 
-async def park(
-    conn: AsyncConnection, *, job_id: str, attempt: int, at: datetime, now: datetime
-) -> bool:
+async def park(conn: Connection, *, job_id: str, attempt: int, at: datetime, now: datetime) -> bool:
     """Hand a claimed job over to provider tracking (frees the worker slot)."""
     result = await conn.execute(
         update(jobs)
@@ -172,8 +188,8 @@ async def park(
 
 
 async def claim_tracking(
-    conn: AsyncConnection, *, limit: int, lease: timedelta, now: datetime
-) -> Sequence[RowMapping]:
+    conn: Connection, *, limit: int, lease: timedelta, now: datetime
+) -> list[Job]:
     """Take up to ``limit`` due tracking jobs under a lease (``lease_until``): a tracker that
     dies leaves them to the next one once it lapses, and nothing (not :func:`expedite`) lets a
     second tracker take a job while the first still holds it."""
@@ -197,10 +213,10 @@ async def claim_tracking(
         .values(lease_until=now + lease, updated_at=now)
         .returning(*jobs.c)
     )
-    return result.mappings().all()
+    return records(Job, result.mappings())
 
 
-async def track_again(conn: AsyncConnection, *, job_ids: Sequence[str], at: datetime) -> None:
+async def track_again(conn: Connection, *, job_ids: Sequence[str], at: datetime) -> None:
     """Release tracking jobs' leases; check them again at ``at``."""
     if job_ids:
         await conn.execute(
@@ -210,7 +226,7 @@ async def track_again(conn: AsyncConnection, *, job_ids: Sequence[str], at: date
         )
 
 
-async def expedite(conn: AsyncConnection, run_id: str, now: datetime) -> None:
+async def expedite(conn: Connection, run_id: str, now: datetime) -> None:
     """A tracked run needs attention now (its user asked to cancel, Ark called back); a
     tracker holding it keeps it until it is done."""
     await conn.execute(
@@ -220,36 +236,43 @@ async def expedite(conn: AsyncConnection, run_id: str, now: datetime) -> None:
     )
 
 
-async def tracking_count(conn: AsyncConnection) -> int:
+async def tracking_count(conn: Connection) -> int:
     query = select(func.count()).where(jobs.c.status == JobStatus.TRACKING)
     return int((await conn.execute(query)).scalar_one())
 
 
-async def cancel_for_run(conn: AsyncConnection, run_id: str, now: datetime) -> None:
+async def lock_for_run(conn: Connection, run_id: str) -> None:
+    """Take the row locks of the run's jobs: the first step of every path that changes a run
+    (lock order job → run → hold → account; see CONTRIBUTING). SQLite's write transaction
+    already holds the database's one write lock, so there is nothing to take there."""
+    if conn.dialect.name == "sqlite":
+        return
+    await conn.execute(select(jobs.c.id).where(jobs.c.run_id == run_id).with_for_update())
+
+
+async def close_for_run(
+    conn: Connection, run_id: str, *, status: JobStatus, now: datetime, error: str | None = None
+) -> None:
+    """Close every open job of a run that has ended."""
     await conn.execute(
         update(jobs)
         .where(jobs.c.run_id == run_id, jobs.c.status.in_(_OPEN))
-        .values(status=JobStatus.CANCELLED, updated_at=now, lease_until=None)
+        .values(status=status, updated_at=now, lease_until=None, last_error=error)
     )
-
-
-async def jobs_for_run(conn: AsyncConnection, run_id: str) -> Sequence[RowMapping]:
-    query = select(jobs).where(jobs.c.run_id == run_id).order_by(jobs.c.created_at)
-    return (await conn.execute(query)).mappings().all()
 
 
 # ---- workers -----------------------------------------------------------------------------------
 
 
-async def register_worker(conn: AsyncConnection, values: dict[str, Any]) -> None:
+async def register_worker(conn: Connection, values: dict[str, Any]) -> None:
     await conn.execute(insert(workers), values)
 
 
-async def worker_heartbeat(conn: AsyncConnection, worker_id: str, now: datetime) -> None:
+async def worker_heartbeat(conn: Connection, worker_id: str, now: datetime) -> None:
     await conn.execute(update(workers).where(workers.c.id == worker_id).values(heartbeat_at=now))
 
 
-async def live_capacity(conn: AsyncConnection, *, since: datetime) -> int:
+async def live_capacity(conn: Connection, *, since: datetime) -> int:
     """Total concurrency of workers that heartbeated after ``since``."""
     query = select(func.coalesce(func.sum(workers.c.concurrency), 0)).where(
         workers.c.heartbeat_at >= since
@@ -257,7 +280,7 @@ async def live_capacity(conn: AsyncConnection, *, since: datetime) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-async def busy_count(conn: AsyncConnection, *, now: datetime) -> int:
+async def busy_count(conn: Connection, *, now: datetime) -> int:
     """Jobs being worked on under a live lease."""
     query = select(func.count()).where(jobs.c.status == JobStatus.DOING, jobs.c.lease_until >= now)
     return int((await conn.execute(query)).scalar_one())

@@ -22,6 +22,7 @@ from wfrun.errors import InsufficientBalance
 from wfrun.store import accounts as account_store
 from wfrun.store import runs as run_store
 from wfrun.store.database import Database
+from wfrun.store.runs import Hold
 
 
 async def freeze(
@@ -55,20 +56,20 @@ async def freeze(
 
 async def resolve_freeze(
     conn: AsyncConnection, *, run_id: str, settlement: Settlement, now: datetime
-) -> RowMapping | None:
+) -> Hold | None:
     """Settle or release the run's hold; None when it was already resolved."""
     status = FreezeStatus.SETTLED if settlement.final_amount > 0 else FreezeStatus.RELEASED
     hold = await run_store.resolve_hold(conn, run_id, status, now)
     if hold is None:
         return None
-    if hold["amount"] != settlement.frozen:
-        raise AssertionError(f"hold of {run_id} is {hold['amount']}, not {settlement.frozen}")
+    if hold.amount != settlement.frozen:
+        raise AssertionError(f"hold of {run_id} is {hold.amount}, not {settlement.frozen}")
     postings = ledger.resolve(settlement)
     kind = ledger.EntryKind.SETTLE if status is FreezeStatus.SETTLED else ledger.EntryKind.RELEASE
     await account_store.record_entry(
-        conn, kind=kind, account_id=hold["account_id"], postings=postings, now=now, run_id=run_id
+        conn, kind=kind, account_id=hold.account_id, postings=postings, now=now, run_id=run_id
     )
-    await account_store.apply_balance(conn, hold["account_id"], postings)
+    await account_store.apply_balance(conn, hold.account_id, postings)
     return hold
 
 

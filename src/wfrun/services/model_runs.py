@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from wfrun.clock import utcnow
 from wfrun.config import SeedanceSettings
 from wfrun.domain import manifest as m
 from wfrun.domain.money import parse_amount
-from wfrun.domain.runs import RunStatus, is_terminal
+from wfrun.domain.runs import is_terminal
 from wfrun.records import Record
 from wfrun.services import runs as run_service
 from wfrun.services.accounts import Principal
@@ -29,6 +30,7 @@ from wfrun.services.runs import CancelResult, Policy, RunRequest, SubmitResult
 from wfrun.store import accounts as account_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
+from wfrun.store.runs import Run
 
 SYSTEM_ACCOUNT = "user_" + "0" * 20
 MODEL_RUN_WORKFLOW = "wf_" + "0" * 19 + "1"
@@ -164,7 +166,7 @@ async def _ensure_catalog(db: Database, config: SeedanceSettings) -> None:
 class VideoSubmit:
     idempotency_key: str
     request_id: str
-    inputs: Record
+    inputs: Mapping[str, Any]
 
 
 async def submit(
@@ -189,7 +191,7 @@ async def submit(
     return await run_service.submit_run(db, principal, request, policy)
 
 
-async def get(db: Database, principal: Principal, run_id: str) -> Record:
+async def get(db: Database, principal: Principal, run_id: str) -> Run:
     async with db.transaction() as conn:
         return await fetch_run(conn, principal, run_id, family="model")
 
@@ -203,7 +205,7 @@ async def cancel(
     result = await run_service.cancel_run(db, principal, run_id, family="model")
     deadline = time.monotonic() + wait_seconds
     run = result.run
-    while not is_terminal(RunStatus(run["status"])) and time.monotonic() < deadline:
+    while not is_terminal(run.status) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
         run = await get(db, principal, run_id)
     return CancelResult(run, result.outcome)

@@ -4,7 +4,7 @@ A worker claims the run as usual, hands its media over and creates the upstream 
 the task id on the run and *parks* the job (``tracking``): the worker slot is free again. A
 tracker then checks due tasks in batches (one Ark list call for up to 500) and finishes runs
 whose task ended. Each function is one short transaction; provider calls happen between them.
-Every write is fenced by the run's attempt, as in :mod:`wfrun.services.execution`.
+Every write is fenced by the run's attempt, as in :mod:`wfrun.services.claims`.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from wfrun.clock import utcnow
 from wfrun.domain.runs import RunStatus
 from wfrun.queue import broker
-from wfrun.records import Record
 from wfrun.services.catalog import RevisionSpec
-from wfrun.services.execution import Claim, Fenced
+from wfrun.services.claims import Claim, Fenced
+from wfrun.services.run_log import log_event
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
+from wfrun.store.runs import Run, TaskTaken
 
 PROGRESS = {"queued": 10, "running": 50}
 
@@ -37,18 +36,18 @@ async def begin_create(
     this attempt's start). Raises Fenced when the attempt no longer owns the run."""
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        current = await run_store.find_run(conn, claim.run["id"])
+        current = await run_store.find_run(conn, claim.run.id)
         assert current is not None
-        state = dict(current["provider_state"] or {})
+        state = dict(current.provider_state or {})
         previous = state.get("create_started_at")  # the first attempt's: never moved later
         state.setdefault("create_started_at", now.isoformat())
         if staged:
             state["staged_inputs"] = sorted({*state.get("staged_inputs", []), *staged})
         updated = await run_store.update_fenced(
-            conn, claim.run["id"], claim.attempt, {"provider_state": state, "updated_at": now}
+            conn, claim.run.id, claim.attempt, {"provider_state": state, "updated_at": now}
         )
         if not updated:
-            raise Fenced(f"attempt {claim.attempt} of {claim.run['id']} was superseded")
+            raise Fenced(f"attempt {claim.attempt} of {claim.run.id} was superseded")
     return (datetime.fromisoformat(previous) if previous else None), now
 
 
@@ -73,9 +72,9 @@ async def record_task(
     now = utcnow()
     try:
         async with db.transaction(write=True) as conn:
-            updated = await run_store.update_fenced(
+            updated = await run_store.attach_provider_task(
                 conn,
-                claim.run["id"],
+                claim.run.id,
                 claim.attempt,
                 {
                     "provider_task_id": task_id,
@@ -90,12 +89,12 @@ async def record_task(
                 },
             )
             if not updated:
-                raise Fenced(f"attempt {claim.attempt} of {claim.run['id']} was superseded")
+                raise Fenced(f"attempt {claim.attempt} of {claim.run.id} was superseded")
             await broker.park(
                 conn, job_id=claim.job_id, attempt=claim.attempt, at=now + first_check, now=now
             )
-            await _event(conn, claim.run, claim.attempt, now, "submitted", note)
-    except IntegrityError:
+            await log_event(conn, claim.run, now, "submitted", note, attempt=claim.attempt)
+    except TaskTaken:
         return False
     return True
 
@@ -107,13 +106,13 @@ async def park_existing(db: Database, claim: Claim, *, first_check: timedelta) -
         await broker.park(
             conn, job_id=claim.job_id, attempt=claim.attempt, at=now + first_check, now=now
         )
-        await _event(
+        await log_event(
             conn,
             claim.run,
-            claim.attempt,
             now,
             "resumed",
-            f"re-attached to upstream task {claim.run['provider_task_id']}",
+            f"re-attached to upstream task {claim.run.provider_task_id}",
+            attempt=claim.attempt,
         )
 
 
@@ -125,7 +124,7 @@ class Tracked:
     task_id: str
 
     @property
-    def run(self) -> Record:
+    def run(self) -> Run:
         return self.claim.run
 
 
@@ -138,17 +137,17 @@ async def claim_tracked(db: Database, *, limit: int, lease: timedelta) -> list[T
         jobs = await broker.claim_tracking(conn, limit=limit, lease=lease, now=now)
         if not jobs:
             return []
-        by_id = await run_store.find_runs(conn, [job["run_id"] for job in jobs])
+        by_id = await run_store.find_runs(conn, [job.run_id for job in jobs])
         for job in jobs:
-            run = by_id.get(job["run_id"])
-            if run is None or run["provider_task_id"] is None:
+            run = by_id.get(job.run_id)
+            if run is None or run.provider_task_id is None:
                 continue
-            if run["revision_id"] not in specs:
-                revision = await workflow_store.find_revision(conn, run["revision_id"])
+            if run.revision_id not in specs:
+                revision = await workflow_store.find_revision(conn, run.revision_id)
                 assert revision is not None
-                specs[run["revision_id"]] = RevisionSpec.from_row(revision)
-            claim = Claim(job["id"], job["attempts"], run, specs[run["revision_id"]])
-            found.append(Tracked(claim, run["provider_task_id"]))
+                specs[run.revision_id] = RevisionSpec.from_row(revision)
+            claim = Claim(job.id, job.attempts, run, specs[run.revision_id])
+            found.append(Tracked(claim, run.provider_task_id))
     return found
 
 
@@ -158,15 +157,15 @@ async def observe(
     """Record the upstream status (an event when it changed) and when to look again."""
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        changed = item.run["provider_status"] != status
+        changed = item.run.provider_status != status
         if changed:
             await run_store.update_fenced(
                 conn,
-                item.run["id"],
+                item.run.id,
                 item.claim.attempt,
                 {
                     "provider_status": status,
-                    "progress_percent": PROGRESS.get(status, item.run["progress_percent"]),
+                    "progress_percent": PROGRESS.get(status, item.run.progress_percent),
                     "progress_snapshot": {
                         "provider": "ark",
                         "task_id": item.task_id,
@@ -175,24 +174,24 @@ async def observe(
                     "updated_at": now,
                 },
             )
-            await _event(
+            await log_event(
                 conn,
                 item.run,
-                item.claim.attempt,
                 now,
                 "progress",
                 note or f"upstream task {item.task_id} is {status}",
+                attempt=item.claim.attempt,
             )
         elif note:
-            await _event(conn, item.run, item.claim.attempt, now, "progress", note)
+            await log_event(conn, item.run, now, "progress", note, attempt=item.claim.attempt)
         await broker.track_again(conn, job_ids=[item.claim.job_id], at=next_check)
 
 
 async def has_ended(db: Database, item: Tracked) -> bool:
     """Whether the tracked run has reached a terminal state."""
     async with db.transaction() as conn:
-        run = await run_store.find_run(conn, item.run["id"])
-    return run is not None and run["status"] not in (RunStatus.QUEUED, RunStatus.RUNNING)
+        run = await run_store.find_run(conn, item.run.id)
+    return run is not None and run.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 async def check_later(db: Database, due: list[tuple[Tracked, datetime]]) -> None:
@@ -207,26 +206,7 @@ async def check_later(db: Database, due: list[tuple[Tracked, datetime]]) -> None
 async def remember(db: Database, item: Tracked, **state: Any) -> None:
     """Merge ``state`` into the run's provider state (fenced)."""
     async with db.transaction(write=True) as conn:
-        merged = {**(item.run["provider_state"] or {}), **state}
+        merged = {**(item.run.provider_state or {}), **state}
         await run_store.update_fenced(
-            conn, item.run["id"], item.claim.attempt, {"provider_state": merged}
+            conn, item.run.id, item.claim.attempt, {"provider_state": merged}
         )
-
-
-async def _event(
-    conn: Any, run: Record, attempt: int, now: datetime, kind: str, message: str
-) -> None:
-    await run_store.add_events(
-        conn,
-        [
-            {
-                "run_id": run["id"],
-                "attempt": attempt,
-                "at": now,
-                "event_type": kind,
-                "level": "info",
-                "message": message,
-                "progress_percent": None,
-            }
-        ],
-    )

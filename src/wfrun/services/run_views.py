@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from wfrun.clock import utcnow
 from wfrun.domain.runs import RunStatus
 from wfrun.domain.scheduling import INSTANCE_KINDS, labels_match
@@ -22,33 +19,34 @@ from wfrun.services.accounts import Principal
 from wfrun.store import instances as instance_store
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
-from wfrun.store.database import Database
+from wfrun.store.database import Connection, Database
+from wfrun.store.runs import Run, RunEvent
 
 EVENT_LIMIT = 200
 
 
 @dataclass(frozen=True)
 class ExecutionView:
-    run: Record
-    events: Sequence[RowMapping]
+    run: Run
+    events: Sequence[RunEvent]
     queue_position: int | None = None
     estimated_wait_sec: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def fetch_run(
-    conn: AsyncConnection, principal: Principal, run_id: str, *, family: str = "workflow"
-) -> RowMapping:
+    conn: Connection, principal: Principal, run_id: str, *, family: str = "workflow"
+) -> Run:
     """The caller's run of ``family`` (model runs are not workflow runs, and vice versa)."""
     run = await run_store.find_run(conn, run_id, account_id=principal.account_id)
-    if run is None or run["family"] != family:
+    if run is None or run.family != family:
         if family == "model":
             raise ModelRunNotFound(f"model run {run_id} does not exist")
         raise RunNotFound(f"run {run_id} does not exist")
     return run
 
 
-async def get_run(db: Database, principal: Principal, run_id: str) -> RowMapping:
+async def get_run(db: Database, principal: Principal, run_id: str) -> Run:
     async with db.transaction() as conn:
         return await fetch_run(conn, principal, run_id)
 
@@ -61,7 +59,7 @@ async def list_runs(
     status: str | None,
     page: int,
     size: int,
-) -> tuple[Sequence[RowMapping], int]:
+) -> tuple[list[Run], int]:
     async with db.transaction() as conn:
         return await run_store.list_runs(
             conn,
@@ -80,7 +78,7 @@ async def get_execution(
     async with db.transaction() as conn:
         run = await fetch_run(conn, principal, run_id)
         events = await run_store.list_events(conn, run_id, limit=EVENT_LIMIT)
-        if run["status"] != RunStatus.QUEUED:
+        if run.status is not RunStatus.QUEUED:
             return ExecutionView(run, events)
         place = await run_store.queue_position(conn, run)
         wait = await _estimated_wait(conn, run, place, lease_seconds)
@@ -88,11 +86,11 @@ async def get_execution(
 
 
 async def _estimated_wait(
-    conn: AsyncConnection, run: Record, place: int | None, lease_seconds: float
+    conn: Connection, run: Run, place: int | None, lease_seconds: float
 ) -> int | None:
     if place is None:
         return None
-    revision = await workflow_store.find_revision(conn, run["revision_id"])
+    revision = await workflow_store.find_revision(conn, run.revision_id)
     assert revision is not None
     if revision["engine_kind"] in INSTANCE_KINDS:
         capacity, busy = await _instance_slots(conn, revision)
@@ -101,13 +99,13 @@ async def _estimated_wait(
         since = now - timedelta(seconds=3 * lease_seconds)
         capacity = await broker.live_capacity(conn, since=since)
         busy = await broker.busy_count(conn, now=now)
-    average_ms = await run_store.recent_average_ms(conn, run["revision_id"], sample=20)
+    average_ms = await run_store.recent_average_ms(conn, run.revision_id, sample=20)
     if average_ms is None:
         average_ms = int(revision["prices"]["estimated_seconds"] * 1000)
     return estimate_wait_seconds(place, capacity, busy, average_ms)
 
 
-async def _instance_slots(conn: AsyncConnection, revision: Record) -> tuple[int, int]:
+async def _instance_slots(conn: Connection, revision: Record) -> tuple[int, int]:
     """(capacity, busy) of the healthy active instances whose labels this revision needs."""
     required = revision["required_labels"] or {}
     usable = [

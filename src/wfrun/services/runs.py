@@ -7,19 +7,18 @@ update, insert the run and its dispatch job. Either all of it exists afterwards 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from wfrun import ids
 from wfrun.clock import utcnow
+from wfrun.domain.failures import cancelled
 from wfrun.domain.idempotency import fingerprint
 from wfrun.domain.manifest import ValidatedInputs, validate_inputs
 from wfrun.domain.pricing import Quote, quote, release
-from wfrun.domain.runs import FreezeStatus, RunStatus, transition
+from wfrun.domain.runs import FreezeStatus, RunStatus
 from wfrun.domain.seedance import PriceBook, VideoRequest, bind_request, quote_cost
 from wfrun.errors import (
     ExternalCostRiskNotAccepted,
@@ -36,11 +35,15 @@ from wfrun.services import billing, real_person
 from wfrun.services.accounts import Principal
 from wfrun.services.assets import check_asset_refs
 from wfrun.services.catalog import RevisionSpec
+from wfrun.services.run_changes import publish_change
+from wfrun.services.run_endings import Ending, end_run
+from wfrun.services.run_log import log_event
 from wfrun.services.run_views import fetch_run
 from wfrun.store import assets as asset_store
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
-from wfrun.store.database import Database
+from wfrun.store.database import Connection, Database
+from wfrun.store.runs import Run
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class RunRequest:
 
     workflow_id: str
     revision_id: str | None
-    inputs: Record
+    inputs: Mapping[str, Any]
     accept_external_cost_risk: bool = False
     idempotency_key: str = ""
     idempotency_scope: str = ""
@@ -93,13 +96,13 @@ class QuoteResult:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    run: Record
+    run: Run
     replay: bool
 
 
 async def _resolve(
-    conn: AsyncConnection, principal: Principal, request: RunRequest
-) -> tuple[RowMapping, RevisionSpec]:
+    conn: Connection, principal: Principal, request: RunRequest
+) -> tuple[Record, RevisionSpec]:
     row = await workflow_store.find_for_submit(
         conn,
         account_id=principal.account_id,
@@ -112,9 +115,7 @@ async def _resolve(
     return row, RevisionSpec.from_row(row)
 
 
-async def _why_unresolved(
-    conn: AsyncConnection, principal: Principal, request: RunRequest
-) -> Exception:
+async def _why_unresolved(conn: Connection, principal: Principal, request: RunRequest) -> Exception:
     workflow = await workflow_store.find_workflow(conn, request.workflow_id)
     visible = workflow is not None and (
         workflow["visibility"] == "public" or workflow["owner_id"] == principal.account_id
@@ -128,7 +129,9 @@ async def _why_unresolved(
     return NotPublished(f"workflow {request.workflow_id} has no published revision")
 
 
-def video_request(spec: RevisionSpec, validated: ValidatedInputs, inputs: Record) -> VideoRequest:
+def video_request(
+    spec: RevisionSpec, validated: ValidatedInputs, inputs: Mapping[str, Any]
+) -> VideoRequest:
     """The Seedance request a ``seedance`` revision makes for these inputs."""
     bindings = {s.key: s.binding.input_name for s in spec.inputs}
     real_person = inputs.get("contains_real_person_material") is True
@@ -164,7 +167,7 @@ def _price(
 
 
 async def _check_real_person(
-    conn: AsyncConnection,
+    conn: Connection,
     principal: Principal,
     spec: RevisionSpec,
     request: RunRequest,
@@ -224,21 +227,22 @@ async def submit_run(
         stored = await run_store.insert_run_claiming_key(conn, values)
         if stored is None:
             return SubmitResult(await _replay(conn, principal, request), replay=True)
-        await asset_store.link_run(conn, values["id"], asset_ids)
+        await asset_store.link_run(conn, stored.id, asset_ids)
         await billing.freeze(
             conn,
             account_id=principal.account_id,
-            run_id=values["id"],
+            run_id=stored.id,
             amount=priced.total,
             now=now,
         )
         await broker.enqueue(
             conn,
-            run_id=values["id"],
+            run_id=stored.id,
             kind=broker.DISPATCH_RUN,
             max_attempts=policy.max_attempts,
             now=now,
         )
+        await publish_change(conn, stored, previous=None, now=now)
     return SubmitResult(stored, replay=False)
 
 
@@ -277,7 +281,7 @@ def _new_run(
     }
 
 
-async def _replay(conn: AsyncConnection, principal: Principal, request: RunRequest) -> RowMapping:
+async def _replay(conn: Connection, principal: Principal, request: RunRequest) -> Run:
     existing = await run_store.find_by_idempotency(
         conn,
         account_id=principal.account_id,
@@ -286,10 +290,10 @@ async def _replay(conn: AsyncConnection, principal: Principal, request: RunReque
         scope=request.idempotency_scope,
     )
     assert existing is not None, "the conflicting run must be visible once its insert committed"
-    if existing["request_fingerprint"] != request.fingerprint():
+    if existing.request_fingerprint != request.fingerprint():
         raise IdempotencyMismatch(
             f"idempotency_key {request.idempotency_key!r} was already used for run "
-            f"{existing['id']} with a different request"
+            f"{existing.id} with a different request"
         )
     return existing
 
@@ -299,7 +303,7 @@ async def _replay(conn: AsyncConnection, principal: Principal, request: RunReque
 
 @dataclass(frozen=True)
 class CancelResult:
-    run: Record
+    run: Run
     outcome: str
     """``cancelled`` (was queued, released now), ``cancel_requested`` (running; stops at the
     next node boundary), ``already_cancelled``, ``already_requested`` or ``already_finished``."""
@@ -308,69 +312,38 @@ class CancelResult:
 async def cancel_run(
     db: Database, principal: Principal, run_id: str, *, family: str = "workflow"
 ) -> CancelResult:
+    """Cancel the caller's run. Its jobs are locked before the run is read (lock order
+    job → run → hold → account), so the outcome is decided on the run as it really is: a
+    worker that holds the run finishes first, or waits for this cancel."""
     now = utcnow()
     async with db.transaction(write=True) as conn:
+        await broker.lock_for_run(conn, run_id)
         run = await fetch_run(conn, principal, run_id, family=family)
-        status = RunStatus(run["status"])
-        if status is RunStatus.QUEUED:
-            moved = await _cancel_queued(conn, run, now)
-            if moved is not None:
-                return CancelResult(moved, "cancelled")
-            run = await fetch_run(conn, principal, run_id, family=family)
-            status = RunStatus(run["status"])
-        if status is RunStatus.RUNNING:
-            requested = await run_store.request_cancel(conn, run_id, now)
-            if requested:
-                await _event(conn, run, now, "cancel_requested", "cancellation requested")
-                await broker.expedite(conn, run_id, now)  # a parked provider run: act now
-            run = await fetch_run(conn, principal, run_id, family=family)
-            return CancelResult(run, "cancel_requested" if requested else "already_requested")
-    outcome = "already_cancelled" if status is RunStatus.CANCELLED else "already_finished"
+        if run.status is RunStatus.QUEUED:
+            ended = await end_run(conn, run, _cancelled_queued(run), now=now)
+            assert ended is not None, "the run's jobs are locked: nothing else moved it"
+            return CancelResult(ended, "cancelled")
+        if run.status is RunStatus.RUNNING:
+            return await _request_cancel(conn, run, now)
+    outcome = "already_cancelled" if run.status is RunStatus.CANCELLED else "already_finished"
     return CancelResult(run, outcome)
 
 
-async def _cancel_queued(conn: AsyncConnection, run: Record, now: datetime) -> RowMapping | None:
-    settlement = release(run["quote_amount"])
-    moved = await run_store.move_status(
-        conn,
-        run["id"],
-        current=RunStatus.QUEUED,
-        values={
-            "status": transition(RunStatus.QUEUED, RunStatus.CANCELLED),
-            "freeze_status": FreezeStatus.RELEASED,
-            "final_amount": 0,
-            "released_amount": settlement.released_amount,
-            "compute_cost": 0,
-            "external_model_cost": 0,
-            "error_code": "USER_CANCELLED",
-            "error_reason": "Run cancelled by the user.",
-            "error_detail": "cancelled before it started; the whole freeze was released",
-            "error_status": 200,
-            "terminal_at": now,
-            "updated_at": now,
-        },
-    )
-    if moved is None:
-        return None
-    await billing.resolve_freeze(conn, run_id=run["id"], settlement=settlement, now=now)
-    await broker.cancel_for_run(conn, run["id"], now)
-    await _event(conn, run, now, "cancelled", "cancelled while queued; freeze released")
-    return moved
+async def _request_cancel(conn: Connection, run: Run, now: datetime) -> CancelResult:
+    if run.cancel_requested_at is not None:
+        return CancelResult(run, "already_requested")
+    await run_store.request_cancel(conn, run.id, now)
+    await log_event(conn, run, now, "cancel_requested", "cancellation requested")
+    await broker.expedite(conn, run.id, now)  # a parked provider run: act now
+    requested = await run_store.find_run(conn, run.id)
+    assert requested is not None
+    return CancelResult(requested, "cancel_requested")
 
 
-async def _event(
-    conn: AsyncConnection, run: Record, now: datetime, kind: str, message: str
-) -> None:
-    await run_store.add_events(
-        conn,
-        [
-            {
-                "run_id": run["id"],
-                "attempt": run["attempt"],
-                "at": now,
-                "event_type": kind,
-                "level": "info",
-                "message": message,
-            }
-        ],
+def _cancelled_queued(run: Run) -> Ending:
+    return Ending(
+        RunStatus.CANCELLED,
+        release(run.quote_amount),
+        "cancelled while queued; freeze released",
+        cancelled("cancelled before it started; the whole freeze was released"),
     )

@@ -7,9 +7,11 @@ e.g. a join). A test checks every record against its table so the two cannot dri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any, TypeVar
+
+from sqlalchemy import RowMapping
 
 T = TypeVar("T")
 
@@ -24,14 +26,14 @@ def _field_names(cls: type[Any]) -> tuple[str, ...]:
     return names
 
 
-def record(cls: type[T], row: Mapping[str, Any]) -> T:
+def record(cls: type[T], row: RowMapping) -> T:
     """The ``cls`` record of ``row`` (by column name)."""
     return cls(**{name: row[name] for name in _field_names(cls)})
 
 
-def record_or_none(cls: type[T], row: Mapping[str, Any] | None) -> T | None:
+def record_or_none(cls: type[T], row: RowMapping | None) -> T | None:
     return None if row is None else record(cls, row)
 
 
-def records(cls: type[T], rows: Iterable[Mapping[str, Any]]) -> list[T]:
+def records(cls: type[T], rows: Iterable[RowMapping]) -> list[T]:
     return [record(cls, row) for row in rows]

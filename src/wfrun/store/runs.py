@@ -6,60 +6,139 @@ Worker writes are *fenced*: they carry the attempt number and match only while t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, String, cast, func, insert, literal, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import String, Update, cast, func, insert, literal, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 
 from wfrun.domain.runs import FreezeStatus, RunStatus
-from wfrun.records import Record
+from wfrun.store.database import Connection
 from wfrun.store.dialect import insert_ignoring_conflict
+from wfrun.store.rows import record_or_none, records
 from wfrun.store.schema import UTCDateTime, holds, jobs, revisions, run_events, runs
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One row of ``runs``: a paid run (``family`` workflow) or a model run (``model``)."""
+
+    id: str
+    account_id: str
+    workflow_id: str
+    revision_id: str
+    api_key_id: str | None
+    idempotency_key: str
+    idempotency_scope: str
+    family: str
+    request_fingerprint: str
+    title: str
+    inputs: dict[str, Any]
+    accept_external_cost_risk: bool
+    status: RunStatus
+    attempt: int
+    quote_amount: int
+    quote_external: int
+    task_id: str
+    prompt_id: str
+    """chenyu's wire ``prompt_id`` (an opaque id of ours)."""
+    engine_prompt_id: str | None
+    """The id the engine knows the run by (ComfyUI's uuid ``prompt_id``)."""
+    instance_id: str | None
+    provider_task_id: str | None
+    provider_status: str | None
+    provider_state: dict[str, Any] | None
+    usage: dict[str, Any] | None
+    billing_run_id: str
+    progress_percent: int
+    progress_snapshot: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    execution_ms: int | None
+    compute_cost: int | None
+    external_model_cost: int | None
+    absorbed_external_cost: int | None
+    final_amount: int | None
+    released_amount: int | None
+    freeze_status: FreezeStatus
+    error_code: str | None
+    error_reason: str | None
+    error_detail: str | None
+    error_category: str | None
+    cancel_requested_at: datetime | None
+    outputs_expire_at: datetime | None
+    outputs_deleted_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    terminal_at: datetime | None
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RunStatus(self.status))
+        object.__setattr__(self, "freeze_status", FreezeStatus(self.freeze_status))
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One line of a run's log (``run_events``)."""
+
+    id: int
+    run_id: str
+    attempt: int
+    at: datetime
+    event_type: str
+    level: str
+    message: str
+    node_id: str | None
+    progress_percent: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A run's freeze (``holds``), as resolving it returns it."""
+
+    id: str
+    account_id: str
+    amount: int
+
 
 _IDEMPOTENCY = ["account_id", "workflow_id", "idempotency_scope", "idempotency_key"]
 
 
-async def insert_run_claiming_key(
-    conn: AsyncConnection, values: dict[str, Any]
-) -> RowMapping | None:
-    """Insert the run unless its idempotency key is taken; the stored row, or None."""
+async def insert_run_claiming_key(conn: Connection, values: dict[str, Any]) -> Run | None:
+    """Insert the run unless its idempotency key is taken; the stored run, or None."""
     statement = insert_ignoring_conflict(conn, runs, _IDEMPOTENCY).returning(*runs.c)
-    row: RowMapping | None = (await conn.execute(statement, values)).mappings().first()
-    return row
+    return record_or_none(Run, (await conn.execute(statement, values)).mappings().first())
 
 
 async def find_by_idempotency(
-    conn: AsyncConnection, *, account_id: str, workflow_id: str, key: str, scope: str = ""
-) -> RowMapping | None:
+    conn: Connection, *, account_id: str, workflow_id: str, key: str, scope: str = ""
+) -> Run | None:
     query = select(runs).where(
         runs.c.account_id == account_id,
         runs.c.workflow_id == workflow_id,
         runs.c.idempotency_scope == scope,
         runs.c.idempotency_key == key,
     )
-    return (await conn.execute(query)).mappings().first()
+    return record_or_none(Run, (await conn.execute(query)).mappings().first())
 
 
-async def find_run(
-    conn: AsyncConnection, run_id: str, *, account_id: str | None = None
-) -> RowMapping | None:
+async def find_run(conn: Connection, run_id: str, *, account_id: str | None = None) -> Run | None:
     query = select(runs).where(runs.c.id == run_id)
     if account_id is not None:
         query = query.where(runs.c.account_id == account_id)
-    return (await conn.execute(query)).mappings().first()
+    return record_or_none(Run, (await conn.execute(query)).mappings().first())
 
 
 async def list_runs(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     account_id: str,
     workflow_id: str | None,
     status: str | None,
     limit: int,
     offset: int,
-) -> tuple[Sequence[RowMapping], int]:
+) -> tuple[list[Run], int]:
     conditions = [runs.c.account_id == account_id, runs.c.family == "workflow"]
     if workflow_id:
         conditions.append(runs.c.workflow_id == workflow_id)
@@ -74,47 +153,66 @@ async def list_runs(
         .limit(limit)
         .offset(offset)
     )
-    return (await conn.execute(query)).mappings().all(), total
+    return records(Run, (await conn.execute(query)).mappings()), total
 
 
 async def move_status(
-    conn: AsyncConnection,
+    conn: Connection,
     run_id: str,
     *,
     current: RunStatus,
     values: dict[str, Any],
     attempt: int | None = None,
-) -> RowMapping | None:
+) -> Run | None:
     """Conditionally update a run that is still ``current`` (and at ``attempt`` when given).
 
-    Returns the updated row, or None when the guard did not match (someone else moved it).
+    Returns the updated run, or None when the guard did not match (someone else moved it).
     """
     query = update(runs).where(runs.c.id == run_id, runs.c.status == current)
     if attempt is not None:
         query = query.where(runs.c.attempt == attempt)
     result = await conn.execute(query.values(**values).returning(*runs.c))
-    row: RowMapping | None = result.mappings().first()
-    return row
+    return record_or_none(Run, result.mappings().first())
 
 
 async def update_fenced(
-    conn: AsyncConnection, run_id: str, attempt: int, values: dict[str, Any]
+    conn: Connection, run_id: str, attempt: int, values: dict[str, Any]
 ) -> bool:
     """Update a run still ``running`` under ``attempt``; False when fenced out."""
-    result = await conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id, runs.c.attempt == attempt, runs.c.status == RunStatus.RUNNING)
-        .values(**values)
-    )
+    result = await conn.execute(_fenced(run_id, attempt).values(**values))
     return result.rowcount == 1
 
 
-async def find_runs(conn: AsyncConnection, run_ids: list[str]) -> dict[str, RowMapping]:
-    rows = (await conn.execute(select(runs).where(runs.c.id.in_(run_ids)))).mappings().all()
-    return {row["id"]: row for row in rows}
+class TaskTaken(Exception):
+    """Another run already owns that provider task id (unique ``provider_task_id``)."""
 
 
-async def provider_task_ids_since(conn: AsyncConnection, since: datetime) -> set[str]:
+async def attach_provider_task(
+    conn: Connection, run_id: str, attempt: int, values: dict[str, Any]
+) -> bool:
+    """Fenced write of a run's provider task; False when fenced out.
+
+    Raises:
+        TaskTaken: another run owns ``values["provider_task_id"]`` (the transaction is spent).
+    """
+    try:
+        return await update_fenced(conn, run_id, attempt, values)
+    except IntegrityError as exc:
+        raise TaskTaken(str(values.get("provider_task_id"))) from exc
+
+
+def _fenced(run_id: str, attempt: int) -> Update:
+    return update(runs).where(
+        runs.c.id == run_id, runs.c.attempt == attempt, runs.c.status == RunStatus.RUNNING
+    )
+
+
+async def find_runs(conn: Connection, run_ids: list[str]) -> dict[str, Run]:
+    rows = (await conn.execute(select(runs).where(runs.c.id.in_(run_ids)))).mappings()
+    return {run.id: run for run in records(Run, rows)}
+
+
+async def provider_task_ids_since(conn: Connection, since: datetime) -> set[str]:
     """Provider task ids recorded on runs created since ``since``."""
     query = select(runs.c.provider_task_id).where(
         runs.c.provider_task_id.is_not(None), runs.c.created_at >= since
@@ -122,21 +220,25 @@ async def provider_task_ids_since(conn: AsyncConnection, since: datetime) -> set
     return {str(t) for t in (await conn.execute(query)).scalars().all()}
 
 
+@dataclass(frozen=True, slots=True)
+class Progressed:
+    """A fenced progress write that matched: whether the user has asked to cancel."""
+
+    cancel_requested: bool
+
+
 async def record_progress(
-    conn: AsyncConnection, run_id: str, attempt: int, values: dict[str, Any]
-) -> RowMapping | None:
-    """Fenced progress write; returns ``cancel_requested_at`` (or None when fenced out)."""
+    conn: Connection, run_id: str, attempt: int, values: dict[str, Any]
+) -> Progressed | None:
+    """Fenced progress write; None when fenced out."""
     result = await conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id, runs.c.attempt == attempt, runs.c.status == RunStatus.RUNNING)
-        .values(**values)
-        .returning(runs.c.cancel_requested_at)
+        _fenced(run_id, attempt).values(**values).returning(runs.c.cancel_requested_at)
     )
-    row: RowMapping | None = result.mappings().first()
-    return row
+    row = result.first()
+    return None if row is None else Progressed(cancel_requested=row[0] is not None)
 
 
-async def request_cancel(conn: AsyncConnection, run_id: str, now: datetime) -> bool:
+async def request_cancel(conn: Connection, run_id: str, now: datetime) -> bool:
     result = await conn.execute(
         update(runs)
         .where(
@@ -149,7 +251,7 @@ async def request_cancel(conn: AsyncConnection, run_id: str, now: datetime) -> b
     return result.rowcount == 1
 
 
-async def cancel_flags(conn: AsyncConnection, run_ids: list[str]) -> set[str]:
+async def cancel_flags(conn: Connection, run_ids: list[str]) -> set[str]:
     """The subset of ``run_ids`` whose cancellation was requested."""
     if not run_ids:
         return set()
@@ -157,23 +259,23 @@ async def cancel_flags(conn: AsyncConnection, run_ids: list[str]) -> set[str]:
     return set((await conn.execute(query)).scalars().all())
 
 
-async def add_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+async def add_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(insert(run_events), rows)
 
 
-async def list_events(conn: AsyncConnection, run_id: str, *, limit: int) -> Sequence[RowMapping]:
+async def list_events(conn: Connection, run_id: str, *, limit: int) -> list[RunEvent]:
     query = (
         select(run_events)
         .where(run_events.c.run_id == run_id)
         .order_by(run_events.c.id.desc())
         .limit(limit)
     )
-    rows = (await conn.execute(query)).mappings().all()
+    rows = records(RunEvent, (await conn.execute(query)).mappings())
     return list(reversed(rows))
 
 
-async def recent_average_ms(conn: AsyncConnection, revision_id: str, *, sample: int) -> int | None:
+async def recent_average_ms(conn: Connection, revision_id: str, *, sample: int) -> int | None:
     """Mean execution time of the revision's last ``sample`` successful runs."""
     recent = (
         select(runs.c.execution_ms)
@@ -189,13 +291,13 @@ async def recent_average_ms(conn: AsyncConnection, revision_id: str, *, sample: 
 # ---- holds -------------------------------------------------------------------------------------
 
 
-async def insert_hold(conn: AsyncConnection, values: dict[str, Any]) -> None:
+async def insert_hold(conn: Connection, values: dict[str, Any]) -> None:
     await conn.execute(insert(holds), values)
 
 
 async def resolve_hold(
-    conn: AsyncConnection, run_id: str, status: FreezeStatus, now: datetime
-) -> RowMapping | None:
+    conn: Connection, run_id: str, status: FreezeStatus, now: datetime
+) -> Hold | None:
     """Resolve the run's hold exactly once: returns it when this call resolved it, else None."""
     result = await conn.execute(
         update(holds)
@@ -203,20 +305,20 @@ async def resolve_hold(
         .values(status=status, resolved_at=now)
         .returning(holds.c.id, holds.c.account_id, holds.c.amount)
     )
-    return result.mappings().first()
+    return record_or_none(Hold, result.mappings().first())
 
 
-async def queue_position(conn: AsyncConnection, run: Record) -> int | None:
+async def queue_position(conn: Connection, run: Run) -> int | None:
     """1-based place of a queued run among waiting runs of the same lane: the same engine kind
     and required labels (runs that compete for the same workers or instances), by submit time.
     None when the run has no waiting job."""
     waiting = select(jobs.c.run_id).where(jobs.c.status == "todo")
-    if (await conn.execute(waiting.where(jobs.c.run_id == run["id"]))).first() is None:
+    if (await conn.execute(waiting.where(jobs.c.run_id == run.id))).first() is None:
         return None
     mine = revisions.alias("mine")
     lane = (
         select(mine.c.engine_kind, cast(mine.c.required_labels, String).label("labels"))
-        .where(mine.c.id == run["revision_id"])
+        .where(mine.c.id == run.revision_id)
         .subquery()
     )
     ahead = (
@@ -225,7 +327,7 @@ async def queue_position(conn: AsyncConnection, run: Record) -> int | None:
         .where(
             runs.c.id.in_(waiting),
             tuple_(runs.c.created_at, runs.c.id)
-            < tuple_(literal(run["created_at"], UTCDateTime()), literal(run["id"])),
+            < tuple_(literal(run.created_at, UTCDateTime()), literal(run.id)),
             revisions.c.engine_kind == select(lane.c.engine_kind).scalar_subquery(),
             func.coalesce(cast(revisions.c.required_labels, String), "")
             == func.coalesce(select(lane.c.labels).scalar_subquery(), ""),

@@ -171,7 +171,7 @@ runs = Table(
     Column("error_code", String(64), nullable=True),
     Column("error_reason", String(500), nullable=True),
     Column("error_detail", Text, nullable=True),
-    Column("error_status", Integer, nullable=True),
+    Column("error_category", String(16), nullable=True),
     _ts("cancel_requested_at", nullable=True),
     _ts("outputs_expire_at", nullable=True),
     _ts("outputs_deleted_at", nullable=True),
@@ -202,6 +202,24 @@ run_events = Table(
     Column("node_id", String(64), nullable=True),
     Column("progress_percent", Integer, nullable=True),
     Index("ix_run_events_run_id", "run_id", "id"),
+)
+
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
+    Column("account_id", Id, nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("previous_status", String(16), nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("data", Json, nullable=False),
+    _ts("created_at"),
+    Index("ix_outbox_events_run_id", "run_id", "id"),
+    Index("ix_outbox_events_account_id", "account_id", "id"),
 )
 
 holds = Table(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import RowMapping
 
+from wfrun.domain.failures import FailureCode
 from wfrun.domain.manifest import InputSpec, ValidatedInputs, check_media_bytes
 from wfrun.domain.media import MediaRef, MediaSource
 from wfrun.engines.base import EnginePermanent
@@ -60,7 +61,7 @@ async def _bytes_of(
         except FileNotFoundError:
             raise MediaUnavailable(
                 f"input {label}: the bytes of {ref.uri} are no longer stored",
-                code="INPUT_ASSET_GONE",
+                code=FailureCode.INPUT_ASSET_GONE,
             ) from None
     return await _fetch(spec, ref, fetcher, label)
 

@@ -1,6 +1,7 @@
 """Execute one claimed run: prepare inputs, drive the engine, store outputs, settle.
 
-Transactions happen only inside the ``execution`` service calls; the engine runs between them.
+Transactions happen only inside the service calls (``run_progress``, ``run_outcomes``); the
+engine runs between them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from wfrun.domain.failures import Failure, FailureCode, failure_code
 from wfrun.domain.manifest import validate_inputs
 from wfrun.engines.base import (
     Engine,
@@ -28,12 +30,11 @@ from wfrun.engines.base import (
 from wfrun.engines.graph import bind_inputs
 from wfrun.errors import ServiceError
 from wfrun.fetch import SafeFetcher
-from wfrun.services import execution
-from wfrun.services.execution import CancelRequested, Claim, Failure, Fenced
+from wfrun.services import run_outcomes, run_progress
+from wfrun.services.claims import CancelRequested, Claim, Fenced
 from wfrun.storage.base import ObjectStore
 from wfrun.store.database import Database
 from wfrun.workers import seedance
-from wfrun.workers.failures import engine_failure
 from wfrun.workers.media import resolve_media
 from wfrun.workers.seedance import SeedanceDeps
 
@@ -78,7 +79,7 @@ class ProgressRecorder:
             "completed_nodes": done,
             "total_nodes": total,
         }
-        await execution.record_node(
+        await run_progress.record_node(
             self.db,
             self.claim,
             event_type=event,
@@ -125,7 +126,7 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
         execution_ms = sink.engine_ms if sink.engine_ms is not None else elapsed_ms()
         _require_outputs(claim, results)
         outputs = await _store_outputs(deps.storage, claim, results)
-        completed = await execution.complete(
+        completed = await run_outcomes.complete(
             deps.db,
             claim,
             outputs=outputs,
@@ -137,46 +138,42 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
     except (CancelRequested, EngineInterrupted):
         await _after_interrupt(deps, claim, control, elapsed_ms())
     except Fenced as exc:
-        log.warning("dropping run %s: %s", claim.run["id"], exc)
+        log.warning("dropping run %s: %s", claim.run.id, exc)
     except TimeoutError:
         limit = claim.spec.timeout_seconds
-        await execution.fail(
-            deps.db,
-            claim,
-            Failure(
-                "ENGINE_TIMEOUT",
-                "The run timed out.",
-                f"the run exceeded its time limit of {limit} s",
-                status=504,
-            ),
-            execution_ms=elapsed_ms(),
+        failure = Failure(
+            FailureCode.ENGINE_TIMEOUT, f"the run exceeded its time limit of {limit} s"
         )
+        await run_outcomes.fail(deps.db, claim, failure, execution_ms=elapsed_ms())
     except EngineBusy as exc:
-        delay = deps.busy_delay * random.uniform(1.0, 1.5)  # spread a burst's retries
-        if not await execution.wait_for_engine(deps.db, claim, delay=delay, error=exc.message):
-            failure = Failure(
-                "ENGINE_UNAVAILABLE",
-                "The engine stayed unavailable.",
-                f"the engine stayed busy past the run's time limit: {exc.message}",
-                status=503,
-            )
-            await execution.fail(deps.db, claim, failure, execution_ms=None)
+        await _wait_for_engine(deps, claim, exc)
     except EngineTransient as exc:
-        await execution.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
+        await run_progress.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
     except EnginePermanent as exc:
-        await execution.fail(deps.db, claim, engine_failure(exc), execution_ms=elapsed_ms())
-    except ServiceError as exc:
-        failure = Failure(exc.engine_code, exc.reason, exc.detail, status=400)
-        await execution.fail(deps.db, claim, failure, execution_ms=None)
+        await run_outcomes.fail(deps.db, claim, exc.failure(), execution_ms=elapsed_ms())
+    except ServiceError as exc:  # stored inputs no longer valid (e.g. bytes that do not fit)
+        failure = Failure(
+            failure_code(exc.engine_code, FailureCode.INVALID_WORKFLOW_INPUT), exc.detail
+        )
+        await run_outcomes.fail(deps.db, claim, failure, execution_ms=None)
+
+
+async def _wait_for_engine(deps: RunnerDeps, claim: Claim, exc: EngineBusy) -> None:
+    delay = deps.busy_delay * random.uniform(1.0, 1.5)  # spread a burst's retries
+    if await run_progress.wait_for_engine(deps.db, claim, delay=delay, error=exc.message):
+        return
+    failure = Failure(
+        FailureCode.ENGINE_UNAVAILABLE,
+        f"the engine stayed busy past the run's time limit: {exc.message}",
+    )
+    await run_outcomes.fail(deps.db, claim, failure, execution_ms=None)
 
 
 async def _dispatch_provider(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
     if deps.seedance is None:
         raise EnginePermanent(
             "the seedance engine is not configured on this worker (seedance.ark_api_key)",
-            code="PROVIDER_NOT_CONFIGURED",
-            reason="The model provider is not configured on this server.",
-            status=503,
+            code=FailureCode.PROVIDER_NOT_CONFIGURED,
         )
     await seedance.dispatch(deps.seedance, claim, lambda: control.cancel_requested)
 
@@ -185,25 +182,25 @@ async def _after_interrupt(
     deps: RunnerDeps, claim: Claim, control: RunControl, execution_ms: int
 ) -> None:
     if control.lease_lost:
-        log.warning("run %s: lease lost, leaving it to its new owner", claim.run["id"])
+        log.warning("run %s: lease lost, leaving it to its new owner", claim.run.id)
         return
-    await execution.cancel_consumed(deps.db, claim, execution_ms=execution_ms)
+    await run_outcomes.cancel_consumed(deps.db, claim, execution_ms=execution_ms)
 
 
 async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:
     """Re-validate the stored inputs (pure), obtain their media, bind them into the graph."""
-    validated = validate_inputs(claim.spec.inputs, claim.run["inputs"])
+    validated = validate_inputs(claim.spec.inputs, claim.run.inputs)
     media, names = await resolve_media(
         validated, claim.spec.inputs, claim.assets, deps.storage, deps.fetcher
     )
     graph = bind_inputs(claim.spec.payload, claim.spec.inputs, validated.values, names)
     return RunSpec(
-        run_id=claim.run["id"],
+        run_id=claim.run.id,
         attempt=claim.attempt,
         graph=graph,
         media=media,
         target=claim.instance_url,
-        engine_prompt_id=claim.run["engine_prompt_id"],
+        engine_prompt_id=claim.run.engine_prompt_id,
         timeout_seconds=claim.spec.timeout_seconds,
     )
 
@@ -215,7 +212,7 @@ def _require_outputs(claim: Claim, results: Mapping[str, NodeResult]) -> None:
         if spec.type != "text" and not results.get(spec.node_id, NodeResult()).files:
             raise EnginePermanent(
                 f"output {spec.key} (node {spec.node_id}) produced no file",
-                code="ENGINE_OUTPUT_MISSING",
+                code=FailureCode.ENGINE_OUTPUT_MISSING,
                 node_id=spec.node_id,
             )
 
@@ -231,7 +228,7 @@ async def _store_outputs(
 ) -> dict[str, Any]:
     """Copy engine outputs into storage, keyed by the revision's output manifest."""
     outputs: dict[str, Any] = {}
-    prefix = f"runs/{claim.run['id']}/{claim.attempt}"
+    prefix = f"runs/{claim.run.id}/{claim.attempt}"
     for spec in claim.spec.outputs:
         result = results.get(spec.node_id, NodeResult())
         files = []

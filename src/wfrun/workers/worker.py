@@ -21,8 +21,8 @@ from wfrun.config import WorkerSettings
 from wfrun.queue import broker
 from wfrun.queue.notify import JobListener
 from wfrun.runtime import Runtime
-from wfrun.services import assets, execution
-from wfrun.services.execution import Claim
+from wfrun.services import assets, claims, worker_registry
+from wfrun.services.claims import Claim
 from wfrun.workers import health
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
 from wfrun.workers.seedance import Tracker
@@ -73,7 +73,7 @@ class Worker:
         if self._registered:
             return
         self._registered = True
-        await execution.register_worker(
+        await worker_registry.register_worker(
             self.deps.db,
             worker_id=self.id,
             hostname=socket.gethostname(),
@@ -137,25 +137,25 @@ class Worker:
         """Claim one job: ``started`` (runs in a task), ``settled`` (ended on the spot) or
         ``empty`` (nothing to claim, or the claim failed)."""
         try:
-            claim = await execution.claim_next(self.deps.db, worker_id=self.id, lease=self.lease)
+            claim = await claims.claim_next(self.deps.db, worker_id=self.id, lease=self.lease)
         except Exception:
             log.exception("claim failed")
             return "empty"
         if isinstance(claim, str):
             return claim
         # a provider run can be claimed with its cancel already requested (see claim_next)
-        control = RunControl(cancel_requested=claim.run["cancel_requested_at"] is not None)
+        control = RunControl(cancel_requested=claim.run.cancel_requested_at is not None)
         task = asyncio.create_task(self._run(claim, control))
-        self._active[claim.run["id"]] = _Active(claim, control, task)
+        self._active[claim.run.id] = _Active(claim, control, task)
         return "started"
 
     async def _run(self, claim: Claim, control: RunControl) -> None:
         try:
             await run_claim(self.deps, claim, control)
         except Exception:
-            log.exception("run %s crashed its runner; its lease will lapse", claim.run["id"])
+            log.exception("run %s crashed its runner; its lease will lapse", claim.run.id)
         finally:
-            self._active.pop(claim.run["id"], None)
+            self._active.pop(claim.run.id, None)
             self._slots.release()
             self.wakeup.set()
 
@@ -226,7 +226,7 @@ class Worker:
 
     async def _beat(self) -> None:
         owned = [(a.claim.job_id, a.claim.attempt, run) for run, a in self._active.items()]
-        lost, cancelled = await execution.heartbeat(
+        lost, cancelled = await worker_registry.heartbeat(
             self.deps.db, worker_id=self.id, owned=owned, lease=self.lease
         )
         for run_id in lost | cancelled:

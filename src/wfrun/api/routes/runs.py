@@ -61,13 +61,13 @@ async def cancel(body: CancelBody, runtime: RuntimeDep, principal: PrincipalDep)
     result = await runs.cancel_run(runtime.db, principal, body.run_order_id)
     run = result.run
     data = {
-        "run_order_id": run["id"],
-        "run_status": run["status"],
-        "freeze_status": run["freeze_status"],
+        "run_order_id": run.id,
+        "run_status": run.status,
+        "freeze_status": run.freeze_status,
         "cancel_outcome": result.outcome,
         "released_amount": None
-        if run["released_amount"] is None
-        else wire.format_amount(run["released_amount"]),
+        if run.released_amount is None
+        else wire.format_amount(run.released_amount),
     }
     msg = "取消成功" if result.outcome in ("cancelled", "cancel_requested") else "操作成功"
     return wire.ok(data, msg)

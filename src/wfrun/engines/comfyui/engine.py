@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from wfrun.domain.failures import FailureCode
 from wfrun.engines.base import (
     EngineInterrupted,
     EnginePermanent,
@@ -55,7 +56,7 @@ from wfrun.engines.comfyui.progress import ProgressTracker
 from wfrun.engines.comfyui.session import ComfyUISettings, InstanceSession
 from wfrun.engines.comfyui.watch import PromptWatch, Submission
 
-_UPLOAD_REFUSED = {413: "MEDIA_TOO_LARGE"}
+_UPLOAD_REFUSED = {413: FailureCode.MEDIA_TOO_LARGE}
 
 
 class ComfyUIEngine:
@@ -183,7 +184,7 @@ class ComfyUIEngine:
                     raise
                 raise EnginePermanent(
                     f"ComfyUI at {session.base_url} refused the upload of {name!r}: {exc.message}",
-                    code=_UPLOAD_REFUSED.get(exc.status, "ENGINE_EXECUTION_FAILED"),
+                    code=_UPLOAD_REFUSED.get(exc.status, FailureCode.ENGINE_EXECUTION_FAILED),
                 ) from exc
         return rewrite_names(spec.graph, renames)
 

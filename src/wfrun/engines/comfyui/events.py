@@ -32,6 +32,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from wfrun.domain.failures import FailureCode
+
 KNOWN_TYPES = frozenset(
     {
         "status",
@@ -49,8 +51,8 @@ KNOWN_TYPES = frozenset(
 )
 """Message types this module understands; others are passed through untouched."""
 
-VALIDATION_FAILED = "ENGINE_VALIDATION_FAILED"
-EXECUTION_FAILED = "ENGINE_EXECUTION_FAILED"
+VALIDATION_FAILED = FailureCode.ENGINE_VALIDATION_FAILED
+EXECUTION_FAILED = FailureCode.ENGINE_EXECUTION_FAILED
 
 _NODE_ID_IN_DETAILS = re.compile(r"Node ID '#([^']*)'")
 _INPUT_NAME_UNRELIABLE = frozenset(
@@ -129,15 +131,15 @@ def parse_message(frame: str | bytes) -> ComfyEvent | None:
 
 
 @dataclass(frozen=True)
-class Failure:
+class ComfyFailure:
     """A human-readable failure with the node it concerns and its wire code."""
 
     message: str
-    code: str
+    code: FailureCode
     node_id: str | None = None
 
 
-def describe_execution_error(data: Mapping[str, Any]) -> Failure:
+def describe_execution_error(data: Mapping[str, Any]) -> ComfyFailure:
     """Turns ``execution_error`` data into a precise failure.
 
     Args:
@@ -151,7 +153,7 @@ def describe_execution_error(data: Mapping[str, Any]) -> Failure:
     exc_type = str(data.get("exception_type") or "error")
     text = str(data.get("exception_message") or "").strip()
     message = f"{where} failed: {exc_type}: {text}" if text else f"{where} failed: {exc_type}"
-    return Failure(message, EXECUTION_FAILED, node_id)
+    return ComfyFailure(message, EXECUTION_FAILED, node_id)
 
 
 def describe_interruption(data: Mapping[str, Any]) -> str:
@@ -162,7 +164,7 @@ def describe_interruption(data: Mapping[str, Any]) -> str:
     return f"interrupted at {_node_label(node_id, _str_or_none(data.get('node_type')))}"
 
 
-def describe_rejection(error: Mapping[str, Any], node_errors: Mapping[str, Any]) -> Failure:
+def describe_rejection(error: Mapping[str, Any], node_errors: Mapping[str, Any]) -> ComfyFailure:
     """Turns a ``POST /prompt`` rejection into a precise failure.
 
     Args:
@@ -182,7 +184,7 @@ def describe_rejection(error: Mapping[str, Any], node_errors: Mapping[str, Any])
         node_id = found.group(1) if found else None
         parts.append(f"{message} ({details})" if details else message)
     kind = str(error.get("type") or "prompt_outputs_failed_validation")
-    return Failure(
+    return ComfyFailure(
         f"ComfyUI rejected the prompt ({kind}): " + "; ".join(parts), VALIDATION_FAILED, node_id
     )
 
@@ -298,11 +300,11 @@ class HistoryOutcome:
     """``execution_start`` → ``execution_success`` on the instance's clock: the time it
     actually executed (queue wait on the instance and transfers excluded)."""
 
-    def failure(self) -> Failure:
+    def failure(self) -> ComfyFailure:
         """The failure of an ``error`` outcome."""
         if self.detail:
             return describe_execution_error(self.detail)
-        return Failure("ComfyUI reported the prompt as failed", EXECUTION_FAILED)
+        return ComfyFailure("ComfyUI reported the prompt as failed", EXECUTION_FAILED)
 
 
 def parse_history_entry(entry: Mapping[str, Any]) -> HistoryOutcome:

@@ -26,12 +26,13 @@ import threading
 import time
 from dataclasses import dataclass
 
+from wfrun.domain.failures import FailureCode
 from wfrun.engines.base import EngineInterrupted, EnginePermanent, EngineTransient
 from wfrun.engines.comfyui.channel import Inbox, SocketLost
 from wfrun.engines.comfyui.client import ComfyRequestError
 from wfrun.engines.comfyui.events import (
     ComfyEvent,
-    Failure,
+    ComfyFailure,
     HistoryOutcome,
     describe_execution_error,
     describe_interruption,
@@ -40,7 +41,7 @@ from wfrun.engines.comfyui.events import (
 from wfrun.engines.comfyui.progress import ProgressTracker
 from wfrun.engines.comfyui.session import InstanceSession
 
-TIMEOUT_CODE = "ENGINE_TIMEOUT"
+TIMEOUT_CODE = FailureCode.ENGINE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Submission:
     replaced: bool = False
 
 
-def permanent(failure: Failure) -> EnginePermanent:
+def permanent(failure: ComfyFailure) -> EnginePermanent:
     """The engine error for a failure."""
     return EnginePermanent(failure.message, code=failure.code, node_id=failure.node_id)
 

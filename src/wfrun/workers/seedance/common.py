@@ -11,12 +11,14 @@ from datetime import timedelta
 
 from wfrun.config import SeedanceSettings
 from wfrun.domain import seedance
+from wfrun.domain.failures import FailureCode, failure_code
 from wfrun.domain.manifest import validate_inputs
 from wfrun.domain.seedance import PriceBook, VideoRequest
 from wfrun.engines.base import EnginePermanent
 from wfrun.engines.seedance.ark import ArkGateway
 from wfrun.engines.seedance.materials import MaterialRegistry
-from wfrun.services.execution import Claim
+from wfrun.errors import Category
+from wfrun.services.claims import Claim
 from wfrun.services.runs import video_request
 from wfrun.storage.base import ObjectStore
 from wfrun.storage.links import Links
@@ -66,24 +68,29 @@ def expires_after(claim: Claim) -> int:
     """The run's ``execution_expires_after``: an hour past its time limit, fingerprinted so a
     lost create can be recognised (:func:`wfrun.domain.seedance.fingerprint_expiry`)."""
     base = seedance.expiry_base(claim.spec.timeout_seconds)
-    return seedance.fingerprint_expiry(claim.run["id"], base)
+    return seedance.fingerprint_expiry(claim.run.id, base)
 
 
 def request_of(claim: Claim) -> VideoRequest:
-    validated = validate_inputs(claim.spec.inputs, claim.run["inputs"])
-    return video_request(claim.spec, validated, claim.run["inputs"])
+    validated = validate_inputs(claim.spec.inputs, claim.run.inputs)
+    return video_request(claim.spec, validated, claim.run.inputs)
 
 
 def ark_failure(code: str, message: str, *, during: str) -> EnginePermanent:
     failure = seedance.classify_ark_code(code, during=during)
     detail = message
-    if failure.engine_code == "CONTENT_REAL_PERSON_DETECTED":
+    wire_code = failure_code(failure.engine_code)
+    if wire_code is FailureCode.CONTENT_REAL_PERSON_DETECTED:
         detail += (
             "; resubmit with contains_real_person_material: true to register the material "
             "(a verified person's authorisation is required)"
         )
+    output_refused = failure.status == 422  # generated content refused, not the input
     return EnginePermanent(
-        detail, code=failure.engine_code, reason=failure.reason, status=failure.status
+        detail,
+        code=wire_code,
+        reason=failure.reason,
+        category=Category.UNPROCESSABLE if output_refused else None,
     )
 
 

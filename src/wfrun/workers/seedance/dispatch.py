@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wfrun.domain import seedance
+from wfrun.domain.failures import FailureCode
 from wfrun.domain.media import MediaRef, MediaSource
 from wfrun.domain.seedance import VideoRequest
 from wfrun.engines.base import EngineBusy, EnginePermanent, EngineTransient
@@ -22,7 +23,7 @@ from wfrun.engines.seedance.ark import (
 from wfrun.engines.seedance.materials import MaterialError, MaterialRejected
 from wfrun.services import provider_runs, real_person
 from wfrun.services.assets import asset_id_of, storage_key
-from wfrun.services.execution import CancelRequested, Claim, create_outcome_unknown
+from wfrun.services.claims import CancelRequested, Claim, create_outcome_unknown
 from wfrun.workers.seedance.common import (
     SeedanceDeps,
     ark_failure,
@@ -45,7 +46,7 @@ async def dispatch(deps: SeedanceDeps, claim: Claim, cancelled: Callable[[], boo
         CancelRequested: the user cancelled before anything was created upstream.
     """
     first = timedelta(seconds=deps.settings.poll_min_seconds)
-    if claim.run["provider_task_id"]:
+    if claim.run.provider_task_id:
         await provider_runs.park_existing(deps.db, claim, first_check=first)
         return
     video = request_of(claim)
@@ -75,10 +76,10 @@ async def _create_and_park(
     arguments = seedance.ark_create_arguments(
         video,
         urls=urls,
-        safety_identifier=safety_identifier(claim.run["account_id"]),
+        safety_identifier=safety_identifier(claim.run.account_id),
         expires_after=expires_after(claim),
     )
-    callback = callback_url(deps, claim.run["id"])
+    callback = callback_url(deps, claim.run.id)
     if callback is not None:
         arguments["callback_url"] = callback
     previous, started = await provider_runs.begin_create(deps.db, claim, staged=staged)
@@ -94,10 +95,10 @@ async def _adopt_before_cancelling(deps: SeedanceDeps, claim: Claim, video: Vide
     """Cancelled after a create whose answer was lost: if Ark made the task, record it and
     let the tracker cancel it (or settle it, if it already rendered); else nothing exists
     upstream and the run is released."""
-    since = datetime.fromisoformat(claim.run["provider_state"]["create_started_at"])
+    since = datetime.fromisoformat((claim.run.provider_state or {})["create_started_at"])
     fingerprint = {
         "model": video.model,
-        "safety_identifier": safety_identifier(claim.run["account_id"]),
+        "safety_identifier": safety_identifier(claim.run.account_id),
         "execution_expires_after": expires_after(claim),
     }
     task_id = await _reconcile(deps, fingerprint, since)
@@ -177,12 +178,13 @@ async def _public_url(
         key = storage_key(asset_id_of(ref))
         if not await deps.storage.exists(key):
             raise EnginePermanent(
-                f"input asset {asset_id_of(ref)} is no longer stored", code="INPUT_ASSET_GONE"
+                f"input asset {asset_id_of(ref)} is no longer stored",
+                code=FailureCode.INPUT_ASSET_GONE,
             )
         return deps.links.url(key)
     assert ref.data is not None
     assert ref.mime_type is not None
-    key = f"runs/{claim.run['id']}/inputs/{index}.{extension(ref.mime_type)}"
+    key = f"runs/{claim.run.id}/inputs/{index}.{extension(ref.mime_type)}"
     await deps.storage.put(key, ref.data, content_type=ref.mime_type)
     staged.append(key)
     return deps.links.url(key)
@@ -190,16 +192,14 @@ async def _public_url(
 
 async def _register(deps: SeedanceDeps, claim: Claim, url: str, kind: str, index: int) -> str:
     async with deps.db.transaction() as conn:
-        own = await real_person.group_for(conn, claim.run["account_id"])
+        own = await real_person.group_for(conn, claim.run.account_id)
     group = own or deps.settings.real_person_group_id
     if deps.materials is None or group is None:
         raise EnginePermanent(
             "real-person material registration is not configured on this server",
-            code="REAL_PERSON_REGISTRATION_UNAVAILABLE",
-            reason="Real-person material registration is not available.",
-            status=503,
+            code=FailureCode.REAL_PERSON_REGISTRATION_UNAVAILABLE,
         )
-    name = f"wfrun-{claim.run['id']}-{index}"
+    name = f"wfrun-{claim.run.id}-{index}"
     try:
         return await deps.materials.register(group_id=group, url=url, kind=kind, name=name)
     except MaterialRejected as exc:
@@ -207,16 +207,12 @@ async def _register(deps: SeedanceDeps, claim: Claim, url: str, kind: str, index
             raise ark_failure(exc.code, exc.message, during="create") from exc
         raise EnginePermanent(
             exc.message,
-            code="REAL_PERSON_REGISTRATION_FAILED",
-            reason="The real-person material failed registration.",
-            status=400,
+            code=FailureCode.REAL_PERSON_REGISTRATION_FAILED,
         ) from exc
     except MaterialError as exc:
         if exc.transient:
             raise EngineTransient(exc.message) from exc
         raise EnginePermanent(
             exc.message,
-            code="REAL_PERSON_REGISTRATION_UNAVAILABLE",
-            reason="Real-person material registration is not available.",
-            status=503,
+            code=FailureCode.REAL_PERSON_REGISTRATION_UNAVAILABLE,
         ) from exc

@@ -14,15 +14,14 @@ from typing import Any
 
 from wfrun.clock import utcnow
 from wfrun.domain import seedance
+from wfrun.domain.failures import Failure, FailureCode
 from wfrun.engines.seedance.ark import (
     ArkCallError,
     ArkRejected,
     TaskView,
 )
-from wfrun.services import execution, provider_runs
-from wfrun.services.execution import Failure
+from wfrun.services import claims, provider_runs, run_outcomes
 from wfrun.services.provider_runs import Tracked
-from wfrun.workers.failures import engine_failure
 from wfrun.workers.seedance.common import (
     SeedanceDeps,
     ark_failure,
@@ -72,9 +71,9 @@ class Tracker:
         """Nothing to do but look again later (the common case, batched)."""
         return (
             view is not None
-            and view.status == item.run["provider_status"]
+            and view.status == item.run.provider_status
             and view.status in ("queued", "running")
-            and (item.run["cancel_requested_at"] is None or _state(item, "cancel_refused"))
+            and (item.run.cancel_requested_at is None or _state(item, "cancel_refused"))
             and not self._overdue(item)
         )
 
@@ -82,15 +81,15 @@ class Tracker:
         try:
             async with self._finishing:
                 await self.handle(item, view)
-        except execution.Fenced:
-            log.info("run %s moved on elsewhere", item.run["id"])
+        except claims.Fenced:
+            log.info("run %s moved on elsewhere", item.run.id)
         except Exception:
-            log.exception("tracking run %s failed; its lease will lapse", item.run["id"])
+            log.exception("tracking run %s failed; its lease will lapse", item.run.id)
 
     def next_check(self, item: Tracked) -> datetime:
         """Check young tasks often and old ones rarely: a tenth of the age, within bounds."""
         settings = self.deps.settings
-        started = item.run["started_at"] or item.run["created_at"]
+        started = item.run.started_at or item.run.created_at
         age = (utcnow() - started).total_seconds()
         delay = min(settings.poll_max_seconds, max(settings.poll_min_seconds, age / 10))
         return utcnow() + timedelta(seconds=delay)
@@ -106,9 +105,9 @@ class Tracker:
             await self._fail(
                 item,
                 Failure(
-                    "ENGINE_EXECUTION_FAILED",
-                    "The provider's task failed.",
+                    FailureCode.ENGINE_EXECUTION_FAILED,
                     f"upstream task {item.task_id} no longer exists at Ark",
+                    reason_override="The provider's task failed.",
                 ),
             )
             return
@@ -117,10 +116,10 @@ class Tracker:
         elif view.status in ("failed", "expired"):
             code = view.error_code or ("Expired" if view.status == "expired" else "")
             failure = ark_failure(code, _task_error(item, view), during="task")
-            await self._fail(item, engine_failure(failure))
+            await self._fail(item, failure.failure())
         elif view.status == "cancelled":
             await self._cancelled(item, f"upstream task {item.task_id} was cancelled")
-        elif item.run["cancel_requested_at"] is not None and not _state(item, "cancel_refused"):
+        elif item.run.cancel_requested_at is not None and not _state(item, "cancel_refused"):
             await self._cancel(item, view)
         elif self._overdue(item):
             await self._time_out(item, view)
@@ -130,12 +129,12 @@ class Tracker:
             )
 
     def _timed_out(self, item: Tracked) -> bool:
-        started: datetime = item.run["started_at"] or item.run["created_at"]
+        started: datetime = item.run.started_at or item.run.created_at
         return utcnow() - started > timedelta(seconds=item.claim.spec.timeout_seconds)
 
     def _result_gone(self, item: Tracked) -> bool:
         """Ark keeps a result 24 h (§1.6): past the time limit plus that, stop retrying."""
-        started: datetime = item.run["started_at"] or item.run["created_at"]
+        started: datetime = item.run.started_at or item.run.created_at
         limit = timedelta(seconds=item.claim.spec.timeout_seconds) + timedelta(days=1)
         return utcnow() - started > limit
 
@@ -201,7 +200,7 @@ class Tracker:
         )
 
     async def _cancelled(self, item: Tracked, note: str) -> None:
-        await execution.cancel_consumed(
+        await run_outcomes.cancel_consumed(
             self.deps.db,
             item.claim,
             execution_ms=0,
@@ -211,11 +210,9 @@ class Tracker:
     async def _time_out(self, item: Tracked, view: TaskView) -> None:
         limit = item.claim.spec.timeout_seconds
         failure = Failure(
-            "ENGINE_TIMEOUT",
-            "The run timed out.",
+            FailureCode.ENGINE_TIMEOUT,
             f"upstream task {item.task_id} was still queued after {limit} s; it was "
             "cancelled and the freeze released",
-            status=504,
         )
         await self._stop(
             item,
@@ -228,7 +225,7 @@ class Tracker:
         )
 
     async def _fail(self, item: Tracked, failure: Failure) -> None:
-        await execution.fail(self.deps.db, item.claim, failure, execution_ms=None)
+        await run_outcomes.fail(self.deps.db, item.claim, failure, execution_ms=None)
 
     async def _succeed(self, item: Tracked, view: TaskView) -> None:
         video = request_of(item.claim)
@@ -243,8 +240,7 @@ class Tracker:
             await self._fail(
                 item,
                 Failure(
-                    "ENGINE_OUTPUT_MISSING",
-                    "The workflow did not produce a promised output.",
+                    FailureCode.ENGINE_OUTPUT_MISSING,
                     f"upstream task {item.task_id} succeeded without a video_url",
                 ),
             )
@@ -256,8 +252,7 @@ class Tracker:
                 await self._fail(
                     item,
                     Failure(
-                        "ENGINE_OUTPUT_MISSING",
-                        "The workflow did not produce a promised output.",
+                        FailureCode.ENGINE_OUTPUT_MISSING,
                         f"the video of upstream task {item.task_id} could not be downloaded: "
                         f"{exc.message}",
                     ),
@@ -268,7 +263,7 @@ class Tracker:
                 self.deps.db, item, "succeeded", next_check=self.next_check(item)
             )
             return
-        started = item.run["started_at"] or item.run["created_at"]
+        started = item.run.started_at or item.run.created_at
         usage = {
             "provider": "ark",
             "task_id": item.task_id,
@@ -280,7 +275,7 @@ class Tracker:
             "duration": view.duration,
             "with_video_input": video.with_video_input,
         }
-        done = await execution.complete(
+        done = await run_outcomes.complete(
             self.deps.db,
             item.claim,
             outputs=outputs,
@@ -289,7 +284,7 @@ class Tracker:
             external=external,
             usage=usage,
             # the platform fee as quoted at submit (provider time is not wfrun's compute)
-            compute=item.run["quote_amount"] - item.run["quote_external"],
+            compute=item.run.quote_amount - item.run.quote_external,
         )
         if not done:
             for entry in outputs.values():
@@ -309,7 +304,7 @@ class Tracker:
             for spec in item.claim.spec.outputs:
                 files = []
                 if spec.node_id == node_id and spec.type in ("video", "file"):
-                    key = f"runs/{item.run['id']}/{item.claim.attempt}/{tag}/{spec.key}/video.mp4"
+                    key = f"runs/{item.run.id}/{item.claim.attempt}/{tag}/{spec.key}/video.mp4"
                     await self.deps.storage.put_file(key, path, content_type="video/mp4")
                     files.append(
                         {
@@ -329,11 +324,11 @@ class Tracker:
 
 
 def _state(item: Tracked, name: str) -> Any:
-    return (item.run["provider_state"] or {}).get(name)
+    return (item.run.provider_state or {}).get(name)
 
 
 def _staged(item: Tracked) -> list[str]:
-    return list((item.run["provider_state"] or {}).get("staged_inputs") or [])
+    return list((item.run.provider_state or {}).get("staged_inputs") or [])
 
 
 def _task_error(item: Tracked, view: TaskView) -> str:

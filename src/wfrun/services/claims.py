@@ -1,0 +1,198 @@
+"""Claiming work: a worker takes one job, places its run on an engine instance when the engine
+needs one, and starts (or resumes) the run — one short transaction. A claimed job whose run
+needs no execution (ended, cancelled while waiting, out of attempts) is ended here.
+
+Every later write of the claim carries ``(run, attempt)``: it matches only while the run is
+``running`` under that attempt, so a worker that lost its lease cannot change a run another
+worker now owns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from wfrun.clock import utcnow
+from wfrun.domain.failures import Failure, FailureCode, cancelled
+from wfrun.domain.pricing import release
+from wfrun.domain.runs import RunStatus, is_terminal, transition
+from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
+from wfrun.queue import broker
+from wfrun.queue.broker import Job, JobStatus
+from wfrun.services.catalog import RevisionSpec
+from wfrun.services.run_changes import publish_change
+from wfrun.services.run_endings import Ending, end_run
+from wfrun.services.run_log import log_event
+from wfrun.store import assets as asset_store
+from wfrun.store import instances as instance_store
+from wfrun.store import runs as run_store
+from wfrun.store import workflows as workflow_store
+from wfrun.store.database import Connection, Database
+from wfrun.store.runs import Run
+
+NO_CAPACITY_RETRY = timedelta(seconds=1)
+_ENGINE_PROMPT_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4c1e-9d55-77667275e000")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job this worker now owns, with what it needs to run it."""
+
+    job_id: str
+    attempt: int
+    run: Run
+    spec: RevisionSpec
+    assets: dict[str, Any] = field(default_factory=dict)
+    """The ``asset://`` inputs' records, by asset id."""
+    instance_url: str | None = None
+    """The engine instance the run was placed on (engines that need one)."""
+
+
+class Fenced(Exception):
+    """This attempt no longer owns the run (lease lost or run finished elsewhere)."""
+
+
+class CancelRequested(Exception):
+    """The user asked to cancel; stop at this node boundary."""
+
+
+def engine_prompt_id(run_id: str) -> str:
+    """The uuid an engine knows a run by (ComfyUI's ``prompt_id``): derived from the run, so
+    every attempt uses the same one and a re-dispatched attempt attaches to the prompt its
+    predecessor already submitted instead of running it twice."""
+    return str(uuid.uuid5(_ENGINE_PROMPT_NAMESPACE, run_id))
+
+
+def create_outcome_unknown(run: Run) -> bool:
+    """A provider run whose upstream create was attempted but not recorded: a task may exist
+    (and be billed), so a cancel must go through dispatch, which looks for it first."""
+    started = (run.provider_state or {}).get("create_started_at")
+    return started is not None and run.provider_task_id is None
+
+
+async def claim_next(
+    db: Database, *, worker_id: str, lease: timedelta
+) -> Claim | Literal["empty", "settled"]:
+    """Claim one job and start (or resume) its run.
+
+    Returns the claim; ``"empty"`` when nothing is claimable; ``"settled"`` when a job was
+    claimed but needed no execution (its run had ended, was cancelled while waiting, or
+    exhausted its attempts and was failed here, or no instance had room).
+    """
+    now = utcnow()
+    async with db.transaction(write=True) as conn:
+        job = await broker.claim(conn, worker_id=worker_id, lease=lease, now=now)
+        if job is None:
+            return "empty"
+        run = await run_store.find_run(conn, job.run_id)
+        assert run is not None
+        if await _needs_no_execution(conn, job, run, now):
+            return "settled"
+        return await _start_claimed(conn, job, run, now)
+
+
+async def _needs_no_execution(conn: Connection, job: Job, run: Run, now: datetime) -> bool:
+    if job.attempts > job.max_attempts:
+        await _give_up(conn, job, run, now)
+    elif is_terminal(run.status):  # ended while its job waited: nothing to run
+        await broker.finish(conn, job_id=job.id, attempt=None, status=JobStatus.CANCELLED, now=now)
+    elif run.cancel_requested_at is not None and not create_outcome_unknown(run):
+        ended = await end_run(conn, run, _cancelled_waiting(run), now=now, attempt=run.attempt)
+        assert ended is not None, "the claim holds the job's lock: nothing else ends the run"
+    else:
+        return False
+    return True
+
+
+async def _start_claimed(
+    conn: Connection, job: Job, run: Run, now: datetime
+) -> Claim | Literal["settled"]:
+    revision = await workflow_store.find_revision(conn, run.revision_id)
+    assert revision is not None
+    spec = RevisionSpec.from_row(revision)
+    placement = None
+    if spec.engine_kind in INSTANCE_KINDS:
+        candidates = await instance_store.lock_schedulable(conn, spec.engine_kind)
+        placement = choose_instance(candidates, spec.required_labels, previous=run.instance_id)
+        if placement is None:  # no healthy instance with the labels has room: wait
+            await broker.defer(conn, job_id=job.id, at=now + NO_CAPACITY_RETRY)
+            return "settled"
+    started = await _start(conn, job, run, now, None if placement is None else placement["id"])
+    if started is None:
+        await broker.finish(conn, job_id=job.id, attempt=None, status=JobStatus.CANCELLED, now=now)
+        return "settled"
+    assets = await asset_store.assets_for_run(conn, run.id)
+    url = None if placement is None else placement["url"]
+    return Claim(job.id, job.attempts, started, spec, assets, url)
+
+
+async def _start(
+    conn: Connection, job: Job, run: Run, now: datetime, instance_id: str | None
+) -> Run | None:
+    attempt = job.attempts
+    values: dict[str, Any] = {"attempt": attempt, "updated_at": now, "progress_percent": 0}
+    if instance_id is not None:
+        values |= {"instance_id": instance_id, "engine_prompt_id": engine_prompt_id(run.id)}
+    if run.status is RunStatus.QUEUED:
+        values |= {"status": transition(run.status, RunStatus.RUNNING), "started_at": now}
+        message = f"started (attempt {attempt})"
+    elif run.status is RunStatus.RUNNING and job.last_error:
+        message = f"dispatching again (attempt {attempt}) after: {job.last_error}"
+    elif run.status is RunStatus.RUNNING:
+        message = f"re-dispatched (attempt {attempt}): the previous worker stopped heartbeating"
+    else:
+        return None
+    started = await run_store.move_status(conn, run.id, current=run.status, values=values)
+    if started is None:
+        return None
+    await log_event(conn, started, now, "started", message)
+    if run.status is RunStatus.QUEUED:
+        await publish_change(conn, started, previous=run.status, now=now)
+    return started
+
+
+def _cancelled_waiting(run: Run) -> Ending:
+    """A run whose job was waiting (transient retry, or no instance free) when the user
+    cancelled: nothing executes it now, so it ends here and its freeze is released."""
+    return Ending(
+        RunStatus.CANCELLED,
+        release(run.quote_amount),
+        "cancelled while waiting; freeze released",
+        cancelled("cancelled while waiting to be (re)dispatched; the freeze was released"),
+    )
+
+
+def _exhausted(job: Job) -> Failure:
+    if job.last_error:  # the attempts ended in transient engine failures
+        return Failure(
+            FailureCode.ENGINE_UNAVAILABLE,
+            f"gave up after {job.max_attempts} attempts; last error: {job.last_error}; "
+            "freeze released",
+        )
+    return Failure(
+        FailureCode.WORKER_LOST,
+        f"the worker running it stopped {job.max_attempts} times; freeze released",
+    )
+
+
+async def _give_up(conn: Connection, job: Job, run: Run, now: datetime) -> None:
+    failure = _exhausted(job)
+    if not is_terminal(run.status):
+        ending = Ending(
+            RunStatus.FAILED,
+            release(run.quote_amount),
+            f"{failure.code.name}: {failure.detail}",
+            failure,
+        )
+        if await end_run(conn, run, ending, now=now, attempt=run.attempt) is not None:
+            return
+    await broker.finish(
+        conn,
+        job_id=job.id,
+        attempt=job.attempts,
+        status=JobStatus.FAILED,
+        now=now,
+        error=failure.detail,
+    )

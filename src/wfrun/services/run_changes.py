@@ -1,0 +1,40 @@
+"""Publishing run state changes: one outbox row per change, in the transaction that made it.
+
+Three places change a run's status — submit (→ queued), the claim that starts it (→ running)
+and :func:`wfrun.services.run_endings.end_run` (→ succeeded | failed | cancelled) — and each
+calls :func:`publish_change` right after its conditional update matched. Nothing else writes
+the outbox, so a consumer sees every change exactly once, and never one that rolled back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from wfrun.domain.runs import RunStatus, change_event_type
+from wfrun.store import outbox
+from wfrun.store.database import Connection
+from wfrun.store.runs import Run
+
+
+async def publish_change(
+    conn: Connection, run: Run, *, previous: RunStatus | None, now: datetime
+) -> None:
+    """Record that ``run`` (as just written) moved from ``previous`` to its status."""
+    await outbox.append(
+        conn,
+        {
+            "run_id": run.id,
+            "account_id": run.account_id,
+            "event_type": change_event_type(run.family, run.status),
+            "status": run.status.value,
+            "previous_status": None if previous is None else previous.value,
+            "attempt": run.attempt,
+            "data": {
+                "family": run.family,
+                "workflow_id": run.workflow_id,
+                "error_code": run.error_code,
+                "final_amount": run.final_amount,
+            },
+            "created_at": now,
+        },
+    )

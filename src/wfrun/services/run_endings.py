@@ -1,0 +1,118 @@
+"""The one way a run ends. :func:`end_run` is called by every ending — success, failure, a
+cancel while queued, while waiting for a retry or while running, a time limit, a provider's
+outcome — inside the caller's transaction, and does all of it or, when the run had already
+moved on, none of it:
+
+1. lock the run's jobs (lock order job → run → hold → account, the same on every path, so
+   a cancel, a claim and a settlement never deadlock);
+2. move the run's status conditionally (still at the status the caller saw and, for a
+   worker, still under its attempt), writing its settlement and error columns;
+3. resolve its freeze exactly once (settle or release; the hold, then the account);
+4. close its open jobs;
+5. log the ending and publish the change to the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from wfrun.domain.failures import Failure
+from wfrun.domain.pricing import Settlement
+from wfrun.domain.runs import FreezeStatus, RunStatus, transition
+from wfrun.queue import broker
+from wfrun.queue.broker import JobStatus
+from wfrun.services import billing
+from wfrun.services.run_changes import publish_change
+from wfrun.services.run_log import log_event
+from wfrun.store import runs as run_store
+from wfrun.store.database import Connection
+from wfrun.store.runs import Run
+
+_JOB_STATUS = {
+    RunStatus.SUCCEEDED: JobStatus.SUCCEEDED,
+    RunStatus.FAILED: JobStatus.FAILED,
+    RunStatus.CANCELLED: JobStatus.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a run ends: its terminal status, what its freeze resolves to, and why."""
+
+    status: RunStatus
+    settlement: Settlement
+    message: str
+    """The run log's line for the ending."""
+    failure: Failure | None = None
+    """The error columns (also for a cancel: ``USER_CANCELLED``)."""
+    execution_ms: int | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+    """Further run columns (outputs, usage, progress)."""
+
+
+async def end_run(
+    conn: Connection, run: Run, ending: Ending, *, now: datetime, attempt: int | None = None
+) -> Run | None:
+    """End ``run`` (as the caller read it) with ``ending``; the ended run, or None when it was
+    no longer at ``run.status`` (or no longer under ``attempt``) and nothing changed."""
+    await broker.lock_for_run(conn, run.id)
+    moved = await run_store.move_status(
+        conn,
+        run.id,
+        current=run.status,
+        attempt=attempt,
+        values=_columns(run.status, ending, now),
+    )
+    if moved is None:
+        return None
+    await billing.resolve_freeze(conn, run_id=run.id, settlement=ending.settlement, now=now)
+    failure = ending.failure if ending.status is RunStatus.FAILED else None
+    await broker.close_for_run(
+        conn,
+        run.id,
+        status=_JOB_STATUS[ending.status],
+        now=now,
+        error=None if failure is None else failure.detail,
+    )
+    await log_event(
+        conn,
+        moved,
+        now,
+        ending.status.value,
+        ending.message,
+        level="info" if failure is None else "error",
+        node_id=None if failure is None else failure.node_id,
+        percent=None if failure is not None else moved.progress_percent,
+    )
+    await publish_change(conn, moved, previous=run.status, now=now)
+    return moved
+
+
+def _columns(current: RunStatus, ending: Ending, now: datetime) -> dict[str, Any]:
+    settlement = ending.settlement
+    values: dict[str, Any] = {
+        "status": transition(current, ending.status),
+        "terminal_at": now,
+        "updated_at": now,
+        "compute_cost": settlement.compute_cost,
+        "external_model_cost": settlement.external_model_cost,
+        "absorbed_external_cost": settlement.absorbed_external_cost,
+        "final_amount": settlement.final_amount,
+        "released_amount": settlement.released_amount,
+        "freeze_status": (
+            FreezeStatus.SETTLED if settlement.final_amount > 0 else FreezeStatus.RELEASED
+        ),
+    }
+    if ending.execution_ms is not None:
+        values["execution_ms"] = ending.execution_ms
+    if ending.failure is not None:
+        values |= {
+            "error_code": ending.failure.code.name,
+            "error_reason": ending.failure.reason,
+            "error_detail": ending.failure.detail,
+            "error_category": ending.failure.category.value,
+        }
+    return values | dict(ending.values)

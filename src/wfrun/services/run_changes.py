@@ -20,7 +20,7 @@ async def publish_change(
     conn: Connection, run: Run, *, previous: RunStatus | None, now: datetime
 ) -> None:
     """Record that ``run`` (as just written) moved from ``previous`` to its status."""
-    await outbox.append(
+    await outbox.append_change(
         conn,
         {
             "run_id": run.id,

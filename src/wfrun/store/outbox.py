@@ -29,7 +29,7 @@ class OutboxEvent:
     created_at: datetime
 
 
-async def append(conn: Connection, values: dict[str, Any]) -> None:
+async def append_change(conn: Connection, values: dict[str, Any]) -> None:
     await conn.execute(insert(outbox_events), values)
 
 

@@ -16,6 +16,7 @@ from tests.support.factories import Customer, account_balance, customer, drain
 from wfrun.domain.money import format_amount, parse_amount
 from wfrun.runtime import Runtime
 from wfrun.services import accounts
+from wfrun.store import outbox
 from wfrun.workers.worker import Worker
 
 FAST = "doubao-seedance-2-0-fast-260128"
@@ -183,6 +184,9 @@ async def test_cancel_before_upstream_completion_cancels_upstream_and_releases(
     assert await account_balance(runtime, alice.account_id) == (parse_amount("20"), 0)
     again = (await post(http, alice, "/model-runs/cancel", {"run_id": run_id}))["data"]
     assert again["status"] == "cancelled"  # idempotent; nothing released twice
+    async with runtime.db.transaction() as conn:
+        changes = [e.event_type for e in await outbox.for_run(conn, run_id)]
+    assert changes == ["model_run.queued", "model_run.started", "model_run.cancelled"]
 
 
 async def test_cancel_after_upstream_completion_returns_the_settled_result(

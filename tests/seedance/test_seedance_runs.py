@@ -36,6 +36,7 @@ from wfrun.errors import InvalidWorkflowPackage
 from wfrun.runtime import Runtime
 from wfrun.services import catalog, claims, provider_runs
 from wfrun.services.seed import ensure_demo
+from wfrun.store import outbox
 from wfrun.store.runs import find_run
 from wfrun.store.schema import jobs
 from wfrun.workers import seedance as seedance_worker
@@ -183,6 +184,9 @@ async def test_chenyu_example_runs_to_succeeded_with_video_quote_and_usage_settl
     assert billed["final_amount"] == format_amount(final)
     assert billed["released_amount"] == format_amount(expected_quote - final)
     assert billed["settlement_status"] == "settled"
+    async with runtime.db.transaction() as conn:  # the provider's outcome ended it, once
+        changes = [e.event_type for e in await outbox.for_run(conn, run_id)]
+    assert changes == ["run.queued", "run.started", "run.succeeded"]
     assert await account_balance(runtime, alice.account_id) == (parse_amount("20") - final, 0)
 
     [create] = standin.creates()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import time
-import uuid
 
 
 def _hex(n: int) -> str:
@@ -56,6 +55,8 @@ def new_task_id() -> str:
 
 
 def new_prompt_id() -> str:
+    """chenyu's wire ``prompt_id`` of a run: an opaque id of ours, not the engine's (that one is
+    ``runs.engine_prompt_id``, see ``services.claims.engine_prompt_id``)."""
     return _stamped("prompt")
 
 
@@ -66,11 +67,6 @@ def new_model_run_id() -> str:
 
 def new_billing_id() -> str:
     return f"wfbill_{time.time_ns()}"
-
-
-def new_engine_prompt_uuid() -> str:
-    """Canonical lowercase uuid4, as newer ComfyUI requires for ``prompt_id``."""
-    return str(uuid.uuid4())
 
 
 def new_api_key_secret() -> str:

@@ -18,8 +18,6 @@ from wfrun.errors import InvalidWorkflowInput
 
 SCALAR_TYPES = frozenset({"string", "text", "integer", "number", "boolean", "enum", "seed"})
 MEDIA_TYPES = frozenset({"image", "video", "audio", "file"})
-INPUT_TYPES = SCALAR_TYPES | MEDIA_TYPES
-OUTPUT_TYPES = frozenset({"text", "image", "video", "audio", "file"})
 SEED_MAX = 2**64 - 1
 DEFAULT_MAX_MEDIA_BYTES = 20 * 1024 * 1024
 RESERVED_KEYS = frozenset({"contains_real_person_material"})

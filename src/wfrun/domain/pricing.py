@@ -63,10 +63,6 @@ class Settlement:
     released_amount: int
     shortfall_amount: int
 
-    @property
-    def total_cost(self) -> int:
-        return self.compute_cost + self.external_model_cost
-
 
 def quote(prices: PriceTable) -> Quote:
     """The amount to freeze for a run of ``prices``."""

@@ -87,7 +87,8 @@ class RunSpec:
     target: str | None = None
     """Engine instance to run on (a ComfyUI server's base URL); None for in-process engines."""
     engine_prompt_id: str | None = None
-    """Canonical uuid the engine knows this attempt by, derived from (run, attempt)."""
+    """The uuid the engine knows the run by (ComfyUI's ``prompt_id``): derived from the run
+    alone, so every attempt re-attaches to the same prompt (``services.claims``)."""
     timeout_seconds: float = 600.0
 
 

@@ -35,7 +35,6 @@ from wfrun.store.runs import Run
 SYSTEM_ACCOUNT = "user_" + "0" * 20
 MODEL_RUN_WORKFLOW = "wf_" + "0" * 19 + "1"
 MODEL_RUN_REVISION = "wfr_" + "0" * 19 + "1"
-PROVIDER = "volcengine_ark"
 NODE = "1"
 
 _SCALARS = (

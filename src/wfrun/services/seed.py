@@ -25,7 +25,6 @@ KEY_FILE = "demo_api_key"
 @dataclass(frozen=True)
 class Demo:
     api_key: str | None
-    seeded_now: bool
 
 
 def demo_package(name: str = "poster") -> Any:
@@ -46,7 +45,7 @@ async def ensure_demo(db: Database, data_dir: Path, *, with_seedance: bool = Fal
     key_file = data_dir / KEY_FILE
     if not await _store_is_empty(db):
         known = key_file.read_text().strip() if key_file.exists() else None
-        return Demo(api_key=known, seeded_now=False)
+        return Demo(api_key=known)
     operator = await accounts.create_account(db, display_name="wfrun demo operator")
     user = await accounts.create_account(db, display_name="demo user")
     await accounts.top_up(db, account_id=user, amount=DEMO_BALANCE, memo="demo credit")
@@ -58,4 +57,4 @@ async def ensure_demo(db: Database, data_dir: Path, *, with_seedance: bool = Fal
     data_dir.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key.secret + "\n")
     key_file.chmod(0o600)
-    return Demo(api_key=key.secret, seeded_now=True)
+    return Demo(api_key=key.secret)

@@ -109,53 +109,64 @@ class RunnerDeps:
 async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
     """Drive one claim to a terminal state (or give it back on a transient failure)."""
     started = time.monotonic()
-
-    def elapsed_ms() -> int:
-        return int((time.monotonic() - started) * 1000)
-
     try:
         if claim.spec.engine_kind == "seedance":
             await _dispatch_provider(deps, claim, control)
-            return
-        spec = await _prepare(deps, claim)
-        engine = deps.engines[claim.spec.engine_kind]
-        sink = ProgressRecorder(deps.db, claim)
-        results = await asyncio.wait_for(
-            engine.execute(spec, sink, control.interrupt), timeout=claim.spec.timeout_seconds
-        )
-        execution_ms = sink.engine_ms if sink.engine_ms is not None else elapsed_ms()
-        _require_outputs(claim, results)
-        outputs = await _store_outputs(deps.storage, claim, results)
-        completed = await run_outcomes.complete(
-            deps.db,
-            claim,
-            outputs=outputs,
-            execution_ms=execution_ms,
-            retention=deps.output_retention,
-        )
-        if not completed:  # fenced out: another attempt owns the run; drop our copies
-            await _discard_outputs(deps.storage, outputs)
-    except (CancelRequested, EngineInterrupted):
-        await _after_interrupt(deps, claim, control, elapsed_ms())
-    except Fenced as exc:
+        else:
+            await _execute(deps, claim, control, started)
+    except Exception as exc:
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        if not await _end_on_error(deps, claim, control, exc, elapsed_ms):
+            raise
+
+
+async def _execute(deps: RunnerDeps, claim: Claim, control: RunControl, started: float) -> None:
+    spec = await _prepare(deps, claim)
+    engine = deps.engines[claim.spec.engine_kind]
+    sink = ProgressRecorder(deps.db, claim)
+    results = await asyncio.wait_for(
+        engine.execute(spec, sink, control.interrupt), timeout=claim.spec.timeout_seconds
+    )
+    wall_ms = int((time.monotonic() - started) * 1000)
+    _require_outputs(claim, results)
+    outputs = await _store_outputs(deps.storage, claim, results)
+    completed = await run_outcomes.complete(
+        deps.db,
+        claim,
+        outputs=outputs,
+        execution_ms=sink.engine_ms if sink.engine_ms is not None else wall_ms,
+        retention=deps.output_retention,
+    )
+    if not completed:  # fenced out: another attempt owns the run; drop our copies
+        await _discard_outputs(deps.storage, outputs)
+
+
+async def _end_on_error(
+    deps: RunnerDeps, claim: Claim, control: RunControl, exc: Exception, elapsed_ms: int
+) -> bool:
+    """Record what ``exc`` means for the run; False for an error nobody expected."""
+    if isinstance(exc, CancelRequested | EngineInterrupted):
+        await _after_interrupt(deps, claim, control, elapsed_ms)
+    elif isinstance(exc, Fenced):
         log.warning("dropping run %s: %s", claim.run.id, exc)
-    except TimeoutError:
+    elif isinstance(exc, TimeoutError):
         limit = claim.spec.timeout_seconds
         failure = Failure(
             FailureCode.ENGINE_TIMEOUT, f"the run exceeded its time limit of {limit} s"
         )
-        await run_outcomes.fail(deps.db, claim, failure, execution_ms=elapsed_ms())
-    except EngineBusy as exc:
+        await run_outcomes.fail(deps.db, claim, failure, execution_ms=elapsed_ms)
+    elif isinstance(exc, EngineBusy):
         await _wait_for_engine(deps, claim, exc)
-    except EngineTransient as exc:
+    elif isinstance(exc, EngineTransient):
         await run_progress.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
-    except EnginePermanent as exc:
-        await run_outcomes.fail(deps.db, claim, exc.failure(), execution_ms=elapsed_ms())
-    except ServiceError as exc:  # stored inputs no longer valid (e.g. bytes that do not fit)
-        failure = Failure(
-            failure_code(exc.engine_code, FailureCode.INVALID_WORKFLOW_INPUT), exc.detail
-        )
-        await run_outcomes.fail(deps.db, claim, failure, execution_ms=None)
+    elif isinstance(exc, EnginePermanent):
+        await run_outcomes.fail(deps.db, claim, exc.failure(), execution_ms=elapsed_ms)
+    elif isinstance(exc, ServiceError):  # stored inputs no longer valid (bytes that do not fit)
+        code = failure_code(exc.engine_code, FailureCode.INVALID_WORKFLOW_INPUT)
+        await run_outcomes.fail(deps.db, claim, Failure(code, exc.detail), execution_ms=None)
+    else:
+        return False
+    return True
 
 
 async def _wait_for_engine(deps: RunnerDeps, claim: Claim, exc: EngineBusy) -> None:

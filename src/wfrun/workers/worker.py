@@ -1,4 +1,5 @@
-"""The worker loop: claim → run → settle, with bounded concurrency, heartbeats and shutdown.
+"""A worker process: the claim loop (claim → run → settle, with bounded concurrency), its
+heartbeat, and the background loops of ``workers/loops.py``, wired here.
 
 All coordination goes through the database; any number of workers may run anywhere. A worker
 that dies simply stops heartbeating: its jobs' leases lapse and another worker re-claims them
@@ -14,16 +15,19 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
-
 from wfrun import ids
 from wfrun.config import WorkerSettings
 from wfrun.queue import broker
 from wfrun.queue.notify import JobListener
 from wfrun.runtime import Runtime
-from wfrun.services import assets, claims, worker_registry
+from wfrun.services import claims, worker_registry
 from wfrun.services.claims import Claim
-from wfrun.workers import health
+from wfrun.workers.loops import (
+    InstanceProbe,
+    Periodic,
+    ProviderTracking,
+    RetentionSweep,
+)
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
 from wfrun.workers.seedance import Tracker
 
@@ -49,8 +53,6 @@ class Worker:
     ) -> None:
         self.id = ids.new_worker_id()
         self.settings = settings or runtime.settings.worker
-        self.sweep_interval = runtime.settings.assets.sweep_interval_seconds
-        self.probe_interval = runtime.settings.worker.probe_interval
         self.lease = timedelta(seconds=self.settings.lease_seconds)
         self.deps = RunnerDeps(
             db=runtime.db,
@@ -63,6 +65,21 @@ class Worker:
             seedance=runtime.seedance,
         )
         self.tracker = Tracker(runtime.seedance) if runtime.seedance is not None else None
+        self.heartbeat = Periodic(
+            "heartbeat",
+            # also how fast a user's cancel reaches a node that is busy for a long time
+            min(self.settings.lease_seconds / 3, 1.0),
+            self._beat,
+        )
+        self.loops: list[Periodic | RetentionSweep | InstanceProbe | ProviderTracking] = [
+            self.heartbeat,
+            RetentionSweep(
+                runtime.db, runtime.storage, runtime.settings.assets.sweep_interval_seconds
+            ),
+            InstanceProbe(runtime.db, runtime.settings.worker.probe_interval),
+        ]
+        if self.tracker is not None:
+            self.loops.append(ProviderTracking(self.tracker))
         self.wakeup = wakeup or asyncio.Event()
         self._active: dict[str, _Active] = {}
         self._slots = asyncio.Semaphore(self.settings.concurrency)
@@ -88,10 +105,7 @@ class Worker:
         if not self.deps.db.is_sqlite:
             listener = JobListener(self.deps.db.url, self.wakeup)
             await listener.start()
-        beat = asyncio.create_task(self._heartbeat_loop(stop))
-        sweeper = asyncio.create_task(self._sweep_loop(stop))
-        prober = asyncio.create_task(self._health_loop(stop))
-        tracking = asyncio.create_task(self._track_loop(stop))
+        loops = [asyncio.create_task(loop.run(stop)) for loop in self.loops]
         try:
             while not stop.is_set():
                 await self._slots.acquire()
@@ -103,10 +117,8 @@ class Worker:
                     await self._idle(stop)
         finally:
             await self._drain()
-            beat.cancel()
-            sweeper.cancel()
-            prober.cancel()
-            tracking.cancel()
+            for loop in loops:
+                loop.cancel()
             if listener is not None:
                 await listener.stop()
 
@@ -114,7 +126,7 @@ class Worker:
         """Burst mode: run jobs until the queue is empty and nothing is in flight."""
         await self.register()
         stop = asyncio.Event()
-        beat = asyncio.create_task(self._heartbeat_loop(stop))
+        beat = asyncio.create_task(self.heartbeat.run(stop))
         try:
             while True:
                 await self._slots.acquire()
@@ -167,20 +179,6 @@ class Worker:
         for waiter in waiters:
             waiter.cancel()
 
-    async def _track_loop(self, stop: asyncio.Event) -> None:
-        """Provider tasks (Seedance): one batch check at a time, all due tasks in turn."""
-        if self.tracker is None:
-            return
-        idle = min(self.tracker.deps.settings.poll_min_seconds, 1.0)
-        while not stop.is_set():
-            try:
-                handled = await self.tracker.tick()
-            except Exception:
-                log.exception("provider tracking failed")
-                handled = 0
-            if handled < self.tracker.deps.settings.tracker_batch:
-                await asyncio.sleep(idle)
-
     async def _track_once(self) -> bool:
         """Burst mode: while provider tasks are parked, check the due ones; False when none
         are left."""
@@ -192,37 +190,6 @@ class Worker:
         if await self.tracker.tick() == 0:
             await asyncio.sleep(min(self.tracker.deps.settings.poll_min_seconds, 0.2))
         return True
-
-    async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
-        # Also how fast a user's cancel reaches a node that is busy for a long time.
-        interval = min(self.settings.lease_seconds / 3, 1.0)
-        while not stop.is_set():
-            try:
-                await self._beat()
-            except Exception:
-                log.exception("heartbeat failed")
-            await asyncio.sleep(interval)
-
-    async def _sweep_loop(self, stop: asyncio.Event) -> None:
-        """Retention: delete expired assets' and outputs' bytes every ``sweep_interval``."""
-        while not stop.is_set():
-            try:
-                removed = await assets.sweep(self.deps.db, self.deps.storage)
-                if any(removed):
-                    log.info("retention removed %d assets and the outputs of %d runs", *removed)
-            except Exception:
-                log.exception("retention sweep failed")
-            await asyncio.sleep(self.sweep_interval)
-
-    async def _health_loop(self, stop: asyncio.Event) -> None:
-        """Probe engine instances so scheduling only uses healthy ones."""
-        async with httpx.AsyncClient(trust_env=False) as client:
-            while not stop.is_set():
-                try:
-                    await health.probe_all(self.deps.db, client)
-                except Exception:
-                    log.exception("instance health probe failed")
-                await asyncio.sleep(self.probe_interval)
 
     async def _beat(self) -> None:
         owned = [(a.claim.job_id, a.claim.attempt, run) for run, a in self._active.items()]

@@ -34,23 +34,6 @@ from typing import Any, Literal
 
 from wfrun.domain.failures import FailureCode
 
-KNOWN_TYPES = frozenset(
-    {
-        "status",
-        "feature_flags",
-        "execution_start",
-        "execution_cached",
-        "executing",
-        "executed",
-        "progress",
-        "progress_state",
-        "execution_success",
-        "execution_error",
-        "execution_interrupted",
-    }
-)
-"""Message types this module understands; others are passed through untouched."""
-
 VALIDATION_FAILED = FailureCode.ENGINE_VALIDATION_FAILED
 EXECUTION_FAILED = FailureCode.ENGINE_EXECUTION_FAILED
 

@@ -47,11 +47,6 @@ class ProgressTracker:
         """Number of nodes that will run."""
         return len(self._order)
 
-    @property
-    def finished_count(self) -> int:
-        """Nodes reported finished so far."""
-        return len(self._finished)
-
     async def on_event(self, event: ComfyEvent) -> None:
         """Reports what ``event`` tells about node progress (other events are ignored)."""
         if event.type == "execution_cached":

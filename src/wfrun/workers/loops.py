@@ -1,0 +1,97 @@
+"""The background loops of a worker process, one small class each; :class:`Worker` wires them
+(``workers/worker.py``). Each runs until its ``stop`` event is set, survives a failing round
+(logged, tried again next round) and wakes at once when stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from wfrun.services import assets
+from wfrun.storage.base import ObjectStore
+from wfrun.store.database import Database
+from wfrun.workers import health
+from wfrun.workers.seedance import Tracker
+
+log = logging.getLogger(__name__)
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``stop`` is set, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+@dataclass
+class Periodic:
+    """Run ``step`` every ``interval`` seconds."""
+
+    name: str
+    interval: float
+    step: Callable[[], Awaitable[object]]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.step()
+            except Exception:
+                log.exception("%s failed", self.name)
+            await pause(stop, self.interval)
+
+
+@dataclass
+class RetentionSweep:
+    """Delete expired assets' and outputs' bytes (never those a live run still needs)."""
+
+    db: Database
+    storage: ObjectStore
+    interval: float
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await Periodic("retention sweep", self.interval, self.sweep).run(stop)
+
+    async def sweep(self) -> None:
+        removed = await assets.sweep(self.db, self.storage)
+        if any(removed):
+            log.info("retention removed %d assets and the outputs of %d runs", *removed)
+
+
+@dataclass
+class InstanceProbe:
+    """Probe engine instances so scheduling only uses healthy ones."""
+
+    db: Database
+    interval: float
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(trust_env=False) as client:
+
+            async def probe() -> None:
+                await health.probe_all(self.db, client)
+
+            await Periodic("instance health probe", self.interval, probe).run(stop)
+
+
+@dataclass
+class ProviderTracking:
+    """Provider tasks (Seedance): one batch check at a time, all due tasks in turn; a full
+    batch means more may be due, so the next round starts at once."""
+
+    tracker: Tracker
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.tracker.deps.settings
+        idle = min(settings.poll_min_seconds, 1.0)
+        while not stop.is_set():
+            try:
+                handled = await self.tracker.tick()
+            except Exception:
+                log.exception("provider tracking failed")
+                handled = 0
+            if handled < settings.tracker_batch:
+                await pause(stop, idle)

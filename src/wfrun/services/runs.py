@@ -210,6 +210,9 @@ async def submit_run(
 ) -> SubmitResult:
     """Submit one paid run (idempotent per account + workflow + key).
 
+    The key is looked up first: resending a request answers its original run whatever has
+    changed since (an expired ``asset://`` input, a newer revision, a lower balance).
+
     Raises:
         WorkflowNotFound | RevisionNotFound | NotPublished: nothing to run.
         InvalidWorkflowInput: inputs do not match the manifest (detail names the input).
@@ -218,32 +221,40 @@ async def submit_run(
     """
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        row, spec = await _resolve(conn, principal, request)
-        validated = validate_inputs(spec.inputs, request.inputs)
-        priced = _price(spec, request, policy, validated)
-        await _check_real_person(conn, principal, spec, request, policy)
-        asset_ids = await check_asset_refs(conn, principal, spec.inputs, validated, now)
-        values = _new_run(principal, request, row, priced, now)
-        stored = await run_store.insert_run_claiming_key(conn, values)
-        if stored is None:
-            return SubmitResult(await _replay(conn, principal, request), replay=True)
-        await asset_store.link_run(conn, stored.id, asset_ids)
-        await billing.freeze(
-            conn,
-            account_id=principal.account_id,
-            run_id=stored.id,
-            amount=priced.total,
-            now=now,
-        )
-        await broker.enqueue(
-            conn,
-            run_id=stored.id,
-            kind=broker.DISPATCH_RUN,
-            max_attempts=policy.max_attempts,
-            now=now,
-        )
-        await publish_change(conn, stored, previous=None, now=now)
+        existing = await _replay(conn, principal, request)
+        if existing is not None:
+            return SubmitResult(existing, replay=True)
+        stored = await _insert_new(conn, principal, request, policy, now)
+        if stored is None:  # a concurrent submit with this key committed first
+            existing = await _replay(conn, principal, request)
+            assert existing is not None, "the conflicting run is visible once it committed"
+            return SubmitResult(existing, replay=True)
     return SubmitResult(stored, replay=False)
+
+
+async def _insert_new(
+    conn: Connection, principal: Principal, request: RunRequest, policy: Policy, now: datetime
+) -> Run | None:
+    """Validate, quote, freeze and enqueue a new run; None when its key was taken meanwhile."""
+    row, spec = await _resolve(conn, principal, request)
+    validated = validate_inputs(spec.inputs, request.inputs)
+    priced = _price(spec, request, policy, validated)
+    await _check_real_person(conn, principal, spec, request, policy)
+    asset_ids = await check_asset_refs(conn, principal, spec.inputs, validated, now)
+    stored = await run_store.insert_run_claiming_key(
+        conn, _new_run(principal, request, row, priced, now)
+    )
+    if stored is None:
+        return None
+    await asset_store.link_run(conn, stored.id, asset_ids)
+    await billing.freeze(
+        conn, account_id=principal.account_id, run_id=stored.id, amount=priced.total, now=now
+    )
+    await broker.enqueue(
+        conn, run_id=stored.id, kind=broker.DISPATCH_RUN, max_attempts=policy.max_attempts, now=now
+    )
+    await publish_change(conn, stored, previous=None, now=now)
+    return stored
 
 
 def _new_run(
@@ -281,7 +292,8 @@ def _new_run(
     }
 
 
-async def _replay(conn: Connection, principal: Principal, request: RunRequest) -> Run:
+async def _replay(conn: Connection, principal: Principal, request: RunRequest) -> Run | None:
+    """The run this key already made, or None; a different request under the key is refused."""
     existing = await run_store.find_by_idempotency(
         conn,
         account_id=principal.account_id,
@@ -289,7 +301,8 @@ async def _replay(conn: Connection, principal: Principal, request: RunRequest) -
         key=request.idempotency_key,
         scope=request.idempotency_scope,
     )
-    assert existing is not None, "the conflicting run must be visible once its insert committed"
+    if existing is None:
+        return None
     if existing.request_fingerprint != request.fingerprint():
         raise IdempotencyMismatch(
             f"idempotency_key {request.idempotency_key!r} was already used for run "

@@ -1,60 +1,20 @@
-"""What dispatch and tracking of Seedance runs share: their dependencies, the callback URL,
-the per-user safety identifier, failure mapping and clean-up of staged media."""
+"""What dispatch and tracking of Seedance runs share: the per-user safety identifier, the
+run's request and expiry, failure mapping and clean-up of staged media."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from dataclasses import dataclass
-from datetime import timedelta
 
-from wfrun.config import SeedanceSettings
 from wfrun.domain import seedance
 from wfrun.domain.manifest import validate_inputs
-from wfrun.domain.seedance import PriceBook, VideoRequest
+from wfrun.domain.seedance import VideoRequest
 from wfrun.engines.base import EnginePermanent
-from wfrun.engines.seedance.ark import ArkGateway
-from wfrun.engines.seedance.materials import MaterialRegistry
 from wfrun.services.execution import Claim
 from wfrun.services.runs import video_request
 from wfrun.storage.base import ObjectStore
-from wfrun.storage.links import Links
-from wfrun.storage.signing import UrlSigner
-from wfrun.store.database import Database
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SeedanceDeps:
-    db: Database
-    storage: ObjectStore
-    ark: ArkGateway
-    links: Links
-    prices: PriceBook
-    settings: SeedanceSettings
-    materials: MaterialRegistry | None = None
-    output_retention: timedelta = timedelta(days=7)
-    signer: UrlSigner | None = None
-    """Signs callback URLs (with ``settings.callback_base_url``)."""
-
-
-CALLBACK_PATH = "/provider/ark/callback"
-
-
-def callback_key(run_id: str) -> str:
-    return f"ark-callback/{run_id}"
-
-
-def callback_url(deps: SeedanceDeps, run_id: str) -> str | None:
-    """The signed URL Ark POSTs this run's task status to, when callbacks are configured."""
-    base = deps.settings.callback_base_url
-    if not base or deps.signer is None:
-        return None
-    expires = int(time.time()) + deps.settings.execution_expires_after + 86_400
-    signature = deps.signer.signature(callback_key(run_id), expires)
-    return f"{base.rstrip('/')}{CALLBACK_PATH}/{run_id}?expires={expires}&signature={signature}"
 
 
 def safety_identifier(account_id: str) -> str:

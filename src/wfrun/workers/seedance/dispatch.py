@@ -21,12 +21,12 @@ from wfrun.engines.seedance.ark import (
 )
 from wfrun.engines.seedance.materials import MaterialError, MaterialRejected
 from wfrun.services import provider_runs, real_person
+from wfrun.services.ark_callbacks import callback_url
 from wfrun.services.assets import asset_id_of, storage_key
 from wfrun.services.execution import CancelRequested, Claim, create_outcome_unknown
+from wfrun.services.seedance_deps import SeedanceDeps
 from wfrun.workers.seedance.common import (
-    SeedanceDeps,
     ark_failure,
-    callback_url,
     discard,
     expires_after,
     request_of,

@@ -22,9 +22,9 @@ from wfrun.engines.seedance.ark import (
 from wfrun.services import execution, provider_runs
 from wfrun.services.execution import Failure
 from wfrun.services.provider_runs import Tracked
+from wfrun.services.seedance_deps import SeedanceDeps
 from wfrun.workers.failures import engine_failure
 from wfrun.workers.seedance.common import (
-    SeedanceDeps,
     ark_failure,
     discard,
     request_of,

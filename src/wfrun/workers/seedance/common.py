@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from wfrun.domain import seedance
 from wfrun.domain.manifest import validate_inputs
 from wfrun.domain.seedance import VideoRequest
 from wfrun.engines.base import EnginePermanent
+from wfrun.engines.seedance import wire
 from wfrun.services.execution import Claim
 from wfrun.services.runs import video_request
 from wfrun.storage.base import ObjectStore
@@ -24,9 +24,9 @@ def safety_identifier(account_id: str) -> str:
 
 def expires_after(claim: Claim) -> int:
     """The run's ``execution_expires_after``: an hour past its time limit, fingerprinted so a
-    lost create can be recognised (:func:`wfrun.domain.seedance.fingerprint_expiry`)."""
-    base = seedance.expiry_base(claim.spec.timeout_seconds)
-    return seedance.fingerprint_expiry(claim.run["id"], base)
+    lost create can be recognised (:func:`wfrun.engines.seedance.wire.fingerprint_expiry`)."""
+    base = wire.expiry_base(claim.spec.timeout_seconds)
+    return wire.fingerprint_expiry(claim.run["id"], base)
 
 
 def request_of(claim: Claim) -> VideoRequest:
@@ -35,7 +35,7 @@ def request_of(claim: Claim) -> VideoRequest:
 
 
 def ark_failure(code: str, message: str, *, during: str) -> EnginePermanent:
-    failure = seedance.classify_ark_code(code, during=during)
+    failure = wire.classify_ark_code(code, during=during)
     detail = message
     if failure.engine_code == "CONTENT_REAL_PERSON_DETECTED":
         detail += (

@@ -14,6 +14,7 @@ from typing import Any
 
 from wfrun.clock import utcnow
 from wfrun.domain import seedance
+from wfrun.engines.seedance import wire
 from wfrun.engines.seedance.ark import (
     ArkCallError,
     ArkRejected,
@@ -149,7 +150,7 @@ class Tracker:
         when it has just ended (never DELETE a finished task: that deletes its record)."""
         try:
             fresh = await self.deps.ark.get(item.task_id)
-            if fresh is None or fresh.status in seedance.ARK_TERMINAL:
+            if fresh is None or fresh.status in wire.ARK_TERMINAL:
                 return fresh
             if fresh.status != "queued":
                 return "running"

@@ -16,6 +16,7 @@ from wfrun.engines.seedance.ark import ArkGateway
 from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.services.runs import Policy
+from wfrun.services.seedance_deps import SeedanceDeps
 from wfrun.storage.base import ObjectStore
 from wfrun.storage.links import Links
 from wfrun.storage.local import LocalStorage
@@ -23,7 +24,6 @@ from wfrun.storage.s3 import S3Config, S3Storage
 from wfrun.storage.signing import UrlSigner
 from wfrun.store.database import Database
 from wfrun.store.migrate import upgrade
-from wfrun.workers.seedance import SeedanceDeps
 
 
 @dataclass

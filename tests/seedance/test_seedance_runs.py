@@ -31,7 +31,7 @@ from tests.support.factories import (
     png_bytes,
 )
 from wfrun.domain.money import format_amount, parse_amount
-from wfrun.domain.seedance import ark_create_arguments
+from wfrun.engines.seedance.wire import ark_create_arguments
 from wfrun.errors import InvalidWorkflowPackage
 from wfrun.runtime import Runtime
 from wfrun.services import catalog, claims, provider_runs

@@ -10,6 +10,7 @@ from tests.support.uvicorn_runner import serve_on_loopback, stop_serving
 from wfrun.api.app import create_app
 from wfrun.api.deps import API_PREFIX
 from wfrun.runtime import Runtime
+from wfrun.workers.worker import run_embedded
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class LiveServer:
 async def start_server(
     runtime: Runtime, *, embedded_worker: bool = False
 ) -> AsyncIterator[LiveServer]:
-    app = create_app(runtime.settings, runtime=runtime, embedded_worker=embedded_worker)
+    background = run_embedded if embedded_worker else None
+    app = create_app(runtime.settings, runtime=runtime, background=background)
     server, task, port = await serve_on_loopback(app, lifespan="on")
     try:
         yield LiveServer(f"http://127.0.0.1:{port}")

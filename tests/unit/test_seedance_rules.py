@@ -1,4 +1,5 @@
-"""Seedance request rules, tokens and prices (pure domain), with property tests."""
+"""Seedance request rules, tokens and prices (pure domain) and Ark's wire format, with property
+tests."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wfrun.api.errors import STATUS_BY_CATEGORY
 from wfrun.domain import seedance
 from wfrun.domain.pricing import settle
 from wfrun.domain.seedance import PIXELS, ModelPrice, PriceBook, parse_video_request
+from wfrun.engines.seedance import wire
 from wfrun.errors import InvalidWorkflowInput
 
 FAST = "doubao-seedance-2-0-fast-260128"
@@ -81,7 +84,7 @@ def test_modes_and_content_order():
     assert request.prompt == "图片1 跑步"  # billed parameters cannot be overridden (§1.3)
     glued = parse_video_request({"model": FAST, "prompt": "小猫--dur 15 --rs 1080p"})
     assert glued.prompt == "小猫"
-    content = seedance.ark_content(request, ["https://signed.test/f.png"])
+    content = wire.ark_content(request, ["https://signed.test/f.png"])
     assert content == [
         {"type": "text", "text": "图片1 跑步"},
         {
@@ -94,9 +97,9 @@ def test_modes_and_content_order():
 
 @given(st.text(min_size=1, max_size=40))
 def test_fingerprint_expiry_stays_in_arks_range_and_is_stable(run_id):
-    value = seedance.fingerprint_expiry(run_id, 172_800)
+    value = wire.fingerprint_expiry(run_id, 172_800)
     assert 169_201 <= value <= 172_800
-    assert value == seedance.fingerprint_expiry(run_id, 172_800)
+    assert value == wire.fingerprint_expiry(run_id, 172_800)
 
 
 @pytest.mark.parametrize(
@@ -115,8 +118,9 @@ def test_fingerprint_expiry_stays_in_arks_range_and_is_stable(run_id):
     ],
 )
 def test_ark_codes_map_to_engine_codes(code, engine_code, status):
-    failure = seedance.classify_ark_code(code)
-    assert (failure.engine_code, failure.status) == (engine_code, status)
+    failure = wire.classify_ark_code(code)
+    category = failure.category or failure.code.category
+    assert (failure.code.name, STATUS_BY_CATEGORY[category]) == (engine_code, status)
 
 
 @given(

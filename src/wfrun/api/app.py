@@ -1,11 +1,11 @@
 """The ASGI application factory. Nothing connects at import time; the lifespan builds the
-runtime (and, in embedded mode, runs a worker in the same process)."""
+runtime (and, in embedded mode, runs the worker it is given in the same process)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,11 +25,13 @@ from wfrun.api.routes import (
 )
 from wfrun.config import Settings
 from wfrun.runtime import Runtime, build_runtime
-from wfrun.workers.worker import Worker
+
+Background = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
+"""Work run beside the API until its stop event is set (the embedded worker)."""
 
 
 def create_app(
-    settings: Settings, *, runtime: Runtime | None = None, embedded_worker: bool = False
+    settings: Settings, *, runtime: Runtime | None = None, background: Background | None = None
 ) -> FastAPI:
     """Build the API.
 
@@ -37,7 +39,8 @@ def create_app(
         settings: the process settings.
         runtime: an already-built runtime (tests and ``wfrun serve`` share one); built from
             ``settings`` in the lifespan when omitted.
-        embedded_worker: also run a worker in this process (``wfrun serve``).
+        background: also run this in the process, from startup to shutdown (``wfrun serve``
+            passes :func:`wfrun.workers.worker.run_embedded`); the API does not know workers.
     """
 
     @contextlib.asynccontextmanager
@@ -46,13 +49,13 @@ def create_app(
         rt = runtime or await build_runtime(settings)
         app.state.runtime = rt
         stop = asyncio.Event()
-        worker_task = _start_worker(rt, stop) if embedded_worker else None
+        task = asyncio.create_task(background(rt, stop)) if background is not None else None
         try:
             yield
         finally:
             stop.set()
-            if worker_task is not None:
-                await worker_task
+            if task is not None:
+                await task
             if owned:
                 await rt.close()
 
@@ -83,8 +86,3 @@ def create_app(
 
 async def _health() -> dict[str, Any]:
     return {"code": 0, "msg": "ok", "data": {"version": __version__}}
-
-
-def _start_worker(runtime: Runtime, stop: asyncio.Event) -> asyncio.Task[None]:
-    worker = Worker(runtime, wakeup=runtime.wakeup)
-    return asyncio.create_task(worker.run(stop))

@@ -17,7 +17,7 @@ from wfrun.config import Settings
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.services.seed import KEY_FILE, ensure_demo
 from wfrun.store.database import Database
-from wfrun.workers.worker import Worker
+from wfrun.workers.worker import Worker, run_embedded
 
 
 @click.command()
@@ -47,7 +47,9 @@ async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
     runtime = await build_runtime(settings)
     try:
         demo_key = await _seed(runtime)
-        app = create_app(settings, runtime=runtime, embedded_worker=embedded_worker)
+        app = create_app(
+            settings, runtime=runtime, background=run_embedded if embedded_worker else None
+        )
         sock = _listen(settings.host, settings.port)
         config = uvicorn.Config(app, log_level="info", access_log=False)
         _banner(runtime, sock.getsockname()[1], demo_key)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from wfrun.engines.seedance.ark import ArkCallError
 from wfrun.engines.seedance.materials import MaterialError
-from wfrun.workers.seedance import SeedanceDeps
+from wfrun.services.seedance_deps import SeedanceDeps
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ from wfrun.workers.seedance import Tracker
 log = logging.getLogger(__name__)
 
 
+async def run_embedded(runtime: Runtime, stop: asyncio.Event) -> None:
+    """A worker inside the API's process (``wfrun serve``), woken at once by its submits."""
+    await Worker(runtime, wakeup=runtime.wakeup).run(stop)
+
+
 @dataclass
 class _Active:
     claim: Claim

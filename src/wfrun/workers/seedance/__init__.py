@@ -9,22 +9,14 @@ and finishes those whose task ended: downloads the video into wfrun storage and 
 usage Ark reports, or releases the freeze.
 """
 
-from wfrun.workers.seedance.common import (
-    CALLBACK_PATH,
-    SeedanceDeps,
-    callback_key,
-    expires_after,
-    request_of,
-    safety_identifier,
-)
+from wfrun.services.seedance_deps import SeedanceDeps
+from wfrun.workers.seedance.common import expires_after, request_of, safety_identifier
 from wfrun.workers.seedance.dispatch import dispatch, hand_off
 from wfrun.workers.seedance.tracker import Tracker
 
 __all__ = [
-    "CALLBACK_PATH",
     "SeedanceDeps",
     "Tracker",
-    "callback_key",
     "dispatch",
     "expires_after",
     "hand_off",

@@ -1,62 +1,21 @@
-"""What dispatch and tracking of Seedance runs share: their dependencies, the callback URL,
-the per-user safety identifier, failure mapping and clean-up of staged media."""
+"""What dispatch and tracking of Seedance runs share: the per-user safety identifier, the
+run's request and expiry, failure mapping and clean-up of staged media."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from dataclasses import dataclass
-from datetime import timedelta
 
-from wfrun.config import SeedanceSettings
-from wfrun.domain import seedance
-from wfrun.domain.failures import FailureCode, failure_code
+from wfrun.domain.failures import FailureCode
 from wfrun.domain.manifest import validate_inputs
-from wfrun.domain.seedance import PriceBook, VideoRequest
+from wfrun.domain.seedance import VideoRequest
 from wfrun.engines.base import EnginePermanent
-from wfrun.engines.seedance.ark import ArkGateway
-from wfrun.engines.seedance.materials import MaterialRegistry
-from wfrun.errors import Category
+from wfrun.engines.seedance import wire
 from wfrun.services.claims import Claim
 from wfrun.services.runs import video_request
 from wfrun.storage.base import ObjectStore
-from wfrun.storage.links import Links
-from wfrun.storage.signing import UrlSigner
-from wfrun.store.database import Database
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SeedanceDeps:
-    db: Database
-    storage: ObjectStore
-    ark: ArkGateway
-    links: Links
-    prices: PriceBook
-    settings: SeedanceSettings
-    materials: MaterialRegistry | None = None
-    output_retention: timedelta = timedelta(days=7)
-    signer: UrlSigner | None = None
-    """Signs callback URLs (with ``settings.callback_base_url``)."""
-
-
-CALLBACK_PATH = "/provider/ark/callback"
-
-
-def callback_key(run_id: str) -> str:
-    return f"ark-callback/{run_id}"
-
-
-def callback_url(deps: SeedanceDeps, run_id: str) -> str | None:
-    """The signed URL Ark POSTs this run's task status to, when callbacks are configured."""
-    base = deps.settings.callback_base_url
-    if not base or deps.signer is None:
-        return None
-    expires = int(time.time()) + deps.settings.execution_expires_after + 86_400
-    signature = deps.signer.signature(callback_key(run_id), expires)
-    return f"{base.rstrip('/')}{CALLBACK_PATH}/{run_id}?expires={expires}&signature={signature}"
 
 
 def safety_identifier(account_id: str) -> str:
@@ -66,9 +25,9 @@ def safety_identifier(account_id: str) -> str:
 
 def expires_after(claim: Claim) -> int:
     """The run's ``execution_expires_after``: an hour past its time limit, fingerprinted so a
-    lost create can be recognised (:func:`wfrun.domain.seedance.fingerprint_expiry`)."""
-    base = seedance.expiry_base(claim.spec.timeout_seconds)
-    return seedance.fingerprint_expiry(claim.run.id, base)
+    lost create can be recognised (:func:`wfrun.engines.seedance.wire.fingerprint_expiry`)."""
+    base = wire.expiry_base(claim.spec.timeout_seconds)
+    return wire.fingerprint_expiry(claim.run.id, base)
 
 
 def request_of(claim: Claim) -> VideoRequest:
@@ -77,20 +36,15 @@ def request_of(claim: Claim) -> VideoRequest:
 
 
 def ark_failure(code: str, message: str, *, during: str) -> EnginePermanent:
-    failure = seedance.classify_ark_code(code, during=during)
+    failure = wire.classify_ark_code(code, during=during)
     detail = message
-    wire_code = failure_code(failure.engine_code)
-    if wire_code is FailureCode.CONTENT_REAL_PERSON_DETECTED:
+    if failure.code is FailureCode.CONTENT_REAL_PERSON_DETECTED:
         detail += (
             "; resubmit with contains_real_person_material: true to register the material "
             "(a verified person's authorisation is required)"
         )
-    output_refused = failure.status == 422  # generated content refused, not the input
     return EnginePermanent(
-        detail,
-        code=wire_code,
-        reason=failure.reason,
-        category=Category.UNPROCESSABLE if output_refused else None,
+        detail, code=failure.code, reason=failure.reason, category=failure.category
     )
 
 

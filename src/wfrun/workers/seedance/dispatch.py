@@ -8,12 +8,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from wfrun.domain import seedance
 from wfrun.domain.failures import FailureCode
 from wfrun.domain.media import MediaRef, MediaSource
 from wfrun.domain.seedance import VideoRequest
 from wfrun.engines.base import EngineBusy, EnginePermanent, EngineTransient
 from wfrun.engines.graph import extension
+from wfrun.engines.seedance import wire
 from wfrun.engines.seedance.ark import (
     ArkBusy,
     ArkCallError,
@@ -22,12 +22,12 @@ from wfrun.engines.seedance.ark import (
 )
 from wfrun.engines.seedance.materials import MaterialError, MaterialRejected
 from wfrun.services import provider_runs, real_person
+from wfrun.services.ark_callbacks import callback_url
 from wfrun.services.assets import asset_id_of, storage_key
 from wfrun.services.claims import CancelRequested, Claim, create_outcome_unknown
+from wfrun.services.seedance_deps import SeedanceDeps
 from wfrun.workers.seedance.common import (
-    SeedanceDeps,
     ark_failure,
-    callback_url,
     discard,
     expires_after,
     request_of,
@@ -73,7 +73,7 @@ async def _create_and_park(
     staged: list[str],
 ) -> None:
     first = timedelta(seconds=deps.settings.poll_min_seconds)
-    arguments = seedance.ark_create_arguments(
+    arguments = wire.ark_create_arguments(
         video,
         urls=urls,
         safety_identifier=safety_identifier(claim.run.account_id),
@@ -155,7 +155,7 @@ async def hand_off(
     (their keys appended to ``staged``) and removed once the run ends."""
     urls: list[str] = []
     modes: list[str] = []
-    for index, (kind, role, ref) in enumerate(video.media()):
+    for index, (kind, role, ref) in enumerate(wire.ark_media(video)):
         if cancelled():  # registrations can take minutes; stop between them
             raise CancelRequested()
         url = await _public_url(deps, claim, ref, index, staged)

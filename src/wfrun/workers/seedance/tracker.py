@@ -15,6 +15,7 @@ from typing import Any
 from wfrun.clock import utcnow
 from wfrun.domain import seedance
 from wfrun.domain.failures import Failure, FailureCode
+from wfrun.engines.seedance import wire
 from wfrun.engines.seedance.ark import (
     ArkCallError,
     ArkRejected,
@@ -22,8 +23,8 @@ from wfrun.engines.seedance.ark import (
 )
 from wfrun.services import claims, provider_runs, run_outcomes
 from wfrun.services.provider_runs import Tracked
+from wfrun.services.seedance_deps import SeedanceDeps
 from wfrun.workers.seedance.common import (
-    SeedanceDeps,
     ark_failure,
     discard,
     request_of,
@@ -148,7 +149,7 @@ class Tracker:
         when it has just ended (never DELETE a finished task: that deletes its record)."""
         try:
             fresh = await self.deps.ark.get(item.task_id)
-            if fresh is None or fresh.status in seedance.ARK_TERMINAL:
+            if fresh is None or fresh.status in wire.ARK_TERMINAL:
                 return fresh
             if fresh.status != "queued":
                 return "running"

@@ -17,18 +17,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfrun.clock import utcnow
 from wfrun.domain.pricing import Settlement, compute_cost, release, settle
+from wfrun.domain.revisions import RevisionSpec
 from wfrun.domain.runs import FreezeStatus, RunStatus, is_terminal, transition
 from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
 from wfrun.queue import broker
 from wfrun.queue.broker import JobStatus
 from wfrun.records import Record
 from wfrun.services import billing
-from wfrun.services.catalog import RevisionSpec
+from wfrun.services.catalog import revision_spec
 from wfrun.store import assets as asset_store
 from wfrun.store import instances as instance_store
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
+from wfrun.store.assets import Asset
 from wfrun.store.database import Database
+from wfrun.store.instances import LoadedInstance
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Claim:
     attempt: int
     run: Record
     spec: RevisionSpec
-    assets: dict[str, RowMapping] = field(default_factory=dict)
+    assets: dict[str, Asset] = field(default_factory=dict)
     """The ``asset://`` inputs' rows, by asset id."""
     instance_url: str | None = None
     """The engine instance the run was placed on (engines that need one)."""
@@ -108,7 +111,7 @@ async def claim_next(
             return "settled"
         revision = await workflow_store.find_revision(conn, run["revision_id"])
         assert revision is not None
-        spec = RevisionSpec.from_row(revision)
+        spec = revision_spec(revision)
         needs_instance = spec.engine_kind in INSTANCE_KINDS
         placement = await _place(conn, spec, run) if needs_instance else None
         if needs_instance and placement is None:
@@ -121,11 +124,11 @@ async def claim_next(
             )
             return "settled"
         assets = await asset_store.assets_for_run(conn, run["id"])
-    instance_url = placement["url"] if placement else None
+    instance_url = placement.url if placement else None
     return Claim(job["id"], job["attempts"], started, spec, assets, instance_url)
 
 
-async def _place(conn: AsyncConnection, spec: RevisionSpec, run: Record) -> Record | None:
+async def _place(conn: AsyncConnection, spec: RevisionSpec, run: Record) -> LoadedInstance | None:
     """The instance to run on, or None when no healthy instance with the required labels has
     room now (the job then waits)."""
     candidates = await instance_store.lock_schedulable(conn, spec.engine_kind)
@@ -133,13 +136,13 @@ async def _place(conn: AsyncConnection, spec: RevisionSpec, run: Record) -> Reco
 
 
 async def _start(
-    conn: AsyncConnection, job: Record, run: Record, now: datetime, placement: Record | None
+    conn: AsyncConnection, job: Record, run: Record, now: datetime, placement: LoadedInstance | None
 ) -> RowMapping | None:
     attempt = job["attempts"]
     status = RunStatus(run["status"])
     values: dict[str, Any] = {"attempt": attempt, "updated_at": now, "progress_percent": 0}
     if placement is not None:
-        values |= {"instance_id": placement["id"], "engine_prompt_id": engine_prompt_id(run["id"])}
+        values |= {"instance_id": placement.id, "engine_prompt_id": engine_prompt_id(run["id"])}
     if status is RunStatus.QUEUED:
         values |= {"status": transition(status, RunStatus.RUNNING), "started_at": now}
         message = f"started (attempt {attempt})"

@@ -29,6 +29,7 @@ from wfrun.services.runs import CancelResult, Policy, RunRequest, SubmitResult
 from wfrun.store import accounts as account_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Database
+from wfrun.store.workflows import Revision
 
 SYSTEM_ACCOUNT = "user_" + "0" * 20
 MODEL_RUN_WORKFLOW = "wf_" + "0" * 19 + "1"
@@ -103,12 +104,11 @@ async def ensure_catalog(db: Database, config: SeedanceSettings) -> None:
         await _ensure_catalog(db, config)
 
 
-def _stale(existing: Record | None, values: dict[str, Any]) -> bool:
+def _stale(existing: Revision | None, values: dict[str, Any]) -> bool:
     if existing is None:
         return True
     return bool(
-        (existing["prices"], existing["timeout_seconds"])
-        != (values["prices"], values["timeout_seconds"])
+        (existing.prices, existing.timeout_seconds) != (values["prices"], values["timeout_seconds"])
     )
 
 

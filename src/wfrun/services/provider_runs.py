@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from wfrun.clock import utcnow
+from wfrun.domain.revisions import RevisionSpec
 from wfrun.domain.runs import RunStatus
 from wfrun.queue import broker
 from wfrun.records import Record
-from wfrun.services.catalog import RevisionSpec
+from wfrun.services.catalog import revision_spec
 from wfrun.services.execution import Claim, Fenced
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
@@ -146,7 +147,7 @@ async def claim_tracked(db: Database, *, limit: int, lease: timedelta) -> list[T
             if run["revision_id"] not in specs:
                 revision = await workflow_store.find_revision(conn, run["revision_id"])
                 assert revision is not None
-                specs[run["revision_id"]] = RevisionSpec.from_row(revision)
+                specs[run["revision_id"]] = revision_spec(revision)
             claim = Claim(job["id"], job["attempts"], run, specs[run["revision_id"]])
             found.append(Tracked(claim, run["provider_task_id"]))
     return found

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 T = TypeVar("T")
+Row: TypeAlias = Mapping[Any, Any]
+"""A row by column name: SQLAlchemy's ``RowMapping`` (whose key type also admits column
+objects, so it is no ``Mapping[str, Any]``) or a plain dict."""
 
 
 _FIELDS: dict[type[Any], tuple[str, ...]] = {}
@@ -24,14 +27,14 @@ def _field_names(cls: type[Any]) -> tuple[str, ...]:
     return names
 
 
-def record(cls: type[T], row: Mapping[str, Any]) -> T:
+def record(cls: type[T], row: Row) -> T:
     """The ``cls`` record of ``row`` (by column name)."""
     return cls(**{name: row[name] for name in _field_names(cls)})
 
 
-def record_or_none(cls: type[T], row: Mapping[str, Any] | None) -> T | None:
+def record_or_none(cls: type[T], row: Row | None) -> T | None:
     return None if row is None else record(cls, row)
 
 
-def records(cls: type[T], rows: Iterable[Mapping[str, Any]]) -> list[T]:
+def records(cls: type[T], rows: Iterable[Row]) -> list[T]:
     return [record(cls, row) for row in rows]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ from click.testing import Result
 from tests.test_cli import as_json
 from wfrun.runtime import Runtime
 from wfrun.services import instances
+from wfrun.store.instances import LoadedInstance
 from wfrun.workers import health
 
 
@@ -95,24 +95,24 @@ async def comfy() -> AsyncIterator[FakeComfy]:
         yield fake
 
 
-async def _state(runtime: Runtime, instance_id: str) -> dict[str, Any]:
-    rows = await instances.list_instances(runtime.db)
-    return dict(next(r for r in rows if r["id"] == instance_id))
+async def _state(runtime: Runtime, instance_id: str) -> LoadedInstance:
+    found = await instances.list_instances(runtime.db)
+    return next(i for i in found if i.id == instance_id)
 
 
 async def test_probes_mark_instances_unhealthy_after_repeated_failures(runtime, comfy):
-    row = await instances.add_instance(
+    added = await instances.add_instance(
         runtime.db, url=f"http://127.0.0.1:{comfy.port}", capacity=1, labels={}
     )
     async with httpx.AsyncClient() as client:
         await health.probe_all(runtime.db, client)
-        assert (await _state(runtime, row["id"]))["healthy"] is True
+        assert (await _state(runtime, added.id)).healthy is True
         comfy.status = 500
         for expected in (True, True, False):  # tolerates two failures (stalls), not three
             await health.probe_all(runtime.db, client)
-            state = await _state(runtime, row["id"])
-            assert state["healthy"] is expected
-        assert state["last_error"] == "/system_stats answered 500"
+            state = await _state(runtime, added.id)
+            assert state.healthy is expected
+        assert state.last_error == "/system_stats answered 500"
         comfy.status = 200
         await health.probe_all(runtime.db, client)
-        assert (await _state(runtime, row["id"]))["healthy"] is True
+        assert (await _state(runtime, added.id)).healthy is True

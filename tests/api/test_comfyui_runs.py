@@ -359,10 +359,10 @@ async def test_required_labels_and_draining_steer_scheduling(fast_engine, http, 
         added = await instances.add_instance(
             rt.db, url=a100.base_url, capacity=1, labels={"gpu": "a100"}
         )
-        await instances.drain_instance(rt.db, added["id"])
+        await instances.drain_instance(rt.db, added.id)
         await drain(rt)
         assert (await _view(http, alice, run_id))["status"] == "queued"  # draining: no new work
-        await instances.drain_instance(rt.db, added["id"], resume=True)
+        await instances.drain_instance(rt.db, added.id, resume=True)
         await asyncio.sleep(1.1)  # the job was deferred for a second
         await drain(rt)
         assert (await _view(http, alice, run_id))["status"] == "succeeded"

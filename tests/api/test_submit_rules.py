@@ -116,8 +116,8 @@ async def test_fifty_distinct_submits_against_a_balance_for_k(runtime, http):
     assert refused["data"]["error"]["engine_code"] == "INSUFFICIENT_BALANCE"
     snapshot = await money_snapshot(runtime)
     assert snapshot["counts"]["runs"] == k
-    row = await accounts.get_account(runtime.db, alice.account_id)
-    assert (row["available"], row["frozen"]) == (0, parse_amount("0.03") * k)
+    account = await accounts.get_account(runtime.db, alice.account_id)
+    assert (account.available, account.frozen) == (0, parse_amount("0.03") * k)
 
 
 async def test_a_refused_submit_can_be_retried_with_the_same_key(runtime, http):
@@ -308,7 +308,7 @@ async def test_request_level_errors(runtime, http):
 async def test_revoked_key_is_refused(runtime, http):
     alice, _, _ = await _setup(runtime)
     keys = await accounts.list_keys(runtime.db, alice.account_id)
-    await accounts.revoke_key(runtime.db, keys[0]["id"])
+    await accounts.revoke_key(runtime.db, keys[0].id)
     response = await http.get("/balance/info", headers=alice.headers)
     assert (await _error(response))[:2] == (401, "API_KEY_INVALID")
 

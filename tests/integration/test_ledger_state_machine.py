@@ -164,7 +164,7 @@ class LedgerMachine(RuleBasedStateMachine):
         problems, account = self.run(check())
         assert problems == []
         open_runs = sum(1 for s in self.runs.values() if s in ("queued", "running"))
-        assert (account["available"], account["frozen"]) == (self.available, open_runs * QUOTE)
+        assert (account.available, account.frozen) == (self.available, open_runs * QUOTE)
 
 
 @pytest.mark.slow

@@ -124,5 +124,5 @@ async def money_snapshot(rt: Runtime) -> dict[str, Any]:
 
 
 async def account_balance(rt: Runtime, account_id: str) -> tuple[int, int]:
-    row = await accounts.get_account(rt.db, account_id)
-    return row["available"], row["frozen"]
+    account = await accounts.get_account(rt.db, account_id)
+    return account.available, account.frozen

@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
 from wfrun.domain.scheduling import choose_instance, labels_match
 
 
-def inst(id_: str, busy: int, capacity: int = 2, **labels: str) -> dict[str, Any]:
-    return {"id": id_, "busy": busy, "capacity": capacity, "labels": labels}
+@dataclass(frozen=True)
+class Inst:
+    id: str
+    busy: int
+    capacity: int = 2
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def inst(id_: str, busy: int, capacity: int = 2, **labels: str) -> Inst:
+    return Inst(id_, busy, capacity, labels)
+
+
+def chosen(pool: list[Inst], required: dict[str, str], previous: str | None = None) -> str | None:
+    found = choose_instance(pool, required, previous=previous)
+    return None if found is None else found.id
 
 
 def test_least_loaded_instance_with_the_labels_wins():
     pool = [inst("a", 1, gpu="a100"), inst("b", 0, gpu="a100"), inst("c", 0, gpu="t4")]
-    assert choose_instance(pool, {"gpu": "a100"})["id"] == "b"  # type: ignore[index]
-    assert choose_instance(pool, {})["id"] == "b"  # type: ignore[index]
+    assert chosen(pool, {"gpu": "a100"}) == "b"
+    assert chosen(pool, {}) == "b"
 
 
 def test_full_or_mismatched_instances_are_skipped():
     pool = [inst("a", 2, gpu="a100"), inst("b", 0, gpu="t4")]
-    assert choose_instance(pool, {"gpu": "a100"}) is None
-    assert choose_instance([], {}) is None
+    assert chosen(pool, {"gpu": "a100"}) is None
+    assert chosen([], {}) is None
 
 
 def test_load_is_relative_to_capacity():
     pool = [inst("small", 1, capacity=2), inst("big", 2, capacity=8)]
-    assert choose_instance(pool, {})["id"] == "big"  # type: ignore[index]
+    assert chosen(pool, {}) == "big"
 
 
 def test_a_redispatched_run_keeps_its_instance_even_when_full():
     pool = [inst("a", 2), inst("b", 0)]
-    assert choose_instance(pool, {}, previous="a")["id"] == "a"  # type: ignore[index]
-    assert choose_instance(pool, {}, previous="gone")["id"] == "b"  # type: ignore[index]
+    assert chosen(pool, {}, previous="a") == "a"
+    assert chosen(pool, {}, previous="gone") == "b"
 
 
 def test_labels_compare_as_strings():

@@ -4,6 +4,7 @@ here (numbers where chenyu uses numbers); times become RFC 3339 UTC strings."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from wfrun.api.errors import STATUS_BY_CATEGORY
@@ -11,14 +12,16 @@ from wfrun.clock import to_rfc3339
 from wfrun.domain import manifest as m
 from wfrun.domain.money import CURRENCY, format_amount, to_yuan_number
 from wfrun.errors import Category
-from wfrun.records import Record
 
 __all__ = ["Links", "format_amount"]
 from wfrun.domain.pricing import PriceTable, Quote, quote
 from wfrun.domain.runs import RunStatus, submission_status
 from wfrun.services.run_views import ExecutionView
 from wfrun.storage.links import Links
+from wfrun.store.accounts import Account, Bill, Recharge
+from wfrun.store.assets import Asset
 from wfrun.store.runs import Run, RunEvent
+from wfrun.store.workflows import MarketItem, WorkflowRevision
 
 T = TypeVar("T")
 
@@ -39,42 +42,42 @@ def _number(value: int | None) -> float | None:
     return None if value is None else to_yuan_number(value)
 
 
-def _owner(row: Record) -> dict[str, Any]:
-    return {"user_id": row["owner_id"], "display_name": row["owner_name"]}
+def _owner(item: MarketItem) -> dict[str, Any]:
+    return {"user_id": item.owner_id, "display_name": item.owner_name}
 
 
-def _prices(row: Record) -> PriceTable:
-    return PriceTable(**row["prices"])
+def _prices(item: MarketItem) -> PriceTable:
+    return PriceTable(**item.prices)
 
 
-def market_item(row: Record) -> dict[str, Any]:
-    prices = _prices(row)
+def market_item(item: MarketItem) -> dict[str, Any]:
+    prices = _prices(item)
     return {
-        "workflow_id": row["id"],
-        "revision_id": row["revision_id"],
-        "title": row["title"],
-        "description": row["description"],
-        "cover_url": row["cover_url"],
-        "tags": row["tags"],
-        "owner": _owner(row),
+        "workflow_id": item.id,
+        "revision_id": item.revision_id,
+        "title": item.title,
+        "description": item.description,
+        "cover_url": item.cover_url,
+        "tags": item.tags,
+        "owner": _owner(item),
         "quote_currency": CURRENCY,
         "quote_amount": format_amount(quote(prices).total),
         "may_incur_external_model_cost": prices.may_incur_external_model_cost,
-        "updated_at": to_rfc3339(row["updated_at"]),
+        "updated_at": to_rfc3339(item.updated_at),
     }
 
 
-def market_info(row: Record) -> dict[str, Any]:
-    prices = _prices(row)
+def market_info(published: WorkflowRevision) -> dict[str, Any]:
+    prices = _prices(published)
     return {
-        **market_item(row),
-        "covers": [row["cover_url"]] if row["cover_url"] else [],
+        **market_item(published),
+        "covers": [published.cover_url] if published.cover_url else [],
         "external_cost_notice": prices.external_cost_notice,
         "editable_parameter_manifest": [
-            m.input_to_wire(m.input_from_json(d)) for d in row["input_manifest"]
+            m.input_to_wire(m.input_from_json(d)) for d in published.input_manifest
         ],
         "candidate_output_manifest": [
-            m.output_to_wire(m.output_from_json(d)) for d in row["output_manifest"]
+            m.output_to_wire(m.output_from_json(d)) for d in published.output_manifest
         ],
         "price_table": {
             "fixed_fee": format_amount(prices.fixed_fee),
@@ -224,8 +227,8 @@ def log_entry(event: RunEvent) -> dict[str, Any]:
     }
 
 
-def balance(account: Record) -> dict[str, Any]:
-    available, frozen = account["available"], account["frozen"]
+def balance(account: Account) -> dict[str, Any]:
+    available, frozen = account.available, account.frozen
     return {
         "balance": to_yuan_number(available),
         "card_balance": 0,
@@ -259,56 +262,56 @@ def items(rows: Iterable[T], fn: Callable[[T], dict[str, Any]]) -> list[dict[str
     return [fn(row) for row in rows]
 
 
-def asset(row: Record, links: Links, api_base: str) -> dict[str, Any]:
+def asset(item: Asset, links: Links, api_base: str) -> dict[str, Any]:
     """chenyu's asset payload; ``url``/``signed_url`` are signed, expiring download links."""
-    signed = links.url(row["storage_key"])
+    signed = links.url(item.storage_key)
     return {
-        "asset_id": row["id"],
-        "asset_uri": f"asset://{row['id']}",
+        "asset_id": item.id,
+        "asset_uri": f"asset://{item.id}",
         "url": signed,
-        "content_url": f"{api_base}/assets/{row['id']}/content",
+        "content_url": f"{api_base}/assets/{item.id}/content",
         "signed_url": signed,
         "signed_url_expires_at": links.expires_at(),
-        "media_type": row["media_type"],
-        "mime_type": row["mime_type"],
-        "size_bytes": row["size_bytes"],
-        "sha256": row["sha256"],
-        "filename": row["filename"],
-        "purpose": row["purpose"],
+        "media_type": item.media_type,
+        "mime_type": item.mime_type,
+        "size_bytes": item.size_bytes,
+        "sha256": item.sha256,
+        "filename": item.filename,
+        "purpose": item.purpose,
         "persistent": False,
-        "created_at": to_rfc3339(row["created_at"]),
-        "expires_at": to_rfc3339(row["expires_at"]),
+        "created_at": to_rfc3339(item.created_at),
+        "expires_at": to_rfc3339(item.expires_at),
         "status": "ready",
     }
 
 
-def _unix(value: Any) -> int | None:
+def _unix(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp())
 
 
-def bill(row: Record) -> dict[str, Any]:
+def bill(item: Bill) -> dict[str, Any]:
     """chenyu's bill record (``amount`` in yuan, times in Unix seconds) plus the exact string."""
     return {
-        "amount": to_yuan_number(row["final_amount"]),
-        "amount_exact": format_amount(row["final_amount"]),
+        "amount": to_yuan_number(item.final_amount),
+        "amount_exact": format_amount(item.final_amount),
         "charge_channel": 1,
-        "order_number": row["billing_run_id"],
-        "order_time": _unix(row["created_at"]),
-        "settle_start_time": _unix(row["started_at"]),
-        "settle_end_time": _unix(row["terminal_at"]),
-        "remark": f"{row['title']} ({row['run_id']})",
-        "run_order_id": row["run_id"],
+        "order_number": item.billing_run_id,
+        "order_time": _unix(item.created_at),
+        "settle_start_time": _unix(item.started_at),
+        "settle_end_time": _unix(item.terminal_at),
+        "remark": f"{item.title} ({item.run_id})",
+        "run_order_id": item.run_id,
     }
 
 
-def recharge(row: Record) -> dict[str, Any]:
+def recharge(item: Recharge) -> dict[str, Any]:
     return {
-        "order_number": row["id"],
-        "amount": to_yuan_number(row["amount"]),
-        "amount_exact": format_amount(row["amount"]),
-        "recharge_time": _unix(row["created_at"]),
+        "order_number": item.id,
+        "amount": to_yuan_number(item.amount),
+        "amount_exact": format_amount(item.amount),
+        "recharge_time": _unix(item.created_at),
         "channel": "operator",
-        "remark": row["memo"],
+        "remark": item.memo,
     }
 
 

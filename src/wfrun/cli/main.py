@@ -218,8 +218,8 @@ def keys_list(ctx: click.Context, account_id: str | None, as_json: bool) -> None
     """List keys (ids and prefixes, never secrets)."""
 
     async def work(rt: Runtime) -> Any:
-        rows = await accounts.list_keys(rt.db, account_id)
-        return [plain({k: v for k, v in r.items() if k != "key_hash"}) for r in rows]
+        keys = await accounts.list_keys(rt.db, account_id)
+        return [plain(key, omit={"key_hash"}) for key in keys]
 
     emit(run_async(ctx, work), as_json=as_json)
 
@@ -313,9 +313,8 @@ def workflows_show(ctx: click.Context, workflow_id: str, as_json: bool) -> None:
     """Show a workflow and its revisions."""
 
     async def work(rt: Runtime) -> Any:
-        described = await catalog.describe(rt.db, workflow_id)
-        described["revisions"] = [plain(r) for r in described["revisions"]]
-        return plain(described)
+        detail = await catalog.describe(rt.db, workflow_id)
+        return {**plain(detail.workflow), "revisions": [plain(r) for r in detail.revisions]}
 
     emit(run_async(ctx, work), as_json=True)  # nested data reads best as JSON either way
 

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from wfrun.clock import to_rfc3339
 from wfrun.domain.money import format_amount
-from wfrun.records import Record
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 MONEY_COLUMNS = {"available", "frozen", "amount", "quote_amount", "final_amount"}
 
 
-def plain(row: Record) -> dict[str, Any]:
-    """A row as JSON-friendly values, money as 8-decimal strings."""
+def plain(record: DataclassInstance, *, omit: Collection[str] = ()) -> dict[str, Any]:
+    """A record's fields (but ``omit``) as JSON-friendly values, money as 8-decimal strings."""
     out: dict[str, Any] = {}
-    for key, value in row.items():
+    for key in (f.name for f in fields(record) if f.name not in omit):
+        value = getattr(record, key)
         if isinstance(value, datetime):
             value = to_rfc3339(value)
         elif key in MONEY_COLUMNS and isinstance(value, int):

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy import RowMapping
 
 from wfrun import ids
 from wfrun.clock import utcnow
 from wfrun.domain import ledger
 from wfrun.errors import ApiKeyNotFound, InvalidApiKey, InvalidParameter
 from wfrun.store import accounts as store
+from wfrun.store.accounts import Account, ApiKey
 from wfrun.store.database import Database
 
 
@@ -48,7 +46,7 @@ async def create_account(db: Database, *, display_name: str, account_id: str | N
     return account_id
 
 
-async def top_up(db: Database, *, account_id: str, amount: int, memo: str = "") -> RowMapping:
+async def top_up(db: Database, *, account_id: str, amount: int, memo: str = "") -> Account:
     """Credit ``amount`` minor units to the account; returns the account afterwards."""
     if amount <= 0:
         raise InvalidParameter(f"top-up amount must be positive, got {amount}")
@@ -67,12 +65,12 @@ async def top_up(db: Database, *, account_id: str, amount: int, memo: str = "") 
         return await store.get_account(conn, account_id)
 
 
-async def get_account(db: Database, account_id: str) -> RowMapping:
+async def get_account(db: Database, account_id: str) -> Account:
     async with db.transaction() as conn:
         return await store.get_account(conn, account_id)
 
 
-async def list_accounts(db: Database) -> Sequence[RowMapping]:
+async def list_accounts(db: Database) -> list[Account]:
     async with db.transaction() as conn:
         return await store.list_accounts(conn)
 
@@ -102,7 +100,7 @@ async def revoke_key(db: Database, key_id: str) -> bool:
         return await store.revoke_api_key(conn, key_id, utcnow()) == 1
 
 
-async def list_keys(db: Database, account_id: str | None = None) -> Sequence[RowMapping]:
+async def list_keys(db: Database, account_id: str | None = None) -> list[ApiKey]:
     async with db.transaction() as conn:
         return await store.list_api_keys(conn, account_id)
 
@@ -117,4 +115,4 @@ async def authenticate(db: Database, secret: str) -> Principal:
         row = await store.find_key_principal(conn, hash_key(secret))
     if row is None:
         raise InvalidApiKey("the API key is not recognised or has been revoked")
-    return Principal(row["account_id"], row["api_key_id"], row["display_name"])
+    return Principal(row.account_id, row.api_key_id, row.display_name)

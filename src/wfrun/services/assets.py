@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from wfrun.clock import to_rfc3339, utcnow
 from wfrun.domain.manifest import InputSpec, ValidatedInputs
 from wfrun.domain.media import MediaRef, MediaSource, MediaValueError, classify_upload
@@ -24,7 +21,8 @@ from wfrun.errors import AssetExpired, AssetNotFound, InvalidAsset, InvalidWorkf
 from wfrun.services.accounts import Principal
 from wfrun.storage.base import ObjectStore
 from wfrun.store import assets as store
-from wfrun.store.database import Database
+from wfrun.store.assets import Asset
+from wfrun.store.database import Connection, Database
 
 PURPOSES = ("temp_input",)
 DELETE_GRACE = timedelta(minutes=10)
@@ -54,7 +52,7 @@ def storage_key(asset_id: str) -> str:
 
 async def create_asset(
     db: Database, storage: ObjectStore, principal: Principal, upload: Upload, *, max_ttl: int
-) -> RowMapping:
+) -> Asset:
     """Validate an upload and keep it as an asset of the caller.
 
     Raises:
@@ -102,7 +100,7 @@ def _classify(upload: Upload, max_ttl: int) -> tuple[str, str]:
         raise InvalidAsset(str(exc)) from None
 
 
-async def get_asset(db: Database, principal: Principal, asset_id: str) -> RowMapping:
+async def get_asset(db: Database, principal: Principal, asset_id: str) -> Asset:
     """The caller's asset. Raises AssetNotFound (also for others' assets) or AssetExpired."""
     async with db.transaction() as conn:
         row = await store.find_asset(conn, asset_id, account_id=principal.account_id)
@@ -114,10 +112,10 @@ async def get_asset(db: Database, principal: Principal, asset_id: str) -> RowMap
     return row
 
 
-def unusable(row: RowMapping, now: datetime) -> str | None:
+def unusable(asset: Asset, now: datetime) -> str | None:
     """Why an asset can no longer be used, or None."""
-    if row["deleted_at"] is not None or row["expires_at"] <= now:
-        return f"asset {row['id']} expired at {to_rfc3339(row['expires_at'])}"
+    if asset.deleted_at is not None or asset.expires_at <= now:
+        return f"asset {asset.id} expired at {to_rfc3339(asset.expires_at)}"
     return None
 
 
@@ -126,7 +124,7 @@ def asset_id_of(ref: MediaRef) -> str:
 
 
 async def check_asset_refs(
-    conn: AsyncConnection,
+    conn: Connection,
     principal: Principal,
     specs: Iterable[InputSpec],
     validated: ValidatedInputs,
@@ -150,24 +148,24 @@ async def check_asset_refs(
     return list(wanted)
 
 
-def _check_one(spec: InputSpec, asset_id: str, row: RowMapping | None, now: datetime) -> None:
+def _check_one(spec: InputSpec, asset_id: str, asset: Asset | None, now: datetime) -> None:
     label = f"input {spec.key}"
-    if row is None:
+    if asset is None:
         raise InvalidWorkflowInput(f"{label}: asset {asset_id} does not exist")
-    problem = unusable(row, now)
+    problem = unusable(asset, now)
     if problem:
         raise InvalidWorkflowInput(f"{label}: {problem}")
-    if spec.type != "file" and row["media_type"] != spec.type:
+    if spec.type != "file" and asset.media_type != spec.type:
         raise InvalidWorkflowInput(
-            f"{label} must be {spec.type}; asset {asset_id} is {row['mime_type']}"
+            f"{label} must be {spec.type}; asset {asset_id} is {asset.mime_type}"
         )
-    if spec.accept and row["mime_type"] not in spec.accept:
+    if spec.accept and asset.mime_type not in spec.accept:
         raise InvalidWorkflowInput(
-            f"{label}: asset {asset_id} is {row['mime_type']}; accepted: {', '.join(spec.accept)}"
+            f"{label}: asset {asset_id} is {asset.mime_type}; accepted: {', '.join(spec.accept)}"
         )
-    if spec.max_size_bytes is not None and row["size_bytes"] > spec.max_size_bytes:
+    if spec.max_size_bytes is not None and asset.size_bytes > spec.max_size_bytes:
         raise InvalidWorkflowInput(
-            f"{label}: asset {asset_id} is {row['size_bytes']} bytes; the limit is "
+            f"{label}: asset {asset_id} is {asset.size_bytes} bytes; the limit is "
             f"{spec.max_size_bytes}"
         )
 
@@ -181,11 +179,11 @@ async def sweep(db: Database, storage: ObjectStore, *, limit: int = 500) -> tupl
     async with db.transaction() as conn:
         candidates = await store.expired_unreferenced(conn, now - DELETE_GRACE, limit=limit)
     deleted_assets = 0
-    for row in candidates:
+    for asset in candidates:
         async with db.transaction(write=True) as conn:
-            if not await store.mark_deleted(conn, row["id"], now):
+            if not await store.mark_deleted(conn, asset.id, now):
                 continue
-        await storage.delete(row["storage_key"])
+        await storage.delete(asset.storage_key)
         deleted_assets += 1
     return deleted_assets, await _sweep_outputs(db, storage, now, limit)
 
@@ -195,8 +193,8 @@ async def _sweep_outputs(db: Database, storage: ObjectStore, now: datetime, limi
         expired = await store.expired_outputs(conn, now, limit=limit)
     for run in expired:
         async with db.transaction(write=True) as conn:
-            await store.mark_outputs_deleted(conn, run["id"], now)
-        for entry in (run["outputs"] or {}).values():
+            await store.mark_outputs_deleted(conn, run.id, now)
+        for entry in (run.outputs or {}).values():
             for item in entry.get("files", []):
                 await storage.delete(item["storage_key"])
     return len(expired)

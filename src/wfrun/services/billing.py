@@ -7,11 +7,7 @@ the ledger's ``(run_id, kind)`` uniqueness backs that up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfrun import ids
 from wfrun.domain import ledger
@@ -21,12 +17,13 @@ from wfrun.domain.runs import FreezeStatus
 from wfrun.errors import InsufficientBalance
 from wfrun.store import accounts as account_store
 from wfrun.store import runs as run_store
-from wfrun.store.database import Database
+from wfrun.store.accounts import Account, Bill, Recharge
+from wfrun.store.database import Connection, Database
 from wfrun.store.runs import Hold
 
 
 async def freeze(
-    conn: AsyncConnection, *, account_id: str, run_id: str, amount: int, now: datetime
+    conn: Connection, *, account_id: str, run_id: str, amount: int, now: datetime
 ) -> None:
     """Freeze ``amount`` for a run, or raise InsufficientBalance (nothing changed)."""
     if not await account_store.try_freeze(conn, account_id, amount):
@@ -55,7 +52,7 @@ async def freeze(
 
 
 async def resolve_freeze(
-    conn: AsyncConnection, *, run_id: str, settlement: Settlement, now: datetime
+    conn: Connection, *, run_id: str, settlement: Settlement, now: datetime
 ) -> Hold | None:
     """Settle or release the run's hold; None when it was already resolved."""
     status = FreezeStatus.SETTLED if settlement.final_amount > 0 else FreezeStatus.RELEASED
@@ -73,14 +70,14 @@ async def resolve_freeze(
     return hold
 
 
-async def balance(db: Database, account_id: str) -> RowMapping:
+async def balance(db: Database, account_id: str) -> Account:
     async with db.transaction() as conn:
         return await account_store.get_account(conn, account_id)
 
 
 async def bills(
     db: Database, account_id: str, *, order_number: str | None, page: int, size: int
-) -> tuple[Sequence[RowMapping], int]:
+) -> tuple[list[Bill], int]:
     async with db.transaction() as conn:
         return await account_store.bills_page(
             conn, account_id, order_number=order_number, limit=size, offset=(page - 1) * size
@@ -89,7 +86,7 @@ async def bills(
 
 async def recharges(
     db: Database, account_id: str, *, page: int, size: int
-) -> tuple[Sequence[RowMapping], int]:
+) -> tuple[list[Recharge], int]:
     async with db.transaction() as conn:
         return await account_store.recharges_page(
             conn, account_id, limit=size, offset=(page - 1) * size

@@ -5,53 +5,37 @@ Each public function is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfrun import ids
 from wfrun.clock import utcnow
 from wfrun.domain import manifest as m
 from wfrun.domain.pricing import PriceTable
+from wfrun.domain.revisions import RevisionSpec
 from wfrun.engines.registry import validate_payload
 from wfrun.errors import NotPublished, RevisionNotFound, WorkflowNotFound
-from wfrun.records import Record
 from wfrun.services.packages import input_specs, output_specs, parse_package, price_table
 from wfrun.store import workflows as store
 from wfrun.store.accounts import get_account
-from wfrun.store.database import Database
+from wfrun.store.database import Connection, Database
+from wfrun.store.workflows import MarketItem, Revision, RevisionSummary, Workflow, WorkflowRevision
 
 
-@dataclass(frozen=True)
-class RevisionSpec:
-    """What a run needs from its revision, decoded from storage."""
-
-    revision_id: str
-    engine_kind: str
-    payload: Record
-    inputs: tuple[m.InputSpec, ...]
-    outputs: tuple[m.OutputSpec, ...]
-    prices: PriceTable
-    timeout_seconds: int
-    output_retention_hours: int | None = None
-    required_labels: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_row(cls, row: Record) -> RevisionSpec:
-        return cls(
-            revision_id=row["revision_id"] if "revision_id" in row else row["id"],
-            engine_kind=row["engine_kind"],
-            payload=row["payload"],
-            inputs=tuple(m.input_from_json(d) for d in row["input_manifest"]),
-            outputs=tuple(m.output_from_json(d) for d in row["output_manifest"]),
-            prices=_price_table(row["prices"]),
-            timeout_seconds=row["timeout_seconds"],
-            output_retention_hours=row.get("output_retention_hours"),
-            required_labels=dict(row.get("required_labels") or {}),
-        )
+def revision_spec(revision: Revision | WorkflowRevision) -> RevisionSpec:
+    """Decode a stored revision (alone, or joined with its workflow) for a run."""
+    return RevisionSpec(
+        revision_id=revision.id if isinstance(revision, Revision) else revision.revision_id,
+        engine_kind=revision.engine_kind,
+        payload=revision.payload,
+        inputs=tuple(m.input_from_json(d) for d in revision.input_manifest),
+        outputs=tuple(m.output_from_json(d) for d in revision.output_manifest),
+        prices=_price_table(revision.prices),
+        timeout_seconds=revision.timeout_seconds,
+        output_retention_hours=revision.output_retention_hours,
+        required_labels=dict(revision.required_labels or {}),
+    )
 
 
 def _price_table(stored: Mapping[str, Any]) -> PriceTable:
@@ -89,7 +73,7 @@ async def import_package(
     async with db.transaction(write=True) as conn:
         await get_account(conn, owner_id)
         existing = await store.find_by_slug(conn, owner_id, package.slug)
-        workflow_id = existing["id"] if existing else ids.new_workflow_id()
+        workflow_id = existing.id if existing else ids.new_workflow_id()
         meta = {
             "title": package.title,
             "description": package.description,
@@ -154,38 +138,45 @@ async def publish(db: Database, *, workflow_id: str, revision_id: str | None) ->
     async with db.transaction(write=True) as conn:
         workflow = await _get_workflow(conn, workflow_id)
         revisions = await store.list_revisions(conn, workflow_id)
-        chosen = revision_id or revisions[-1]["id"]
-        if chosen not in {r["id"] for r in revisions}:
+        chosen = revision_id or revisions[-1].id
+        if chosen not in {r.id for r in revisions}:
             raise RevisionNotFound(f"revision {chosen} is not a revision of {workflow_id}")
         await store.update_workflow(
-            conn, workflow["id"], {"published_revision_id": chosen, "updated_at": utcnow()}
+            conn, workflow.id, {"published_revision_id": chosen, "updated_at": utcnow()}
         )
     return chosen
 
 
-async def _get_workflow(conn: AsyncConnection, workflow_id: str) -> RowMapping:
+async def _get_workflow(conn: Connection, workflow_id: str) -> Workflow:
     workflow = await store.find_workflow(conn, workflow_id)
     if workflow is None:
         raise WorkflowNotFound(f"workflow {workflow_id} does not exist")
     return workflow
 
 
-async def list_all(db: Database) -> Sequence[RowMapping]:
+async def list_all(db: Database) -> list[Workflow]:
     async with db.transaction() as conn:
         return await store.list_workflows(conn)
 
 
-async def describe(db: Database, workflow_id: str) -> dict[str, Any]:
-    """Operator view: the workflow row with its revisions."""
+@dataclass(frozen=True)
+class WorkflowDetail:
+    """Operator view: a workflow with its revisions."""
+
+    workflow: Workflow
+    revisions: list[RevisionSummary]
+
+
+async def describe(db: Database, workflow_id: str) -> WorkflowDetail:
     async with db.transaction() as conn:
         workflow = await _get_workflow(conn, workflow_id)
         revisions = await store.list_revisions(conn, workflow_id)
-    return {**dict(workflow), "revisions": [dict(r) for r in revisions]}
+    return WorkflowDetail(workflow, revisions)
 
 
 async def market_page(
     db: Database, *, account_id: str, keyword: str | None, tag: str | None, page: int, size: int
-) -> tuple[Sequence[RowMapping], int]:
+) -> tuple[list[MarketItem], int]:
     async with db.transaction() as conn:
         return await store.market_page(
             conn,
@@ -197,7 +188,7 @@ async def market_page(
         )
 
 
-async def market_info(db: Database, *, account_id: str, workflow_id: str) -> RowMapping:
+async def market_info(db: Database, *, account_id: str, workflow_id: str) -> WorkflowRevision:
     """The published revision of a workflow visible to the account."""
     async with db.transaction() as conn:
         row = await store.find_for_submit(
@@ -211,5 +202,5 @@ async def market_info(db: Database, *, account_id: str, workflow_id: str) -> Row
     return row
 
 
-def _visible(workflow: Record, account_id: str) -> bool:
-    return bool(workflow["visibility"] == "public" or workflow["owner_id"] == account_id)
+def _visible(workflow: Workflow, account_id: str) -> bool:
+    return workflow.visibility == "public" or workflow.owner_id == account_id

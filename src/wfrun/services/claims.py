@@ -17,11 +17,12 @@ from typing import Any, Literal
 from wfrun.clock import utcnow
 from wfrun.domain.failures import Failure, FailureCode, cancelled
 from wfrun.domain.pricing import release
+from wfrun.domain.revisions import RevisionSpec
 from wfrun.domain.runs import RunStatus, is_terminal, transition
 from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
 from wfrun.queue import broker
 from wfrun.queue.broker import Job, JobStatus
-from wfrun.services.catalog import RevisionSpec
+from wfrun.services.catalog import revision_spec
 from wfrun.services.run_changes import publish_change
 from wfrun.services.run_endings import Ending, end_run
 from wfrun.services.run_log import log_event
@@ -29,6 +30,7 @@ from wfrun.store import assets as asset_store
 from wfrun.store import instances as instance_store
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
+from wfrun.store.assets import Asset
 from wfrun.store.database import Connection, Database
 from wfrun.store.runs import Run
 
@@ -44,7 +46,7 @@ class Claim:
     attempt: int
     run: Run
     spec: RevisionSpec
-    assets: dict[str, Any] = field(default_factory=dict)
+    assets: dict[str, Asset] = field(default_factory=dict)
     """The ``asset://`` inputs' records, by asset id."""
     instance_url: str | None = None
     """The engine instance the run was placed on (engines that need one)."""
@@ -111,7 +113,7 @@ async def _start_claimed(
 ) -> Claim | Literal["settled"]:
     revision = await workflow_store.find_revision(conn, run.revision_id)
     assert revision is not None
-    spec = RevisionSpec.from_row(revision)
+    spec = revision_spec(revision)
     placement = None
     if spec.engine_kind in INSTANCE_KINDS:
         candidates = await instance_store.lock_schedulable(conn, spec.engine_kind)
@@ -119,12 +121,12 @@ async def _start_claimed(
         if placement is None:  # no healthy instance with the labels has room: wait
             await broker.defer(conn, job_id=job.id, at=now + NO_CAPACITY_RETRY)
             return "settled"
-    started = await _start(conn, job, run, now, None if placement is None else placement["id"])
+    started = await _start(conn, job, run, now, None if placement is None else placement.id)
     if started is None:
         await broker.finish(conn, job_id=job.id, attempt=None, status=JobStatus.CANCELLED, now=now)
         return "settled"
     assets = await asset_store.assets_for_run(conn, run.id)
-    url = None if placement is None else placement["url"]
+    url = None if placement is None else placement.url
     return Claim(job.id, job.attempts, started, spec, assets, url)
 
 

@@ -13,13 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import RowMapping
-from sqlalchemy.exc import IntegrityError
 
 from wfrun.clock import utcnow
 from wfrun.errors import InstanceBusy, InstanceExists, InstanceNotFound, InvalidParameter
 from wfrun.store import instances as store
 from wfrun.store.database import Database
+from wfrun.store.instances import Instance, LoadedInstance
 
 KINDS = ("comfyui",)
 UNHEALTHY_AFTER = 3
@@ -46,7 +45,7 @@ def _normalise_url(url: str) -> str:
 
 async def add_instance(
     db: Database, *, url: str, capacity: int, labels: dict[str, str], kind: str = "comfyui"
-) -> RowMapping:
+) -> Instance:
     if kind not in KINDS:
         raise InvalidParameter(f"kind must be one of {', '.join(KINDS)}")
     if capacity < 1:
@@ -62,43 +61,42 @@ async def add_instance(
         "consecutive_failures": 0,
         "created_at": utcnow(),
     }
-    try:
-        async with db.transaction(write=True) as conn:
-            await store.insert_instance(conn, values)
-            row = await store.find_instance(conn, values["id"])
-    except IntegrityError:
-        raise InstanceExists(f"{values['url']} is already registered") from None
-    assert row is not None
-    return row
-
-
-async def _get(db: Database, ref: str) -> RowMapping:
-    async with db.transaction() as conn:
-        row = await store.find_instance(conn, ref)
-    if row is None:
-        raise InstanceNotFound(f"no engine instance {ref}")
-    return row
-
-
-async def drain_instance(db: Database, ref: str, *, resume: bool = False) -> RowMapping:
-    row = await _get(db, ref)
     async with db.transaction(write=True) as conn:
-        await store.update_instance(conn, row["id"], {"state": "active" if resume else "draining"})
-        updated = await store.find_instance(conn, row["id"])
+        added = await store.insert_instance(conn, values)
+    if added is None:
+        raise InstanceExists(f"{values['url']} is already registered")
+    return added
+
+
+async def _get(db: Database, ref: str) -> Instance:
+    async with db.transaction() as conn:
+        found = await store.find_instance(conn, ref)
+    if found is None:
+        raise InstanceNotFound(f"no engine instance {ref}")
+    return found
+
+
+async def drain_instance(db: Database, ref: str, *, resume: bool = False) -> Instance:
+    instance = await _get(db, ref)
+    async with db.transaction(write=True) as conn:
+        await store.update_instance(
+            conn, instance.id, {"state": "active" if resume else "draining"}
+        )
+        updated = await store.find_instance(conn, instance.id)
     assert updated is not None
     return updated
 
 
 async def remove_instance(db: Database, ref: str) -> None:
-    row = await _get(db, ref)
+    instance = await _get(db, ref)
     async with db.transaction(write=True) as conn:
-        busy = next(r for r in await store.list_instances(conn) if r["id"] == row["id"])["busy"]
+        busy = next(i for i in await store.list_instances(conn) if i.id == instance.id).busy
         if busy:
-            raise InstanceBusy(f"{row['url']} has {busy} run(s) in flight; drain it first")
-        await store.delete_instance(conn, row["id"])
+            raise InstanceBusy(f"{instance.url} has {busy} run(s) in flight; drain it first")
+        await store.delete_instance(conn, instance.id)
 
 
-async def list_instances(db: Database) -> Sequence[RowMapping]:
+async def list_instances(db: Database) -> list[LoadedInstance]:
     async with db.transaction() as conn:
         return await store.list_instances(conn)
 
@@ -113,11 +111,11 @@ async def record_probe(db: Database, instance_id: str, *, ok: bool, error: str |
 async def fetch_object_info(db: Database, *, timeout: float = 30.0) -> dict[str, Any] | None:
     """``/object_info`` of the first healthy active ComfyUI instance (no transaction is open
     during the request), or None when none answers."""
-    rows = [r for r in await list_instances(db) if r["healthy"] and r["state"] == "active"]
+    usable = [i for i in await list_instances(db) if i.healthy and i.state == "active"]
     async with httpx.AsyncClient(trust_env=False, timeout=timeout) as client:
-        for row in rows:
+        for instance in usable:
             try:
-                response = await client.get(f"{row['url']}/object_info")
+                response = await client.get(f"{instance.url}/object_info")
                 if response.status_code == 200:
                     data: dict[str, Any] = response.json()
                     return data

@@ -15,22 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from wfrun.clock import utcnow
 from wfrun.config import SeedanceSettings
 from wfrun.domain import manifest as m
 from wfrun.domain.money import parse_amount
 from wfrun.domain.runs import is_terminal
-from wfrun.records import Record
 from wfrun.services import runs as run_service
 from wfrun.services.accounts import Principal
 from wfrun.services.run_views import fetch_run
 from wfrun.services.runs import CancelResult, Policy, RunRequest, SubmitResult
 from wfrun.store import accounts as account_store
 from wfrun.store import workflows as workflow_store
-from wfrun.store.database import Database
+from wfrun.store.database import ConstraintViolated, Database
 from wfrun.store.runs import Run
+from wfrun.store.workflows import Revision
 
 SYSTEM_ACCOUNT = "user_" + "0" * 20
 MODEL_RUN_WORKFLOW = "wf_" + "0" * 19 + "1"
@@ -100,16 +98,15 @@ async def ensure_catalog(db: Database, config: SeedanceSettings) -> None:
     Concurrent first submits race to create it; the losers find it made."""
     try:
         await _ensure_catalog(db, config)
-    except IntegrityError:
+    except ConstraintViolated:  # another submit created it first
         await _ensure_catalog(db, config)
 
 
-def _stale(existing: Record | None, values: dict[str, Any]) -> bool:
+def _stale(existing: Revision | None, values: dict[str, Any]) -> bool:
     if existing is None:
         return True
     return bool(
-        (existing["prices"], existing["timeout_seconds"])
-        != (values["prices"], values["timeout_seconds"])
+        (existing.prices, existing.timeout_seconds) != (values["prices"], values["timeout_seconds"])
     )
 
 

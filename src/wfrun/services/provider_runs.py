@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wfrun.clock import utcnow
+from wfrun.domain.revisions import RevisionSpec
 from wfrun.domain.runs import RunStatus
 from wfrun.queue import broker
-from wfrun.services.catalog import RevisionSpec
+from wfrun.services.catalog import revision_spec
 from wfrun.services.claims import Claim, Fenced
 from wfrun.services.run_log import log_event
 from wfrun.store import runs as run_store
@@ -145,7 +146,7 @@ async def claim_tracked(db: Database, *, limit: int, lease: timedelta) -> list[T
             if run.revision_id not in specs:
                 revision = await workflow_store.find_revision(conn, run.revision_id)
                 assert revision is not None
-                specs[run.revision_id] = RevisionSpec.from_row(revision)
+                specs[run.revision_id] = revision_spec(revision)
             claim = Claim(job.id, job.attempts, run, specs[run.revision_id])
             found.append(Tracked(claim, run.provider_task_id))
     return found

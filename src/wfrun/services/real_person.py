@@ -13,15 +13,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from wfrun.clock import utcnow
 from wfrun.engines.seedance.materials import MaterialError, MaterialRegistry
 from wfrun.errors import RealPersonUnavailable, VerificationNotFound
 from wfrun.services.accounts import Principal
 from wfrun.store import real_person as store
-from wfrun.store.database import Database
+from wfrun.store.database import Connection, Database
+from wfrun.store.real_person import Verification
 
 SUCCESS = 10000  # §4.3: resultCode=10000 means success
 
@@ -36,7 +34,7 @@ def callback_path(verification_id: str) -> str:
 
 async def start(
     db: Database, registry: MaterialRegistry | None, principal: Principal, *, api_base: str
-) -> RowMapping:
+) -> Verification:
     """Open an H5 liveness session for the account's person; returns the verification."""
     if registry is None:
         raise RealPersonUnavailable(
@@ -72,14 +70,14 @@ async def complete(
     *,
     byted_token: str,
     result_code: int,
-) -> RowMapping:
+) -> Verification:
     """Ark's redirect after the person's liveness check: read the verified group (once)."""
     async with db.transaction() as conn:
-        row = await _find(conn, verification_id)
-    if row["status"] != "pending" or row["byted_token"] != byted_token:
-        return row  # already completed (the token is single-use), or not this session's
+        found = await _find(conn, verification_id)
+    if found.status != "pending" or found.byted_token != byted_token:
+        return found  # already completed (the token is single-use), or not this session's
     if result_code != SUCCESS:
-        return await _finish(db, row, status="failed", error=f"resultCode={result_code}")
+        return await _finish(db, found, status="failed", error=f"resultCode={result_code}")
     if registry is None:
         raise RealPersonUnavailable("the asset control plane is not configured")
     try:
@@ -91,30 +89,30 @@ async def complete(
             f"Ark could not confirm the verification yet ({exc.message}); reload this page "
             "in a moment"
         ) from exc
-    return await _finish(db, row, status="verified", group_id=str(result["GroupId"]))
+    return await _finish(db, found, status="verified", group_id=str(result["GroupId"]))
 
 
-async def get(db: Database, principal: Principal, verification_id: str) -> RowMapping:
+async def get(db: Database, principal: Principal, verification_id: str) -> Verification:
     async with db.transaction() as conn:
-        row = await _find(conn, verification_id)
-    if row["account_id"] != principal.account_id:
+        found = await _find(conn, verification_id)
+    if found.account_id != principal.account_id:
         raise VerificationNotFound(f"verification {verification_id} does not exist")
-    return row
+    return found
 
 
-async def group_for(conn: AsyncConnection, account_id: str) -> str | None:
+async def group_for(conn: Connection, account_id: str) -> str | None:
     """The account's most recently verified person group, if any."""
     return await store.latest_group(conn, account_id)
 
 
-async def _find(conn: AsyncConnection, verification_id: str) -> RowMapping:
-    row = await store.find_verification(conn, verification_id)
-    if row is None:
+async def _find(conn: Connection, verification_id: str) -> Verification:
+    found = await store.find_verification(conn, verification_id)
+    if found is None:
         raise VerificationNotFound(f"verification {verification_id} does not exist")
-    return row
+    return found
 
 
-async def _finish(db: Database, row: RowMapping, **values: Any) -> RowMapping:
+async def _finish(db: Database, verification: Verification, **values: Any) -> Verification:
     async with db.transaction(write=True) as conn:
-        await store.complete_pending(conn, row["id"], {"completed_at": utcnow(), **values})
-        return await _find(conn, row["id"])
+        await store.complete_pending(conn, verification.id, {"completed_at": utcnow(), **values})
+        return await _find(conn, verification.id)

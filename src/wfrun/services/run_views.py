@@ -14,13 +14,13 @@ from wfrun.domain.runs import RunStatus
 from wfrun.domain.scheduling import INSTANCE_KINDS, labels_match
 from wfrun.errors import ModelRunNotFound, RunNotFound
 from wfrun.queue import broker
-from wfrun.records import Record
 from wfrun.services.accounts import Principal
 from wfrun.store import instances as instance_store
 from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Connection, Database
 from wfrun.store.runs import Run, RunEvent
+from wfrun.store.workflows import Revision
 
 EVENT_LIMIT = 200
 
@@ -92,7 +92,7 @@ async def _estimated_wait(
         return None
     revision = await workflow_store.find_revision(conn, run.revision_id)
     assert revision is not None
-    if revision["engine_kind"] in INSTANCE_KINDS:
+    if revision.engine_kind in INSTANCE_KINDS:
         capacity, busy = await _instance_slots(conn, revision)
     else:
         now = utcnow()
@@ -101,22 +101,22 @@ async def _estimated_wait(
         busy = await broker.busy_count(conn, now=now)
     average_ms = await run_store.recent_average_ms(conn, run.revision_id, sample=20)
     if average_ms is None:
-        average_ms = int(revision["prices"]["estimated_seconds"] * 1000)
+        average_ms = int(revision.prices["estimated_seconds"] * 1000)
     return estimate_wait_seconds(place, capacity, busy, average_ms)
 
 
-async def _instance_slots(conn: Connection, revision: Record) -> tuple[int, int]:
+async def _instance_slots(conn: Connection, revision: Revision) -> tuple[int, int]:
     """(capacity, busy) of the healthy active instances whose labels this revision needs."""
-    required = revision["required_labels"] or {}
+    required = revision.required_labels or {}
     usable = [
         row
         for row in await instance_store.list_instances(conn)
-        if row["kind"] == revision["engine_kind"]
-        and row["state"] == "active"
-        and row["healthy"]
-        and labels_match(required, row["labels"])
+        if row.kind == revision.engine_kind
+        and row.state == "active"
+        and row.healthy
+        and labels_match(required, row.labels)
     ]
-    return sum(r["capacity"] for r in usable), sum(r["busy"] for r in usable)
+    return sum(r.capacity for r in usable), sum(r.busy for r in usable)
 
 
 def estimate_wait_seconds(place: int, capacity: int, busy: int, average_ms: int) -> int:

@@ -18,6 +18,7 @@ from wfrun.domain.failures import cancelled
 from wfrun.domain.idempotency import fingerprint
 from wfrun.domain.manifest import ValidatedInputs, validate_inputs
 from wfrun.domain.pricing import Quote, quote, release
+from wfrun.domain.revisions import RevisionSpec
 from wfrun.domain.runs import FreezeStatus, RunStatus
 from wfrun.domain.seedance import PriceBook, VideoRequest, bind_request, quote_cost
 from wfrun.errors import (
@@ -30,11 +31,10 @@ from wfrun.errors import (
     WorkflowNotFound,
 )
 from wfrun.queue import broker
-from wfrun.records import Record
 from wfrun.services import billing, real_person
 from wfrun.services.accounts import Principal
 from wfrun.services.assets import check_asset_refs
-from wfrun.services.catalog import RevisionSpec
+from wfrun.services.catalog import revision_spec
 from wfrun.services.run_changes import publish_change
 from wfrun.services.run_endings import Ending, end_run
 from wfrun.services.run_log import log_event
@@ -44,6 +44,7 @@ from wfrun.store import runs as run_store
 from wfrun.store import workflows as workflow_store
 from wfrun.store.database import Connection, Database
 from wfrun.store.runs import Run
+from wfrun.store.workflows import WorkflowRevision
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class SubmitResult:
 
 async def _resolve(
     conn: Connection, principal: Principal, request: RunRequest
-) -> tuple[Record, RevisionSpec]:
+) -> tuple[WorkflowRevision, RevisionSpec]:
     row = await workflow_store.find_for_submit(
         conn,
         account_id=principal.account_id,
@@ -112,13 +113,13 @@ async def _resolve(
     )
     if row is None:
         raise await _why_unresolved(conn, principal, request)
-    return row, RevisionSpec.from_row(row)
+    return row, revision_spec(row)
 
 
 async def _why_unresolved(conn: Connection, principal: Principal, request: RunRequest) -> Exception:
     workflow = await workflow_store.find_workflow(conn, request.workflow_id)
     visible = workflow is not None and (
-        workflow["visibility"] == "public" or workflow["owner_id"] == principal.account_id
+        workflow.visibility == "public" or workflow.owner_id == principal.account_id
     )
     if not visible:
         return WorkflowNotFound(f"workflow {request.workflow_id} does not exist")
@@ -202,7 +203,7 @@ async def quote_run(
         await check_asset_refs(conn, principal, spec.inputs, validated, utcnow())
         quoted = _price(spec, request, policy, validated)
         await _check_real_person(conn, principal, spec, request, policy)
-    return QuoteResult(row["id"], spec.revision_id, quoted, spec)
+    return QuoteResult(row.id, spec.revision_id, quoted, spec)
 
 
 async def submit_run(
@@ -260,7 +261,7 @@ async def _insert_new(
 def _new_run(
     principal: Principal,
     request: RunRequest,
-    workflow: Record,
+    workflow: WorkflowRevision,
     priced: Quote,
     now: datetime,
 ) -> dict[str, Any]:
@@ -268,13 +269,13 @@ def _new_run(
         "id": ids.new_model_run_id() if request.family == "model" else ids.new_run_id(),
         "account_id": principal.account_id,
         "workflow_id": request.workflow_id,
-        "revision_id": workflow["revision_id"],
+        "revision_id": workflow.revision_id,
         "api_key_id": principal.api_key_id,
         "idempotency_key": request.idempotency_key,
         "idempotency_scope": request.idempotency_scope,
         "family": request.family,
         "request_fingerprint": request.fingerprint(),
-        "title": workflow["title"],
+        "title": workflow.title,
         "inputs": dict(request.inputs),
         "accept_external_cost_risk": request.accept_external_cost_risk,
         "status": RunStatus.QUEUED,

@@ -36,7 +36,7 @@ def demo_package(name: str = "poster") -> Any:
 async def _store_is_empty(db: Database) -> bool:
     async with db.transaction() as conn:
         accounts_ = await account_store.list_accounts(conn)
-    return all(a["id"] == SYSTEM_ACCOUNT for a in accounts_)
+    return all(a.id == SYSTEM_ACCOUNT for a in accounts_)
 
 
 async def ensure_demo(db: Database, data_dir: Path, *, with_seedance: bool = False) -> Demo:

@@ -2,37 +2,97 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, RowMapping, bindparam, cast, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import BigInteger, bindparam, cast, func, insert, select, update
 
 from wfrun import ids
 from wfrun.domain.ledger import EntryKind, Posting, balance_deltas
 from wfrun.errors import AccountNotFound
+from wfrun.store.database import Connection
+from wfrun.store.rows import record, record_or_none, records
 from wfrun.store.schema import accounts, api_keys, ledger_entries, ledger_postings, runs
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An ``accounts`` row: the cached balance buckets the ledger moves."""
+
+    id: str
+    display_name: str
+    currency: str
+    available: int
+    frozen: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An ``api_keys`` row (the secret itself is never stored, only its hash)."""
+
+    id: str
+    account_id: str
+    name: str
+    prefix: str
+    key_hash: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPrincipal:
+    """An active key joined with its account: who is calling."""
+
+    api_key_id: str
+    account_id: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    """A settled run as a charge."""
+
+    billing_run_id: str
+    run_id: str
+    title: str
+    final_amount: int
+    """Set on every settled run (the page lists only those)."""
+    created_at: datetime
+    started_at: datetime | None
+    terminal_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recharge:
+    """A top-up ledger entry with the amount it credited."""
+
+    id: str
+    memo: str
+    created_at: datetime
+    amount: int
+
+
 async def insert_account(
-    conn: AsyncConnection, *, account_id: str, display_name: str, now: datetime
+    conn: Connection, *, account_id: str, display_name: str, now: datetime
 ) -> None:
     await conn.execute(
         insert(accounts).values(id=account_id, display_name=display_name, created_at=now)
     )
 
 
-async def get_account(conn: AsyncConnection, account_id: str) -> RowMapping:
-    row = (await conn.execute(select(accounts).where(accounts.c.id == account_id))).mappings()
-    found = row.first()
+async def get_account(conn: Connection, account_id: str) -> Account:
+    query = select(accounts).where(accounts.c.id == account_id)
+    found = (await conn.execute(query)).mappings().first()
     if found is None:
         raise AccountNotFound(f"account {account_id} does not exist")
-    return found
+    return record(Account, found)
 
 
-async def list_accounts(conn: AsyncConnection) -> Sequence[RowMapping]:
-    return (await conn.execute(select(accounts).order_by(accounts.c.created_at))).mappings().all()
+async def list_accounts(conn: Connection) -> list[Account]:
+    query = select(accounts).order_by(accounts.c.created_at)
+    return records(Account, (await conn.execute(query)).mappings())
 
 
 _FREEZE = (
@@ -45,13 +105,13 @@ _FREEZE = (
 )
 
 
-async def try_freeze(conn: AsyncConnection, account_id: str, amount: int) -> bool:
+async def try_freeze(conn: Connection, account_id: str, amount: int) -> bool:
     """Move ``amount`` available → frozen iff available covers it (one conditional UPDATE)."""
     result = await conn.execute(_FREEZE, {"account": account_id, "amount": amount})
     return result.rowcount == 1
 
 
-async def apply_balance(conn: AsyncConnection, account_id: str, postings: list[Posting]) -> None:
+async def apply_balance(conn: Connection, account_id: str, postings: list[Posting]) -> None:
     """Apply the customer-bucket deltas of ``postings`` to the cached balance row."""
     available, frozen = balance_deltas(postings)
     await conn.execute(
@@ -62,7 +122,7 @@ async def apply_balance(conn: AsyncConnection, account_id: str, postings: list[P
 
 
 async def record_entry(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     kind: EntryKind,
     account_id: str,
@@ -97,11 +157,11 @@ async def record_entry(
 # ---- API keys ----------------------------------------------------------------------------------
 
 
-async def insert_api_key(conn: AsyncConnection, values: dict[str, Any]) -> None:
+async def insert_api_key(conn: Connection, values: dict[str, Any]) -> None:
     await conn.execute(insert(api_keys), values)
 
 
-async def find_key_principal(conn: AsyncConnection, key_hash: str) -> RowMapping | None:
+async def find_key_principal(conn: Connection, key_hash: str) -> KeyPrincipal | None:
     """The active key with this hash and its account, or None."""
     query = (
         select(
@@ -112,10 +172,10 @@ async def find_key_principal(conn: AsyncConnection, key_hash: str) -> RowMapping
         .join(accounts, accounts.c.id == api_keys.c.account_id)
         .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
     )
-    return (await conn.execute(query)).mappings().first()
+    return record_or_none(KeyPrincipal, (await conn.execute(query)).mappings().first())
 
 
-async def revoke_api_key(conn: AsyncConnection, key_id: str, now: datetime) -> int:
+async def revoke_api_key(conn: Connection, key_id: str, now: datetime) -> int:
     result = await conn.execute(
         update(api_keys)
         .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
@@ -124,20 +184,21 @@ async def revoke_api_key(conn: AsyncConnection, key_id: str, now: datetime) -> i
     return result.rowcount
 
 
-async def get_api_key(conn: AsyncConnection, key_id: str) -> RowMapping | None:
-    return (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).mappings().first()
+async def get_api_key(conn: Connection, key_id: str) -> ApiKey | None:
+    query = select(api_keys).where(api_keys.c.id == key_id)
+    return record_or_none(ApiKey, (await conn.execute(query)).mappings().first())
 
 
-async def list_api_keys(conn: AsyncConnection, account_id: str | None) -> Sequence[RowMapping]:
+async def list_api_keys(conn: Connection, account_id: str | None) -> list[ApiKey]:
     query = select(api_keys).order_by(api_keys.c.created_at)
     if account_id is not None:
         query = query.where(api_keys.c.account_id == account_id)
-    return (await conn.execute(query)).mappings().all()
+    return records(ApiKey, (await conn.execute(query)).mappings())
 
 
 async def bills_page(
-    conn: AsyncConnection, account_id: str, *, order_number: str | None, limit: int, offset: int
-) -> tuple[Sequence[RowMapping], int]:
+    conn: Connection, account_id: str, *, order_number: str | None, limit: int, offset: int
+) -> tuple[list[Bill], int]:
     """Settled runs (what was charged), newest first, with the total count."""
     charged = select(
         runs.c.billing_run_id,
@@ -153,12 +214,12 @@ async def bills_page(
     total_query = select(func.count()).select_from(charged.subquery())
     total = int((await conn.execute(total_query)).scalar_one())
     page = charged.order_by(runs.c.terminal_at.desc(), runs.c.id).limit(limit).offset(offset)
-    return (await conn.execute(page)).mappings().all(), total
+    return records(Bill, (await conn.execute(page)).mappings()), total
 
 
 async def recharges_page(
-    conn: AsyncConnection, account_id: str, *, limit: int, offset: int
-) -> tuple[Sequence[RowMapping], int]:
+    conn: Connection, account_id: str, *, limit: int, offset: int
+) -> tuple[list[Recharge], int]:
     """Top-ups, newest first, with the amount credited and the total count."""
     # SUM(bigint) is numeric on PostgreSQL: cast back so money stays an int.
     amount = cast(func.coalesce(func.sum(ledger_postings.c.amount), 0), BigInteger).label("amount")
@@ -175,5 +236,5 @@ async def recharges_page(
     total_query = select(func.count()).select_from(topups.subquery())
     total = int((await conn.execute(total_query)).scalar_one())
     page = topups.order_by(ledger_entries.c.created_at.desc(), ledger_entries.c.id)
-    rows = (await conn.execute(page.limit(limit).offset(offset))).mappings().all()
-    return rows, total
+    rows = (await conn.execute(page.limit(limit).offset(offset))).mappings()
+    return records(Recharge, rows), total

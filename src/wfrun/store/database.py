@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 from sqlalchemy import event
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _WRITE = "wfrun_write"
@@ -34,6 +35,11 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+class ConstraintViolated(Exception):
+    """A unique, foreign-key or check constraint refused a write; the transaction was rolled
+    back. Callers that race on purpose (first writer wins) catch this, not the driver's."""
+
+
 class Database:
     """One engine per process; hand out short transactions."""
 
@@ -48,12 +54,19 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[Connection]:
-        """A transaction that commits on normal exit and rolls back on an exception."""
-        async with self.engine.connect() as conn:
-            if write and self.is_sqlite:
-                await conn.execution_options(**{_WRITE: True})
-            async with conn.begin():
-                yield conn
+        """A transaction that commits on normal exit and rolls back on an exception.
+
+        Raises:
+            ConstraintViolated: a constraint refused a write (the transaction rolled back).
+        """
+        try:
+            async with self.engine.connect() as conn:
+                if write and self.is_sqlite:
+                    await conn.execution_options(**{_WRITE: True})
+                async with conn.begin():
+                    yield conn
+        except IntegrityError as exc:
+            raise ConstraintViolated(str(exc.orig)) from exc
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -2,53 +2,86 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ScalarSelect, delete, func, select, update
 
+from wfrun.store.database import Connection
+from wfrun.store.dialect import insert_ignoring_conflict
+from wfrun.store.rows import record_or_none, records
 from wfrun.store.schema import engine_instances, runs
 
 
-async def insert_instance(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(engine_instances), values)
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """An ``engine_instances`` row: a registered ComfyUI server."""
+
+    id: str
+    kind: str
+    url: str
+    capacity: int
+    labels: dict[str, str]
+    state: str
+    healthy: bool
+    consecutive_failures: int
+    last_error: str | None
+    last_check_at: datetime | None
+    created_at: datetime
 
 
-async def find_instance(conn: AsyncConnection, ref: str) -> RowMapping | None:
+@dataclass(frozen=True, slots=True)
+class LoadedInstance(Instance):
+    """An instance with its load: the runs running on it now."""
+
+    busy: int
+
+
+async def insert_instance(conn: Connection, values: dict[str, Any]) -> Instance | None:
+    """Register an instance; None (nothing inserted) when its URL is registered already."""
+    statement = insert_ignoring_conflict(conn, engine_instances, ["url"])
+    result = await conn.execute(statement.returning(*engine_instances.c), values)
+    return record_or_none(Instance, result.mappings().first())
+
+
+async def find_instance(conn: Connection, ref: str) -> Instance | None:
     """By id or by URL."""
     query = select(engine_instances).where(
         (engine_instances.c.id == ref) | (engine_instances.c.url == ref)
     )
-    return (await conn.execute(query)).mappings().first()
+    return record_or_none(Instance, (await conn.execute(query)).mappings().first())
 
 
-async def list_instances(conn: AsyncConnection) -> Sequence[RowMapping]:
-    busy = (
+def _busy() -> ScalarSelect[int]:
+    """The number of runs running on the instance of the enclosing row."""
+    return (
         select(func.count())
         .where(runs.c.instance_id == engine_instances.c.id, runs.c.status == "running")
         .scalar_subquery()
     )
-    query = select(engine_instances, busy.label("busy")).order_by(engine_instances.c.created_at)
-    return (await conn.execute(query)).mappings().all()
 
 
-async def update_instance(conn: AsyncConnection, instance_id: str, values: dict[str, Any]) -> int:
+async def list_instances(conn: Connection) -> list[LoadedInstance]:
+    query = select(engine_instances, _busy().label("busy")).order_by(engine_instances.c.created_at)
+    return records(LoadedInstance, (await conn.execute(query)).mappings())
+
+
+async def update_instance(conn: Connection, instance_id: str, values: dict[str, Any]) -> int:
     result = await conn.execute(
         update(engine_instances).where(engine_instances.c.id == instance_id).values(**values)
     )
     return result.rowcount
 
 
-async def delete_instance(conn: AsyncConnection, instance_id: str) -> int:
+async def delete_instance(conn: Connection, instance_id: str) -> int:
     result = await conn.execute(
         delete(engine_instances).where(engine_instances.c.id == instance_id)
     )
     return result.rowcount
 
 
-async def lock_schedulable(conn: AsyncConnection, kind: str) -> Sequence[RowMapping]:
+async def lock_schedulable(conn: Connection, kind: str) -> list[LoadedInstance]:
     """Active, healthy instances of ``kind`` with their running-run counts, row-locked (in id
     order, so concurrent schedulers queue instead of deadlocking) until the caller commits."""
     locked = (
@@ -64,21 +97,16 @@ async def lock_schedulable(conn: AsyncConnection, kind: str) -> Sequence[RowMapp
     ids = list((await conn.execute(locked)).scalars())
     if not ids:
         return []
-    busy = (
-        select(func.count())
-        .where(runs.c.instance_id == engine_instances.c.id, runs.c.status == "running")
-        .scalar_subquery()
-    )
     query = (
-        select(engine_instances, busy.label("busy"))
+        select(engine_instances, _busy().label("busy"))
         .where(engine_instances.c.id.in_(ids))
         .order_by(engine_instances.c.id)
     )
-    return (await conn.execute(query)).mappings().all()
+    return records(LoadedInstance, (await conn.execute(query)).mappings())
 
 
 async def record_probe(
-    conn: AsyncConnection,
+    conn: Connection,
     instance_id: str,
     *,
     ok: bool,

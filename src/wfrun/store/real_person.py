@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import insert, select, update
 
+from wfrun.store.database import Connection
+from wfrun.store.rows import record_or_none
 from wfrun.store.schema import real_person_verifications as table
 
 
-async def insert_verification(conn: AsyncConnection, values: dict[str, Any]) -> None:
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """A ``real_person_verifications`` row: one H5 liveness session of an account's person."""
+
+    id: str
+    account_id: str
+    status: str
+    byted_token: str | None
+    h5_link: str | None
+    group_id: str | None
+    error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+async def insert_verification(conn: Connection, values: dict[str, Any]) -> None:
     await conn.execute(insert(table).values(**values))
 
 
-async def find_verification(conn: AsyncConnection, verification_id: str) -> RowMapping | None:
+async def find_verification(conn: Connection, verification_id: str) -> Verification | None:
     query = select(table).where(table.c.id == verification_id)
-    row: RowMapping | None = (await conn.execute(query)).mappings().first()
-    return row
+    return record_or_none(Verification, (await conn.execute(query)).mappings().first())
 
 
-async def complete_pending(
-    conn: AsyncConnection, verification_id: str, values: dict[str, Any]
-) -> None:
+async def complete_pending(conn: Connection, verification_id: str, values: dict[str, Any]) -> None:
     """Close a verification that is still pending (a completed one never changes)."""
     await conn.execute(
         update(table)
@@ -31,7 +46,7 @@ async def complete_pending(
     )
 
 
-async def latest_group(conn: AsyncConnection, account_id: str) -> str | None:
+async def latest_group(conn: Connection, account_id: str) -> str | None:
     """The account's most recently verified person group, if any."""
     query = (
         select(table.c.group_id)

@@ -7,13 +7,15 @@ e.g. a join). A test checks every record against its table so the two cannot dri
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import RowMapping
 
 T = TypeVar("T")
+Row: TypeAlias = RowMapping | Mapping[str, Any]
+"""A row by column name: SQLAlchemy's ``RowMapping`` or a plain dict of column values."""
 
 
 _FIELDS: dict[type[Any], tuple[str, ...]] = {}
@@ -26,14 +28,14 @@ def _field_names(cls: type[Any]) -> tuple[str, ...]:
     return names
 
 
-def record(cls: type[T], row: RowMapping) -> T:
+def record(cls: type[T], row: Row) -> T:
     """The ``cls`` record of ``row`` (by column name)."""
     return cls(**{name: row[name] for name in _field_names(cls)})
 
 
-def record_or_none(cls: type[T], row: RowMapping | None) -> T | None:
+def record_or_none(cls: type[T], row: Row | None) -> T | None:
     return None if row is None else record(cls, row)
 
 
-def records(cls: type[T], rows: Iterable[RowMapping]) -> list[T]:
+def records(cls: type[T], rows: Iterable[Row]) -> list[T]:
     return [record(cls, row) for row in rows]

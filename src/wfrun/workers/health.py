@@ -34,7 +34,7 @@ async def probe(client: httpx.AsyncClient, url: str) -> str | None:
 
 async def probe_all(db: Database, client: httpx.AsyncClient) -> None:
     """Probe every registered instance once, concurrently, and record the results."""
-    rows = await instances.list_instances(db)
-    results = await asyncio.gather(*(probe(client, row["url"]) for row in rows))
-    for row, error in zip(rows, results, strict=True):
-        await instances.record_probe(db, row["id"], ok=error is None, error=error)
+    registered = await instances.list_instances(db)
+    results = await asyncio.gather(*(probe(client, i.url) for i in registered))
+    for instance, error in zip(registered, results, strict=True):
+        await instances.record_probe(db, instance.id, ok=error is None, error=error)

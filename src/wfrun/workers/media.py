@@ -7,8 +7,6 @@ A refused or failed fetch, or fetched bytes that do not fit the input, fail the 
 
 from __future__ import annotations
 
-from sqlalchemy import RowMapping
-
 from wfrun.domain.failures import FailureCode
 from wfrun.domain.manifest import InputSpec, ValidatedInputs, check_media_bytes
 from wfrun.domain.media import MediaRef, MediaSource
@@ -17,6 +15,7 @@ from wfrun.engines.graph import media_filename
 from wfrun.fetch import FetchError, SafeFetcher
 from wfrun.services.assets import asset_id_of
 from wfrun.storage.base import ObjectStore
+from wfrun.store.assets import Asset
 
 
 class MediaUnavailable(EnginePermanent):
@@ -26,7 +25,7 @@ class MediaUnavailable(EnginePermanent):
 async def resolve_media(
     validated: ValidatedInputs,
     specs: tuple[InputSpec, ...],
-    assets: dict[str, RowMapping],
+    assets: dict[str, Asset],
     storage: ObjectStore,
     fetcher: SafeFetcher,
 ) -> tuple[dict[str, bytes], dict[str, list[str]]]:
@@ -46,7 +45,7 @@ async def resolve_media(
 async def _bytes_of(
     spec: InputSpec,
     ref: MediaRef,
-    assets: dict[str, RowMapping],
+    assets: dict[str, Asset],
     storage: ObjectStore,
     fetcher: SafeFetcher,
     index: int,
@@ -55,9 +54,9 @@ async def _bytes_of(
     if ref.source is MediaSource.DATA:
         return ref.data or b"", ref.mime_type
     if ref.source is MediaSource.ASSET:
-        row = assets[asset_id_of(ref)]
+        asset = assets[asset_id_of(ref)]
         try:
-            return await storage.get(row["storage_key"]), row["mime_type"]
+            return await storage.get(asset.storage_key), asset.mime_type
         except FileNotFoundError:
             raise MediaUnavailable(
                 f"input {label}: the bytes of {ref.uri} are no longer stored",

@@ -59,7 +59,7 @@ async def upload(request: Request, runtime: RuntimeDep, principal: PrincipalDep)
         request, tmp_dir=runtime.settings.data_dir / "tmp", max_bytes=limits.max_upload_bytes
     )
     try:
-        row = await assets.create_asset(
+        created = await assets.create_asset(
             runtime.db,
             runtime.storage,
             principal,
@@ -77,20 +77,21 @@ async def upload(request: Request, runtime: RuntimeDep, principal: PrincipalDep)
         )
     finally:
         received.path.unlink(missing_ok=True)
-    return wire.ok(wire.asset(row, links(request, runtime), api_base(request, runtime)), "上传成功")
+    data = wire.asset(created, links(request, runtime), api_base(request, runtime))
+    return wire.ok(data, "上传成功")
 
 
 @router.get("/{asset_id}", summary="One of the caller's assets, with fresh signed links")
 async def get_asset(
     asset_id: str, request: Request, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    row = await assets.get_asset(runtime.db, principal, asset_id)
-    return wire.ok(wire.asset(row, links(request, runtime), api_base(request, runtime)))
+    found = await assets.get_asset(runtime.db, principal, asset_id)
+    return wire.ok(wire.asset(found, links(request, runtime), api_base(request, runtime)))
 
 
 @router.get("/{asset_id}/content", summary="Redirect to a fresh signed download link")
 async def asset_content(
     asset_id: str, request: Request, runtime: RuntimeDep, principal: PrincipalDep
 ) -> RedirectResponse:
-    row = await assets.get_asset(runtime.db, principal, asset_id)
-    return RedirectResponse(links(request, runtime).url(row["storage_key"]), status_code=307)
+    found = await assets.get_asset(runtime.db, principal, asset_id)
+    return RedirectResponse(links(request, runtime).url(found.storage_key), status_code=307)

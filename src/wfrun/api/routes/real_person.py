@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse
 from wfrun.api import wire
 from wfrun.api.deps import PrincipalDep, RuntimeDep, api_base
 from wfrun.clock import to_rfc3339
-from wfrun.records import Record
 from wfrun.services import real_person
+from wfrun.store.real_person import Verification
 
 router = APIRouter(prefix="/real-person", tags=["real-person verification"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -22,15 +22,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _data(row: Record) -> dict[str, Any]:
+def _data(verification: Verification) -> dict[str, Any]:
     return {
-        "verification_id": row["id"],
-        "status": row["status"],
-        "h5_link": row["h5_link"] if row["status"] == "pending" else None,
-        "group_id": row["group_id"],
-        "error": row["error"],
-        "created_at": to_rfc3339(row["created_at"]),
-        "completed_at": to_rfc3339(row["completed_at"]),
+        "verification_id": verification.id,
+        "status": verification.status,
+        "h5_link": verification.h5_link if verification.status == "pending" else None,
+        "group_id": verification.group_id,
+        "error": verification.error,
+        "created_at": to_rfc3339(verification.created_at),
+        "completed_at": to_rfc3339(verification.completed_at),
     }
 
 
@@ -41,10 +41,10 @@ def _data(row: Record) -> dict[str, Any]:
 )
 async def start(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     registry = runtime.seedance.materials if runtime.seedance else None
-    row = await real_person.start(
+    verification = await real_person.start(
         runtime.db, registry, principal, api_base=api_base(request, runtime)
     )
-    return wire.ok(_data(row), "提交成功")
+    return wire.ok(_data(verification), "提交成功")
 
 
 @router.get(
@@ -67,13 +67,13 @@ async def callback(
     result_code: int = Query(alias="resultCode"),
 ) -> HTMLResponse:
     registry = runtime.seedance.materials if runtime.seedance else None
-    row = await real_person.complete(
+    verification = await real_person.complete(
         runtime.db, registry, verification_id, byted_token=byted_token, result_code=result_code
     )
-    verified = row["status"] == "verified"
+    verified = verification.status == "verified"
     text = (
         "核验完成 / Verification complete. You can close this page."
         if verified
-        else f"核验未通过 / Verification failed ({escape(str(row['error'] or row['status']))})."
+        else f"核验未通过 / Verification failed ({escape(verification.error or verification.status)})."
     )
     return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{text}</p>")

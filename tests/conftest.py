@@ -22,9 +22,9 @@ from tests.support import databases
 from tests.support.server import LiveServer, start_server
 from wfrun.cli.main import cli
 from wfrun.config import Settings, StorageSettings, WorkerSettings
+from wfrun.db.audit import ledger_problems
+from wfrun.db.database import Database
 from wfrun.runtime import Runtime, build_runtime
-from wfrun.store.audit import ledger_problems
-from wfrun.store.database import Database
 
 DIALECTS = ["sqlite", "postgresql"]
 

@@ -11,9 +11,9 @@ import pytest
 from click.testing import Result
 
 from tests.test_cli import as_json
+from wfrun.db.instances import LoadedInstance
 from wfrun.runtime import Runtime
 from wfrun.services import instances
-from wfrun.store.instances import LoadedInstance
 from wfrun.workers import health
 
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.support import databases
+from wfrun.db.database import Database
 from wfrun.domain.money import parse_amount
-from wfrun.store.database import Database
 
 ROOT = Path(__file__).parents[1]
 

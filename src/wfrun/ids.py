@@ -30,8 +30,8 @@ def new_run_id() -> str:
     return f"wfrun_{_hex(20)}"
 
 
-def new_hold_id() -> str:
-    return f"hold_{_hex(20)}"
+def new_freeze_id() -> str:
+    return f"frz_{_hex(20)}"
 
 
 def new_job_id() -> str:

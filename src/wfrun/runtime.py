@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from wfrun.config import AssetSettings, SeedanceSettings, Settings, ensure_secret_key
+from wfrun.db.database import Database
+from wfrun.db.migrate import upgrade
 from wfrun.domain.money import parse_amount
 from wfrun.domain.seedance import ModelPrice, PriceBook
 from wfrun.engines.base import Engine
@@ -22,8 +24,6 @@ from wfrun.storage.links import Links
 from wfrun.storage.local import LocalStorage
 from wfrun.storage.s3 import S3Config, S3Storage
 from wfrun.storage.signing import UrlSigner
-from wfrun.store.database import Database
-from wfrun.store.migrate import upgrade
 
 
 @dataclass

@@ -23,11 +23,11 @@ from tests.support.factories import (
     publish_demo,
 )
 from wfrun.clock import utcnow
+from wfrun.db.schema import assets, runs
 from wfrun.runtime import Runtime
 from wfrun.services import assets as asset_service
 from wfrun.storage.local import LocalStorage
 from wfrun.storage.s3 import S3Storage
-from wfrun.store.schema import assets, runs
 
 
 async def upload(

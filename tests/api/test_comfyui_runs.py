@@ -27,12 +27,12 @@ from tests.support.factories import (
     png_bytes,
     sleepy_package,
 )
+from wfrun.db.runs import find_run
 from wfrun.domain.money import parse_amount
 from wfrun.engines.comfyui import ComfyUIEngine
-from wfrun.engines.local_engine import LocalEngine
+from wfrun.engines.local.engine import LocalEngine
 from wfrun.runtime import Runtime
 from wfrun.services import catalog, instances
-from wfrun.store.runs import find_run
 from wfrun.workers.worker import Worker
 
 

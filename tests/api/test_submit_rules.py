@@ -96,7 +96,7 @@ async def test_fifty_concurrent_identical_submits_create_one_run(runtime, http):
     assert sum(1 for d in data if not d["idempotent_replay"]) == 1
     snapshot = await money_snapshot(runtime)
     assert snapshot["counts"]["runs"] == 1
-    assert snapshot["counts"]["holds"] == 1
+    assert snapshot["counts"]["freezes"] == 1
 
 
 async def test_fifty_distinct_submits_against_a_balance_for_k(runtime, http):

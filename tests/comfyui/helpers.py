@@ -13,7 +13,7 @@ from tests.comfyui.standin import ComfyStandin
 from wfrun.engines.base import NodeResult, RunSpec
 from wfrun.engines.comfyui.channel import ChannelSettings
 from wfrun.engines.comfyui.session import ComfyUISettings
-from wfrun.engines.local_engine import LocalEngine
+from wfrun.engines.local.engine import LocalEngine
 
 FAST = ComfyUISettings(
     channel=ChannelSettings(open_timeout=2.0, min_backoff=0.05, max_backoff=0.5),

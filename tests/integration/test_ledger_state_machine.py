@@ -17,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from tests.conftest import make_settings
 from tests.support import databases
 from tests.support.factories import sleepy_package
+from wfrun.db.audit import ledger_problems
 from wfrun.domain.failures import Failure, FailureCode
 from wfrun.domain.money import parse_amount
 from wfrun.errors import InsufficientBalance
@@ -24,7 +25,6 @@ from wfrun.runtime import Runtime, build_runtime
 from wfrun.services import accounts, catalog, claims, run_outcomes, runs
 from wfrun.services.accounts import Principal
 from wfrun.services.claims import Claim
-from wfrun.store.audit import ledger_problems
 
 QUOTE = parse_amount("0.11")  # sleepy_package: 0.01 fixed + 0.01/s × 10 s estimate
 

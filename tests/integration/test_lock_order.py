@@ -1,5 +1,5 @@
 """Cancels racing claims and settlements never deadlock, and every cancel answers what really
-happened (lock order job → run → hold → account on every path; CONTRIBUTING.md)."""
+happened (lock order job → run → freeze → account on every path; CONTRIBUTING.md)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from tests.support.factories import (
     publish_package,
     sleepy_package,
 )
+from wfrun.db.runs import find_run
 from wfrun.domain.runs import RunStatus
 from wfrun.runtime import Runtime
 from wfrun.services import claims, run_outcomes, runs
 from wfrun.services.accounts import Principal
 from wfrun.services.claims import Claim
-from wfrun.store.runs import find_run
 
 RUNS = 60
 CLAIMERS = 6

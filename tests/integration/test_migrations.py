@@ -8,9 +8,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from wfrun.store.database import Database
-from wfrun.store.migrate import alembic_config, current_revision, head_revision, upgrade
-from wfrun.store.schema import metadata
+from wfrun.db.database import Database
+from wfrun.db.migrate import alembic_config, current_revision, head_revision, upgrade
+from wfrun.db.schema import metadata
 
 
 def test_single_head():

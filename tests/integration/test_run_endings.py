@@ -18,6 +18,8 @@ from tests.support.factories import (
     sleepy_package,
 )
 from wfrun.clock import utcnow
+from wfrun.db import outbox
+from wfrun.db.runs import Run, find_run
 from wfrun.domain.failures import Failure, FailureCode
 from wfrun.domain.money import parse_amount
 from wfrun.domain.pricing import release
@@ -27,8 +29,6 @@ from wfrun.services import claims, run_outcomes, run_progress, runs
 from wfrun.services.accounts import Principal
 from wfrun.services.claims import Claim
 from wfrun.services.run_endings import Ending, end_run
-from wfrun.store import outbox
-from wfrun.store.runs import Run, find_run
 
 QUOTE = parse_amount("0.11")  # fixed fee 0.01 + 0.01/s × 10 estimated seconds
 START = parse_amount("1")

@@ -13,10 +13,10 @@ import pytest
 from tests.seedance.ark_standin import ArkStandin, TaskPlan
 from tests.seedance.conftest import dispatch_only
 from tests.support.factories import Customer, account_balance, customer, drain
+from wfrun.db import outbox
 from wfrun.domain.money import format_amount, parse_amount
 from wfrun.runtime import Runtime
 from wfrun.services import accounts
-from wfrun.store import outbox
 from wfrun.workers.worker import Worker
 
 FAST = "doubao-seedance-2-0-fast-260128"

@@ -30,15 +30,15 @@ from tests.support.factories import (
     operator,
     png_bytes,
 )
+from wfrun.db import outbox
+from wfrun.db.runs import find_run
+from wfrun.db.schema import jobs
 from wfrun.domain.money import format_amount, parse_amount
 from wfrun.engines.seedance.wire import ark_create_arguments
 from wfrun.errors import InvalidWorkflowPackage
 from wfrun.runtime import Runtime
 from wfrun.services import catalog, claims, provider_runs
 from wfrun.services.seed import ensure_demo
-from wfrun.store import outbox
-from wfrun.store.runs import find_run
-from wfrun.store.schema import jobs
 from wfrun.workers import seedance as seedance_worker
 from wfrun.workers.seedance import Tracker
 from wfrun.workers.worker import Worker

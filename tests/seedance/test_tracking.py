@@ -13,12 +13,12 @@ from tests.seedance.ark_standin import ArkStandin, TaskPlan
 from tests.seedance.conftest import dispatch_only
 from tests.support.factories import account_balance, customer, drain
 from wfrun.clock import utcnow
+from wfrun.db.schema import jobs
 from wfrun.domain.money import parse_amount
 from wfrun.queue import broker
 from wfrun.runtime import Runtime
 from wfrun.services import model_runs, provider_runs
 from wfrun.services.accounts import authenticate
-from wfrun.store.schema import jobs
 from wfrun.workers.seedance import Tracker
 from wfrun.workers.worker import Worker
 

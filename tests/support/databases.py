@@ -16,9 +16,9 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from wfrun.store.database import Database
-from wfrun.store.migrate import upgrade
-from wfrun.store.schema import metadata
+from wfrun.db.database import Database
+from wfrun.db.migrate import upgrade
+from wfrun.db.schema import metadata
 
 PG_ADMIN_DSN = os.environ.get("WFRUN_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

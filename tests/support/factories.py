@@ -11,12 +11,12 @@ from typing import Any
 from PIL import Image
 from sqlalchemy import func, select
 
+from wfrun.db.schema import accounts as accounts_table
+from wfrun.db.schema import freezes, jobs, ledger_entries, ledger_postings, runs
 from wfrun.domain.money import parse_amount
 from wfrun.runtime import Runtime
 from wfrun.services import accounts, catalog
 from wfrun.services.seed import demo_package
-from wfrun.store.schema import accounts as accounts_table
-from wfrun.store.schema import holds, jobs, ledger_entries, ledger_postings, runs
 from wfrun.workers.worker import Worker
 
 
@@ -111,7 +111,7 @@ async def money_snapshot(rt: Runtime) -> dict[str, Any]:
     async with rt.db.transaction() as conn:
         counts = {
             t.name: (await conn.execute(select(func.count()).select_from(t))).scalar_one()
-            for t in (runs, holds, jobs, ledger_entries, ledger_postings)
+            for t in (runs, freezes, jobs, ledger_entries, ledger_postings)
         }
         balances = (
             await conn.execute(

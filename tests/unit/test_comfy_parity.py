@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from wfrun.engines.base import RunSpec
-from wfrun.engines.local_engine import LocalEngine
+from wfrun.engines.local.engine import LocalEngine
 
 OBSERVED = {  # EmptyImage color → pixel ComfyUI saved after ImageInvert
     0x123456: (237, 203, 169),

@@ -13,13 +13,13 @@ from typing import Any, get_args, get_type_hints
 import pytest
 from sqlalchemy import Table
 
-import wfrun.store
-from wfrun.store import schema
-from wfrun.store.accounts import Account, ApiKey
-from wfrun.store.assets import Asset
-from wfrun.store.instances import Instance, LoadedInstance
-from wfrun.store.real_person import Verification
-from wfrun.store.workflows import MarketItem, Revision, Workflow, WorkflowRevision
+import wfrun.db
+from wfrun.db import schema
+from wfrun.db.accounts import Account, ApiKey
+from wfrun.db.assets import Asset
+from wfrun.db.instances import Instance, LoadedInstance
+from wfrun.db.real_person import Verification
+from wfrun.db.workflows import MarketItem, Revision, Workflow, WorkflowRevision
 
 TABLE_RECORDS: list[tuple[type[Any], Table]] = [
     (Account, schema.accounts),
@@ -58,7 +58,7 @@ def test_views_extend_their_records():
 
 def _store_records() -> list[type[Any]]:
     found = []
-    for info in pkgutil.iter_modules(wfrun.store.__path__, "wfrun.store."):
+    for info in pkgutil.iter_modules(wfrun.db.__path__, "wfrun.db."):
         if info.ispkg:
             continue  # migrations: run by Alembic, not imported
         module: types.ModuleType = importlib.import_module(info.name)

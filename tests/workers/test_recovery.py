@@ -20,13 +20,13 @@ from tests.support.factories import (
     publish_package,
     sleepy_package,
 )
+from wfrun.db.runs import Run, find_run
+from wfrun.db.schema import jobs, ledger_entries
 from wfrun.domain.money import parse_amount
 from wfrun.runtime import Runtime
 from wfrun.services import claims, run_outcomes, run_progress, runs
 from wfrun.services.accounts import Principal
 from wfrun.services.claims import Claim
-from wfrun.store.runs import Run, find_run
-from wfrun.store.schema import jobs, ledger_entries
 from wfrun.workers.worker import Worker
 
 

@@ -18,11 +18,11 @@ from tests.support.factories import (
     png_bytes,
     publish_demo,
 )
+from wfrun.db.runs import Run
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.runtime import Runtime
 from wfrun.services import run_views, runs
 from wfrun.services.accounts import Principal
-from wfrun.store.runs import Run
 
 
 @dataclass

@@ -14,14 +14,14 @@ from wfrun.domain.money import CURRENCY, format_amount, to_yuan_number
 from wfrun.errors import Category
 
 __all__ = ["Links", "format_amount"]
+from wfrun.db.accounts import Account, Bill, Recharge
+from wfrun.db.assets import Asset
+from wfrun.db.runs import Run, RunEvent
+from wfrun.db.workflows import MarketItem, WorkflowRevision
 from wfrun.domain.pricing import PriceTable, Quote, quote
 from wfrun.domain.runs import RunStatus, submission_status
 from wfrun.services.run_views import ExecutionView
 from wfrun.storage.links import Links
-from wfrun.store.accounts import Account, Bill, Recharge
-from wfrun.store.assets import Asset
-from wfrun.store.runs import Run, RunEvent
-from wfrun.store.workflows import MarketItem, WorkflowRevision
 
 T = TypeVar("T")
 

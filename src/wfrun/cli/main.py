@@ -20,13 +20,13 @@ from wfrun import __version__
 from wfrun.cli.output import emit, plain
 from wfrun.cli.processes import serve, worker
 from wfrun.config import Settings, load_settings
+from wfrun.db.audit import ledger_problems
+from wfrun.db.migrate import current_revision, head_revision
 from wfrun.domain.money import parse_amount
 from wfrun.errors import InvalidParameter, ServiceError
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.services import accounts, catalog, instances
-from wfrun.services.provider_check import Check, check_seedance
-from wfrun.store.audit import ledger_problems
-from wfrun.store.migrate import current_revision, head_revision
+from wfrun.services.seedance_check import Check, check_seedance
 
 T = TypeVar("T")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

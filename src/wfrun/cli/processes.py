@@ -14,9 +14,9 @@ from wfrun import __version__
 from wfrun.api.app import create_app
 from wfrun.api.deps import API_PREFIX
 from wfrun.config import Settings
+from wfrun.db.database import Database
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.services.seed import KEY_FILE, ensure_demo
-from wfrun.store.database import Database
 from wfrun.workers.worker import Worker, run_embedded
 
 

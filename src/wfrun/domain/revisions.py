@@ -1,6 +1,6 @@
 """What a run needs from its workflow revision (pure).
 
-``store/`` keeps a revision as JSON columns; ``services.catalog.revision_spec`` decodes them
+``db/`` keeps a revision as JSON columns; ``services.catalog.revision_spec`` decodes them
 into this once, so the submit path and the workers read manifests and prices as values.
 """
 

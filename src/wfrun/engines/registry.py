@@ -10,11 +10,11 @@ from typing import Any
 from wfrun.domain import seedance
 from wfrun.domain.manifest import InputSpec, defaults
 from wfrun.engines.base import Engine
+from wfrun.engines.binding import bind_inputs, media_filename
 from wfrun.engines.comfyui import ComfyUIEngine
-from wfrun.engines.graph import bind_inputs, media_filename
+from wfrun.engines.local.engine import LocalEngine
 from wfrun.engines.local.executor import GraphInvalid, GraphProblem, validate_graph
 from wfrun.engines.local.nodes import object_info as local_object_info
-from wfrun.engines.local_engine import LocalEngine
 from wfrun.engines.object_info import validate as object_info_validate
 from wfrun.errors import InvalidWorkflowPackage
 

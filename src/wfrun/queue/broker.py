@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 
 from wfrun import ids
-from wfrun.store.database import Connection
-from wfrun.store.dialect import skip_locked
-from wfrun.store.rows import record_or_none, records
-from wfrun.store.schema import jobs, workers
+from wfrun.db.database import Connection
+from wfrun.db.dialect import skip_locked
+from wfrun.db.rows import record_or_none, records
+from wfrun.db.schema import jobs, workers
 
 
 class JobStatus(StrEnum):
@@ -243,7 +243,7 @@ async def tracking_count(conn: Connection) -> int:
 
 async def lock_for_run(conn: Connection, run_id: str) -> None:
     """Take the row locks of the run's jobs: the first step of every path that changes a run
-    (lock order job → run → hold → account; see CONTRIBUTING). SQLite's write transaction
+    (lock order job → run → freeze → account; see CONTRIBUTING). SQLite's write transaction
     already holds the database's one write lock, so there is nothing to take there."""
     if conn.dialect.name == "sqlite":
         return

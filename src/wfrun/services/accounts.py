@@ -8,11 +8,11 @@ from typing import Any
 
 from wfrun import ids
 from wfrun.clock import utcnow
+from wfrun.db import accounts as accounts_db
+from wfrun.db.accounts import Account, ApiKey
+from wfrun.db.database import Database
 from wfrun.domain import ledger
 from wfrun.errors import ApiKeyNotFound, InvalidApiKey, InvalidParameter
-from wfrun.store import accounts as store
-from wfrun.store.accounts import Account, ApiKey
-from wfrun.store.database import Database
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def hash_key(secret: str) -> str:
 async def create_account(db: Database, *, display_name: str, account_id: str | None = None) -> str:
     account_id = account_id or ids.new_account_id()
     async with db.transaction(write=True) as conn:
-        await store.insert_account(
+        await accounts_db.insert_account(
             conn, account_id=account_id, display_name=display_name, now=utcnow()
         )
     return account_id
@@ -52,8 +52,8 @@ async def top_up(db: Database, *, account_id: str, amount: int, memo: str = "") 
         raise InvalidParameter(f"top-up amount must be positive, got {amount}")
     postings = ledger.topup(amount)
     async with db.transaction(write=True) as conn:
-        await store.get_account(conn, account_id)
-        await store.record_entry(
+        await accounts_db.get_account(conn, account_id)
+        await accounts_db.record_entry(
             conn,
             kind=ledger.EntryKind.TOPUP,
             account_id=account_id,
@@ -61,18 +61,18 @@ async def top_up(db: Database, *, account_id: str, amount: int, memo: str = "") 
             now=utcnow(),
             memo=memo,
         )
-        await store.apply_balance(conn, account_id, postings)
-        return await store.get_account(conn, account_id)
+        await accounts_db.apply_balance(conn, account_id, postings)
+        return await accounts_db.get_account(conn, account_id)
 
 
 async def get_account(db: Database, account_id: str) -> Account:
     async with db.transaction() as conn:
-        return await store.get_account(conn, account_id)
+        return await accounts_db.get_account(conn, account_id)
 
 
 async def list_accounts(db: Database) -> list[Account]:
     async with db.transaction() as conn:
-        return await store.list_accounts(conn)
+        return await accounts_db.list_accounts(conn)
 
 
 async def create_key(db: Database, *, account_id: str, name: str = "") -> CreatedKey:
@@ -87,22 +87,22 @@ async def create_key(db: Database, *, account_id: str, name: str = "") -> Create
         "created_at": utcnow(),
     }
     async with db.transaction(write=True) as conn:
-        await store.get_account(conn, account_id)
-        await store.insert_api_key(conn, values)
+        await accounts_db.get_account(conn, account_id)
+        await accounts_db.insert_api_key(conn, values)
     return CreatedKey(key_id=key_id, account_id=account_id, secret=secret)
 
 
 async def revoke_key(db: Database, key_id: str) -> bool:
     """Revoke a key; False when it was already revoked."""
     async with db.transaction(write=True) as conn:
-        if await store.get_api_key(conn, key_id) is None:
+        if await accounts_db.get_api_key(conn, key_id) is None:
             raise ApiKeyNotFound(f"API key {key_id} does not exist")
-        return await store.revoke_api_key(conn, key_id, utcnow()) == 1
+        return await accounts_db.revoke_api_key(conn, key_id, utcnow()) == 1
 
 
 async def list_keys(db: Database, account_id: str | None = None) -> list[ApiKey]:
     async with db.transaction() as conn:
-        return await store.list_api_keys(conn, account_id)
+        return await accounts_db.list_api_keys(conn, account_id)
 
 
 async def authenticate(db: Database, secret: str) -> Principal:
@@ -112,7 +112,7 @@ async def authenticate(db: Database, secret: str) -> Principal:
         InvalidApiKey: unknown or revoked key.
     """
     async with db.transaction() as conn:
-        row = await store.find_key_principal(conn, hash_key(secret))
+        row = await accounts_db.find_key_principal(conn, hash_key(secret))
     if row is None:
         raise InvalidApiKey("the API key is not recognised or has been revoked")
     return Principal(row.account_id, row.api_key_id, row.display_name)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 
 from wfrun.clock import utcnow
+from wfrun.db.database import Database
 from wfrun.queue import broker
 from wfrun.services.seedance_deps import SeedanceDeps
 from wfrun.storage.signing import UrlSigner
-from wfrun.store.database import Database
 
 CALLBACK_PATH = "/provider/ark/callback"
 """Where the API serves callbacks: ``{CALLBACK_PATH}/{run_id}?expires=…&signature=…``."""

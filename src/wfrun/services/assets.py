@@ -15,14 +15,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from wfrun.clock import to_rfc3339, utcnow
+from wfrun.db import assets as assets_db
+from wfrun.db.assets import Asset
+from wfrun.db.database import Connection, Database
 from wfrun.domain.manifest import InputSpec, ValidatedInputs
 from wfrun.domain.media import MediaRef, MediaSource, MediaValueError, classify_upload
 from wfrun.errors import AssetExpired, AssetNotFound, InvalidAsset, InvalidWorkflowInput
 from wfrun.services.accounts import Principal
 from wfrun.storage.base import ObjectStore
-from wfrun.store import assets as store
-from wfrun.store.assets import Asset
-from wfrun.store.database import Connection, Database
 
 PURPOSES = ("temp_input",)
 DELETE_GRACE = timedelta(minutes=10)
@@ -77,8 +77,8 @@ async def create_asset(
     }
     try:
         async with db.transaction(write=True) as conn:
-            await store.insert_asset(conn, values)
-            row = await store.find_asset(conn, asset_id)
+            await assets_db.insert_asset(conn, values)
+            row = await assets_db.find_asset(conn, asset_id)
     except BaseException:
         with contextlib.suppress(Exception):
             await storage.delete(storage_key(asset_id))
@@ -103,7 +103,7 @@ def _classify(upload: Upload, max_ttl: int) -> tuple[str, str]:
 async def get_asset(db: Database, principal: Principal, asset_id: str) -> Asset:
     """The caller's asset. Raises AssetNotFound (also for others' assets) or AssetExpired."""
     async with db.transaction() as conn:
-        row = await store.find_asset(conn, asset_id, account_id=principal.account_id)
+        row = await assets_db.find_asset(conn, asset_id, account_id=principal.account_id)
     if row is None:
         raise AssetNotFound(f"asset {asset_id} does not exist")
     problem = unusable(row, utcnow())
@@ -142,7 +142,7 @@ async def check_asset_refs(
         for ref in refs
         if ref.source is MediaSource.ASSET
     }
-    rows = await store.find_assets(conn, list(wanted), account_id=principal.account_id)
+    rows = await assets_db.find_assets(conn, list(wanted), account_id=principal.account_id)
     for asset_id, key in wanted.items():
         _check_one(by_key[key], asset_id, rows.get(asset_id), now)
     return list(wanted)
@@ -177,11 +177,11 @@ async def sweep(db: Database, storage: ObjectStore, *, limit: int = 500) -> tupl
     """
     now = utcnow()
     async with db.transaction() as conn:
-        candidates = await store.expired_unreferenced(conn, now - DELETE_GRACE, limit=limit)
+        candidates = await assets_db.expired_unreferenced(conn, now - DELETE_GRACE, limit=limit)
     deleted_assets = 0
     for asset in candidates:
         async with db.transaction(write=True) as conn:
-            if not await store.mark_deleted(conn, asset.id, now):
+            if not await assets_db.mark_deleted(conn, asset.id, now):
                 continue
         await storage.delete(asset.storage_key)
         deleted_assets += 1
@@ -190,10 +190,10 @@ async def sweep(db: Database, storage: ObjectStore, *, limit: int = 500) -> tupl
 
 async def _sweep_outputs(db: Database, storage: ObjectStore, now: datetime, limit: int) -> int:
     async with db.transaction() as conn:
-        expired = await store.expired_outputs(conn, now, limit=limit)
+        expired = await assets_db.expired_outputs(conn, now, limit=limit)
     for run in expired:
         async with db.transaction(write=True) as conn:
-            await store.mark_outputs_deleted(conn, run.id, now)
+            await assets_db.mark_outputs_deleted(conn, run.id, now)
         for entry in (run.outputs or {}).values():
             for item in entry.get("files", []):
                 await storage.delete(item["storage_key"])

@@ -11,16 +11,16 @@ from typing import Any
 
 from wfrun import ids
 from wfrun.clock import utcnow
+from wfrun.db import workflows as workflows_db
+from wfrun.db.accounts import get_account
+from wfrun.db.database import Connection, Database
+from wfrun.db.workflows import MarketItem, Revision, RevisionSummary, Workflow, WorkflowRevision
 from wfrun.domain import manifest as m
 from wfrun.domain.pricing import PriceTable
 from wfrun.domain.revisions import RevisionSpec
 from wfrun.engines.registry import validate_payload
 from wfrun.errors import NotPublished, RevisionNotFound, WorkflowNotFound
 from wfrun.services.packages import input_specs, output_specs, parse_package, price_table
-from wfrun.store import workflows as store
-from wfrun.store.accounts import get_account
-from wfrun.store.database import Connection, Database
-from wfrun.store.workflows import MarketItem, Revision, RevisionSummary, Workflow, WorkflowRevision
 
 
 def revision_spec(revision: Revision | WorkflowRevision) -> RevisionSpec:
@@ -72,7 +72,7 @@ async def import_package(
     now = utcnow()
     async with db.transaction(write=True) as conn:
         await get_account(conn, owner_id)
-        existing = await store.find_by_slug(conn, owner_id, package.slug)
+        existing = await workflows_db.find_by_slug(conn, owner_id, package.slug)
         workflow_id = existing.id if existing else ids.new_workflow_id()
         meta = {
             "title": package.title,
@@ -83,7 +83,7 @@ async def import_package(
             "updated_at": now,
         }
         if existing is None:
-            await store.insert_workflow(
+            await workflows_db.insert_workflow(
                 conn,
                 {
                     "id": workflow_id,
@@ -94,11 +94,11 @@ async def import_package(
                 },
             )
         else:
-            await store.update_workflow(conn, workflow_id, meta)
-        number = await store.next_revision_number(conn, workflow_id)
+            await workflows_db.update_workflow(conn, workflow_id, meta)
+        number = await workflows_db.next_revision_number(conn, workflow_id)
         revision_id = ids.new_revision_id()
         prices = price_table(package)
-        await store.insert_revision(
+        await workflows_db.insert_revision(
             conn,
             {
                 "id": revision_id,
@@ -117,7 +117,9 @@ async def import_package(
             },
         )
         if publish:
-            await store.update_workflow(conn, workflow_id, {"published_revision_id": revision_id})
+            await workflows_db.update_workflow(
+                conn, workflow_id, {"published_revision_id": revision_id}
+            )
     return ImportResult(workflow_id, revision_id, number, existing is None, publish)
 
 
@@ -137,18 +139,18 @@ async def publish(db: Database, *, workflow_id: str, revision_id: str | None) ->
     """Make a revision (default: the newest) the published one; returns its id."""
     async with db.transaction(write=True) as conn:
         workflow = await _get_workflow(conn, workflow_id)
-        revisions = await store.list_revisions(conn, workflow_id)
+        revisions = await workflows_db.list_revisions(conn, workflow_id)
         chosen = revision_id or revisions[-1].id
         if chosen not in {r.id for r in revisions}:
             raise RevisionNotFound(f"revision {chosen} is not a revision of {workflow_id}")
-        await store.update_workflow(
+        await workflows_db.update_workflow(
             conn, workflow.id, {"published_revision_id": chosen, "updated_at": utcnow()}
         )
     return chosen
 
 
 async def _get_workflow(conn: Connection, workflow_id: str) -> Workflow:
-    workflow = await store.find_workflow(conn, workflow_id)
+    workflow = await workflows_db.find_workflow(conn, workflow_id)
     if workflow is None:
         raise WorkflowNotFound(f"workflow {workflow_id} does not exist")
     return workflow
@@ -156,7 +158,7 @@ async def _get_workflow(conn: Connection, workflow_id: str) -> Workflow:
 
 async def list_all(db: Database) -> list[Workflow]:
     async with db.transaction() as conn:
-        return await store.list_workflows(conn)
+        return await workflows_db.list_workflows(conn)
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ class WorkflowDetail:
 async def describe(db: Database, workflow_id: str) -> WorkflowDetail:
     async with db.transaction() as conn:
         workflow = await _get_workflow(conn, workflow_id)
-        revisions = await store.list_revisions(conn, workflow_id)
+        revisions = await workflows_db.list_revisions(conn, workflow_id)
     return WorkflowDetail(workflow, revisions)
 
 
@@ -178,7 +180,7 @@ async def market_page(
     db: Database, *, account_id: str, keyword: str | None, tag: str | None, page: int, size: int
 ) -> tuple[list[MarketItem], int]:
     async with db.transaction() as conn:
-        return await store.market_page(
+        return await workflows_db.market_page(
             conn,
             account_id=account_id,
             keyword=keyword,
@@ -191,11 +193,11 @@ async def market_page(
 async def market_info(db: Database, *, account_id: str, workflow_id: str) -> WorkflowRevision:
     """The published revision of a workflow visible to the account."""
     async with db.transaction() as conn:
-        row = await store.find_for_submit(
+        row = await workflows_db.find_for_submit(
             conn, account_id=account_id, workflow_id=workflow_id, revision_id=None
         )
         if row is None:
-            workflow = await store.find_workflow(conn, workflow_id)
+            workflow = await workflows_db.find_workflow(conn, workflow_id)
             if workflow is not None and _visible(workflow, account_id):
                 raise NotPublished(f"workflow {workflow_id} has no published revision")
             raise WorkflowNotFound(f"workflow {workflow_id} does not exist")

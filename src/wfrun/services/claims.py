@@ -15,6 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from wfrun.clock import utcnow
+from wfrun.db import assets as assets_db
+from wfrun.db import instances as instances_db
+from wfrun.db import runs as runs_db
+from wfrun.db import workflows as workflows_db
+from wfrun.db.assets import Asset
+from wfrun.db.database import Connection, Database
+from wfrun.db.runs import Run
 from wfrun.domain.failures import Failure, FailureCode, cancelled
 from wfrun.domain.pricing import release
 from wfrun.domain.revisions import RevisionSpec
@@ -26,13 +33,6 @@ from wfrun.services.catalog import revision_spec
 from wfrun.services.run_changes import publish_change
 from wfrun.services.run_endings import Ending, end_run
 from wfrun.services.run_log import log_event
-from wfrun.store import assets as asset_store
-from wfrun.store import instances as instance_store
-from wfrun.store import runs as run_store
-from wfrun.store import workflows as workflow_store
-from wfrun.store.assets import Asset
-from wfrun.store.database import Connection, Database
-from wfrun.store.runs import Run
 
 NO_CAPACITY_RETRY = timedelta(seconds=1)
 _ENGINE_PROMPT_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4c1e-9d55-77667275e000")
@@ -88,7 +88,7 @@ async def claim_next(
         job = await broker.claim(conn, worker_id=worker_id, lease=lease, now=now)
         if job is None:
             return "empty"
-        run = await run_store.find_run(conn, job.run_id)
+        run = await runs_db.find_run(conn, job.run_id)
         assert run is not None
         if await _needs_no_execution(conn, job, run, now):
             return "settled"
@@ -111,12 +111,12 @@ async def _needs_no_execution(conn: Connection, job: Job, run: Run, now: datetim
 async def _start_claimed(
     conn: Connection, job: Job, run: Run, now: datetime
 ) -> Claim | Literal["settled"]:
-    revision = await workflow_store.find_revision(conn, run.revision_id)
+    revision = await workflows_db.find_revision(conn, run.revision_id)
     assert revision is not None
     spec = revision_spec(revision)
     placement = None
     if spec.engine_kind in INSTANCE_KINDS:
-        candidates = await instance_store.lock_schedulable(conn, spec.engine_kind)
+        candidates = await instances_db.lock_schedulable(conn, spec.engine_kind)
         placement = choose_instance(candidates, spec.required_labels, previous=run.instance_id)
         if placement is None:  # no healthy instance with the labels has room: wait
             await broker.defer(conn, job_id=job.id, at=now + NO_CAPACITY_RETRY)
@@ -125,7 +125,7 @@ async def _start_claimed(
     if started is None:
         await broker.finish(conn, job_id=job.id, attempt=None, status=JobStatus.CANCELLED, now=now)
         return "settled"
-    assets = await asset_store.assets_for_run(conn, run.id)
+    assets = await assets_db.assets_for_run(conn, run.id)
     url = None if placement is None else placement.url
     return Claim(job.id, job.attempts, started, spec, assets, url)
 
@@ -146,7 +146,7 @@ async def _start(
         message = f"re-dispatched (attempt {attempt}): the previous worker stopped heartbeating"
     else:
         return None
-    started = await run_store.move_status(conn, run.id, current=run.status, values=values)
+    started = await runs_db.move_status(conn, run.id, current=run.status, values=values)
     if started is None:
         return None
     await log_event(conn, started, now, "started", message)

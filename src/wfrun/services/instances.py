@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from wfrun.clock import utcnow
+from wfrun.db import instances as instances_db
+from wfrun.db.database import Database
+from wfrun.db.instances import Instance, LoadedInstance
 from wfrun.errors import InstanceBusy, InstanceExists, InstanceNotFound, InvalidParameter
-from wfrun.store import instances as store
-from wfrun.store.database import Database
-from wfrun.store.instances import Instance, LoadedInstance
 
 KINDS = ("comfyui",)
 UNHEALTHY_AFTER = 3
@@ -62,7 +62,7 @@ async def add_instance(
         "created_at": utcnow(),
     }
     async with db.transaction(write=True) as conn:
-        added = await store.insert_instance(conn, values)
+        added = await instances_db.insert_instance(conn, values)
     if added is None:
         raise InstanceExists(f"{values['url']} is already registered")
     return added
@@ -70,7 +70,7 @@ async def add_instance(
 
 async def _get(db: Database, ref: str) -> Instance:
     async with db.transaction() as conn:
-        found = await store.find_instance(conn, ref)
+        found = await instances_db.find_instance(conn, ref)
     if found is None:
         raise InstanceNotFound(f"no engine instance {ref}")
     return found
@@ -79,10 +79,10 @@ async def _get(db: Database, ref: str) -> Instance:
 async def drain_instance(db: Database, ref: str, *, resume: bool = False) -> Instance:
     instance = await _get(db, ref)
     async with db.transaction(write=True) as conn:
-        await store.update_instance(
+        await instances_db.update_instance(
             conn, instance.id, {"state": "active" if resume else "draining"}
         )
-        updated = await store.find_instance(conn, instance.id)
+        updated = await instances_db.find_instance(conn, instance.id)
     assert updated is not None
     return updated
 
@@ -90,20 +90,20 @@ async def drain_instance(db: Database, ref: str, *, resume: bool = False) -> Ins
 async def remove_instance(db: Database, ref: str) -> None:
     instance = await _get(db, ref)
     async with db.transaction(write=True) as conn:
-        busy = next(i for i in await store.list_instances(conn) if i.id == instance.id).busy
+        busy = next(i for i in await instances_db.list_instances(conn) if i.id == instance.id).busy
         if busy:
             raise InstanceBusy(f"{instance.url} has {busy} run(s) in flight; drain it first")
-        await store.delete_instance(conn, instance.id)
+        await instances_db.delete_instance(conn, instance.id)
 
 
 async def list_instances(db: Database) -> list[LoadedInstance]:
     async with db.transaction() as conn:
-        return await store.list_instances(conn)
+        return await instances_db.list_instances(conn)
 
 
 async def record_probe(db: Database, instance_id: str, *, ok: bool, error: str | None) -> None:
     async with db.transaction(write=True) as conn:
-        await store.record_probe(
+        await instances_db.record_probe(
             conn, instance_id, ok=ok, error=error, now=utcnow(), unhealthy_after=UNHEALTHY_AFTER
         )
 

@@ -17,6 +17,11 @@ from typing import Any
 
 from wfrun.clock import utcnow
 from wfrun.config import SeedanceSettings
+from wfrun.db import accounts as accounts_db
+from wfrun.db import workflows as workflows_db
+from wfrun.db.database import ConstraintViolated, Database
+from wfrun.db.runs import Run
+from wfrun.db.workflows import Revision
 from wfrun.domain import manifest as m
 from wfrun.domain.money import parse_amount
 from wfrun.domain.runs import is_terminal
@@ -24,11 +29,6 @@ from wfrun.services import runs as run_service
 from wfrun.services.accounts import Principal
 from wfrun.services.run_views import fetch_run
 from wfrun.services.runs import CancelResult, Policy, RunRequest, SubmitResult
-from wfrun.store import accounts as account_store
-from wfrun.store import workflows as workflow_store
-from wfrun.store.database import ConstraintViolated, Database
-from wfrun.store.runs import Run
-from wfrun.store.workflows import Revision
 
 SYSTEM_ACCOUNT = "user_" + "0" * 20
 MODEL_RUN_WORKFLOW = "wf_" + "0" * 19 + "1"
@@ -113,23 +113,23 @@ def _stale(existing: Revision | None, values: dict[str, Any]) -> bool:
 async def _ensure_catalog(db: Database, config: SeedanceSettings) -> None:
     values = _revision_values(config)
     async with db.transaction() as conn:  # the usual case: a read, no write lock
-        if not _stale(await workflow_store.find_revision(conn, MODEL_RUN_REVISION), values):
+        if not _stale(await workflows_db.find_revision(conn, MODEL_RUN_REVISION), values):
             return
     async with db.transaction(write=True) as conn:
-        existing = await workflow_store.find_revision(conn, MODEL_RUN_REVISION)
+        existing = await workflows_db.find_revision(conn, MODEL_RUN_REVISION)
         if existing is not None:
             if _stale(existing, values):  # runs in flight settle their fee from their quote
-                await workflow_store.update_revision(
+                await workflows_db.update_revision(
                     conn,
                     MODEL_RUN_REVISION,
                     {"prices": values["prices"], "timeout_seconds": values["timeout_seconds"]},
                 )
             return
         now = utcnow()
-        await account_store.insert_account(
+        await accounts_db.insert_account(
             conn, account_id=SYSTEM_ACCOUNT, display_name="wfrun system (model runs)", now=now
         )
-        await workflow_store.insert_workflow(
+        await workflows_db.insert_workflow(
             conn,
             {
                 "id": MODEL_RUN_WORKFLOW,
@@ -144,7 +144,7 @@ async def _ensure_catalog(db: Database, config: SeedanceSettings) -> None:
                 "updated_at": now,
             },
         )
-        await workflow_store.insert_revision(
+        await workflows_db.insert_revision(
             conn,
             {
                 "id": MODEL_RUN_REVISION,

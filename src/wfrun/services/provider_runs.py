@@ -14,16 +14,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wfrun.clock import utcnow
+from wfrun.db import runs as runs_db
+from wfrun.db import workflows as workflows_db
+from wfrun.db.database import Database
+from wfrun.db.runs import Run, TaskTaken
 from wfrun.domain.revisions import RevisionSpec
 from wfrun.domain.runs import RunStatus
 from wfrun.queue import broker
 from wfrun.services.catalog import revision_spec
 from wfrun.services.claims import Claim, Fenced
 from wfrun.services.run_log import log_event
-from wfrun.store import runs as run_store
-from wfrun.store import workflows as workflow_store
-from wfrun.store.database import Database
-from wfrun.store.runs import Run, TaskTaken
 
 PROGRESS = {"queued": 10, "running": 50}
 
@@ -37,14 +37,14 @@ async def begin_create(
     this attempt's start). Raises Fenced when the attempt no longer owns the run."""
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        current = await run_store.find_run(conn, claim.run.id)
+        current = await runs_db.find_run(conn, claim.run.id)
         assert current is not None
         state = dict(current.provider_state or {})
         previous = state.get("create_started_at")  # the first attempt's: never moved later
         state.setdefault("create_started_at", now.isoformat())
         if staged:
             state["staged_inputs"] = sorted({*state.get("staged_inputs", []), *staged})
-        updated = await run_store.update_fenced(
+        updated = await runs_db.update_fenced(
             conn, claim.run.id, claim.attempt, {"provider_state": state, "updated_at": now}
         )
         if not updated:
@@ -55,7 +55,7 @@ async def begin_create(
 async def claimed_task_ids(db: Database, *, since: datetime) -> set[str]:
     """Provider task ids already recorded on runs created since ``since``."""
     async with db.transaction() as conn:
-        return await run_store.provider_task_ids_since(conn, since)
+        return await runs_db.provider_task_ids_since(conn, since)
 
 
 async def record_task(
@@ -73,7 +73,7 @@ async def record_task(
     now = utcnow()
     try:
         async with db.transaction(write=True) as conn:
-            updated = await run_store.attach_provider_task(
+            updated = await runs_db.attach_provider_task(
                 conn,
                 claim.run.id,
                 claim.attempt,
@@ -138,13 +138,13 @@ async def claim_tracked(db: Database, *, limit: int, lease: timedelta) -> list[T
         jobs = await broker.claim_tracking(conn, limit=limit, lease=lease, now=now)
         if not jobs:
             return []
-        by_id = await run_store.find_runs(conn, [job.run_id for job in jobs])
+        by_id = await runs_db.find_runs(conn, [job.run_id for job in jobs])
         for job in jobs:
             run = by_id.get(job.run_id)
             if run is None or run.provider_task_id is None:
                 continue
             if run.revision_id not in specs:
-                revision = await workflow_store.find_revision(conn, run.revision_id)
+                revision = await workflows_db.find_revision(conn, run.revision_id)
                 assert revision is not None
                 specs[run.revision_id] = revision_spec(revision)
             claim = Claim(job.id, job.attempts, run, specs[run.revision_id])
@@ -160,7 +160,7 @@ async def observe(
     async with db.transaction(write=True) as conn:
         changed = item.run.provider_status != status
         if changed:
-            await run_store.update_fenced(
+            await runs_db.update_fenced(
                 conn,
                 item.run.id,
                 item.claim.attempt,
@@ -191,7 +191,7 @@ async def observe(
 async def has_ended(db: Database, item: Tracked) -> bool:
     """Whether the tracked run has reached a terminal state."""
     async with db.transaction() as conn:
-        run = await run_store.find_run(conn, item.run.id)
+        run = await runs_db.find_run(conn, item.run.id)
     return run is not None and run.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
@@ -208,6 +208,6 @@ async def remember(db: Database, item: Tracked, **state: Any) -> None:
     """Merge ``state`` into the run's provider state (fenced)."""
     async with db.transaction(write=True) as conn:
         merged = {**(item.run.provider_state or {}), **state}
-        await run_store.update_fenced(
+        await runs_db.update_fenced(
             conn, item.run.id, item.claim.attempt, {"provider_state": merged}
         )

@@ -14,12 +14,12 @@ import secrets
 from typing import Any
 
 from wfrun.clock import utcnow
+from wfrun.db import real_person as real_person_db
+from wfrun.db.database import Connection, Database
+from wfrun.db.real_person import Verification
 from wfrun.engines.seedance.materials import MaterialError, MaterialRegistry
 from wfrun.errors import RealPersonUnavailable, VerificationNotFound
 from wfrun.services.accounts import Principal
-from wfrun.store import real_person as store
-from wfrun.store.database import Connection, Database
-from wfrun.store.real_person import Verification
 
 SUCCESS = 10000  # §4.3: resultCode=10000 means success
 
@@ -49,7 +49,7 @@ async def start(
         raise RealPersonUnavailable(f"Ark refused to open a verification: {exc.message}") from exc
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        await store.insert_verification(
+        await real_person_db.insert_verification(
             conn,
             {
                 "id": verification_id,
@@ -102,11 +102,11 @@ async def get(db: Database, principal: Principal, verification_id: str) -> Verif
 
 async def group_for(conn: Connection, account_id: str) -> str | None:
     """The account's most recently verified person group, if any."""
-    return await store.latest_group(conn, account_id)
+    return await real_person_db.latest_group(conn, account_id)
 
 
 async def _find(conn: Connection, verification_id: str) -> Verification:
-    found = await store.find_verification(conn, verification_id)
+    found = await real_person_db.find_verification(conn, verification_id)
     if found is None:
         raise VerificationNotFound(f"verification {verification_id} does not exist")
     return found
@@ -114,5 +114,7 @@ async def _find(conn: Connection, verification_id: str) -> Verification:
 
 async def _finish(db: Database, verification: Verification, **values: Any) -> Verification:
     async with db.transaction(write=True) as conn:
-        await store.complete_pending(conn, verification.id, {"completed_at": utcnow(), **values})
+        await real_person_db.complete_pending(
+            conn, verification.id, {"completed_at": utcnow(), **values}
+        )
         return await _find(conn, verification.id)

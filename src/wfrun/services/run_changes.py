@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from wfrun.db import outbox
+from wfrun.db.database import Connection
+from wfrun.db.runs import Run
 from wfrun.domain.runs import RunStatus, change_event_type
-from wfrun.store import outbox
-from wfrun.store.database import Connection
-from wfrun.store.runs import Run
 
 
 async def publish_change(

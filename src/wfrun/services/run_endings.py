@@ -3,11 +3,11 @@ cancel while queued, while waiting for a retry or while running, a time limit, a
 outcome — inside the caller's transaction, and does all of it or, when the run had already
 moved on, none of it:
 
-1. lock the run's jobs (lock order job → run → hold → account, the same on every path, so
+1. lock the run's jobs (lock order job → run → freeze → account, the same on every path, so
    a cancel, a claim and a settlement never deadlock);
 2. move the run's status conditionally (still at the status the caller saw and, for a
    worker, still under its attempt), writing its settlement and error columns;
-3. resolve its freeze exactly once (settle or release; the hold, then the account);
+3. resolve its freeze exactly once (settle or release; the freeze row, then the account);
 4. close its open jobs;
 5. log the ending and publish the change to the outbox.
 """
@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from wfrun.db import runs as runs_db
+from wfrun.db.database import Connection
+from wfrun.db.runs import Run
 from wfrun.domain.failures import Failure
 from wfrun.domain.pricing import Settlement
 from wfrun.domain.runs import FreezeStatus, RunStatus, transition
@@ -27,9 +30,6 @@ from wfrun.queue.broker import JobStatus
 from wfrun.services import billing
 from wfrun.services.run_changes import publish_change
 from wfrun.services.run_log import log_event
-from wfrun.store import runs as run_store
-from wfrun.store.database import Connection
-from wfrun.store.runs import Run
 
 _JOB_STATUS = {
     RunStatus.SUCCEEDED: JobStatus.SUCCEEDED,
@@ -59,7 +59,7 @@ async def end_run(
     """End ``run`` (as the caller read it) with ``ending``; the ended run, or None when it was
     no longer at ``run.status`` (or no longer under ``attempt``) and nothing changed."""
     await broker.lock_for_run(conn, run.id)
-    moved = await run_store.move_status(
+    moved = await runs_db.move_status(
         conn,
         run.id,
         current=run.status,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from wfrun.store import runs as run_store
-from wfrun.store.database import Connection
-from wfrun.store.runs import Run
+from wfrun.db import runs as runs_db
+from wfrun.db.database import Connection
+from wfrun.db.runs import Run
 
 
 async def log_event(
@@ -23,7 +23,7 @@ async def log_event(
     attempt: int | None = None,
 ) -> None:
     """Append one line to the run's log (under ``attempt``, else the run's current one)."""
-    await run_store.add_events(
+    await runs_db.add_events(
         conn,
         [
             {

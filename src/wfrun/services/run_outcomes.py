@@ -9,12 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 from wfrun.clock import utcnow
+from wfrun.db.database import Database
 from wfrun.domain.failures import Failure, cancelled
 from wfrun.domain.pricing import compute_cost, release, settle
 from wfrun.domain.runs import RunStatus
 from wfrun.services.claims import Claim
 from wfrun.services.run_endings import Ending, end_run
-from wfrun.store.database import Database
 
 
 async def complete(

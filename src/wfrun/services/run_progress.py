@@ -7,11 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 from wfrun.clock import utcnow
+from wfrun.db import runs as runs_db
+from wfrun.db.database import Database
 from wfrun.queue import broker
 from wfrun.services.claims import CancelRequested, Claim, Fenced
 from wfrun.services.run_log import log_event
-from wfrun.store import runs as run_store
-from wfrun.store.database import Database
 
 
 async def record_node(
@@ -32,7 +32,7 @@ async def record_node(
     """
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        progressed = await run_store.record_progress(
+        progressed = await runs_db.record_progress(
             conn,
             claim.run.id,
             claim.attempt,

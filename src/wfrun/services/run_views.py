@@ -10,17 +10,17 @@ from datetime import timedelta
 from typing import Any
 
 from wfrun.clock import utcnow
+from wfrun.db import instances as instances_db
+from wfrun.db import runs as runs_db
+from wfrun.db import workflows as workflows_db
+from wfrun.db.database import Connection, Database
+from wfrun.db.runs import Run, RunEvent
+from wfrun.db.workflows import Revision
 from wfrun.domain.runs import RunStatus
 from wfrun.domain.scheduling import INSTANCE_KINDS, labels_match
 from wfrun.errors import ModelRunNotFound, RunNotFound
 from wfrun.queue import broker
 from wfrun.services.accounts import Principal
-from wfrun.store import instances as instance_store
-from wfrun.store import runs as run_store
-from wfrun.store import workflows as workflow_store
-from wfrun.store.database import Connection, Database
-from wfrun.store.runs import Run, RunEvent
-from wfrun.store.workflows import Revision
 
 EVENT_LIMIT = 200
 
@@ -38,7 +38,7 @@ async def fetch_run(
     conn: Connection, principal: Principal, run_id: str, *, family: str = "workflow"
 ) -> Run:
     """The caller's run of ``family`` (model runs are not workflow runs, and vice versa)."""
-    run = await run_store.find_run(conn, run_id, account_id=principal.account_id)
+    run = await runs_db.find_run(conn, run_id, account_id=principal.account_id)
     if run is None or run.family != family:
         if family == "model":
             raise ModelRunNotFound(f"model run {run_id} does not exist")
@@ -61,7 +61,7 @@ async def list_runs(
     size: int,
 ) -> tuple[list[Run], int]:
     async with db.transaction() as conn:
-        return await run_store.list_runs(
+        return await runs_db.list_runs(
             conn,
             account_id=principal.account_id,
             workflow_id=workflow_id,
@@ -77,10 +77,10 @@ async def get_execution(
     """The live view: the run, its latest events, and queue place/ETA while queued."""
     async with db.transaction() as conn:
         run = await fetch_run(conn, principal, run_id)
-        events = await run_store.list_events(conn, run_id, limit=EVENT_LIMIT)
+        events = await runs_db.list_events(conn, run_id, limit=EVENT_LIMIT)
         if run.status is not RunStatus.QUEUED:
             return ExecutionView(run, events)
-        place = await run_store.queue_position(conn, run)
+        place = await runs_db.queue_position(conn, run)
         wait = await _estimated_wait(conn, run, place, lease_seconds)
     return ExecutionView(run, events, place, wait)
 
@@ -90,7 +90,7 @@ async def _estimated_wait(
 ) -> int | None:
     if place is None:
         return None
-    revision = await workflow_store.find_revision(conn, run.revision_id)
+    revision = await workflows_db.find_revision(conn, run.revision_id)
     assert revision is not None
     if revision.engine_kind in INSTANCE_KINDS:
         capacity, busy = await _instance_slots(conn, revision)
@@ -99,7 +99,7 @@ async def _estimated_wait(
         since = now - timedelta(seconds=3 * lease_seconds)
         capacity = await broker.live_capacity(conn, since=since)
         busy = await broker.busy_count(conn, now=now)
-    average_ms = await run_store.recent_average_ms(conn, run.revision_id, sample=20)
+    average_ms = await runs_db.recent_average_ms(conn, run.revision_id, sample=20)
     if average_ms is None:
         average_ms = int(revision.prices["estimated_seconds"] * 1000)
     return estimate_wait_seconds(place, capacity, busy, average_ms)
@@ -110,7 +110,7 @@ async def _instance_slots(conn: Connection, revision: Revision) -> tuple[int, in
     required = revision.required_labels or {}
     usable = [
         row
-        for row in await instance_store.list_instances(conn)
+        for row in await instances_db.list_instances(conn)
         if row.kind == revision.engine_kind
         and row.state == "active"
         and row.healthy

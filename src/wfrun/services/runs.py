@@ -14,6 +14,12 @@ from typing import Any
 
 from wfrun import ids
 from wfrun.clock import utcnow
+from wfrun.db import assets as assets_db
+from wfrun.db import runs as runs_db
+from wfrun.db import workflows as workflows_db
+from wfrun.db.database import Connection, Database
+from wfrun.db.runs import Run
+from wfrun.db.workflows import WorkflowRevision
 from wfrun.domain.failures import cancelled
 from wfrun.domain.idempotency import fingerprint
 from wfrun.domain.manifest import ValidatedInputs, validate_inputs
@@ -39,12 +45,6 @@ from wfrun.services.run_changes import publish_change
 from wfrun.services.run_endings import Ending, end_run
 from wfrun.services.run_log import log_event
 from wfrun.services.run_views import fetch_run
-from wfrun.store import assets as asset_store
-from wfrun.store import runs as run_store
-from wfrun.store import workflows as workflow_store
-from wfrun.store.database import Connection, Database
-from wfrun.store.runs import Run
-from wfrun.store.workflows import WorkflowRevision
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class SubmitResult:
 async def _resolve(
     conn: Connection, principal: Principal, request: RunRequest
 ) -> tuple[WorkflowRevision, RevisionSpec]:
-    row = await workflow_store.find_for_submit(
+    row = await workflows_db.find_for_submit(
         conn,
         account_id=principal.account_id,
         workflow_id=request.workflow_id,
@@ -117,7 +117,7 @@ async def _resolve(
 
 
 async def _why_unresolved(conn: Connection, principal: Principal, request: RunRequest) -> Exception:
-    workflow = await workflow_store.find_workflow(conn, request.workflow_id)
+    workflow = await workflows_db.find_workflow(conn, request.workflow_id)
     visible = workflow is not None and (
         workflow.visibility == "public" or workflow.owner_id == principal.account_id
     )
@@ -242,12 +242,12 @@ async def _insert_new(
     priced = _price(spec, request, policy, validated)
     await _check_real_person(conn, principal, spec, request, policy)
     asset_ids = await check_asset_refs(conn, principal, spec.inputs, validated, now)
-    stored = await run_store.insert_run_claiming_key(
+    stored = await runs_db.insert_run_claiming_key(
         conn, _new_run(principal, request, row, priced, now)
     )
     if stored is None:
         return None
-    await asset_store.link_run(conn, stored.id, asset_ids)
+    await assets_db.link_run(conn, stored.id, asset_ids)
     await billing.freeze(
         conn, account_id=principal.account_id, run_id=stored.id, amount=priced.total, now=now
     )
@@ -295,7 +295,7 @@ def _new_run(
 
 async def _replay(conn: Connection, principal: Principal, request: RunRequest) -> Run | None:
     """The run this key already made, or None; a different request under the key is refused."""
-    existing = await run_store.find_by_idempotency(
+    existing = await runs_db.find_by_idempotency(
         conn,
         account_id=principal.account_id,
         workflow_id=request.workflow_id,
@@ -327,7 +327,7 @@ async def cancel_run(
     db: Database, principal: Principal, run_id: str, *, family: str = "workflow"
 ) -> CancelResult:
     """Cancel the caller's run. Its jobs are locked before the run is read (lock order
-    job → run → hold → account), so the outcome is decided on the run as it really is: a
+    job → run → freeze → account), so the outcome is decided on the run as it really is: a
     worker that holds the run finishes first, or waits for this cancel."""
     now = utcnow()
     async with db.transaction(write=True) as conn:
@@ -346,10 +346,10 @@ async def cancel_run(
 async def _request_cancel(conn: Connection, run: Run, now: datetime) -> CancelResult:
     if run.cancel_requested_at is not None:
         return CancelResult(run, "already_requested")
-    await run_store.request_cancel(conn, run.id, now)
+    await runs_db.request_cancel(conn, run.id, now)
     await log_event(conn, run, now, "cancel_requested", "cancellation requested")
     await broker.expedite(conn, run.id, now)  # a parked provider run: act now
-    requested = await run_store.find_run(conn, run.id)
+    requested = await runs_db.find_run(conn, run.id)
     assert requested is not None
     return CancelResult(requested, "cancel_requested")
 

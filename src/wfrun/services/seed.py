@@ -12,11 +12,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from wfrun.db import accounts as accounts_db
+from wfrun.db.database import Database
 from wfrun.domain.money import parse_amount
 from wfrun.services import accounts, catalog
 from wfrun.services.model_runs import SYSTEM_ACCOUNT
-from wfrun.store import accounts as account_store
-from wfrun.store.database import Database
 
 DEMO_BALANCE = parse_amount("100")
 KEY_FILE = "demo_api_key"
@@ -35,7 +35,7 @@ def demo_package(name: str = "poster") -> Any:
 
 async def _store_is_empty(db: Database) -> bool:
     async with db.transaction() as conn:
-        accounts_ = await account_store.list_accounts(conn)
+        accounts_ = await accounts_db.list_accounts(conn)
     return all(a.id == SYSTEM_ACCOUNT for a in accounts_)
 
 

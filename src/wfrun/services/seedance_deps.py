@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from wfrun.config import SeedanceSettings
+from wfrun.db.database import Database
 from wfrun.domain.seedance import PriceBook
 from wfrun.engines.seedance.ark import ArkGateway
 from wfrun.engines.seedance.materials import MaterialRegistry
 from wfrun.storage.base import ObjectStore
 from wfrun.storage.links import Links
 from wfrun.storage.signing import UrlSigner
-from wfrun.store.database import Database
 
 
 @dataclass(frozen=True)

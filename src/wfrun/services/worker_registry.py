@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from wfrun.clock import utcnow
+from wfrun.db import runs as runs_db
+from wfrun.db.database import Database
 from wfrun.queue import broker
-from wfrun.store import runs as run_store
-from wfrun.store.database import Database
 
 
 async def register_worker(
@@ -44,5 +44,5 @@ async def heartbeat(
                 conn, job_id=job_id, attempt=attempt, until=now + lease
             ):
                 lost.add(run_id)
-        cancelled = await run_store.cancel_flags(conn, [run for _, _, run in owned])
+        cancelled = await runs_db.cancel_flags(conn, [run for _, _, run in owned])
     return lost, cancelled

@@ -11,8 +11,8 @@ import asyncio
 
 import httpx
 
+from wfrun.db.database import Database
 from wfrun.services import instances
-from wfrun.store.database import Database
 
 PROBE_TIMEOUT = 5.0
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from wfrun.db.database import Database
 from wfrun.services import assets
 from wfrun.storage.base import ObjectStore
-from wfrun.store.database import Database
 from wfrun.workers import health
 from wfrun.workers.seedance import Tracker
 

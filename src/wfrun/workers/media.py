@@ -7,15 +7,15 @@ A refused or failed fetch, or fetched bytes that do not fit the input, fail the 
 
 from __future__ import annotations
 
+from wfrun.db.assets import Asset
 from wfrun.domain.failures import FailureCode
 from wfrun.domain.manifest import InputSpec, ValidatedInputs, check_media_bytes
 from wfrun.domain.media import MediaRef, MediaSource
 from wfrun.engines.base import EnginePermanent
-from wfrun.engines.graph import media_filename
+from wfrun.engines.binding import media_filename
 from wfrun.fetch import FetchError, SafeFetcher
 from wfrun.services.assets import asset_id_of
 from wfrun.storage.base import ObjectStore
-from wfrun.store.assets import Asset
 
 
 class MediaUnavailable(EnginePermanent):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from wfrun.db.database import Database
 from wfrun.domain.failures import Failure, FailureCode, failure_code
 from wfrun.domain.manifest import validate_inputs
 from wfrun.engines.base import (
@@ -27,13 +28,12 @@ from wfrun.engines.base import (
     NodeResult,
     RunSpec,
 )
-from wfrun.engines.graph import bind_inputs
+from wfrun.engines.binding import bind_inputs
 from wfrun.errors import ServiceError
 from wfrun.fetch import SafeFetcher
 from wfrun.services import run_outcomes, run_progress
 from wfrun.services.claims import CancelRequested, Claim, Fenced
 from wfrun.storage.base import ObjectStore
-from wfrun.store.database import Database
 from wfrun.workers import seedance
 from wfrun.workers.media import resolve_media
 from wfrun.workers.seedance import SeedanceDeps

@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse
 from wfrun.api import wire
 from wfrun.api.deps import PrincipalDep, RuntimeDep, api_base
 from wfrun.clock import to_rfc3339
+from wfrun.db.real_person import Verification
 from wfrun.services import real_person
-from wfrun.store.real_person import Verification
 
 router = APIRouter(prefix="/real-person", tags=["real-person verification"])
 _ERRORS: dict[int | str, dict[str, Any]] = {

@@ -12,7 +12,7 @@ from wfrun.domain.failures import FailureCode
 from wfrun.domain.media import MediaRef, MediaSource
 from wfrun.domain.seedance import VideoRequest
 from wfrun.engines.base import EngineBusy, EnginePermanent, EngineTransient
-from wfrun.engines.graph import extension
+from wfrun.engines.binding import extension
 from wfrun.engines.seedance import wire
 from wfrun.engines.seedance.ark import (
     ArkBusy,

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from wfrun.store.database import Connection
-from wfrun.store.rows import record_or_none
-from wfrun.store.schema import real_person_verifications as table
+from wfrun.db.database import Connection
+from wfrun.db.rows import record_or_none
+from wfrun.db.schema import real_person_verifications as table
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Typed records from rows: ``store/`` hands frozen dataclasses to the layers above it.
+"""Typed records from rows: ``db/`` hands frozen dataclasses to the layers above it.
 
 Each store module declares the record of its table next to its queries; :func:`record`
 builds one from a row, taking exactly the dataclass's fields (a row may carry more columns,

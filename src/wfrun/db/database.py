@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 _WRITE = "wfrun_write"
 
 Connection: TypeAlias = AsyncConnection
-"""An open transaction, as services pass it to ``store/`` and ``queue/`` (which alone speak
+"""An open transaction, as services pass it to ``db/`` and ``queue/`` (which alone speak
 SQL); services name this type, never SQLAlchemy's."""
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import and_, exists, insert, select, update
 
-from wfrun.store.database import Connection
-from wfrun.store.rows import record_or_none, records
-from wfrun.store.schema import assets, run_assets, runs
+from wfrun.db.database import Connection
+from wfrun.db.rows import record_or_none, records
+from wfrun.db.schema import assets, run_assets, runs
 
 _ACTIVE = ("queued", "running")
 

@@ -19,16 +19,16 @@ _CHECKS: dict[str, str] = {
         SELECT a.id, a.frozen, COALESCE(SUM(p.amount), 0) FROM accounts a
         LEFT JOIN ledger_postings p ON p.account_id = a.id AND p.bucket = 'frozen'
         GROUP BY a.id, a.frozen HAVING a.frozen <> COALESCE(SUM(p.amount), 0)""",
-    "cached frozen differs from open holds": """
+    "cached frozen differs from open freezes": """
         SELECT a.id, a.frozen, COALESCE(SUM(h.amount), 0) FROM accounts a
-        LEFT JOIN holds h ON h.account_id = a.id AND h.status = 'frozen'
+        LEFT JOIN freezes h ON h.account_id = a.id AND h.status = 'frozen'
         GROUP BY a.id, a.frozen HAVING a.frozen <> COALESCE(SUM(h.amount), 0)""",
-    "run and hold disagree (open hold on an ended run, or resolved hold on a live run)": """
-        SELECT r.id, r.status, h.status FROM runs r JOIN holds h ON h.run_id = r.id
+    "run and freeze disagree (open freeze on an ended run, or closed freeze on a live run)": """
+        SELECT r.id, r.status, h.status FROM runs r JOIN freezes h ON h.run_id = r.id
         WHERE (h.status = 'frozen') <> (r.status IN ('queued', 'running'))
            OR h.status <> r.freeze_status""",
-    "run without exactly one hold": """
-        SELECT r.id, COUNT(h.id) FROM runs r LEFT JOIN holds h ON h.run_id = r.id
+    "run without exactly one freeze": """
+        SELECT r.id, COUNT(h.id) FROM runs r LEFT JOIN freezes h ON h.run_id = r.id
         GROUP BY r.id HAVING COUNT(h.id) <> 1""",
     "ended run whose final + released does not cover its freeze": """
         SELECT r.id, r.quote_amount, r.final_amount, r.released_amount FROM runs r

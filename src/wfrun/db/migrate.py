@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from wfrun.store.database import Database
+from wfrun.db.database import Database
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_KEY = 0x77667275  # "wfru": serialises concurrent upgrades on PostgreSQL

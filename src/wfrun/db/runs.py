@@ -1,4 +1,4 @@
-"""Runs, their events and holds. Callers own the transaction; nothing here commits.
+"""Runs, their events and freezes. Callers own the transaction; nothing here commits.
 
 Worker writes are *fenced*: they carry the attempt number and match only while the run is
 ``running`` under that attempt, so a stale worker's late writes change nothing.
@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import String, Update, cast, func, insert, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
+from wfrun.db.database import Connection
+from wfrun.db.dialect import insert_ignoring_conflict
+from wfrun.db.rows import record_or_none, records
+from wfrun.db.schema import UTCDateTime, freezes, jobs, revisions, run_events, runs
 from wfrun.domain.runs import FreezeStatus, RunStatus
-from wfrun.store.database import Connection
-from wfrun.store.dialect import insert_ignoring_conflict
-from wfrun.store.rows import record_or_none, records
-from wfrun.store.schema import UTCDateTime, holds, jobs, revisions, run_events, runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +94,8 @@ class RunEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class Hold:
-    """A run's freeze (``holds``), as resolving it returns it."""
+class Freeze:
+    """A run's freeze (``freezes``: the amount set aside at submit), as closing it returns it."""
 
     id: str
     account_id: str
@@ -288,24 +288,24 @@ async def recent_average_ms(conn: Connection, revision_id: str, *, sample: int) 
     return None if value is None else int(value)
 
 
-# ---- holds -------------------------------------------------------------------------------------
+# ---- freezes ---------------------------------------------------------------------------------
 
 
-async def insert_hold(conn: Connection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(holds), values)
+async def insert_freeze(conn: Connection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(freezes), values)
 
 
-async def resolve_hold(
+async def close_freeze(
     conn: Connection, run_id: str, status: FreezeStatus, now: datetime
-) -> Hold | None:
-    """Resolve the run's hold exactly once: returns it when this call resolved it, else None."""
+) -> Freeze | None:
+    """Close the run's freeze exactly once: returns it when this call closed it, else None."""
     result = await conn.execute(
-        update(holds)
-        .where(holds.c.run_id == run_id, holds.c.status == FreezeStatus.FROZEN)
+        update(freezes)
+        .where(freezes.c.run_id == run_id, freezes.c.status == FreezeStatus.FROZEN)
         .values(status=status, resolved_at=now)
-        .returning(holds.c.id, holds.c.account_id, holds.c.amount)
+        .returning(freezes.c.id, freezes.c.account_id, freezes.c.amount)
     )
-    return record_or_none(Hold, result.mappings().first())
+    return record_or_none(Freeze, result.mappings().first())
 
 
 async def queue_position(conn: Connection, run: Run) -> int | None:

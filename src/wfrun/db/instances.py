@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import ScalarSelect, delete, func, select, update
 
-from wfrun.store.database import Connection
-from wfrun.store.dialect import insert_ignoring_conflict
-from wfrun.store.rows import record_or_none, records
-from wfrun.store.schema import engine_instances, runs
+from wfrun.db.database import Connection
+from wfrun.db.dialect import insert_ignoring_conflict
+from wfrun.db.rows import record_or_none, records
+from wfrun.db.schema import engine_instances, runs
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from sqlalchemy import (
     update,
 )
 
-from wfrun.store.database import Connection
-from wfrun.store.rows import record_or_none, records
-from wfrun.store.schema import accounts, revisions, workflows
+from wfrun.db.database import Connection
+from wfrun.db.rows import record_or_none, records
+from wfrun.db.schema import accounts, revisions, workflows
 
 
 @dataclass(frozen=True, slots=True)

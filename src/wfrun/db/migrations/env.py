@@ -11,8 +11,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from wfrun.store.database import Database
-from wfrun.store.schema import metadata
+from wfrun.db.database import Database
+from wfrun.db.schema import metadata
 
 
 def _run(connection: Connection) -> None:

@@ -222,8 +222,8 @@ outbox_events = Table(
     Index("ix_outbox_events_account_id", "account_id", "id"),
 )
 
-holds = Table(
-    "holds",
+freezes = Table(
+    "freezes",
     metadata,
     Column("id", Id, primary_key=True),
     Column("run_id", Id, ForeignKey("runs.id"), nullable=False, unique=True),

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam, cast, func, insert, select, update
 
 from wfrun import ids
+from wfrun.db.database import Connection
+from wfrun.db.rows import record, record_or_none, records
+from wfrun.db.schema import accounts, api_keys, ledger_entries, ledger_postings, runs
 from wfrun.domain.ledger import EntryKind, Posting, balance_deltas
 from wfrun.errors import AccountNotFound
-from wfrun.store.database import Connection
-from wfrun.store.rows import record, record_or_none, records
-from wfrun.store.schema import accounts, api_keys, ledger_entries, ledger_postings, runs
 
 
 @dataclass(frozen=True, slots=True)

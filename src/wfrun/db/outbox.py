@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from wfrun.store.database import Connection
-from wfrun.store.rows import records
-from wfrun.store.schema import outbox_events
+from wfrun.db.database import Connection
+from wfrun.db.rows import records
+from wfrun.db.schema import outbox_events
 
 
 @dataclass(frozen=True, slots=True)

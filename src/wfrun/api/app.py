@@ -43,27 +43,11 @@ def create_app(
             passes :func:`wfrun.workers.worker.run_embedded`); the API does not know workers.
     """
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = runtime is None
-        rt = runtime or await build_runtime(settings)
-        app.state.runtime = rt
-        stop = asyncio.Event()
-        task = asyncio.create_task(background(rt, stop)) if background is not None else None
-        try:
-            yield
-        finally:
-            stop.set()
-            if task is not None:
-                await task
-            if owned:
-                await rt.close()
-
     app = FastAPI(
         title="wfrun",
         version=__version__,
         summary="Sell AI workflow runs over a chenyu Open API v2 compatible API.",
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, runtime, background),
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
@@ -82,6 +66,28 @@ def create_app(
     app.include_router(provider.router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
     return app
+
+
+def _lifespan(
+    settings: Settings, runtime: Runtime | None, background: Background | None
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        rt = runtime or await build_runtime(settings)
+        app.state.runtime = rt
+        stop = asyncio.Event()
+        task = asyncio.create_task(background(rt, stop)) if background is not None else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            if owned:
+                await rt.close()
+
+    return lifespan
 
 
 async def _health() -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from wfrun import ids
@@ -20,7 +21,13 @@ from wfrun.domain.pricing import PriceTable
 from wfrun.domain.revisions import RevisionSpec
 from wfrun.engines.registry import validate_payload
 from wfrun.errors import NotPublished, RevisionNotFound, WorkflowNotFound
-from wfrun.services.packages import input_specs, output_specs, parse_package, price_table
+from wfrun.services.packages import (
+    Package,
+    input_specs,
+    output_specs,
+    parse_package,
+    price_table,
+)
 
 
 def revision_spec(revision: Revision | WorkflowRevision) -> RevisionSpec:
@@ -67,60 +74,63 @@ async def import_package(
         AccountNotFound: no such owner.
     """
     package = parse_package(document)
-    inputs, outputs = input_specs(package), output_specs(package)
+    inputs = input_specs(package)
     validate_payload(package.engine, package.graph, inputs, object_info)
     now = utcnow()
     async with db.transaction(write=True) as conn:
         await get_account(conn, owner_id)
-        existing = await workflows_db.find_by_slug(conn, owner_id, package.slug)
-        workflow_id = existing.id if existing else ids.new_workflow_id()
-        meta = {
-            "title": package.title,
-            "description": package.description,
-            "tags": package.tags,
-            "visibility": package.visibility,
-            "cover_url": package.cover_url,
-            "updated_at": now,
-        }
-        if existing is None:
-            await workflows_db.insert_workflow(
-                conn,
-                {
-                    "id": workflow_id,
-                    "owner_id": owner_id,
-                    "slug": package.slug,
-                    "created_at": now,
-                    **meta,
-                },
-            )
-        else:
-            await workflows_db.update_workflow(conn, workflow_id, meta)
+        workflow_id, created = await _upsert_workflow(conn, owner_id, package, now)
         number = await workflows_db.next_revision_number(conn, workflow_id)
-        revision_id = ids.new_revision_id()
-        prices = price_table(package)
-        await workflows_db.insert_revision(
-            conn,
-            {
-                "id": revision_id,
-                "workflow_id": workflow_id,
-                "number": number,
-                "engine_kind": package.engine,
-                "payload": package.graph,
-                "input_manifest": [m.input_to_json(s) for s in inputs],
-                "output_manifest": [m.output_to_json(s) for s in outputs],
-                "prices": _prices_json(prices),
-                "timeout_seconds": package.timeout_seconds,
-                "output_retention_hours": package.output_retention_hours,
-                "required_labels": dict(sorted(package.required_labels.items())),
-                "package": package.model_dump(mode="json"),
-                "created_at": now,
-            },
-        )
+        revision = _revision_values(package, workflow_id, number, now)
+        await workflows_db.insert_revision(conn, revision)
         if publish:
             await workflows_db.update_workflow(
-                conn, workflow_id, {"published_revision_id": revision_id}
+                conn, workflow_id, {"published_revision_id": revision["id"]}
             )
-    return ImportResult(workflow_id, revision_id, number, existing is None, publish)
+    return ImportResult(workflow_id, revision["id"], number, created, publish)
+
+
+async def _upsert_workflow(
+    conn: Connection, owner_id: str, package: Package, now: datetime
+) -> tuple[str, bool]:
+    """The id of the owner's workflow with the package's slug (updated from the package, or
+    created); and whether it was created."""
+    existing = await workflows_db.find_by_slug(conn, owner_id, package.slug)
+    meta = {
+        "title": package.title,
+        "description": package.description,
+        "tags": package.tags,
+        "visibility": package.visibility,
+        "cover_url": package.cover_url,
+        "updated_at": now,
+    }
+    if existing is not None:
+        await workflows_db.update_workflow(conn, existing.id, meta)
+        return existing.id, False
+    workflow_id = ids.new_workflow_id()
+    values = {"id": workflow_id, "owner_id": owner_id, "slug": package.slug, "created_at": now}
+    await workflows_db.insert_workflow(conn, values | meta)
+    return workflow_id, True
+
+
+def _revision_values(
+    package: Package, workflow_id: str, number: int, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": ids.new_revision_id(),
+        "workflow_id": workflow_id,
+        "number": number,
+        "engine_kind": package.engine,
+        "payload": package.graph,
+        "input_manifest": [m.input_to_json(s) for s in input_specs(package)],
+        "output_manifest": [m.output_to_json(s) for s in output_specs(package)],
+        "prices": _prices_json(price_table(package)),
+        "timeout_seconds": package.timeout_seconds,
+        "output_retention_hours": package.output_retention_hours,
+        "required_labels": dict(sorted(package.required_labels.items())),
+        "package": package.model_dump(mode="json"),
+        "created_at": now,
+    }
 
 
 def _prices_json(prices: PriceTable) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from wfrun.clock import utcnow
 from wfrun.config import SeedanceSettings
 from wfrun.db import accounts as accounts_db
 from wfrun.db import workflows as workflows_db
-from wfrun.db.database import ConstraintViolated, Database
+from wfrun.db.database import Connection, ConstraintViolated, Database
 from wfrun.db.runs import Run
 from wfrun.db.workflows import Revision
 from wfrun.domain import manifest as m
@@ -125,37 +125,31 @@ async def _ensure_catalog(db: Database, config: SeedanceSettings) -> None:
                     {"prices": values["prices"], "timeout_seconds": values["timeout_seconds"]},
                 )
             return
-        now = utcnow()
-        await accounts_db.insert_account(
-            conn, account_id=SYSTEM_ACCOUNT, display_name="wfrun system (model runs)", now=now
-        )
-        await workflows_db.insert_workflow(
-            conn,
-            {
-                "id": MODEL_RUN_WORKFLOW,
-                "owner_id": SYSTEM_ACCOUNT,
-                "slug": "model-runs-seedance",
-                "title": "Seedance video (model run)",
-                "description": "",
-                "tags": [],
-                "visibility": "system",
-                "published_revision_id": MODEL_RUN_REVISION,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        await workflows_db.insert_revision(
-            conn,
-            {
-                "id": MODEL_RUN_REVISION,
-                "workflow_id": MODEL_RUN_WORKFLOW,
-                "number": 1,
-                "required_labels": {},
-                "package": {},
-                "created_at": now,
-                **values,
-            },
-        )
+        await _create_catalog(conn, values)
+
+
+async def _create_catalog(conn: Connection, revision: dict[str, Any]) -> None:
+    now = utcnow()
+    await accounts_db.insert_account(
+        conn, account_id=SYSTEM_ACCOUNT, display_name="wfrun system (model runs)", now=now
+    )
+    workflow = {
+        "id": MODEL_RUN_WORKFLOW,
+        "owner_id": SYSTEM_ACCOUNT,
+        "slug": "model-runs-seedance",
+        "title": "Seedance video (model run)",
+        "description": "",
+        "tags": [],
+        "visibility": "system",
+        "published_revision_id": MODEL_RUN_REVISION,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await workflows_db.insert_workflow(conn, workflow)
+    fixed = {"id": MODEL_RUN_REVISION, "workflow_id": MODEL_RUN_WORKFLOW, "number": 1}
+    await workflows_db.insert_revision(
+        conn, fixed | {"required_labels": {}, "package": {}, "created_at": now} | revision
+    )
 
 
 @dataclass(frozen=True)

@@ -229,61 +229,35 @@ class Tracker:
         await run_outcomes.fail(self.deps.db, item.claim, failure, execution_ms=None)
 
     async def _succeed(self, item: Tracked, view: TaskView) -> None:
+        outputs = await self._copy_result(item, view)
+        if outputs is None:
+            return
         video = request_of(item.claim)
-        resolution = view.resolution or video.resolution
         tokens = view.completion_tokens
         if tokens is None:  # never seen; bill the most the request could cost
             log.warning("task %s reported no usage; billing the quoted tokens", item.task_id)
             tokens = seedance.quote_tokens(video)
+        resolution = view.resolution or video.resolution
         book = self.deps.prices.overridden(item.claim.spec.prices.token_prices)
-        external = book.cost(video.model, resolution, tokens, with_video=video.with_video_input)
-        if not view.video_url:
-            await self._fail(
-                item,
-                Failure(
-                    FailureCode.ENGINE_OUTPUT_MISSING,
-                    f"upstream task {item.task_id} succeeded without a video_url",
-                ),
-            )
-            return
-        try:
-            outputs = await self._store_video(item, view.video_url)
-        except ArkCallError as exc:
-            if isinstance(exc, ArkRejected) or self._result_gone(item):
-                await self._fail(
-                    item,
-                    Failure(
-                        FailureCode.ENGINE_OUTPUT_MISSING,
-                        f"the video of upstream task {item.task_id} could not be downloaded: "
-                        f"{exc.message}",
-                    ),
-                )
-                return
-            log.warning("download of %s failed (%s); retrying", item.task_id, exc.message)
-            await provider_runs.observe(
-                self.deps.db, item, "succeeded", next_check=self.next_check(item)
-            )
-            return
         started = item.run.started_at or item.run.created_at
-        usage = {
-            "provider": "ark",
-            "task_id": item.task_id,
-            "model": view.model or video.model,
-            "completion_tokens": tokens,
-            "total_tokens": tokens,
-            "resolution": resolution,
-            "ratio": view.ratio,
-            "duration": view.duration,
-            "with_video_input": video.with_video_input,
-        }
         done = await run_outcomes.complete(
             self.deps.db,
             item.claim,
             outputs=outputs,
             execution_ms=int((utcnow() - started).total_seconds() * 1000),
             retention=self.deps.output_retention,
-            external=external,
-            usage=usage,
+            external=book.cost(video.model, resolution, tokens, with_video=video.with_video_input),
+            usage={
+                "provider": "ark",
+                "task_id": item.task_id,
+                "model": view.model or video.model,
+                "completion_tokens": tokens,
+                "total_tokens": tokens,
+                "resolution": resolution,
+                "ratio": view.ratio,
+                "duration": view.duration,
+                "with_video_input": video.with_video_input,
+            },
             # the platform fee as quoted at submit (provider time is not wfrun's compute)
             compute=item.run.quote_amount - item.run.quote_external,
         )
@@ -291,6 +265,28 @@ class Tracker:
             for entry in outputs.values():
                 for stored in entry["files"]:
                     await self.deps.storage.delete(stored["storage_key"])
+
+    async def _copy_result(self, item: Tracked, view: TaskView) -> dict[str, Any] | None:
+        """The task's video, copied into storage; None when the run was failed instead (no
+        video, or one that cannot be had) or will be checked again (a transient error)."""
+        if not view.video_url:
+            await self._output_missing(item, "succeeded without a video_url")
+            return None
+        try:
+            return await self._store_video(item, view.video_url)
+        except ArkCallError as exc:
+            if isinstance(exc, ArkRejected) or self._result_gone(item):
+                await self._output_missing(item, f"has a video that cannot be downloaded: {exc}")
+                return None
+            log.warning("download of %s failed (%s); retrying", item.task_id, exc.message)
+            await provider_runs.observe(
+                self.deps.db, item, "succeeded", next_check=self.next_check(item)
+            )
+            return None
+
+    async def _output_missing(self, item: Tracked, why: str) -> None:
+        detail = f"upstream task {item.task_id} {why}"
+        await self._fail(item, Failure(FailureCode.ENGINE_OUTPUT_MISSING, detail))
 
     async def _store_video(self, item: Tracked, url: str) -> dict[str, Any]:
         """§1.6: Ark deletes results after 24 h; copy the video into wfrun storage now."""

@@ -73,6 +73,7 @@ async def record_task(
     now = utcnow()
     try:
         async with db.transaction(write=True) as conn:
+            await broker.lock_for_run(conn, claim.run.id)  # lock order: job → run
             updated = await runs_db.attach_provider_task(
                 conn,
                 claim.run.id,
@@ -158,6 +159,7 @@ async def observe(
     """Record the upstream status (an event when it changed) and when to look again."""
     now = utcnow()
     async with db.transaction(write=True) as conn:
+        await broker.lock_for_run(conn, item.run.id)  # lock order: job → run
         changed = item.run.provider_status != status
         if changed:
             await runs_db.update_fenced(
@@ -200,7 +202,7 @@ async def check_later(db: Database, due: list[tuple[Tracked, datetime]]) -> None
     if not due:
         return
     async with db.transaction(write=True) as conn:
-        for item, at in due:
+        for item, at in sorted(due, key=lambda pair: pair[0].claim.job_id):  # lock order
             await broker.track_again(conn, job_ids=[item.claim.job_id], at=at)
 
 

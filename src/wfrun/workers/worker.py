@@ -110,7 +110,8 @@ class Worker:
         if not self.deps.db.is_sqlite:
             listener = JobListener(self.deps.db.url, self.wakeup)
             await listener.start()
-        loops = [asyncio.create_task(loop.run(stop)) for loop in self.loops]
+        halt = asyncio.Event()  # the loops outlive ``stop`` until the runs in flight are done
+        loops = [asyncio.create_task(loop.run(halt)) for loop in self.loops]
         try:
             while not stop.is_set():
                 await self._slots.acquire()
@@ -122,8 +123,7 @@ class Worker:
                     await self._idle(stop)
         finally:
             await self._drain()
-            for loop in loops:
-                loop.cancel()
+            await _halt(halt, loops)
             if listener is not None:
                 await listener.stop()
 
@@ -147,8 +147,7 @@ class Worker:
                         [a.task for a in self._active.values()], return_when=asyncio.FIRST_COMPLETED
                     )
         finally:
-            stop.set()
-            beat.cancel()
+            await _halt(stop, [beat])
 
     async def _claim_and_start(self) -> str:
         """Claim one job: ``started`` (runs in a task), ``settled`` (ended on the spot) or
@@ -217,3 +216,10 @@ class Worker:
         tasks = [a.task for a in self._active.values()]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _halt(halt: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:
+    """Stop the background loops and wait for them: each ends its round and closes its
+    clients (cancelling one while it closes a client would leak the client's sockets)."""
+    halt.set()
+    await asyncio.gather(*loops, return_exceptions=True)

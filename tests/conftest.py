@@ -22,7 +22,7 @@ from tests.support import databases
 from tests.support.server import LiveServer, start_server
 from wfrun.cli.main import cli
 from wfrun.config import Settings, StorageSettings, WorkerSettings
-from wfrun.db.audit import ledger_problems
+from wfrun.db.audit import ledger_problems, outbox_problems
 from wfrun.db.database import Database
 from wfrun.runtime import Runtime, build_runtime
 
@@ -113,7 +113,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         yield rt
         async with rt.db.transaction() as conn:
-            problems = await ledger_problems(conn)
+            problems = await ledger_problems(conn) + await outbox_problems(conn)
         assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
     finally:
         await rt.close()

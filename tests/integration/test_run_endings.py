@@ -246,6 +246,8 @@ ONLY_IN = {
     "close_for_run": {"services/run_endings.py"},
     "publish_change": {"services/run_endings.py", "services/claims.py", "services/runs.py"},
     "append_change": {"services/run_changes.py"},
+    "move_status": {"services/run_endings.py", "services/claims.py"},
+    "close_freeze": {"services/billing.py"},
 }
 
 
@@ -260,8 +262,9 @@ def _calls(path: Path) -> set[str]:
 
 
 def test_only_end_run_resolves_freezes_and_closes_jobs():
-    """The structural half: nothing but ``end_run`` resolves a freeze or closes a run's jobs,
-    and only the three status-changing places publish changes."""
+    """The structural half: nothing but ``end_run`` resolves a freeze, closes a run's jobs or
+    moves a run to an end (the claim moves it to running), and only the three
+    status-changing places publish changes."""
     found: dict[str, set[str]] = {name: set() for name in ONLY_IN}
     for path in SRC.rglob("*.py"):
         calls = _calls(path)

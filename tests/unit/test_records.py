@@ -1,4 +1,4 @@
-"""The store's typed records cannot drift from the schema: a table's record has exactly its
+"""The db layer's typed records cannot drift from the schema: a table's record has exactly its
 columns, in order, optional exactly where the column is nullable; every record is frozen."""
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ import pytest
 from sqlalchemy import Table
 
 import wfrun.db
+import wfrun.queue
 from wfrun.db import schema
 from wfrun.db.accounts import Account, ApiKey
 from wfrun.db.assets import Asset
 from wfrun.db.instances import Instance, LoadedInstance
+from wfrun.db.outbox import OutboxEvent
 from wfrun.db.real_person import Verification
+from wfrun.db.runs import Run, RunEvent
 from wfrun.db.workflows import MarketItem, Revision, Workflow, WorkflowRevision
+from wfrun.queue.broker import Job
 
 TABLE_RECORDS: list[tuple[type[Any], Table]] = [
     (Account, schema.accounts),
@@ -29,6 +33,10 @@ TABLE_RECORDS: list[tuple[type[Any], Table]] = [
     (Asset, schema.assets),
     (Instance, schema.engine_instances),
     (Verification, schema.real_person_verifications),
+    (Run, schema.runs),
+    (RunEvent, schema.run_events),
+    (OutboxEvent, schema.outbox_events),
+    (Job, schema.jobs),
 ]
 TABLE_NAMES = [table.name for _, table in TABLE_RECORDS]
 
@@ -56,9 +64,10 @@ def test_views_extend_their_records():
     assert _names(WorkflowRevision)[: len(_names(MarketItem))] == _names(MarketItem)
 
 
-def _store_records() -> list[type[Any]]:
+def _db_records() -> list[type[Any]]:
     found = []
-    for info in pkgutil.iter_modules(wfrun.db.__path__, "wfrun.db."):
+    packages = [(wfrun.db.__path__, "wfrun.db."), (wfrun.queue.__path__, "wfrun.queue.")]
+    for info in (i for path, prefix in packages for i in pkgutil.iter_modules(path, prefix)):
         if info.ispkg:
             continue  # migrations: run by Alembic, not imported
         module: types.ModuleType = importlib.import_module(info.name)
@@ -70,8 +79,8 @@ def _store_records() -> list[type[Any]]:
     return found
 
 
-def test_every_store_record_is_a_frozen_slotted_dataclass():
-    records = _store_records()
+def test_every_db_record_is_a_frozen_slotted_dataclass():
+    records = _db_records()
     assert {*(cls for cls, _ in TABLE_RECORDS), LoadedInstance} <= set(records)
     loose = [
         cls.__qualname__

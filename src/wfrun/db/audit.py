@@ -62,3 +62,23 @@ async def ledger_problems(conn: AsyncConnection) -> list[str]:
         rows = (await conn.execute(text(sql))).all()
         problems += [f"{name}: {tuple(row)}" for row in rows]
     return problems
+
+
+_TERMINAL = "('succeeded', 'failed', 'cancelled')"
+_OUTBOX_CHECK = f"""
+    SELECT r.id, r.status FROM runs r LEFT JOIN outbox_events o ON o.run_id = r.id
+    GROUP BY r.id, r.status, r.started_at
+    HAVING SUM(CASE WHEN o.status = 'queued' THEN 1 ELSE 0 END) <> 1
+        OR SUM(CASE WHEN o.status = 'running' THEN 1 ELSE 0 END)
+           <> CASE WHEN r.started_at IS NULL THEN 0 ELSE 1 END
+        OR SUM(CASE WHEN o.status IN {_TERMINAL} THEN 1 ELSE 0 END)
+           <> CASE WHEN r.status IN {_TERMINAL} THEN 1 ELSE 0 END
+        OR SUM(CASE WHEN o.status IN {_TERMINAL} AND o.status <> r.status THEN 1 ELSE 0 END) > 0"""
+
+
+async def outbox_problems(conn: AsyncConnection) -> list[str]:
+    """Runs whose outbox does not hold exactly their changes: one ``queued``, one ``started``
+    once started, one terminal change matching the status once ended. (Runs from before the
+    outbox existed have none; the test suite checks this after every test.)"""
+    rows = (await conn.execute(text(_OUTBOX_CHECK))).all()
+    return [f"run whose outbox disagrees with its status: {tuple(row)}" for row in rows]

@@ -53,8 +53,13 @@ class Database:
         return self.dialect == "sqlite"
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool = False) -> AsyncIterator[Connection]:
+    async def transaction(
+        self, *, write: bool = False, foreign_keys: bool = True
+    ) -> AsyncIterator[Connection]:
         """A transaction that commits on normal exit and rolls back on an exception.
+
+        ``foreign_keys=False`` (SQLite, migrations only) turns SQLite's foreign-key checks
+        off for the transaction; they can only be switched outside one.
 
         Raises:
             ConstraintViolated: a constraint refused a write (the transaction rolled back).
@@ -63,8 +68,14 @@ class Database:
             async with self.engine.connect() as conn:
                 if write and self.is_sqlite:
                     await conn.execution_options(**{_WRITE: True})
-                async with conn.begin():
-                    yield conn
+                if not foreign_keys and self.is_sqlite:
+                    await conn.run_sync(_sqlite_foreign_keys, False)
+                try:
+                    async with conn.begin():
+                        yield conn
+                finally:
+                    if not foreign_keys and self.is_sqlite:
+                        await conn.run_sync(_sqlite_foreign_keys, True)
         except IntegrityError as exc:
             raise ConstraintViolated(str(exc.orig)) from exc
 
@@ -100,3 +111,9 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     def _on_begin(conn: SyncConnection) -> None:
         immediate = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _sqlite_foreign_keys(connection: SyncConnection, enabled: bool) -> None:
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
+    cursor.close()

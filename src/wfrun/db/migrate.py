@@ -32,9 +32,24 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def upgrade(db: Database) -> None:
-    """Bring the database to the newest revision (idempotent, safe to run concurrently)."""
-    async with db.transaction(write=True) as conn:
+    """Bring the database to the newest revision (idempotent, safe to run concurrently).
+
+    On SQLite, batch migrations rebuild tables (copy, ``DROP``, rename), which foreign keys
+    from other tables' rows would refuse; so foreign keys are off for the migration (SQLite
+    can only switch them outside a transaction) and checked in full before it commits."""
+    if not db.is_sqlite:
+        async with db.transaction(write=True) as conn:
+            await conn.run_sync(_upgrade)
+        return
+    async with db.transaction(write=True, foreign_keys=False) as conn:
         await conn.run_sync(_upgrade)
+        await conn.run_sync(_check_foreign_keys)
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"migration left rows with broken foreign keys: {broken[:5]}")
 
 
 def _current(connection: Connection) -> str | None:

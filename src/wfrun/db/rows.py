@@ -1,6 +1,6 @@
 """Typed records from rows: ``db/`` hands frozen dataclasses to the layers above it.
 
-Each store module declares the record of its table next to its queries; :func:`record`
+Each db module declares the record of its table next to its queries; :func:`record`
 builds one from a row, taking exactly the dataclass's fields (a row may carry more columns,
 e.g. a join). A test checks every record against its table so the two cannot drift.
 """

@@ -155,8 +155,11 @@ async def reschedule(
     return result.rowcount == 1
 
 
-async def defer(conn: Connection, *, job_id: str, at: datetime, error: str | None = None) -> None:
-    """Hand a just-claimed job back without using up an attempt (nothing could run it yet)."""
+async def defer(
+    conn: Connection, *, job_id: str, attempt: int, at: datetime, error: str | None = None
+) -> bool:
+    """Hand a claimed job back without using up an attempt (nothing could run it yet);
+    fenced by ``attempt``: False when another claim owns the job now."""
     values: dict[str, Any] = {
         "status": JobStatus.TODO,
         "attempts": jobs.c.attempts - 1,
@@ -166,9 +169,12 @@ async def defer(conn: Connection, *, job_id: str, at: datetime, error: str | Non
     }
     if error is not None:
         values["last_error"] = error
-    await conn.execute(
-        update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobStatus.DOING).values(**values)
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.attempts == attempt, jobs.c.status == JobStatus.DOING)
+        .values(**values)
     )
+    return result.rowcount == 1
 
 
 async def park(conn: Connection, *, job_id: str, attempt: int, at: datetime, now: datetime) -> bool:
@@ -247,7 +253,8 @@ async def lock_for_run(conn: Connection, run_id: str) -> None:
     already holds the database's one write lock, so there is nothing to take there."""
     if conn.dialect.name == "sqlite":
         return
-    await conn.execute(select(jobs.c.id).where(jobs.c.run_id == run_id).with_for_update())
+    query = select(jobs.c.id).where(jobs.c.run_id == run_id).order_by(jobs.c.id)
+    await conn.execute(query.with_for_update())
 
 
 async def close_for_run(

@@ -119,7 +119,9 @@ async def _start_claimed(
         candidates = await instances_db.lock_schedulable(conn, spec.engine_kind)
         placement = choose_instance(candidates, spec.required_labels, previous=run.instance_id)
         if placement is None:  # no healthy instance with the labels has room: wait
-            await broker.defer(conn, job_id=job.id, at=now + NO_CAPACITY_RETRY)
+            await broker.defer(
+                conn, job_id=job.id, attempt=job.attempts, at=now + NO_CAPACITY_RETRY
+            )
             return "settled"
     started = await _start(conn, job, run, now, None if placement is None else placement.id)
     if started is None:

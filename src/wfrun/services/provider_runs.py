@@ -75,20 +75,7 @@ async def record_task(
         async with db.transaction(write=True) as conn:
             await broker.lock_for_run(conn, claim.run.id)  # lock order: job → run
             updated = await runs_db.attach_provider_task(
-                conn,
-                claim.run.id,
-                claim.attempt,
-                {
-                    "provider_task_id": task_id,
-                    "provider_status": "queued",
-                    "progress_percent": PROGRESS["queued"],
-                    "progress_snapshot": {
-                        "provider": "ark",
-                        "task_id": task_id,
-                        "status": "queued",
-                    },
-                    "updated_at": now,
-                },
+                conn, claim.run.id, claim.attempt, _queued_upstream(task_id, now)
             )
             if not updated:
                 raise Fenced(f"attempt {claim.attempt} of {claim.run.id} was superseded")
@@ -99,6 +86,17 @@ async def record_task(
     except TaskTaken:
         return False
     return True
+
+
+def _queued_upstream(task_id: str, now: datetime) -> dict[str, Any]:
+    snapshot = {"provider": "ark", "task_id": task_id, "status": "queued"}
+    return {
+        "provider_task_id": task_id,
+        "provider_status": "queued",
+        "progress_percent": PROGRESS["queued"],
+        "progress_snapshot": snapshot,
+        "updated_at": now,
+    }
 
 
 async def park_existing(db: Database, claim: Claim, *, first_check: timedelta) -> None:

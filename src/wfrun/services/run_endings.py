@@ -68,7 +68,11 @@ async def end_run(
     )
     if moved is None:
         return None
-    await billing.resolve_freeze(conn, run_id=run.id, settlement=ending.settlement, now=now)
+    if (
+        await billing.resolve_freeze(conn, run_id=run.id, settlement=ending.settlement, now=now)
+        is None
+    ):
+        raise AssertionError(f"run {run.id} moved to {ending.status} but its freeze was closed")
     failure = ending.failure if ending.status is RunStatus.FAILED else None
     await broker.close_for_run(
         conn,
@@ -115,4 +119,6 @@ def _columns(current: RunStatus, ending: Ending, now: datetime) -> dict[str, Any
             "error_detail": ending.failure.detail,
             "error_category": ending.failure.category.value,
         }
+    clash = values.keys() & ending.values.keys()
+    assert not clash, f"an ending may not override {sorted(clash)}"
     return values | dict(ending.values)

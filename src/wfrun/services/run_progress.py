@@ -82,7 +82,15 @@ async def wait_for_engine(db: Database, claim: Claim, *, delay: timedelta, error
     if now + delay - started > timedelta(seconds=claim.spec.timeout_seconds):
         return False
     async with db.transaction(write=True) as conn:
-        await broker.defer(conn, job_id=claim.job_id, at=now + delay, error=f"engine busy: {error}")
+        deferred = await broker.defer(
+            conn,
+            job_id=claim.job_id,
+            attempt=claim.attempt,
+            at=now + delay,
+            error=f"engine busy: {error}",
+        )
+        if not deferred:  # another claim owns the job now: nothing to record
+            return True
         await log_event(
             conn,
             claim.run,

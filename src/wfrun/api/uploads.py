@@ -19,6 +19,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from wfrun.api.text import check_text
 from wfrun.errors import AssetTooLarge, InvalidParameter
 
 HEAD_BYTES = 512
@@ -91,10 +92,12 @@ class _Receiver:
         if b"name" not in options:
             raise InvalidParameter("every multipart part needs a Content-Disposition name")
         self.part.name = options[b"name"].decode("utf-8", "replace")
+        check_text("a form field name", self.part.name)
         if b"filename" in options:
             if self.part.name != "file" or self.filename is not None:
                 raise InvalidParameter("send exactly one file, in the field named 'file'")
             self.part.filename = options[b"filename"].decode("utf-8", "replace")[:255]
+            check_text("filename", self.part.filename)
             self.filename = self.part.filename
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
@@ -116,7 +119,9 @@ class _Receiver:
         if self.part.filename is None:
             if len(self.fields) >= MAX_FIELDS:
                 raise InvalidParameter("too many form fields")
-            self.fields[self.part.name] = self.part.data.decode("utf-8", "replace")
+            value = self.part.data.decode("utf-8", "replace")
+            check_text(self.part.name, value)
+            self.fields[self.part.name] = value
 
     def flush(self) -> None:
         for chunk in self.pending:

@@ -85,7 +85,8 @@ async def test_a_huge_declared_body_is_refused_before_it_is_sent(runtime, raw):
     assert answer.status == 413
     assert answer.error["engine_code"] == "PAYLOAD_TOO_LARGE"
     assert answer.error["detail"] == (
-        "the body is 629145600 bytes; at most 1048576 bytes are accepted here"
+        "the body is 629145600 bytes; at most 1048576 bytes are accepted here "
+        "(upload large media with POST /assets and pass its asset:// URI)"
     )
 
 
@@ -108,7 +109,8 @@ async def test_a_streamed_body_is_refused_once_it_crosses_the_limit(runtime, raw
     assert answer.status == 413
     assert answer.error["engine_code"] == "PAYLOAD_TOO_LARGE"
     assert answer.error["detail"] == (
-        "the body is over 100000 bytes; at most 100000 bytes are accepted here"
+        "the body is over 100000 bytes; at most 100000 bytes are accepted here "
+        "(upload large media with POST /assets and pass its asset:// URI)"
     )
 
 

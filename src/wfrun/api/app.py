@@ -81,6 +81,7 @@ def _add_routes(app: FastAPI) -> None:
 
 
 UPLOAD_PATH = f"{API_PREFIX}/assets"
+JSON_LIMIT_HINT = "upload large media with POST /assets and pass its asset:// URI"
 
 
 def _body_limits(settings: Settings) -> Callable[[Scope], Limit]:
@@ -91,7 +92,7 @@ def _body_limits(settings: Settings) -> Callable[[Scope], Limit]:
         if scope.get("method") == "POST" and scope.get("path") == UPLOAD_PATH:
             max_bytes = settings.assets.max_upload_bytes + MULTIPART_OVERHEAD
             return Limit(max_bytes, AssetTooLarge)
-        return Limit(settings.api.max_json_bytes)
+        return Limit(settings.api.max_json_bytes, hint=JSON_LIMIT_HINT)
 
     return limit_for
 

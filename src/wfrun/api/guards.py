@@ -34,6 +34,8 @@ class Limit:
 
     max_bytes: int
     error: type[e.TooLarge] = e.TooLarge
+    hint: str = ""
+    """Appended to the refusal's detail: what to do instead."""
 
 
 LimitFor = Callable[[Scope], Limit]
@@ -53,7 +55,8 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 def _too_large(limit: Limit, what: str) -> e.TooLarge:
-    return limit.error(f"{what}; at most {limit.max_bytes} bytes are accepted here")
+    hint = f" ({limit.hint})" if limit.hint else ""
+    return limit.error(f"{what}; at most {limit.max_bytes} bytes are accepted here{hint}")
 
 
 async def _refuse(error: e.ServiceError, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,7 +1,8 @@
 """Streaming multipart uploads: the file part goes straight to a temporary file on disk while
 it is counted, hashed and its first bytes kept for sniffing. Memory stays flat whatever the
-size; an upload over the limit is refused as soon as the limit is crossed (or up front, from
-Content-Length) and nothing of it is kept.
+size; an upload over the limit is refused as soon as the limit is crossed and nothing of it is
+kept. (A ``Content-Length`` over the limit plus :data:`MULTIPART_OVERHEAD` is refused before the
+request gets here, by :class:`wfrun.api.guards.BodyLimit`.)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ HEAD_BYTES = 512
 MAX_FIELD_BYTES = 1024
 MAX_FIELDS = 16
 MULTIPART_OVERHEAD = 64 * 1024
+"""What an upload's body may hold beyond its file: boundaries, part headers, form fields."""
 
 
 @dataclass
@@ -136,12 +138,6 @@ def _boundary(request: Request) -> bytes:
     return params[b"boundary"]
 
 
-def _check_declared_length(request: Request, max_bytes: int) -> None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
-        raise AssetTooLarge(f"the body is {declared} bytes; files may be at most {max_bytes}")
-
-
 async def receive_upload(request: Request, *, tmp_dir: Path, max_bytes: int) -> ReceivedUpload:
     """Stream the request's multipart body; the file lands in a temp file under ``tmp_dir``.
 
@@ -150,7 +146,6 @@ async def receive_upload(request: Request, *, tmp_dir: Path, max_bytes: int) -> 
         AssetTooLarge: more than ``max_bytes`` of file data (nothing is kept).
     """
     boundary = _boundary(request)
-    _check_declared_length(request, max_bytes)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
     path = Path(name)

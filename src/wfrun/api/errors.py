@@ -3,7 +3,8 @@
     {"code": 1, "msg": reason, "data": {"error": {reason, detail, engine_code, status_code}}}
 
 ``code`` is non-zero for every failure (chenyu's documented example uses 1); clients branch on
-``data.error.engine_code``. No expected business outcome is a 500.
+``data.error.engine_code``. No expected business outcome is a 500. The envelope always renders
+(text UTF-8 cannot carry is escaped), and every 503 carries ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -122,12 +123,23 @@ class _Handlers:
 
     async def http_error(self, _request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})  # e.g. a 405's Allow
         if exc.status_code == 404:
             return envelope(404, "Not found.", "no such endpoint", "ENDPOINT_NOT_FOUND")
         if exc.status_code == 405:
-            return envelope(405, "Method not allowed.", str(exc.detail), "METHOD_NOT_ALLOWED")
+            detail = str(exc.detail)
+            return envelope(
+                405, "Method not allowed.", detail, "METHOD_NOT_ALLOWED", headers=headers
+            )
         detail = str(exc.detail)
-        return envelope(exc.status_code, detail, detail, "HTTP_ERROR", retry_after=self.retry_after)
+        return envelope(
+            exc.status_code,
+            detail,
+            detail,
+            "HTTP_ERROR",
+            retry_after=self.retry_after,
+            headers=headers,
+        )
 
     async def unexpected(self, _request: Request, exc: Exception) -> JSONResponse:
         """Only for what escapes ``guards.CatchAll``: Starlette re-raises after answering and

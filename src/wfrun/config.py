@@ -50,6 +50,23 @@ class WorkerSettings(BaseModel):
     )
 
 
+class ApiSettings(BaseModel):
+    """The HTTP edge: what a request may weigh, and what a refusal advises."""
+
+    max_json_bytes: int = Field(
+        1024 * 1024,
+        ge=1,
+        description=(
+            "Largest request body of every endpoint but uploads (those take "
+            "assets.max_upload_bytes); a larger one is a 413, judged from Content-Length or "
+            "while it streams, before it is parsed or the caller authenticated."
+        ),
+    )
+    retry_after_seconds: int = Field(
+        5, ge=1, description="Retry-After (seconds) of every 503 (service unavailable) answer."
+    )
+
+
 class BillingSettings(BaseModel):
     """Operator policy for money."""
 
@@ -217,6 +234,7 @@ class Settings(BaseSettings):
     )
     signed_url_ttl_seconds: int = Field(3600, ge=1, description="Lifetime of a signed file link.")
     seed_demo: bool = Field(True, description="Seed the demo account/workflow into an empty store.")
+    api: ApiSettings = Field(default_factory=ApiSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)

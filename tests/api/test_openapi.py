@@ -36,3 +36,4 @@ async def test_unknown_paths_and_methods_use_the_envelope(http):
     wrong = await http.get("/workflow/run/submit")
     assert wrong.status_code == 405
     assert wrong.json()["data"]["error"]["engine_code"] == "METHOD_NOT_ALLOWED"
+    assert wrong.headers["allow"] == "POST"

@@ -8,11 +8,13 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.types import Scope
 
 from wfrun import __version__
 from wfrun.api import errors
 from wfrun.api.deps import API_PREFIX
+from wfrun.api.guards import BodyLimit, CatchAll, Limit
 from wfrun.api.routes import (
     account,
     assets,
@@ -23,7 +25,10 @@ from wfrun.api.routes import (
     real_person,
     runs,
 )
+from wfrun.api.text import refuse_bad_text
+from wfrun.api.uploads import MULTIPART_OVERHEAD
 from wfrun.config import Settings
+from wfrun.errors import AssetTooLarge
 from wfrun.runtime import Runtime, build_runtime
 
 Background = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
@@ -51,8 +56,16 @@ def create_app(
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        dependencies=[Depends(refuse_bad_text)],
     )
-    errors.install(app)
+    errors.install(app, retry_after=settings.api.retry_after_seconds)
+    app.add_middleware(BodyLimit, limit_for=_body_limits(settings))
+    app.add_middleware(CatchAll)  # added last: the outermost
+    _add_routes(app)
+    return app
+
+
+def _add_routes(app: FastAPI) -> None:
     for router in (
         market.router,
         runs.router,
@@ -65,7 +78,23 @@ def create_app(
     app.include_router(files.router)
     app.include_router(provider.router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
-    return app
+
+
+UPLOAD_PATH = f"{API_PREFIX}/assets"
+JSON_LIMIT_HINT = "upload large media with POST /assets and pass its asset:// URI"
+
+
+def _body_limits(settings: Settings) -> Callable[[Scope], Limit]:
+    """Uploads may weigh ``assets.max_upload_bytes`` (plus multipart framing); every other
+    request ``api.max_json_bytes``. Read per request: changed settings apply at once."""
+
+    def limit_for(scope: Scope) -> Limit:
+        if scope.get("method") == "POST" and scope.get("path") == UPLOAD_PATH:
+            max_bytes = settings.assets.max_upload_bytes + MULTIPART_OVERHEAD
+            return Limit(max_bytes, AssetTooLarge)
+        return Limit(settings.api.max_json_bytes, hint=JSON_LIMIT_HINT)
+
+    return limit_for
 
 
 def _lifespan(

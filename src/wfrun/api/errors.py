@@ -3,7 +3,8 @@
     {"code": 1, "msg": reason, "data": {"error": {reason, detail, engine_code, status_code}}}
 
 ``code`` is non-zero for every failure (chenyu's documented example uses 1); clients branch on
-``data.error.engine_code``. No expected business outcome is a 500.
+``data.error.engine_code``. No expected business outcome is a 500. The envelope always renders
+(text UTF-8 cannot carry is escaped), and every 503 carries ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -44,35 +45,107 @@ def status_for(error: type[e.ServiceError]) -> int:
     return STATUS_BY_CATEGORY[error.category]
 
 
-def envelope(status: int, reason: str, detail: str, engine_code: str) -> JSONResponse:
+UNAVAILABLE_STATUS = STATUS_BY_CATEGORY[e.Category.UNAVAILABLE]
+DEFAULT_RETRY_AFTER = 5
+
+
+def _renderable(text: str) -> str:
+    """``text`` that UTF-8 can carry (an unpaired surrogate is written out as ``\\udXXX``)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def envelope(
+    status: int,
+    reason: str,
+    detail: str,
+    engine_code: str,
+    *,
+    retry_after: int = DEFAULT_RETRY_AFTER,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The error envelope; it always renders, and every 503 carries ``Retry-After``."""
     body = {
         "code": FAILURE_CODE,
-        "msg": reason,
+        "msg": _renderable(reason),
         "data": {
             "error": {
-                "reason": reason,
-                "detail": detail,
-                "engine_code": engine_code,
+                "reason": _renderable(reason),
+                "detail": _renderable(detail),
+                "engine_code": _renderable(engine_code),
                 "status_code": status,
             }
         },
     }
-    return JSONResponse(body, status_code=status)
+    extra = dict(headers or {})
+    if status == UNAVAILABLE_STATUS:
+        extra.setdefault("Retry-After", str(retry_after))
+    return JSONResponse(body, status_code=status, headers=extra)
 
 
-def error_response(error: e.ServiceError) -> JSONResponse:
-    return envelope(status_for(type(error)), error.reason, error.detail, error.engine_code)
+def error_response(
+    error: e.ServiceError, *, retry_after: int = DEFAULT_RETRY_AFTER
+) -> JSONResponse:
+    return envelope(
+        status_for(type(error)),
+        error.reason,
+        error.detail,
+        error.engine_code,
+        retry_after=retry_after,
+    )
 
 
-async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, e.ServiceError)
-    return error_response(exc)
+def internal_error_response(*, close: bool = False) -> JSONResponse:
+    """The 500 of a bug. ``close`` adds ``Connection: close``, for when the server is about to
+    drop the connection anyway (so the client does not send its next request down it)."""
+    return envelope(
+        500,
+        "Internal error.",
+        "an unexpected error occurred",
+        "INTERNAL_ERROR",
+        headers={"Connection": "close"} if close else None,
+    )
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    problems = [_describe(err) for err in exc.errors()]
-    return error_response(e.InvalidParameter("; ".join(problems)))
+class _Handlers:
+    """The exception handlers, with the operator's ``Retry-After``."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+
+    async def service_error(self, _request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, e.ServiceError)
+        return error_response(exc, retry_after=self.retry_after)
+
+    async def validation_error(self, _request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [_describe(err) for err in exc.errors()]
+        return error_response(e.InvalidParameter("; ".join(problems)))
+
+    async def http_error(self, _request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})  # e.g. a 405's Allow
+        if exc.status_code == 404:
+            return envelope(404, "Not found.", "no such endpoint", "ENDPOINT_NOT_FOUND")
+        if exc.status_code == 405:
+            detail = str(exc.detail)
+            return envelope(
+                405, "Method not allowed.", detail, "METHOD_NOT_ALLOWED", headers=headers
+            )
+        detail = str(exc.detail)
+        return envelope(
+            exc.status_code,
+            detail,
+            detail,
+            "HTTP_ERROR",
+            retry_after=self.retry_after,
+            headers=headers,
+        )
+
+    async def unexpected(self, _request: Request, exc: Exception) -> JSONResponse:
+        """Only for what escapes ``guards.CatchAll``: Starlette re-raises after answering and
+        the server then drops the connection, so the answer says so."""
+        log.exception("unhandled error", exc_info=exc)
+        return internal_error_response(close=True)
 
 
 def _describe(err: dict[str, Any]) -> str:
@@ -81,22 +154,9 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{where}: {err.get('msg', 'invalid')}"
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404:
-        return envelope(404, "Not found.", "no such endpoint", "ENDPOINT_NOT_FOUND")
-    if exc.status_code == 405:
-        return envelope(405, "Method not allowed.", str(exc.detail), "METHOD_NOT_ALLOWED")
-    return envelope(exc.status_code, str(exc.detail), str(exc.detail), "HTTP_ERROR")
-
-
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return envelope(500, "Internal error.", "an unexpected error occurred", "INTERNAL_ERROR")
-
-
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(e.ServiceError, _service_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+def install(app: FastAPI, *, retry_after: int = DEFAULT_RETRY_AFTER) -> None:
+    handlers = _Handlers(retry_after)
+    app.add_exception_handler(e.ServiceError, handlers.service_error)
+    app.add_exception_handler(RequestValidationError, handlers.validation_error)
+    app.add_exception_handler(StarletteHTTPException, handlers.http_error)
+    app.add_exception_handler(Exception, handlers.unexpected)

@@ -1,7 +1,8 @@
 """Streaming multipart uploads: the file part goes straight to a temporary file on disk while
 it is counted, hashed and its first bytes kept for sniffing. Memory stays flat whatever the
-size; an upload over the limit is refused as soon as the limit is crossed (or up front, from
-Content-Length) and nothing of it is kept.
+size; an upload over the limit is refused as soon as the limit is crossed and nothing of it is
+kept. (A ``Content-Length`` over the limit plus :data:`MULTIPART_OVERHEAD` is refused before the
+request gets here, by :class:`wfrun.api.guards.BodyLimit`.)
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from wfrun.api.text import check_text
 from wfrun.errors import AssetTooLarge, InvalidParameter
 
 HEAD_BYTES = 512
 MAX_FIELD_BYTES = 1024
 MAX_FIELDS = 16
 MULTIPART_OVERHEAD = 64 * 1024
+"""What an upload's body may hold beyond its file: boundaries, part headers, form fields."""
 
 
 @dataclass
@@ -91,10 +94,12 @@ class _Receiver:
         if b"name" not in options:
             raise InvalidParameter("every multipart part needs a Content-Disposition name")
         self.part.name = options[b"name"].decode("utf-8", "replace")
+        check_text("a form field name", self.part.name)
         if b"filename" in options:
             if self.part.name != "file" or self.filename is not None:
                 raise InvalidParameter("send exactly one file, in the field named 'file'")
             self.part.filename = options[b"filename"].decode("utf-8", "replace")[:255]
+            check_text("filename", self.part.filename)
             self.filename = self.part.filename
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
@@ -116,7 +121,9 @@ class _Receiver:
         if self.part.filename is None:
             if len(self.fields) >= MAX_FIELDS:
                 raise InvalidParameter("too many form fields")
-            self.fields[self.part.name] = self.part.data.decode("utf-8", "replace")
+            value = self.part.data.decode("utf-8", "replace")
+            check_text(self.part.name, value)
+            self.fields[self.part.name] = value
 
     def flush(self) -> None:
         for chunk in self.pending:
@@ -131,12 +138,6 @@ def _boundary(request: Request) -> bytes:
     return params[b"boundary"]
 
 
-def _check_declared_length(request: Request, max_bytes: int) -> None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
-        raise AssetTooLarge(f"the body is {declared} bytes; files may be at most {max_bytes}")
-
-
 async def receive_upload(request: Request, *, tmp_dir: Path, max_bytes: int) -> ReceivedUpload:
     """Stream the request's multipart body; the file lands in a temp file under ``tmp_dir``.
 
@@ -145,7 +146,6 @@ async def receive_upload(request: Request, *, tmp_dir: Path, max_bytes: int) -> 
         AssetTooLarge: more than ``max_bytes`` of file data (nothing is kept).
     """
     boundary = _boundary(request)
-    _check_declared_length(request, max_bytes)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
     path = Path(name)

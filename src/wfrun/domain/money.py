@@ -6,33 +6,46 @@ only in :func:`round_div`.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 SCALE = 100_000_000
 """Minor units per yuan."""
 
 CURRENCY = "CNY"
 
+MAX_MINOR = 2**63 - 1
+"""The largest amount the database holds (a signed 64-bit ``BigInteger``), in minor units."""
+
+_MAX_WHOLE_DIGITS = len(str(MAX_MINOR // SCALE))
+_PLAIN_DECIMAL = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?")
+
 
 def parse_amount(value: str | int | Decimal) -> int:
-    """Parse a yuan amount (``"0.03"``, ``"12"``) into minor units, exactly.
+    """Parse a yuan amount (``"0.03"``, ``"12"``, ``"-1.5"``) into minor units, exactly.
+
+    Text must be a plain decimal: ASCII digits, an optional leading ``-`` and decimal point,
+    no exponent (``1e3``), no ``NaN``/``Infinity``, no other digits (``²``, ``١``).
 
     Raises:
-        ValueError: not a finite decimal, or finer than 1e-8.
+        ValueError: not a plain decimal, finer than 1e-8, or beyond :data:`MAX_MINOR`.
         TypeError: a float or bool was passed.
     """
     if isinstance(value, bool | float):
         raise TypeError("amounts must be decimal strings or integers, not floats")
-    try:
-        dec = Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise ValueError(f"{value!r} is not a decimal amount") from exc
-    if not dec.is_finite():
-        raise ValueError(f"{value!r} is not a finite amount")
-    scaled = dec * SCALE
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"{value!r} has more than 8 decimal places")
-    return int(scaled)
+    text = format(value, "f") if isinstance(value, Decimal) else str(value).strip()
+    shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+    match = _PLAIN_DECIMAL.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{shown} is not a plain decimal amount (like 12 or 0.50)")
+    whole, fraction = match.group(1).lstrip("0"), (match.group(2) or "").rstrip("0")
+    if len(fraction) > 8:
+        raise ValueError(f"{shown} has more than 8 decimal places")
+    minor = int(whole[: _MAX_WHOLE_DIGITS + 1] or 0) * SCALE + int(fraction.ljust(8, "0"))
+    if len(whole) > _MAX_WHOLE_DIGITS or minor > MAX_MINOR:
+        limit = format_amount(MAX_MINOR)
+        raise ValueError(f"{shown} is out of range (amounts are at most {limit})")
+    return -minor if text.startswith("-") else minor
 
 
 def format_amount(minor: int) -> str:

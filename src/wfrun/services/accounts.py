@@ -12,6 +12,7 @@ from wfrun.db import accounts as accounts_db
 from wfrun.db.accounts import Account, ApiKey
 from wfrun.db.database import Database
 from wfrun.domain import ledger
+from wfrun.domain.money import MAX_MINOR, format_amount
 from wfrun.errors import ApiKeyNotFound, InvalidApiKey, InvalidParameter
 
 
@@ -52,7 +53,11 @@ async def top_up(db: Database, *, account_id: str, amount: int, memo: str = "") 
         raise InvalidParameter(f"top-up amount must be positive, got {amount}")
     postings = ledger.topup(amount)
     async with db.transaction(write=True) as conn:
-        await accounts_db.get_account(conn, account_id)
+        account = await accounts_db.get_account(conn, account_id)
+        if account.available + amount > MAX_MINOR:  # the database's integer would overflow
+            raise InvalidParameter(
+                f"account {account_id} would hold more than {format_amount(MAX_MINOR)}"
+            )
         await accounts_db.record_entry(
             conn,
             kind=ledger.EntryKind.TOPUP,

@@ -22,8 +22,15 @@ class UrlSigner:
         return f"/files/{quote(key)}?expires={expires}&signature={self.signature(key, expires)}"
 
     def verify(self, key: str, expires: int, signature: str, *, now: int) -> None:
-        """Raises FileLinkInvalid when the link was tampered with or has expired."""
-        if not hmac.compare_digest(self.signature(key, expires), signature):
+        """Raises FileLinkInvalid when the link was tampered with or has expired.
+
+        The signature is compared as bytes, in constant time; ours are hexadecimal, so one
+        that is not ASCII is refused as it is (``compare_digest`` takes only ASCII ``str``).
+        """
+        if not signature.isascii():
+            raise FileLinkInvalid("the link's signature is not hexadecimal")
+        expected = self.signature(key, expires).encode("ascii")
+        if not hmac.compare_digest(expected, signature.encode("ascii")):
             raise FileLinkInvalid("the link's signature does not match")
         if expires < now:
             raise FileLinkInvalid(f"the link expired at {expires} (now {now})")

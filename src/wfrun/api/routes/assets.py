@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,11 +40,15 @@ _UPLOAD_DOC: dict[str, Any] = {
 }
 
 
+_WHOLE_HOURS = re.compile("[0-9]{1,9}")
+"""ASCII digits only: ``str.isdigit`` also takes ``²`` and ``٣``, which ``int`` refuses or reads."""
+
+
 def _ttl(fields: dict[str, str], default: int) -> int:
     raw = fields.get("ttl_hours", "").strip()
     if not raw:
         return default
-    if not raw.isdigit():
+    if not _WHOLE_HOURS.fullmatch(raw):
         raise InvalidParameter(f"ttl_hours must be a whole number of hours, got {raw!r}")
     return int(raw)
 

@@ -126,7 +126,7 @@ class Database:
             return None
         if self._down_since is None:
             self._down_since = time.monotonic()
-            log.warning("%s database unavailable: %s: %s", self.dialect, when, exc)
+            log.warning("%s database unavailable (%s: %s)", self.dialect, when, cause)
         return DatabaseUnavailable(f"the database is unavailable ({when}: {cause}); retry later")
 
     def _available(self) -> None:

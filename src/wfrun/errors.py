@@ -221,6 +221,16 @@ class VerificationNotFound(NotFound):
     reason = "Verification not found."
 
 
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached or cannot take the transaction right now (connection
+    refused or lost, server starting or shutting down, SQLite locked past its busy timeout or
+    its disk full). The request changed nothing, unless the connection dropped while
+    committing (then it may have completed): retrying it later is safe either way."""
+
+    code = "SERVICE_UNAVAILABLE"
+    reason = "The service is temporarily unavailable."
+
+
 class RealPersonUnavailable(Unavailable):
     code = "REAL_PERSON_REGISTRATION_UNAVAILABLE"
     reason = "Real-person material registration is not available."

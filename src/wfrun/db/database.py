@@ -4,21 +4,46 @@ Services own transactions: ``async with db.transaction(write=True) as conn: …`
 block commits, an exception rolls back. ``write=True`` takes SQLite's write lock up front
 (``BEGIN IMMEDIATE``) so read-then-write sequences cannot deadlock; on PostgreSQL writers use
 row locks or conditional updates inside ordinary READ COMMITTED transactions.
+
+Driver failures leave as two errors of ours: a constraint refusing a write is
+:class:`ConstraintViolated`; the database being out of reach (refused or lost connections,
+a server starting or shutting down, too many connections, SQLite busy past its timeout, a full
+or unreadable disk) is :class:`~wfrun.errors.DatabaseUnavailable`, which the API answers 503
+and workers wait out. Anything else (a bug) propagates unchanged. PostgreSQL connections are
+pre-pinged on checkout, so the ones a restart broke are replaced instead of failing requests.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from wfrun.errors import DatabaseUnavailable
+
 _WRITE = "wfrun_write"
+log = logging.getLogger(__name__)
+
+# PostgreSQL SQLSTATEs (and classes) meaning "not now", not "wrong": connection exceptions,
+# insufficient resources (disk full, out of memory, too many connections), operator
+# intervention (admin/crash shutdown, cannot connect now), system I/O errors, and a
+# read-only transaction (a standby that has not been promoted yet).
+_PG_UNAVAILABLE_CLASSES = ("08", "53", "58")
+_PG_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "25006"})
+# SQLite primary result codes with the same meaning: BUSY, LOCKED, NOMEM, READONLY, IOERR,
+# FULL, CANTOPEN, PROTOCOL.
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
 
 Connection: TypeAlias = AsyncConnection
 """An open transaction, as services pass it to ``db/`` and ``queue/`` (which alone speak
@@ -47,6 +72,7 @@ class Database:
         self.url = async_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.engine: AsyncEngine = _create_engine(self.url, self.dialect, pool_size)
+        self._down_since: float | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -63,24 +89,90 @@ class Database:
 
         Raises:
             ConstraintViolated: a constraint refused a write (the transaction rolled back).
+            DatabaseUnavailable: the database could not be reached, or the connection was
+                lost or refused the work for lack of resources (see the module docstring).
         """
-        try:
-            async with self.engine.connect() as conn:
+        async with self._connection() as conn:
+            try:
                 if write and self.is_sqlite:
                     await conn.execution_options(**{_WRITE: True})
-                if not foreign_keys and self.is_sqlite:
-                    await conn.run_sync(_sqlite_foreign_keys, False)
-                try:
-                    async with conn.begin():
-                        yield conn
-                finally:
-                    if not foreign_keys and self.is_sqlite:
-                        await conn.run_sync(_sqlite_foreign_keys, True)
-        except IntegrityError as exc:
-            raise ConstraintViolated(str(exc.orig)) from exc
+                keys_off = not foreign_keys and self.is_sqlite
+                async with _foreign_keys_off(conn, off=keys_off), conn.begin():
+                    yield conn
+            except IntegrityError as exc:
+                raise ConstraintViolated(str(exc.orig)) from exc
+            except DBAPIError as exc:
+                unavailable = self._unavailable(exc, "the transaction failed")
+                if unavailable is None:
+                    raise
+                raise unavailable from exc
+        self._available()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection; failing to get one is the database being unavailable when the
+        cause says so (a raw socket or server-state error from the driver, a pool timeout)."""
+        conn = self.engine.connect()
+        try:
+            await conn.start()
+        except (OSError, asyncpg.PostgresError, PoolTimeout, DBAPIError) as exc:
+            unavailable = self._unavailable(exc, "cannot connect")
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    def _unavailable(self, exc: Exception, when: str) -> DatabaseUnavailable | None:
+        """The DatabaseUnavailable ``exc`` means, or None when it means something else."""
+        cause = unavailable_cause(exc)
+        if cause is None:
+            return None
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("%s database unavailable (%s: %s)", self.dialect, when, cause)
+        return DatabaseUnavailable(f"the database is unavailable ({when}: {cause}); retry later")
+
+    def _available(self) -> None:
+        if self._down_since is not None:
+            down = time.monotonic() - self._down_since
+            self._down_since = None
+            log.warning("%s database available again after %.1f s", self.dialect, down)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def unavailable_cause(exc: BaseException) -> str | None:
+    """Why ``exc`` (a driver or pool error) means the database is unavailable, or None when it
+    means something else. The text names error codes and classes, never an address."""
+    if isinstance(exc, PoolTimeout):
+        return "no pooled connection became free in time"
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig or exc
+        if exc.connection_invalidated:
+            return f"connection lost, {_driver_cause(orig) or f'{type(orig).__name__}: {orig}'}"
+        return _driver_cause(orig)
+    return _driver_cause(exc)
+
+
+def _driver_cause(exc: BaseException) -> str | None:
+    sqlite_code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        name = getattr(exc, "sqlite_errorname", sqlite_code)
+        return f"{name}: {exc}" if sqlite_code & 0xFF in _SQLITE_UNAVAILABLE else None
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str):
+        unavailable = state[:2] in _PG_UNAVAILABLE_CLASSES or state in _PG_UNAVAILABLE_STATES
+        return f"SQLSTATE {state}: {exc}" if unavailable else None
+    if isinstance(exc, OSError):  # the message would name the server's address
+        code = errno.errorcode.get(exc.errno or 0, "")
+        return f"{type(exc).__name__} {code}".strip()
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError):
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _create_engine(url: str, dialect: str, pool_size: int) -> AsyncEngine:
@@ -111,6 +203,19 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     def _on_begin(conn: SyncConnection) -> None:
         immediate = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@asynccontextmanager
+async def _foreign_keys_off(conn: AsyncConnection, *, off: bool) -> AsyncIterator[None]:
+    """SQLite only: foreign-key checks off around a transaction (migrations)."""
+    if not off:
+        yield
+        return
+    await conn.run_sync(_sqlite_foreign_keys, False)
+    try:
+        yield
+    finally:
+        await conn.run_sync(_sqlite_foreign_keys, True)
 
 
 def _sqlite_foreign_keys(connection: SyncConnection, enabled: bool) -> None:

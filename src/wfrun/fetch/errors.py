@@ -38,3 +38,9 @@ class FetchFailed(FetchError):
     """DNS, connection, timeout, HTTP status or redirect-count failure."""
 
     code: ClassVar[FailureCode] = FailureCode.MEDIA_FETCH_FAILED
+
+
+class FetchUnexpected(FetchFailed):
+    """A failure the fetcher has no precise mapping for: a bug to fix (it is logged with its
+    traceback), yet still a ``FetchError``, so the run fails at once as ``MEDIA_FETCH_FAILED``
+    instead of crashing its runner."""

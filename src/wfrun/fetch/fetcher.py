@@ -12,28 +12,41 @@ Rules enforced on every hop (the first URL and each redirect):
   resolves a name, so DNS rebinding between check and connect is impossible;
 * keep-alive is off, so a TLS connection verified for one hostname is never reused for
   another hostname that shares its IP;
+* requests go straight to an httpx *transport*, not a client: nothing but this module reads
+  a response's ``Location`` (httpx's client parses it even when not following redirects,
+  and raises non-httpx errors on malformed ones), and there is no cookie jar at all;
 * redirects (301/302/303/307/308) are followed manually, at most ``max_redirects``;
 * the body is streamed and abandoned as soon as it exceeds ``max_bytes`` (or when
   Content-Length already says so); the whole fetch is bounded by ``timeout_seconds``;
-* no cookies are stored or sent, no credentials, no proxies or netrc from the environment.
+* no cookies are stored or sent, no credentials, no proxies or netrc from the environment;
+* every failure is a :class:`~wfrun.fetch.errors.FetchError` with a precise detail: a
+  refused URL (or hop) is ``FetchRefused``; DNS, connect, read, status and redirect-count
+  failures are ``FetchFailed``; anything this module did not foresee becomes
+  ``FetchUnexpected`` (logged with its traceback) instead of escaping to the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 from typing import Self
 
 import httpx
 
 from wfrun.fetch.addresses import IPAddress, check_address
-from wfrun.fetch.errors import FetchFailed, FetchRefused, FetchTooLarge
+from wfrun.fetch.errors import (
+    FetchError,
+    FetchFailed,
+    FetchRefused,
+    FetchTooLarge,
+    FetchUnexpected,
+)
 from wfrun.fetch.policy import FetchPolicy
 from wfrun.fetch.target import (
     REDIRECT_STATUSES,
@@ -47,6 +60,7 @@ from wfrun.fetch.target import (
 )
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,7 +112,14 @@ class SafeFetcher:
         """
         self._policy = policy
         self._resolver = resolver or system_resolver
-        self._client = _make_client(policy, ssl_context)
+        self._timeout = httpx.Timeout(
+            policy.timeout_seconds, connect=policy.connect_timeout_seconds
+        ).as_dict()
+        self._transport = httpx.AsyncHTTPTransport(
+            verify=True if ssl_context is None else ssl_context,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -112,8 +133,8 @@ class SafeFetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the underlying HTTP client."""
-        await self._client.aclose()
+        """Close the underlying HTTP transport."""
+        await self._transport.aclose()
 
     async def fetch(self, url: str) -> Fetched:
         """Fetch ``url`` under the policy.
@@ -128,14 +149,20 @@ class SafeFetcher:
             FetchRefused: Forbidden scheme, credentials, port or address (on any hop).
             FetchTooLarge: The body exceeds ``max_bytes``.
             FetchFailed: DNS or connection failure, timeout, non-2xx status, or too many
-                redirects.
+                redirects (``FetchUnexpected``, a subclass, for a failure not foreseen here).
         """
         seconds = self._policy.timeout_seconds
         try:
             async with asyncio.timeout(seconds):
                 return await self._follow(parse_target(url))
         except TimeoutError:
-            raise FetchFailed(f"fetching {url} took longer than {seconds:g}s") from None
+            raise FetchFailed(f"fetching {url!r} took longer than {seconds:g}s") from None
+        except FetchError:
+            raise
+        except Exception as exc:  # the contract: nothing but a FetchError leaves fetch()
+            log.exception("fetching %r failed in a way the fetcher does not map", url)
+            detail = f"fetching {url!r} failed: {type(exc).__name__}: {exc}"
+            raise FetchUnexpected(detail) from exc
 
     async def _follow(self, target: Target) -> Fetched:
         first = target
@@ -176,8 +203,9 @@ class SafeFetcher:
     async def _resolve(self, target: Target) -> list[IPAddress]:
         try:
             answers = await self._resolver(target.host, target.port)
-        except OSError as exc:
-            raise FetchFailed(f"cannot resolve host {target.host}: {exc}") from exc
+        except (OSError, ValueError) as exc:  # ValueError: the resolver's IDNA step
+            reason = f"{type(exc).__name__}: {exc}"
+            raise FetchFailed(f"cannot resolve host {target.host}: {reason}") from exc
         try:
             addresses = [_unscoped(ipaddress.ip_address(answer)) for answer in answers]
         except ValueError as exc:
@@ -189,10 +217,17 @@ class SafeFetcher:
     async def _connect(self, target: Target, addresses: list[IPAddress]) -> httpx.Response:
         for ip in addresses[:-1]:
             try:
-                return await self._client.send(self._request(target, ip), stream=True)
+                return await self._send(self._request(target, ip))
             except (httpx.ConnectError, httpx.ConnectTimeout):
                 continue
-        return await self._client.send(self._request(target, addresses[-1]), stream=True)
+        return await self._send(self._request(target, addresses[-1]))
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """One request, one response, its body still unread: the transport alone, so the
+        response is exactly what the server sent (no redirect or cookie processing)."""
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
 
     def _request(self, target: Target, ip: IPAddress) -> httpx.Request:
         headers = {
@@ -202,10 +237,12 @@ class SafeFetcher:
             "Accept-Encoding": "identity",
             "Connection": "close",
         }
+        extensions: dict[str, object] = {"timeout": self._timeout}
         sni = sni_hostname(target)
-        extensions = {} if sni is None else {"sni_hostname": sni}
+        if sni is not None:
+            extensions["sni_hostname"] = sni
         url = pinned_url(target, ip)
-        return self._client.build_request("GET", url, headers=headers, extensions=extensions)
+        return httpx.Request("GET", url, headers=headers, extensions=extensions)
 
     async def _handle(self, target: Target, response: httpx.Response) -> Fetched | Target:
         status = response.status_code
@@ -215,18 +252,6 @@ class SafeFetcher:
             raise FetchFailed(f"{display_url(target.url)} answered HTTP {status}")
         data = await _read_capped(response, self._policy.max_bytes, target)
         return Fetched(data=data, content_type=_media_type(response), final_url=str(target.url))
-
-
-def _make_client(policy: FetchPolicy, ssl_context: ssl.SSLContext | None) -> httpx.AsyncClient:
-    timeout = httpx.Timeout(policy.timeout_seconds, connect=policy.connect_timeout_seconds)
-    return httpx.AsyncClient(
-        follow_redirects=False,
-        trust_env=False,
-        timeout=timeout,
-        limits=httpx.Limits(max_keepalive_connections=0),
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        verify=True if ssl_context is None else ssl_context,
-    )
 
 
 def _unscoped(ip: IPAddress) -> IPAddress:

@@ -1,6 +1,7 @@
 """The background loops of a worker process, one small class each; :class:`Worker` wires them
 (``workers/worker.py``). Each runs until its ``stop`` event is set, survives a failing round
-(logged, tried again next round) and wakes at once when stopped."""
+(logged, tried again next round; the database being unavailable is one warning line, not a
+traceback) and wakes at once when stopped."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from wfrun.db.database import Database
+from wfrun.errors import DatabaseUnavailable
 from wfrun.services import assets
 from wfrun.storage.base import ObjectStore
 from wfrun.workers import health
@@ -28,6 +30,24 @@ async def pause(stop: asyncio.Event, seconds: float) -> None:
 
 
 @dataclass
+class Backoff:
+    """Waits between tries while the database is unavailable: from ``first`` doubling up to
+    ``cap`` seconds, back to ``first`` after a success (so a worker resumes within ``cap``
+    seconds of the database coming back, without hammering it while it is down)."""
+
+    first: float
+    cap: float = 2.0
+    _current: float = 0.0
+
+    def next(self) -> float:
+        self._current = min(self.cap, self._current * 2 if self._current else self.first)
+        return self._current
+
+    def reset(self) -> None:
+        self._current = 0.0
+
+
+@dataclass
 class Periodic:
     """Run ``step`` every ``interval`` seconds."""
 
@@ -39,6 +59,8 @@ class Periodic:
         while not stop.is_set():
             try:
                 await self.step()
+            except DatabaseUnavailable as exc:  # one line a round until the database is back
+                log.warning("%s: %s", self.name, exc.detail)
             except Exception:
                 log.exception("%s failed", self.name)
             await pause(stop, self.interval)
@@ -90,6 +112,9 @@ class ProviderTracking:
         while not stop.is_set():
             try:
                 handled = await self.tracker.tick()
+            except DatabaseUnavailable as exc:
+                log.warning("provider tracking: %s", exc.detail)
+                handled = 0
             except Exception:
                 log.exception("provider tracking failed")
                 handled = 0

@@ -2,6 +2,16 @@
 
 Transactions happen only inside the service calls (``run_progress``, ``run_outcomes``); the
 engine runs between them.
+
+How a failure ends the attempt (``_end_on_error``): the expected ones map onto the failure
+catalogue; the database being unavailable writes nothing (nothing can be written) and leaves
+the run to its lease, so a worker re-claims it once the database is back; anything else is a
+bug, and a bug is usually deterministic for the run's inputs, so retrying would only burn
+``max_attempts`` leases and repeat the same work (issue 10: a malformed media URL crashed the
+runner, and the run hung three leases, fetching the URL three times). Such a run fails at once
+as an internal error naming the exception (logged with its traceback), its freeze released.
+Provider runs are the exception: an upstream task may exist and be billed, so they are left
+to their lease and the re-dispatch adopts the task (``workers/seedance``).
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from wfrun.engines.base import (
     RunSpec,
 )
 from wfrun.engines.binding import bind_inputs
-from wfrun.errors import ServiceError
+from wfrun.errors import DatabaseUnavailable, ServiceError
 from wfrun.fetch import SafeFetcher
 from wfrun.services import run_outcomes, run_progress
 from wfrun.services.claims import CancelRequested, Claim, Fenced
@@ -39,6 +49,7 @@ from wfrun.workers.media import resolve_media
 from wfrun.workers.seedance import SeedanceDeps
 
 log = logging.getLogger(__name__)
+CRASH_REASON = "The run stopped on an internal error."
 
 
 @dataclass
@@ -116,8 +127,23 @@ async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None
             await _execute(deps, claim, control, started)
     except Exception as exc:
         elapsed_ms = int((time.monotonic() - started) * 1000)
-        if not await _end_on_error(deps, claim, control, exc, elapsed_ms):
-            raise
+        if await _end_on_error(deps, claim, control, exc, elapsed_ms):
+            return
+        if claim.spec.engine_kind == "seedance":
+            raise  # left to its lease: the re-dispatch adopts an upstream task, if any
+        await _end_on_crash(deps, claim, exc, elapsed_ms)
+
+
+async def _end_on_crash(deps: RunnerDeps, claim: Claim, exc: Exception, elapsed_ms: int) -> None:
+    """Fail the run at once on an error nobody expected (see the module docstring)."""
+    log.error("run %s attempt %d crashed its runner", claim.run.id, claim.attempt, exc_info=exc)
+    failure = Failure(
+        FailureCode.WORKER_LOST,
+        f"attempt {claim.attempt} stopped on an unexpected error, {type(exc).__name__}: {exc}; "
+        "failed at once instead of retried, freeze released",
+        reason_override=CRASH_REASON,
+    )
+    await run_outcomes.fail(deps.db, claim, failure, execution_ms=elapsed_ms)
 
 
 async def _execute(deps: RunnerDeps, claim: Claim, control: RunControl, started: float) -> None:
@@ -149,6 +175,8 @@ async def _end_on_error(
         await _after_interrupt(deps, claim, control, elapsed_ms)
     elif isinstance(exc, Fenced):
         log.warning("dropping run %s: %s", claim.run.id, exc)
+    elif isinstance(exc, DatabaseUnavailable):  # before ServiceError: not the run's fault
+        log.warning("run %s left to its lease: %s", claim.run.id, exc.detail)
     elif isinstance(exc, TimeoutError):
         limit = claim.spec.timeout_seconds
         failure = Failure(

@@ -4,6 +4,11 @@ heartbeat, and the background loops of ``workers/loops.py``, wired here.
 All coordination goes through the database; any number of workers may run anywhere. A worker
 that dies simply stops heartbeating: its jobs' leases lapse and another worker re-claims them
 under a higher attempt number (the fencing token).
+
+A worker outlives database outages: registering, claiming and heartbeating are retried
+(claims with a :class:`~wfrun.workers.loops.Backoff` up to 2 s); runs in flight that cannot
+write are left to their leases, and a heartbeat that gets through after the outage keeps the
+runs nobody re-claimed meanwhile.
 """
 
 from __future__ import annotations
@@ -17,16 +22,19 @@ from datetime import timedelta
 
 from wfrun import ids
 from wfrun.config import WorkerSettings
+from wfrun.errors import DatabaseUnavailable
 from wfrun.queue import broker
 from wfrun.queue.notify import JobListener
 from wfrun.runtime import Runtime
 from wfrun.services import claims, worker_registry
 from wfrun.services.claims import Claim
 from wfrun.workers.loops import (
+    Backoff,
     InstanceProbe,
     Periodic,
     ProviderTracking,
     RetentionSweep,
+    pause,
 )
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
 from wfrun.workers.seedance import Tracker
@@ -46,6 +54,19 @@ class _Active:
     task: asyncio.Task[None]
 
 
+def _runner_deps(runtime: Runtime, settings: WorkerSettings) -> RunnerDeps:
+    return RunnerDeps(
+        db=runtime.db,
+        storage=runtime.storage,
+        engines=runtime.engines,
+        fetcher=runtime.fetcher,
+        output_retention=timedelta(hours=runtime.settings.assets.output_retention_hours),
+        retry_delay=timedelta(seconds=settings.retry_delay_seconds),
+        busy_delay=timedelta(seconds=settings.busy_delay_seconds),
+        seedance=runtime.seedance,
+    )
+
+
 class Worker:
     """One worker process's job loop."""
 
@@ -59,16 +80,7 @@ class Worker:
         self.id = ids.new_worker_id()
         self.settings = settings or runtime.settings.worker
         self.lease = timedelta(seconds=self.settings.lease_seconds)
-        self.deps = RunnerDeps(
-            db=runtime.db,
-            storage=runtime.storage,
-            engines=runtime.engines,
-            fetcher=runtime.fetcher,
-            output_retention=timedelta(hours=runtime.settings.assets.output_retention_hours),
-            retry_delay=timedelta(seconds=self.settings.retry_delay_seconds),
-            busy_delay=timedelta(seconds=self.settings.busy_delay_seconds),
-            seedance=runtime.seedance,
-        )
+        self.deps = _runner_deps(runtime, self.settings)
         self.tracker = Tracker(runtime.seedance) if runtime.seedance is not None else None
         self.heartbeat = Periodic(
             "heartbeat",
@@ -89,12 +101,12 @@ class Worker:
         self._active: dict[str, _Active] = {}
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._registered = False
+        self._backoff = Backoff(self.settings.poll_interval)
 
     async def register(self) -> None:
         """Record this worker (once) so queue ETAs know its capacity."""
         if self._registered:
             return
-        self._registered = True
         await worker_registry.register_worker(
             self.deps.db,
             worker_id=self.id,
@@ -102,10 +114,23 @@ class Worker:
             pid=os.getpid(),
             concurrency=self.settings.concurrency,
         )
+        self._registered = True
+
+    async def _register_until_done(self, stop: asyncio.Event) -> None:
+        """Register, waiting out a database outage (a worker may start before its database)."""
+        while not stop.is_set():
+            try:
+                await self.register()
+            except DatabaseUnavailable as exc:
+                log.warning("registering worker %s: %s", self.id, exc.detail)
+                await pause(stop, self._backoff.next())
+            else:
+                self._backoff.reset()
+                return
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then wait for the runs in flight to finish."""
-        await self.register()
+        await self._register_until_done(stop)
         listener = None
         if not self.deps.db.is_sqlite:
             listener = JobListener(self.deps.db.url, self.wakeup)
@@ -120,7 +145,9 @@ class Worker:
                 if outcome != "started":
                     self._slots.release()
                 if outcome == "empty":
-                    await self._idle(stop)
+                    await self._idle(stop, self.settings.poll_interval)
+                elif outcome == "unavailable":
+                    await self._idle(stop, self._backoff.next())
         finally:
             await self._drain()
             await _halt(halt, loops)
@@ -138,7 +165,7 @@ class Worker:
                 outcome = await self._claim_and_start()
                 if outcome != "started":
                     self._slots.release()
-                if outcome == "empty":
+                if outcome in ("empty", "unavailable"):
                     if not self._active:
                         if await self._track_once():
                             continue
@@ -150,13 +177,17 @@ class Worker:
             await _halt(stop, [beat])
 
     async def _claim_and_start(self) -> str:
-        """Claim one job: ``started`` (runs in a task), ``settled`` (ended on the spot) or
-        ``empty`` (nothing to claim, or the claim failed)."""
+        """Claim one job: ``started`` (runs in a task), ``settled`` (ended on the spot),
+        ``empty`` (nothing to claim, or the claim failed) or ``unavailable`` (the database)."""
         try:
             claim = await claims.claim_next(self.deps.db, worker_id=self.id, lease=self.lease)
+        except DatabaseUnavailable as exc:
+            log.warning("claiming: %s", exc.detail)
+            return "unavailable"
         except Exception:
             log.exception("claim failed")
             return "empty"
+        self._backoff.reset()
         if isinstance(claim, str):
             return claim
         # a provider run can be claimed with its cancel already requested (see claim_next)
@@ -168,18 +199,18 @@ class Worker:
     async def _run(self, claim: Claim, control: RunControl) -> None:
         try:
             await run_claim(self.deps, claim, control)
-        except Exception:
+        except DatabaseUnavailable as exc:  # nothing could be written: the lease will lapse
+            log.warning("run %s left to its lease: %s", claim.run.id, exc.detail)
+        except Exception:  # a provider run's crash (see runner), or its ending failed
             log.exception("run %s crashed its runner; its lease will lapse", claim.run.id)
         finally:
             self._active.pop(claim.run.id, None)
             self._slots.release()
             self.wakeup.set()
 
-    async def _idle(self, stop: asyncio.Event) -> None:
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
         waiters = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(stop.wait())]
-        await asyncio.wait(
-            waiters, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
 

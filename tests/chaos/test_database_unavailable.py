@@ -1,0 +1,165 @@
+"""The database out of reach is ``DatabaseUnavailable`` (HTTP 503), never a 500; a bug in SQL
+is not mistaken for an outage; connections a restart broke do not poison the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from tests.chaos.support import pragmas, write_locked
+from tests.fetch.support import free_port
+from tests.support.factories import customer, data_uri, operator, png_bytes, publish_demo
+from tests.support.server import start_server
+from wfrun.db.database import Database
+from wfrun.errors import DatabaseUnavailable
+from wfrun.runtime import Runtime
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    async with db.transaction(write=True) as conn:
+        await conn.execute(text("CREATE TABLE t (x BLOB)"))
+    yield db
+    await db.dispose()
+
+
+async def _insert(db: Database, rows: int = 1) -> None:
+    async with db.transaction(write=True) as conn:
+        for _ in range(rows):
+            await conn.execute(text("INSERT INTO t VALUES (randomblob(4000))"))
+
+
+async def test_sqlite_locked_past_its_busy_timeout_is_unavailable(sqlite_db, tmp_path):
+    locked = pytest.raises(DatabaseUnavailable, match="SQLITE_BUSY: database is locked")
+    async with pragmas(sqlite_db, "PRAGMA busy_timeout=50"):
+        with write_locked(tmp_path / "x.db"), locked:
+            await _insert(sqlite_db)
+    await _insert(sqlite_db)  # the lock is gone: it writes again
+
+
+async def test_sqlite_disk_full_is_unavailable_and_rolled_back(sqlite_db):
+    full = pytest.raises(DatabaseUnavailable, match="SQLITE_FULL")
+    async with pragmas(sqlite_db, "PRAGMA max_page_count=16"):
+        with full as caught:
+            await _insert(sqlite_db, rows=64)
+    assert caught.value.code == "SERVICE_UNAVAILABLE"
+    async with sqlite_db.transaction() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+
+
+async def test_sqlite_file_that_cannot_be_opened_is_unavailable(tmp_path):
+    before = set(threading.enumerate())
+    db = Database(f"sqlite:///{tmp_path / 'gone' / 'x.db'}")
+    try:
+        with pytest.raises(DatabaseUnavailable, match="cannot connect: SQLITE_CANTOPEN"):
+            await _insert(db)
+    finally:
+        await db.dispose()
+    # aiosqlite finishes a failed connect on its thread after the await returned: let it, or
+    # it reports to this test's closed event loop during the next test.
+    deadline = time.monotonic() + 5
+    while any("_connection_worker_thread" in t.name for t in set(threading.enumerate()) - before):
+        assert time.monotonic() < deadline, "aiosqlite's connection thread did not finish"
+        await asyncio.sleep(0.01)
+
+
+async def test_postgresql_refusing_connections_is_unavailable_without_its_address():
+    port = free_port("127.0.0.1")
+    db = Database(f"postgresql://postgres@127.0.0.1:{port}/wfrun")
+    try:
+        with pytest.raises(DatabaseUnavailable, match="ConnectionRefusedError") as caught:
+            await _backend_pid(db)
+    finally:
+        await db.dispose()
+    assert "cannot connect" in caught.value.detail
+    assert str(port) not in caught.value.detail
+
+
+async def test_a_bug_in_sql_is_not_an_outage(database_url: str):
+    db = Database(database_url)
+    try:
+        with pytest.raises((OperationalError, ProgrammingError)):
+            async with db.transaction() as conn:
+                await conn.execute(text("SELECT * FROM no_such_table"))
+    finally:
+        await db.dispose()
+
+
+async def _terminate(url: str, pid: int) -> None:
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
+async def _backend_pid(db: Database) -> int:
+    async with db.transaction() as conn:
+        pid: int = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    return pid
+
+
+async def _lose_connection_mid_transaction(db: Database, lost: list[int]) -> None:
+    async with db.transaction() as conn:
+        lost.append((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        await _terminate(db.url, lost[-1])
+        await conn.execute(text("SELECT 1"))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_postgresql_connections_broken_by_a_restart_do_not_poison_the_pool(database_url):
+    """A terminated backend looks like a restart to the pool: an idle connection is replaced
+    on checkout (pre-ping); one lost mid-transaction fails that transaction only, as
+    unavailable, and the next one gets a fresh connection."""
+    db = Database(database_url, pool_size=1)
+    try:
+        idle = await _backend_pid(db)
+        await _terminate(db.url, idle)
+        assert await _backend_pid(db) != idle  # pre-ping replaced it; no error surfaced
+        lost: list[int] = []
+        with pytest.raises(DatabaseUnavailable, match="connection lost"):
+            await _lose_connection_mid_transaction(db, lost)
+        assert await _backend_pid(db) not in lost
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_api_answers_503_in_the_envelope_while_the_database_is_locked(
+    runtime: Runtime, database_url: str
+):
+    """Through the HTTP API: a submit that cannot get the write lock is a 503
+    SERVICE_UNAVAILABLE (not a 500); reads still work; the same submit succeeds once the lock
+    is gone, as a first submit (the 503 changed nothing)."""
+    workflow_id = (await publish_demo(runtime, await operator(runtime))).workflow_id
+    alice = await customer(runtime, balance="1")
+    inputs = {"n1_image": data_uri(png_bytes(8, 8)), "n2_width": 16}
+    body = {"workflow_id": workflow_id, "idempotency_key": "locked", "inputs": inputs}
+    path = Path(database_url.removeprefix("sqlite:///"))
+    async with (
+        start_server(runtime) as live,
+        httpx.AsyncClient(base_url=live.api_url, headers=alice.headers, timeout=30) as http,
+    ):
+        async with pragmas(runtime.db, "PRAGMA busy_timeout=50"):
+            with write_locked(path):
+                refused = await http.post("/workflow/run/submit", json=body)
+                balance = await http.get("/balance/info")
+        accepted = await http.post("/workflow/run/submit", json=body)
+    assert refused.status_code == 503, refused.text
+    error = refused.json()["data"]["error"]
+    assert (error["engine_code"], error["status_code"]) == ("SERVICE_UNAVAILABLE", 503)
+    assert "SQLITE_BUSY" in error["detail"]
+    assert refused.headers.get("Retry-After", "1").isdigit()  # added by api/errors.py
+    assert balance.status_code == 200
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["data"]["idempotent_replay"] is False

@@ -1,0 +1,77 @@
+"""A worker outlives a database outage: registering and claiming fail as ``DatabaseUnavailable``
+(one warning line each, with backoff), the process keeps going, and work resumes once the
+database is back. SQLite here (an outage is a write lock held past the busy timeout); the
+PostgreSQL server stopped and restarted under real processes is ``tests/chaos``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.support import pragmas, write_locked
+from tests.support.factories import customer, operator, publish_package, sleepy_package
+from wfrun.db.runs import find_run
+from wfrun.runtime import Runtime
+from wfrun.services import runs
+from wfrun.services.accounts import Principal
+from wfrun.workers.worker import Worker
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {seconds} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _status(runtime: Runtime, run_id: str) -> str:
+    async with runtime.db.transaction() as conn:
+        run = await find_run(conn, run_id)
+    assert run is not None
+    return str(run.status)
+
+
+async def _ended(runtime: Runtime, run_id: str, seconds: float = 10.0) -> str:
+    deadline = time.monotonic() + seconds
+    while (status := await _status(runtime, run_id)) in ("queued", "running"):
+        assert time.monotonic() < deadline, f"run {run_id} still {status} after {seconds} s"
+        await asyncio.sleep(0.05)
+    return status
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_worker_waits_out_a_database_outage_and_resumes(
+    runtime: Runtime, database_url: str, caplog: pytest.LogCaptureFixture
+):
+    workflow_id = await publish_package(runtime, await operator(runtime), sleepy_package(seconds=0))
+    alice = await customer(runtime, balance="1")
+    principal = Principal(alice.account_id, "key_t", "alice")
+
+    async def submit(key: str) -> str:
+        request = runs.RunRequest(workflow_id, None, {}, idempotency_key=key)
+        return (await runs.submit_run(runtime.db, principal, request, runtime.policy)).run.id
+
+    def warned(prefix: str) -> int:
+        return sum(r.getMessage().startswith(prefix) for r in caplog.records)
+
+    path = Path(database_url.removeprefix("sqlite:///"))
+    first = await submit("before")
+    worker, stop = Worker(runtime), asyncio.Event()
+    async with pragmas(runtime.db, "PRAGMA busy_timeout=20"):
+        with write_locked(path):  # the database is down when the worker starts
+            task = asyncio.create_task(worker.run(stop))
+            await until(lambda: warned("registering worker") >= 2, "registration retries")
+        assert await _ended(runtime, first) == "succeeded"
+        with write_locked(path):  # down again while the worker idles
+            await until(lambda: warned("claiming: the database is unavailable") >= 2, "claims")
+            assert not task.done()
+        second = await submit("after")
+        assert await _ended(runtime, second) == "succeeded"
+        stop.set()  # before the pool is swapped back: no connection may be checked out then
+        await asyncio.wait_for(task, 10)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -17,6 +17,8 @@ import pytest
 from click.testing import CliRunner, Result
 from moto.server import ThreadedMotoServer
 
+pytest.register_assert_rewrite("tests.support.money")  # its asserts explain their failures
+
 from tests.comfyui.standin import ComfyStandin
 from tests.support import databases
 from tests.support.server import LiveServer, start_server

@@ -9,6 +9,9 @@ Knobs: :meth:`stop` / :meth:`start` (down/up on the same port, memory kept, like
 outage), :meth:`crash_restart` (queue, history, cache and sockets forgotten, ``number`` back
 to 0: a process restart), :meth:`drop_sockets`, :attr:`reply_delay` (every HTTP reply
 delayed) and :meth:`freeze` (blocks the server loop, like ComfyUI's ``gc.collect`` stall).
+Instead of racing the stand-in, a test controls it (``standin_holds``): :meth:`hold` keeps
+prompts pending, or stops a running one at a node, until :meth:`release`; :attr:`clock` stamps
+the events, and a stopped clock makes the engine time ComfyUI reports exact.
 Every HTTP request is recorded in :attr:`requests`.
 
 Not reproduced: binary preview frames and ``progress`` messages, ``/view`` ``preview`` and
@@ -34,6 +37,7 @@ import uvicorn
 from tests.comfyui.standin_app import build_app
 from tests.comfyui.standin_exec import PromptRun
 from tests.comfyui.standin_files import FileStore
+from tests.comfyui.standin_holds import Holds, StandinClock
 from tests.comfyui.standin_state import StandinState
 from tests.support.uvicorn_runner import serve_on_loopback, stop_serving
 
@@ -60,7 +64,9 @@ class ComfyStandin:
 
     def __init__(self, root: Path) -> None:
         self.files = FileStore(root)
-        self.state = StandinState(self.files)  # replaced on the server loop by _boot
+        self.clock = StandinClock()
+        self.holds = Holds()  # touched only on the server loop (hold, release, the worker)
+        self.state = self._fresh_state()  # replaced on the server loop by _boot
         self.requests: list[RecordedRequest] = []
         self.reply_delay = 0.0
         self.port = 0
@@ -109,6 +115,37 @@ class ComfyStandin:
         """Closes every WebSocket from the server side; nothing else changes."""
         await self._on_loop(self._drop())
 
+    async def hold(
+        self, *, pending: bool = False, running: bool = False, node: str | None = None
+    ) -> None:
+        """Keeps queued prompts pending (``pending``), or stops the next prompt that starts
+        before it runs ``node`` (its first node by default; ``running``), until
+        :meth:`release`. A held running prompt that is interrupted ends interrupted."""
+
+        async def apply() -> None:
+            self.holds.hold(pending=pending, running=running, node=node)
+
+        await self._on_loop(apply())
+
+    async def release(self) -> None:
+        """Ends every hold: pending prompts start, a stopped prompt goes on."""
+
+        async def apply() -> None:
+            self.holds.release()
+            self.state.wake()
+
+        await self._on_loop(apply())
+
+    async def wait_held(self, prompt_id: str, timeout: float = 30.0) -> None:
+        """Waits until ``prompt_id`` is stopped by a running hold."""
+        await self.wait_for(lambda _: self.holds.held == prompt_id, timeout)
+
+    async def wait_pending(self, prompt_id: str, timeout: float = 30.0) -> None:
+        """Waits until ``prompt_id`` is in the queue, not running."""
+        await self.wait_for(
+            lambda state: prompt_id in [item.prompt_id for item in state.pending()], timeout
+        )
+
     def freeze(self, seconds: float) -> None:
         """Blocks the server's event loop for ``seconds`` (HTTP and WS stall together)."""
         self._loop.call_soon_threadsafe(time.sleep, seconds)
@@ -138,8 +175,11 @@ class ComfyStandin:
         self._new_state()
         await self._serve()
 
+    def _fresh_state(self) -> StandinState:
+        return StandinState(self.files, holds=self.holds, clock=self.clock)
+
     def _new_state(self) -> None:
-        self.state = StandinState(self.files)
+        self.state = self._fresh_state()
         self._worker = asyncio.create_task(self._work(self.state))
 
     async def _work(self, state: StandinState) -> None:

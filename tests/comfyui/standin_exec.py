@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 import traceback
 from typing import Any
 
@@ -44,10 +43,6 @@ from wfrun.engines.local.nodes import NODE_SPECS
 _COUNTER_SUFFIX = re.compile(r"^(.*)_\d{5}_\.png$")
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class _Hooks:
     """``ExecutionHooks`` that emit ``progress_state`` and ``executing``."""
 
@@ -63,6 +58,8 @@ class _Hooks:
         await self._progress_state(node_id, 0.0, "running")
         data = {"node": node_id, "display_node": node_id, "prompt_id": self._run.prompt_id}
         await self._run.emit("executing", data)
+        state = self._run.state
+        await state.holds.stop_at(self._run.prompt_id, node_id, index, state.run_interrupt)
 
     async def node_finished(self, node_id: str, class_type: str, index: int, total: int) -> None:
         self.finished.append(node_id)
@@ -95,6 +92,9 @@ class PromptRun:
         self.messages: list[list[Any]] = []
         self.graph = {n: item.prompt[n] for n in item.prompt if _runs(item, n)}
 
+    def _now(self) -> int:
+        return self.state.clock.now_ms()
+
     async def emit(self, event: str, data: dict[str, Any], *, broadcast: bool = False) -> None:
         """Sends to the prompt's client; with no client only when ``broadcast``."""
         if self.client_id is not None or broadcast:
@@ -106,7 +106,9 @@ class PromptRun:
         await self.emit(event, data, broadcast=broadcast)
 
     async def execute(self) -> None:
-        await self.message("execution_start", {"prompt_id": self.prompt_id, "timestamp": _now_ms()})
+        await self.message(
+            "execution_start", {"prompt_id": self.prompt_id, "timestamp": self._now()}
+        )
         signature = self._signature()
         cache = self.state.cache
         if cache is not None and cache.signature == signature:
@@ -116,7 +118,7 @@ class PromptRun:
         await self._finish(outputs, status)
 
     async def _run(self, signature: str) -> tuple[dict[str, dict[str, Any]], str]:
-        cached = {"nodes": [], "prompt_id": self.prompt_id, "timestamp": _now_ms()}
+        cached = {"nodes": [], "prompt_id": self.prompt_id, "timestamp": self._now()}
         await self.message("execution_cached", cached)
         hooks = _Hooks(self)
         self.state.cache = None
@@ -142,12 +144,12 @@ class PromptRun:
         await self._executed(outputs)
         self.state.cache = CacheEntry(signature, list(validate_graph(self.graph)), outputs)
         await self.message(
-            "execution_success", {"prompt_id": self.prompt_id, "timestamp": _now_ms()}
+            "execution_success", {"prompt_id": self.prompt_id, "timestamp": self._now()}
         )
         return outputs, "success"
 
     async def _replay(self, cache: CacheEntry) -> dict[str, dict[str, Any]]:
-        data = {"nodes": list(cache.nodes), "prompt_id": self.prompt_id, "timestamp": _now_ms()}
+        data = {"nodes": list(cache.nodes), "prompt_id": self.prompt_id, "timestamp": self._now()}
         await self.message("execution_cached", data)
         await self._executed(cache.outputs)
         nodes = {n: _finished_state(n, self.prompt_id) for n in cache.outputs}
@@ -155,7 +157,7 @@ class PromptRun:
             "progress_state", {"prompt_id": self.prompt_id, "nodes": nodes}, broadcast=True
         )
         await self.message(
-            "execution_success", {"prompt_id": self.prompt_id, "timestamp": _now_ms()}
+            "execution_success", {"prompt_id": self.prompt_id, "timestamp": self._now()}
         )
         return cache.outputs
 
@@ -227,7 +229,7 @@ class PromptRun:
             "traceback": _traceback(cause),
             "current_inputs": _current_inputs(self.graph.get(exc.node_id, {})),
             "current_outputs": list(hooks.finished),
-            "timestamp": _now_ms(),
+            "timestamp": self._now(),
         }
 
     def _invalid_data(self, exc: GraphInvalid, hooks: _Hooks) -> dict[str, Any]:
@@ -242,7 +244,7 @@ class PromptRun:
             "traceback": [],
             "current_inputs": {},
             "current_outputs": list(hooks.finished),
-            "timestamp": _now_ms(),
+            "timestamp": self._now(),
         }
 
     def _interrupted_data(self, hooks: _Hooks) -> dict[str, Any]:
@@ -256,7 +258,7 @@ class PromptRun:
             "node_id": node_id,
             "node_type": node_type,
             "executed": list(hooks.finished),
-            "timestamp": _now_ms(),
+            "timestamp": self._now(),
         }
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from tests.comfyui.standin_files import FileStore
+from tests.comfyui.standin_holds import Holds, StandinClock
 
 HISTORY_CAP = 10_000
 _SECRET_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
@@ -88,8 +89,12 @@ class CacheEntry:
 class StandinState:
     """Everything a ComfyUI process keeps in memory."""
 
-    def __init__(self, files: FileStore) -> None:
+    def __init__(
+        self, files: FileStore, *, holds: Holds | None = None, clock: StandinClock | None = None
+    ) -> None:
         self.files = files
+        self.holds = holds or Holds()
+        self.clock = clock or StandinClock()
         self.number = 0
         self.heap: list[tuple[float, int, QueueItem]] = []
         self._seq = itertools.count()
@@ -130,6 +135,10 @@ class StandinState:
                 heapq.heapify(self.heap)
                 await self.broadcast_status()
 
+    def wake(self) -> None:
+        """Looks at the queue again (a hold was released)."""
+        self._wakeup.set()
+
     async def clear(self) -> None:
         self.heap = []
         await self.broadcast_status()
@@ -139,10 +148,12 @@ class StandinState:
         running = self.running
         if running is not None and (prompt_id is None or prompt_id == running.prompt_id):
             self.run_interrupt.set()
+            self.holds.wake()
 
     async def next_item(self) -> QueueItem:
-        """Waits for a pending prompt, marks it running and resets the interrupt flag."""
-        while not self.heap:
+        """Waits for a pending prompt (and for the test to release a pending hold), marks it
+        running and resets the interrupt flag."""
+        while not self.heap or self.holds.pending:
             self._wakeup.clear()
             await self._wakeup.wait()
         _, _, item = heapq.heappop(self.heap)

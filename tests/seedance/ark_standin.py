@@ -113,7 +113,9 @@ class KeyInfo:
 @dataclass
 class TaskPlan:
     """How one task will run (knob :meth:`ArkStandin.next_task`); ``None`` = the stand-in's
-    default duration. ``hold_queued``/``hold_running`` keep it there until :meth:`release`."""
+    default duration. ``hold_queued``/``hold_running`` keep it there until :meth:`release`.
+    ``completion_tokens`` replaces the usage a success reports (default: §2.1's arithmetic on
+    the rendered size), e.g. more tokens than the quote allowed for."""
 
     queued_s: float | None = None
     running_s: float | None = None
@@ -121,6 +123,7 @@ class TaskPlan:
     hold_running: bool = False
     fail_code: str | None = None
     fail_message: str = "The output video may contain sensitive content."
+    completion_tokens: int | None = None
 
 
 @dataclass
@@ -136,6 +139,7 @@ class Task:
     expired_at: float | None = None  # forced by the expire knob
     deleted: bool = False
     with_video_input: bool = False
+    completion_tokens: int | None = None  # reported usage, when a plan fixed it
 
     def state(self, now: float) -> tuple[str, float]:
         """(status, time of the last transition) at ``now``."""
@@ -176,12 +180,12 @@ class Asset:
     name: str
     project: str
     created_at: float
-    ready_at: float
+    ready_at: float | None  # None: held Processing until ArkStandin.release_asset
     error: tuple[str, str] | None
 
     def status(self, now: float) -> str:
         # §4.4: "Status goes from Processing to Active, or to Failed with an Error{Code,Message}"
-        if now < self.ready_at:
+        if self.ready_at is None or now < self.ready_at:
             return "Processing"
         return "Failed" if self.error else "Active"
 
@@ -243,6 +247,7 @@ class ArkStandin:
     asset_api_allowed: bool = True
     asset_processing_s: float = 0.1
     asset_video_processing_s: float = 0.3  # §4.4 "Video takes longer"
+    hold_assets: bool = False  # new assets stay Processing until release_asset()
     asset_failures: dict[str, tuple[str, str]] = field(default_factory=dict)  # URL → Error
     max_asset_groups: int | None = None  # §5.3 QuotaExceeded (403, too many groups)
     liveness_result_code: int = 10000  # §4.3: resultCode=10000 means success
@@ -352,6 +357,11 @@ class ArkStandin:
             task, now = self.tasks[task_id], self.clock.now()
             task.start_at = task.start_at if task.start_at is not None else now
             task.end_at = None if running_s is None else max(task.start_at, now) + running_s
+
+    def release_asset(self, asset_id: str) -> None:
+        """A held asset's processing ends now (Active, or Failed per ``asset_failures``)."""
+        with self._lock:
+            self.assets[asset_id].ready_at = self.clock.now()
 
     def expire(self, task_id: str) -> None:
         """The task expires now if it is still queued or running."""
@@ -531,6 +541,7 @@ class ArkStandin:
             end_at=end,
             fail=(plan.fail_code, plan.fail_message) if plan.fail_code else None,
             with_video_input=any(m.kind == "video" for m in spec.media),
+            completion_tokens=plan.completion_tokens,
         )
         self.tasks[task.id] = task
         return task
@@ -642,7 +653,9 @@ class ArkStandin:
             if spec.return_last_frame:  # §1.3 return_last_frame → content.last_frame_url
                 out["content"]["last_frame_url"] = self._presign(task, "last_frame.png", at)
             width, height = pixel_size(spec.model, spec.resolution, ratio)
-            tokens = completion_tokens(width, height, frame_count(spec.duration, spec.frames))
+            tokens = task.completion_tokens or completion_tokens(
+                width, height, frame_count(spec.duration, spec.frames)
+            )
             # §1.6: input tokens are 0, total == completion; §2.1 only successes are billed.
             # silent: usage is omitted on non-succeeded tasks.
             out["usage"] = {"completion_tokens": tokens, "total_tokens": tokens}
@@ -877,7 +890,9 @@ class ArkStandin:
             "Moderation": {},  # silent: shape undocumented
             "ProjectName": asset.project,
             "CreateTime": _iso(asset.created_at),  # silent: time format undocumented → RFC 3339
-            "UpdateTime": _iso(asset.ready_at if now >= asset.ready_at else asset.created_at),
+            "UpdateTime": _iso(
+                asset.created_at if status == "Processing" else asset.ready_at or now
+            ),
         }
         if status == "Failed" and asset.error:
             out["Error"] = {"Code": asset.error[0], "Message": asset.error[1]}
@@ -945,7 +960,7 @@ def _create_asset(s: ArkStandin, body: dict[str, Any]) -> dict[str, Any]:
         str(body.get("Name") or ""),
         project,
         now,
-        now + delay,
+        None if s.hold_assets else now + delay,
         s.asset_failures.get(url),
     )
     s.assets[asset.id] = asset

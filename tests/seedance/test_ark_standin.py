@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,20 +22,22 @@ from volcenginesdkcore.universal import UniversalApi, UniversalInfo  # type: ign
 from tests.seedance.ark_media import png_size, read_mp4
 from tests.seedance.ark_standin import ArkStandin, TaskPlan
 from tests.seedance.conftest import make_client
+from tests.support.waiting import until_sync
 
 SEEDANCE_2 = "doubao-seedance-2-0-260128"
 FAST = "doubao-seedance-2-0-fast-260128"
 TEXT = [{"type": "text", "text": "一只小猫对着镜头打哈欠"}]
 
 
-def wait_terminal(ark: Any, task_id: str, timeout: float = 3.0) -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        task = ark.content_generation.tasks.get(task_id=task_id)
-        if task.status in ("succeeded", "failed", "expired", "cancelled"):
-            return task
-        assert time.monotonic() < end, f"task stuck in {task.status}"
-        time.sleep(0.03)
+def wait_terminal(ark: Any, task_id: str) -> Any:
+    seen: list[Any] = []
+
+    def ended() -> bool:
+        seen.append(ark.content_generation.tasks.get(task_id=task_id))
+        return seen[-1].status in ("succeeded", "failed", "expired", "cancelled")
+
+    until_sync(ended, what=f"task {task_id} to end")
+    return seen[-1]
 
 
 def control_plane(standin: ArkStandin) -> Any:
@@ -63,6 +64,7 @@ def error_code(exc: ApiException) -> str:
 
 
 def test_create_poll_succeeds_with_usage_and_downloadable_video(standin, ark):
+    standin.next_task(TaskPlan(hold_queued=True))
     created = ark.content_generation.tasks.create(
         model=SEEDANCE_2,
         content=TEXT,
@@ -73,10 +75,10 @@ def test_create_poll_succeeds_with_usage_and_downloadable_video(standin, ark):
         safety_identifier="user-hash-1",
     )
     assert created.id.startswith("cgt-")
-    seen = {ark.content_generation.tasks.get(task_id=created.id).status}
+    assert ark.content_generation.tasks.get(task_id=created.id).status == "queued"
+    standin.release(created.id, running_s=0.0)
     task = wait_terminal(ark, created.id)
-    seen.add(task.status)
-    assert seen >= {"queued", "succeeded"}
+    assert task.status == "succeeded"
     assert task.model == SEEDANCE_2
     assert (task.resolution, task.ratio, task.duration, task.framespersecond) == (
         "720p",
@@ -340,6 +342,7 @@ def test_real_person_registration_and_use(standin, ark):
 
     face = "https://cdn.test/person-front.jpg"
     standin.real_face_urls.add(face)
+    standin.hold_assets = True  # processing lasts until the test says it is done
     asset_id = call(
         "CreateAsset",
         {"GroupId": result["GroupId"], "URL": face, "AssetType": "Image", "Name": "front"},
@@ -349,10 +352,8 @@ def test_real_person_registration_and_use(standin, ark):
     reference = {**image, "role": "reference_image"}
     with pytest.raises(ArkBadRequestError):  # not Active yet
         ark.content_generation.tasks.create(model=SEEDANCE_2, content=[*TEXT, reference])
-    deadline = time.monotonic() + 3
-    while call("GetAsset", {"Id": asset_id})["Status"] != "Active":
-        assert time.monotonic() < deadline
-        time.sleep(0.03)
+    standin.release_asset(asset_id)
+    assert call("GetAsset", {"Id": asset_id})["Status"] == "Active"
     listed = call("ListAssets", {"Filter": {"GroupIds": [result["GroupId"]]}})
     assert [a["Id"] for a in listed["Items"]] == [asset_id]
     created = ark.content_generation.tasks.create(model=SEEDANCE_2, content=[*TEXT, reference])

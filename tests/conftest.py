@@ -163,3 +163,16 @@ def standin(tmp_path: Path) -> Iterator[ComfyStandin]:
         yield server
     finally:
         server.shutdown()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Prints the step statistics tests recorded (``record_property("ledger state machine",
+    {kind: count})``), one section per test."""
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, counts in getattr(report, "user_properties", []):
+                if name != "ledger state machine":
+                    continue
+                terminalreporter.section(f"{name}: steps reached ({report.nodeid})", sep="-")
+                for kind, count in counts.items():
+                    terminalreporter.write_line(f"{count:6d}  {kind}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import socket
 from pathlib import Path
+from types import FrameType
 
 import click
 import uvicorn
@@ -17,6 +19,7 @@ from wfrun.config import Settings
 from wfrun.db.database import Database
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.services.seed import KEY_FILE, ensure_demo
+from wfrun.workers.stopping import StopSignals
 from wfrun.workers.worker import Worker, run_embedded
 
 
@@ -47,15 +50,33 @@ async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
     runtime = await build_runtime(settings)
     try:
         demo_key = await _seed(runtime)
-        app = create_app(
-            settings, runtime=runtime, background=run_embedded if embedded_worker else None
-        )
+        signals = StopSignals()
+        background = functools.partial(run_embedded, signals=signals) if embedded_worker else None
+        app = create_app(settings, runtime=runtime, background=background)
         sock = _listen(settings.host, settings.port)
         config = uvicorn.Config(app, log_level="info", access_log=False)
         _banner(runtime, sock.getsockname()[1], demo_key)
-        await uvicorn.Server(config).serve(sockets=[sock])
+        await _Server(config, signals).serve(sockets=[sock])
     finally:
         await runtime.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn whose SIGTERM/SIGINT also reaches the embedded worker at once (it stops
+    claiming while the API still closes its connections): the first signal drains, the second
+    hands the runs in flight back and stops waiting for open connections. The process then
+    ends normally (exit 0, runtime closed) instead of re-raising the signal."""
+
+    def __init__(self, config: uvicorn.Config, signals: StopSignals) -> None:
+        super().__init__(config)
+        self.signals = signals
+        self.loop = asyncio.get_running_loop()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+        self.loop.call_soon_threadsafe(self.signals.request)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -115,11 +136,11 @@ async def _work(settings: Settings, *, once: bool) -> None:
         if once:
             await loop_worker.run_until_idle()
             return
-        stop = asyncio.Event()
+        signals = StopSignals()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await loop_worker.run(stop)
+            loop.add_signal_handler(sig, signals.request)
+        await loop_worker.run(signals.stop, signals.hurry)
     finally:
         await runtime.close()
 

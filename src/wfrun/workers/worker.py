@@ -113,6 +113,8 @@ class Worker:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._registered = False
         self._backoff = Backoff(self.settings.poll_interval)
+        self._outage: DatabaseUnavailable | None = None
+        """The last claim's database outage (burst mode reports it instead of ending)."""
 
     async def register(self) -> None:
         """Record this worker (once) so queue ETAs know its capacity."""
@@ -186,7 +188,10 @@ class Worker:
         return False
 
     async def run_until_idle(self) -> None:
-        """Burst mode: run jobs until the queue is empty and nothing is in flight."""
+        """Burst mode: run jobs until the queue is empty and nothing is in flight.
+
+        Raises:
+            DatabaseUnavailable: a claim could not reach the database (nothing in flight)."""
         await self.register()
         stop = asyncio.Event()
         beat = asyncio.create_task(self.heartbeat.run(stop))
@@ -198,6 +203,8 @@ class Worker:
                     self._slots.release()
                 if outcome in ("empty", "unavailable"):
                     if not self._active:
+                        if outcome == "unavailable" and self._outage is not None:
+                            raise self._outage  # not an empty queue: say so
                         if await self._track_once():
                             continue
                         return
@@ -214,6 +221,7 @@ class Worker:
             claim = await claims.claim_next(self.deps.db, worker_id=self.id, lease=self.lease)
         except DatabaseUnavailable as exc:
             log.warning("claiming: %s", exc.detail)
+            self._outage = exc
             return "unavailable"
         except Exception:
             log.exception("claim failed")

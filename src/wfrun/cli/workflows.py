@@ -88,7 +88,17 @@ def workflows_import(
         )
 
     result = run_async(ctx, work, refusals=REFUSALS)
-    data = {
+    emit(
+        _import_data(result),
+        as_json=as_json,
+        text=f"{result.workflow_id} revision {result.revision_number} ({result.revision_id})"
+        + (" published" if publish else "")
+        + _notes(result.node_check),
+    )
+
+
+def _import_data(result: catalog.ImportResult) -> dict[str, Any]:
+    return {
         "workflow_id": result.workflow_id,
         "revision_id": result.revision_id,
         "revision_number": result.revision_number,
@@ -96,13 +106,6 @@ def workflows_import(
         "published": result.published,
         **_check_data(result.node_check),
     }
-    emit(
-        data,
-        as_json=as_json,
-        text=f"{result.workflow_id} revision {result.revision_number} ({result.revision_id})"
-        + (" published" if publish else "")
-        + _notes(result.node_check),
-    )
 
 
 @workflows_group.command("publish")

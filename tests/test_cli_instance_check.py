@@ -45,7 +45,7 @@ CUSTOM_NODES = {
 
 def fancy_package(**changes: Any) -> dict[str, Any]:
     """The shipped comfyui demo with its invert node replaced by the custom ``FancyInvert``."""
-    document = demo_package("comfyui_invert")
+    document: dict[str, Any] = demo_package("comfyui_invert")
     document["graph"]["2"] = {
         "class_type": "FancyInvert",
         "inputs": {"image": ["1", 0], "strength": 0.5},

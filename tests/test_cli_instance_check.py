@@ -15,10 +15,10 @@ from click.testing import Result
 
 from tests.comfyui.standin import ComfyStandin
 from tests.support.factories import operator
-from wfrun.errors import InstancesUnreachable
+from wfrun.errors import InstancesUnreachable, NoAbleInstance
 from wfrun.runtime import Runtime
 from wfrun.services import catalog, instances
-from wfrun.services.instance_check import CheckOptions
+from wfrun.services.instance_check import CheckOptions, NodeCheck
 from wfrun.services.seed import demo_package
 
 CUSTOM_NODES = {
@@ -252,3 +252,26 @@ async def test_an_instance_that_does_not_answer_is_named_with_the_wait(
             options=CheckOptions(timeout=0.2),
         )
     assert f"(1 tried: {silent_url} (no answer within 0.2 s))" in refused.value.detail
+
+
+async def test_unhealthy_instances_are_able_and_reported(runtime: Runtime, standin: ComfyStandin):
+    """Health aside: an instance marked unhealthy may be back; it still checks the graph, and
+    both the refusal and the accepted import say it is unhealthy."""
+    standin.custom_nodes = CUSTOM_NODES
+    added = await instances.add_instance(
+        runtime.db, url=standin.base_url, capacity=1, labels={"gpu": "t4"}
+    )
+    for _ in range(instances.UNHEALTHY_AFTER):
+        await instances.record_probe(runtime.db, added.id, ok=False, error="probe timed out")
+    owner = await operator(runtime)
+    with pytest.raises(NoAbleInstance) as refused:
+        await catalog.import_package(
+            runtime.db, owner_id=owner, document=fancy_package(required_labels={"gpu": "a100"})
+        )
+    assert f"(1 registered: {standin.base_url} (gpu=t4, unhealthy))" in refused.value.detail
+    imported = await catalog.import_package(
+        runtime.db, owner_id=owner, document=fancy_package(required_labels={"gpu": "t4"})
+    )
+    assert imported.node_check == NodeCheck(
+        (standin.base_url,), (f"{standin.base_url} is marked unhealthy: probe timed out",)
+    )

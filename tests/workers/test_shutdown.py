@@ -44,10 +44,8 @@ async def rt(runtime: Runtime, standin: ComfyStandin) -> Runtime:
 async def _workflow(rt: Runtime) -> str:
     package = sleepy_package(seconds=0)
     package.update(engine="comfyui", slug="sleepy-comfy")
-    info = await instances.fetch_object_info(rt.db)
-    assert info is not None
     imported = await catalog.import_package(
-        rt.db, owner_id=await operator(rt), document=package, publish=True, object_info=info
+        rt.db, owner_id=await operator(rt), document=package, publish=True
     )
     return imported.workflow_id
 

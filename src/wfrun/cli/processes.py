@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from pathlib import Path
 
 import click
@@ -13,6 +12,7 @@ import uvicorn
 from wfrun import __version__
 from wfrun.api.app import create_app
 from wfrun.api.deps import API_PREFIX
+from wfrun.cli.sockets import listen_tcp
 from wfrun.config import Settings
 from wfrun.db.database import Database
 from wfrun.runtime import Runtime, build_runtime
@@ -50,23 +50,12 @@ async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
         app = create_app(
             settings, runtime=runtime, background=run_embedded if embedded_worker else None
         )
-        sock = _listen(settings.host, settings.port)
         config = uvicorn.Config(app, log_level="info", access_log=False)
-        _banner(runtime, sock.getsockname()[1], demo_key)
-        await uvicorn.Server(config).serve(sockets=[sock])
+        with listen_tcp(settings.host, settings.port) as sock:  # bound first: for the banner
+            _banner(runtime, sock.getsockname()[1], demo_key)
+            await uvicorn.Server(config).serve(sockets=[sock])
     finally:
         await runtime.close()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind before serving, so the banner can name the real port (``--port 0``)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 async def _seed(runtime: Runtime) -> str | None:

@@ -142,15 +142,15 @@ async def _relay_progress(
     task = asyncio.ensure_future(work)
     try:
         while not task.done():
-            changed = asyncio.ensure_future(relay.changed.wait())
-            await asyncio.wait({task, changed}, return_when=asyncio.FIRST_COMPLETED)
-            changed.cancel()
+            waiting: set[asyncio.Future[Any]] = {task, relay.next_reading()}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             reading = relay.take()
             if reading is not None and not task.done():
                 await report(*reading)
         return task.result()
     finally:
         ctx.on_progress = None
+        relay.close()
         task.cancel()  # a no-op once done; else the node is abandoned (ctx.abort stops it)
 
 
@@ -160,21 +160,33 @@ class _Relay:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._latest: tuple[float, float] | None = None
-        self.changed = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     def report(self, value: float, maximum: float) -> None:
         """From the node's thread."""
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
             self._loop.call_soon_threadsafe(self._set, (value, maximum))
 
-    def _set(self, reading: tuple[float, float]) -> None:
-        self._latest = reading
-        self.changed.set()
+    def next_reading(self) -> asyncio.Future[None]:
+        """A future done once a reading is waiting (at once if one already is)."""
+        if self._waiter is None or self._waiter.done():
+            self._waiter = self._loop.create_future()
+        if self._latest is not None:
+            self._waiter.set_result(None)
+        return self._waiter
 
     def take(self) -> tuple[float, float] | None:
         reading, self._latest = self._latest, None
-        self.changed.clear()
         return reading
+
+    def close(self) -> None:
+        if self._waiter is not None:
+            self._waiter.cancel()
+
+    def _set(self, reading: tuple[float, float]) -> None:
+        self._latest = reading
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 def _run_node(node: PlannedNode, arguments: dict[str, Any], ctx: NodeContext) -> NodeResult:

@@ -43,6 +43,11 @@ async def test_reports_within_the_interval_wait_for_the_flush(runtime: Runtime) 
     claim = await claimed(runtime)
     recorder = ProgressRecorder(runtime.db, claim, interval=HOUR)
     await recorder.node_started("1", "EmptyImage", 0, 4)  # the first report: written at once
+
+    async def first_written() -> bool:
+        return len((await state(runtime, claim))[1]) == 1
+
+    await until(first_written, what="the first report's background write")
     run, lines = await state(runtime, claim)
     assert (run.progress_percent, [e.node_id for e in lines]) == (0, ["1"])
 
@@ -54,6 +59,7 @@ async def test_reports_within_the_interval_wait_for_the_flush(runtime: Runtime) 
     assert (run.progress_percent, len(lines)) == (0, 1)  # nothing written within the hour
 
     await recorder.flush()
+    recorder.close()
     run, lines = await state(runtime, claim)
     assert run.progress_percent == 49  # (1 + 0.96) of 4 nodes: 0.97–0.99 add no percent
     assert run.progress_snapshot == {
@@ -92,6 +98,25 @@ async def test_a_boundary_before_a_silent_node_is_written_by_the_timer(
         recorder.close()
 
 
+async def test_the_last_node_is_written_at_once_and_flush_waits_for_it(
+    runtime: Runtime,
+) -> None:
+    claim = await claimed(runtime)
+    recorder = ProgressRecorder(runtime.db, claim, interval=HOUR)
+    for index, node_id in enumerate(["1", "2"]):
+        await recorder.node_started(node_id, "EmptyImage", index, 2)
+        await recorder.node_finished(node_id, "EmptyImage", index, 2)
+
+    async def all_written() -> bool:
+        return len((await state(runtime, claim))[1]) == 4
+
+    await until(all_written, what="the last node's boundary written without a flush")
+    await recorder.flush()  # nothing left: no error, nothing written twice
+    recorder.close()
+    run, lines = await state(runtime, claim)
+    assert (run.progress_percent, len(lines)) == (99, 4)
+
+
 async def test_progress_that_does_not_move_a_whole_percent_is_not_kept(
     runtime: Runtime,
 ) -> None:
@@ -101,6 +126,7 @@ async def test_progress_that_does_not_move_a_whole_percent_is_not_kept(
     await recorder.node_progress("2", "TestSleep", 1, 4, 0.5)
     await recorder.node_progress("2", "TestSleep", 1, 4, 0.51)  # still 37 %
     await recorder.flush()
+    recorder.close()
     run, _ = await state(runtime, claim)
     assert run.progress_percent == 37
     assert run.progress_snapshot is not None

@@ -1,18 +1,19 @@
 """The engine's progress sink for one claimed run: node boundaries and progress within a node,
-written to the run at most once per :data:`WRITE_INTERVAL`.
+written to the run at most once per :data:`WRITE_INTERVAL`, in the background.
 
-Why throttled: every write is a fenced transaction (~7 round trips). Writing each node
-boundary made 14 of a 7-node run's ~20 transactions, and an engine that reports progress
-within a node (ComfyUI's ``progress`` messages every ~10 ms, the local engine's long nodes)
-would write far more. So the first report after a quiet spell is written at once; later
-ones are gathered and written together when the interval has passed (by a timer, so a
-boundary followed by a long silent node still shows within the interval), and whatever is
-left is written by :meth:`ProgressRecorder.flush` once the engine is done. Boundary lines are
-all kept (one transaction carries them); progress within a node is written only when it
-moves the run by a whole percent.
+Why: every write is a fenced transaction (~7 round trips). Writing each node boundary made 14
+of a 7-node run's ~20 transactions, and an engine that reports progress within a node
+(ComfyUI's ``progress`` messages every ~10 ms, the local engine's long nodes) would write far
+more; and the engine waited for each, so events queued up behind the database (issue 11). So
+reports only update what is to be written; a background task writes it when the interval has
+passed since the last write (at once after a quiet spell, and when the last node finishes, so
+that write overlaps the engine fetching outputs), gathering the boundary lines reported
+meanwhile into the same transaction; a boundary followed by a long silent node still shows
+within the interval. :meth:`ProgressRecorder.flush` writes what is left once the engine is done.
+Progress within a node is kept only when it moves the run by a whole percent.
 
-A write raises ``Fenced`` / ``CancelRequested`` (services.run_progress); one made by the
-timer is raised from the sink's next call instead, so the engine stops at its next report.
+A write raises ``Fenced`` / ``CancelRequested`` (services.run_progress); a background write's
+error is raised from the sink's next call (or ``flush``), so the engine stops at its next report.
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ class ProgressRecorder:
         await self._write_if_due()
 
     async def flush(self) -> None:
-        """Writes what is still waiting (the engine is done); raises a timer write's error."""
+        """Writes what is still waiting (the engine is done), after any write in flight;
+        raises the error of a background write."""
         self._cancel_timer()
-        await self._write()  # after a timer write in flight (the lock)
+        await self._write()
         self._raise_pending_error()
 
     def close(self) -> None:
@@ -90,21 +92,24 @@ class ProgressRecorder:
         percent = _percent(done, total)
         self._lines.append(ProgressLine(utcnow(), event, node_id, message, percent))
         self._offer(max(percent, self._shown), _snapshot(node_id, class_type, done, total))
-        await self._write_if_due()
+        await self._write_if_due(now=event == "executed" and done >= total)  # the last node
 
     def _offer(self, percent: int, snapshot: dict[str, Any]) -> None:
         self._state = (percent, snapshot)
         self._shown = percent
 
-    async def _write_if_due(self) -> None:
+    async def _write_if_due(self, *, now: bool = False) -> None:
+        """Starts a background write when one is due (or ``now``), else makes sure a timer
+        will write when it is: the engine never waits for the database here."""
         self._raise_pending_error()
-        wait = self._written_at + self._interval - time.monotonic()
-        if wait <= 0 and not self._lock.locked():
-            await self._write()
-        elif self._sleeper is None:
-            self._sleeper = asyncio.create_task(self._write_later(max(wait, 0.0)))
-            self._timers.add(self._sleeper)
-            self._sleeper.add_done_callback(self._timers.discard)
+        wait = 0.0 if now else self._written_at + self._interval - time.monotonic()
+        if self._sleeper is not None:
+            if wait > 0:
+                return  # the timer already set writes it
+            self._sleeper.cancel()
+        self._sleeper = asyncio.create_task(self._write_later(max(wait, 0.0)))
+        self._timers.add(self._sleeper)
+        self._sleeper.add_done_callback(self._timers.discard)
 
     async def _write_later(self, delay: float) -> None:
         await asyncio.sleep(delay)

@@ -4,9 +4,12 @@ followed by a silent node still shows without another report."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
-from tests.support.factories import customer, operator, publish_package, sleepy_package
+import httpx
+
+from tests.support.factories import customer, drain, operator, publish_package, sleepy_package
 from tests.support.waiting import until
 from wfrun.db.runs import Run, RunEvent, find_run, list_events
 from wfrun.runtime import Runtime
@@ -131,3 +134,37 @@ async def test_progress_that_does_not_move_a_whole_percent_is_not_kept(
     assert run.progress_percent == 37
     assert run.progress_snapshot is not None
     assert run.progress_snapshot["node_fraction"] == 0.5
+
+
+async def test_a_long_builtin_node_moves_the_percentage_within_itself(
+    runtime: Runtime, http: httpx.AsyncClient
+) -> None:
+    """The built-in engine's TestSleep (second of four nodes) reports the seconds slept: the
+    run's percentage moves strictly inside 25–50 % while it sleeps, not only at its ends."""
+    workflow_id = await publish_package(
+        runtime, await operator(runtime), sleepy_package(seconds=2.0)
+    )
+    alice = await customer(runtime, balance="1")
+    body = {"workflow_id": workflow_id, "idempotency_key": "long", "inputs": {}}
+    submitted = await http.post("/workflow/run/submit", json=body, headers=alice.headers)
+    run_id = submitted.json()["data"]["run_order_id"]
+    draining = asyncio.create_task(drain(runtime))
+    seen: list[int] = []
+
+    async def inside_the_sleep() -> bool:
+        params = {"run_order_id": run_id}
+        view = await http.get("/workflow/run/execution", params=params, headers=alice.headers)
+        seen.append(view.json()["data"]["progress_percent"])
+        return 25 < seen[-1] < 50
+
+    try:
+        await until(inside_the_sleep, what="a percentage inside the sleeping node")
+    finally:
+        await draining
+    assert seen == sorted(seen)
+    params = {"run_order_id": run_id}
+    view = await http.get("/workflow/run/execution", params=params, headers=alice.headers)
+    assert (view.json()["data"]["status"], view.json()["data"]["progress_percent"]) == (
+        "succeeded",
+        100,
+    )

@@ -15,9 +15,9 @@ prompts pending, or stops a running one at a node, until :meth:`release`; :attr:
 the events, and a stopped clock makes the engine time ComfyUI reports exact.
 Every HTTP request is recorded in :attr:`requests`.
 
-Not reproduced: binary preview frames and ``progress`` messages, ``/view`` ``preview`` and
-``channel`` re-encoding, the jobs API of 0.38.x, ``/models``, user-data routes, model
-loading; node classes other than the local engine's.
+Not reproduced: binary preview frames (``progress`` messages come from TestSleep only),
+``/view`` ``preview`` and ``channel`` re-encoding, the jobs API of 0.38.x, ``/models``,
+user-data routes, model loading; node classes other than the local engine's.
 """
 
 from __future__ import annotations

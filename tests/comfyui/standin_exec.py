@@ -3,7 +3,8 @@
 Reproduced (reference §5.2–§5.4, §6.4, §7.1, §7.3, §7.5):
 
 - Order: ``execution_start``, ``execution_cached``, per node ``progress_state`` (running),
-  ``executing``, ``progress_state`` (finished); then ``executed`` for UI-output nodes,
+  ``executing``, [``progress_state`` + ``progress`` while TestSleep sleeps: ``value`` = seconds
+  slept of ``max`` = seconds, every ~20 ms], ``progress_state`` (finished); then ``executed`` for UI-output nodes,
   ``execution_success`` | ``execution_error`` | ``execution_interrupted``, history
   written, ``status``, ``executing`` with ``node: null``.
 - Routing: events go to the prompt's ``client_id`` only; with no ``client_id`` the
@@ -15,7 +16,7 @@ Reproduced (reference §5.2–§5.4, §6.4, §7.1, §7.3, §7.5):
   ``messages`` = the prompt-level events), ``meta``.
 
 Not reproduced: ``executed`` comes after the last node rather than right after its node
-(the local executor returns UI outputs at the end); no ``progress`` frames or binary
+(the local executor returns UI outputs at the end); ``progress`` only from TestSleep; no binary
 previews; partial caching (only whole-prompt cache hits); a failure loses the UI outputs
 of output nodes that had already finished.
 """
@@ -65,11 +66,21 @@ class _Hooks:
         self.finished.append(node_id)
         await self._progress_state(node_id, 1.0, "finished")
 
-    async def _progress_state(self, node_id: str, value: float, state: str) -> None:
+    async def node_progress(
+        self, node_id: str, class_type: str, index: int, total: int, value: float, maximum: float
+    ) -> None:
+        """A long node (TestSleep) reports: ``progress_state`` then ``progress``, as captured."""
+        await self._progress_state(node_id, value, "running", maximum)
+        data = {"value": value, "max": maximum, "prompt_id": self._run.prompt_id, "node": node_id}
+        await self._run.emit("progress", data)
+
+    async def _progress_state(
+        self, node_id: str, value: float, state: str, maximum: float = 1.0
+    ) -> None:
         prompt_id = self._run.prompt_id
         self.nodes[node_id] = {
             "value": value,
-            "max": 1.0,
+            "max": maximum,
             "state": state,
             "node_id": node_id,
             "prompt_id": prompt_id,

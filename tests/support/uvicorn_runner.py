@@ -6,19 +6,18 @@ Shared by the live wfrun server fixture and the ComfyUI / Ark stand-ins.
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import uvicorn
+
+from wfrun.cli.sockets import listen_tcp
 
 
 async def serve_on_loopback(
     app: Any, *, port: int = 0, **config: Any
 ) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     """Start serving; returns once uvicorn reports started (the bound port is returned)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock = listen_tcp("127.0.0.1", port)  # wfrun serve's socket: TCP_NODELAY on connections
     bound = sock.getsockname()[1]
     settings: dict[str, Any] = {
         "log_config": None,

@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 import signal
-import socket
 import sys
 from pathlib import Path
 from types import FrameType
@@ -18,6 +17,7 @@ import uvicorn
 from wfrun import __version__
 from wfrun.api.app import create_app
 from wfrun.api.deps import API_PREFIX
+from wfrun.cli.sockets import listen_tcp
 from wfrun.config import Settings
 from wfrun.db.database import Database
 from wfrun.errors import DatabaseUnavailable, ServiceError
@@ -60,10 +60,10 @@ async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
         signals = StopSignals()
         background = functools.partial(run_embedded, signals=signals) if embedded_worker else None
         app = create_app(settings, runtime=runtime, background=background)
-        sock = _listen(settings.host, settings.port)
         config = uvicorn.Config(app, log_level="info", access_log=False)
-        _banner(runtime, sock.getsockname()[1], demo_key)
-        await _Server(config, signals).serve(sockets=[sock])
+        with listen_tcp(settings.host, settings.port) as sock:  # bound first: for the banner
+            _banner(runtime, sock.getsockname()[1], demo_key)
+            await _Server(config, signals).serve(sockets=[sock])
     finally:
         await runtime.close()
 
@@ -84,17 +84,6 @@ class _Server(uvicorn.Server):
             self.force_exit = True
         self.should_exit = True
         self.loop.call_soon_threadsafe(self.signals.request)
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind before serving, so the banner can name the real port (``--port 0``)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 async def _seed(runtime: Runtime) -> str | None:

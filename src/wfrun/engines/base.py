@@ -90,6 +90,10 @@ class RunSpec:
     """The uuid the engine knows the run by (ComfyUI's ``prompt_id``): derived from the run
     alone, so every attempt re-attaches to the same prompt (``services.claims``)."""
     timeout_seconds: float = 600.0
+    first_dispatch: bool = False
+    """True when no earlier attempt of the run was ever handed to an engine, so no server can
+    know ``engine_prompt_id`` yet: the engine submits at once instead of first looking for a
+    prompt to re-attach to. False (the safe default) always looks."""
 
 
 class ProgressSink(Protocol):
@@ -98,6 +102,24 @@ class ProgressSink(Protocol):
     async def node_finished(
         self, node_id: str, class_type: str, index: int, total: int
     ) -> None: ...
+
+
+async def report_node_progress(
+    sink: ProgressSink,
+    node_id: str,
+    class_type: str,
+    index: int,
+    total: int,
+    value: float,
+    maximum: float,
+) -> None:
+    """Tell a sink that can take it (``node_progress(...)``) how far the running node is:
+    ``value`` of ``maximum`` (ComfyUI's ``progress`` message; the local engine's long nodes).
+    Engines may report as often as they like; the sink decides what to keep (a worker writes
+    at most a few times a second). ``index`` counts the nodes finished before this one."""
+    hook = getattr(sink, "node_progress", None)
+    if hook is not None and maximum > 0:
+        await hook(node_id, class_type, index, total, min(max(value / maximum, 0.0), 1.0))
 
 
 async def report_execution_time(sink: ProgressSink, milliseconds: int | None) -> None:

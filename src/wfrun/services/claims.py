@@ -50,6 +50,10 @@ class Claim:
     """The ``asset://`` inputs' records, by asset id."""
     instance_url: str | None = None
     """The engine instance the run was placed on (engines that need one)."""
+    first_dispatch: bool = False
+    """No earlier attempt was ever handed to an engine instance (attempt 1, no instance
+    recorded before this claim): nothing can know the run's engine prompt id yet, so the
+    engine submits without looking it up first."""
 
 
 class Fenced(Exception):
@@ -129,7 +133,8 @@ async def _start_claimed(
         return "settled"
     assets = await assets_db.assets_for_run(conn, run.id)
     url = None if placement is None else placement.url
-    return Claim(job.id, job.attempts, started, spec, assets, url)
+    first = job.attempts == 1 and run.instance_id is None and run.engine_prompt_id is None
+    return Claim(job.id, job.attempts, started, spec, assets, url, first_dispatch=first)
 
 
 async def _start(

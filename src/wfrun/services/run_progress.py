@@ -3,7 +3,9 @@ engine capacity. Each is one short fenced transaction between engine calls."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from wfrun.clock import utcnow
@@ -12,6 +14,17 @@ from wfrun.db.database import Database
 from wfrun.queue import broker
 from wfrun.services.claims import CancelRequested, Claim, Fenced
 from wfrun.services.run_log import log_event
+
+
+@dataclass(frozen=True)
+class ProgressLine:
+    """One node-boundary line for the run log, stamped when the engine reported it."""
+
+    at: datetime
+    event_type: str
+    node_id: str
+    message: str
+    percent: int
 
 
 async def record_node(
@@ -24,7 +37,21 @@ async def record_node(
     percent: int,
     snapshot: dict[str, Any],
 ) -> None:
-    """Record progress at a node boundary.
+    """Record progress at a node boundary (one line; see :func:`record_progress`)."""
+    line = ProgressLine(utcnow(), event_type, node_id, message, percent)
+    await record_progress(db, claim, lines=(line,), percent=percent, snapshot=snapshot)
+
+
+async def record_progress(
+    db: Database,
+    claim: Claim,
+    *,
+    lines: Sequence[ProgressLine],
+    percent: int,
+    snapshot: dict[str, Any],
+) -> None:
+    """Record the run's progress and the log lines gathered since the last write, in one
+    transaction (workers batch them: each transaction costs round trips, issue 11).
 
     Raises:
         Fenced: this attempt no longer owns the run.
@@ -40,16 +67,17 @@ async def record_node(
         )
         if progressed is None:
             raise Fenced(f"attempt {claim.attempt} of {claim.run.id} was superseded")
-        await log_event(
-            conn,
-            claim.run,
-            now,
-            event_type,
-            message,
-            node_id=node_id,
-            percent=percent,
-            attempt=claim.attempt,
-        )
+        for line in lines:
+            await log_event(
+                conn,
+                claim.run,
+                line.at,
+                line.event_type,
+                line.message,
+                node_id=line.node_id,
+                percent=line.percent,
+                attempt=claim.attempt,
+            )
     if progressed.cancel_requested:
         raise CancelRequested()
 

@@ -46,6 +46,7 @@ from wfrun.services.claims import CancelRequested, Claim, Fenced
 from wfrun.storage.base import ObjectStore
 from wfrun.workers import seedance
 from wfrun.workers.media import resolve_media
+from wfrun.workers.progress import ProgressRecorder
 from wfrun.workers.seedance import SeedanceDeps
 
 log = logging.getLogger(__name__)
@@ -61,50 +62,6 @@ class RunControl:
     lease_lost: bool = False
     handing_back: bool = False
     """The worker is stopping and gives the run back to the queue: nothing may end it."""
-
-
-class ProgressRecorder:
-    """The engine's progress sink: one fenced, short transaction per node boundary."""
-
-    def __init__(self, db: Database, claim: Claim) -> None:
-        self.db = db
-        self.claim = claim
-        self.engine_ms: int | None = None
-        """Execution time as the engine measured it (ComfyUI's own events), when it says."""
-
-    async def execution_time(self, milliseconds: int) -> None:
-        self.engine_ms = milliseconds
-
-    async def node_started(self, node_id: str, class_type: str, index: int, total: int) -> None:
-        message = f"executing node {node_id} ({class_type})"
-        await self._record("executing", message, node_id, class_type, index, total)
-
-    async def node_finished(self, node_id: str, class_type: str, index: int, total: int) -> None:
-        message = f"node {node_id} ({class_type}) finished"
-        await self._record("executed", message, node_id, class_type, index + 1, total)
-
-    async def _record(
-        self, event: str, message: str, node_id: str, class_type: str, done: int, total: int
-    ) -> None:
-        snapshot = {
-            "node_id": node_id,
-            "class_type": class_type,
-            "completed_nodes": done,
-            "total_nodes": total,
-        }
-        await run_progress.record_node(
-            self.db,
-            self.claim,
-            event_type=event,
-            node_id=node_id,
-            message=message,
-            percent=_percent(done, total),
-            snapshot=snapshot,
-        )
-
-
-def _percent(done: int, total: int) -> int:
-    return 100 if total == 0 else min(99, done * 100 // total)
 
 
 @dataclass(frozen=True)
@@ -152,9 +109,13 @@ async def _execute(deps: RunnerDeps, claim: Claim, control: RunControl, started:
     spec = await _prepare(deps, claim)
     engine = deps.engines[claim.spec.engine_kind]
     sink = ProgressRecorder(deps.db, claim)
-    results = await asyncio.wait_for(
-        engine.execute(spec, sink, control.interrupt), timeout=claim.spec.timeout_seconds
-    )
+    try:
+        results = await asyncio.wait_for(
+            engine.execute(spec, sink, control.interrupt), timeout=claim.spec.timeout_seconds
+        )
+        await sink.flush()  # progress gathered since the last write (workers.progress)
+    finally:
+        sink.close()
     wall_ms = int((time.monotonic() - started) * 1000)
     _require_outputs(claim, results)
     outputs = await _store_outputs(deps.storage, claim, results)
@@ -243,6 +204,7 @@ async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:
         target=claim.instance_url,
         engine_prompt_id=claim.run.engine_prompt_id,
         timeout_seconds=claim.spec.timeout_seconds,
+        first_dispatch=claim.first_dispatch,
     )
 
 

@@ -5,7 +5,10 @@ Protocol facts relied on (ComfyUI 0.3.64; details in the sibling modules):
 - The client picks the ``prompt_id`` (a canonical lowercase uuid; newer servers reject
   anything else). wfrun derives it from the run, the same for every attempt, so a
   re-dispatched attempt first looks the id up in ``/history`` and ``/queue`` and *attaches*
-  to the prompt its predecessor submitted instead of queueing it twice.
+  to the prompt its predecessor submitted instead of queueing it twice. A first dispatch
+  (``RunSpec.first_dispatch``) skips the three lookups: no server can know the id yet (and
+  0.3.64 would queue a duplicate id again rather than refuse it, so the lookup cannot be
+  replaced by "submit and see").
 - Media go in with ``POST /upload/image`` before the prompt; the server may store them
   under another name (and in a sub-folder), which LoadImage must then be given.
 - Outputs are read from ``history[id].outputs[node]``: files (``images`` and the like)
@@ -141,6 +144,8 @@ class ComfyUIEngine:
         self, session: InstanceSession, spec: RunSpec, prompt_id: str, interrupt: threading.Event
     ) -> tuple[Submission, Mapping[str, Any]]:
         """Attaches to a prompt the server already knows under this id, else submits it."""
+        if spec.first_dispatch:
+            return await self._submit(session, spec, prompt_id, interrupt)
         location = await session.locate(prompt_id)
         if location.queued:
             return Submission(prompt_id, None), spec.graph

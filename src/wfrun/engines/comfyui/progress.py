@@ -10,7 +10,9 @@ next ``executing``, or the end of the prompt.
 
 Counting follows the local engine: ``node_started(index)`` and ``node_finished(index)``
 get ``index`` = number of nodes finished before this one, ``total`` = nodes that will run.
-Cached nodes are reported finished (without a start).
+Cached nodes are reported finished (without a start). ``progress`` messages (``value`` of
+``max`` for the running node, e.g. sampler steps, TestSleep seconds) are passed on as progress
+within that node (``report_node_progress``), so a long node moves the run's percentage.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from wfrun.engines.base import ProgressSink
+from wfrun.engines.base import ProgressSink, report_node_progress
 from wfrun.engines.comfyui.events import ComfyEvent
 from wfrun.engines.comfyui.graph import class_of
 
@@ -61,6 +63,8 @@ class ProgressTracker:
             await self._finish(event.node)
         elif event.type == "execution_success" and self._current is not None:
             await self._finish(self._current)
+        elif event.type == "progress":
+            await self._on_progress(event)
 
     async def complete(self) -> None:
         """The prompt succeeded: reports every node not yet finished, in run order.
@@ -79,6 +83,18 @@ class ProgressTracker:
         self._current = node_id
         index = len(self._finished)
         await self._sink.node_started(node_id, class_of(self._graph, node_id), index, self.total)
+
+    async def _on_progress(self, event: ComfyEvent) -> None:
+        node_id, value, maximum = event.node, event.data.get("value"), event.data.get("max")
+        if node_id is None or node_id not in self._started or node_id in self._finished:
+            return
+        if not isinstance(value, int | float) or not isinstance(maximum, int | float):
+            return
+        class_type = class_of(self._graph, node_id)
+        index = len(self._finished)
+        await report_node_progress(
+            self._sink, node_id, class_type, index, self.total, value, maximum
+        )
 
     async def _finish(self, node_id: str, *, cached: bool = False) -> None:
         if node_id not in self._members or node_id in self._finished:

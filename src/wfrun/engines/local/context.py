@@ -25,6 +25,8 @@ class NodeContext:
         interrupt: The caller's interrupt flag.
         abort: Set by the engine when the run is abandoned (e.g. the task was cancelled).
         counters: Next file counter per filename prefix (shared by the whole run).
+        on_progress: Where the running node reports ``(value, maximum)``; set by the
+            executor around each node (called from the node's worker thread).
     """
 
     prompt_json: str
@@ -32,6 +34,7 @@ class NodeContext:
     interrupt: threading.Event
     abort: threading.Event = field(default_factory=threading.Event)
     counters: dict[str, int] = field(default_factory=dict)
+    on_progress: Callable[[float, float], None] | None = None
 
     def stop_requested(self) -> bool:
         """Tells whether the run should stop.
@@ -50,8 +53,14 @@ class NodeContext:
         if self.stop_requested():
             raise Interrupted()
 
+    def report_progress(self, value: float, maximum: float) -> None:
+        """Reports how far the running node is (like ComfyUI's ``ProgressBar``)."""
+        if self.on_progress is not None:
+            self.on_progress(value, maximum)
+
     def sleep(self, seconds: float) -> None:
-        """Sleeps, waking at once on interrupt and at least every ``POLL_SECONDS``.
+        """Sleeps, waking at once on interrupt and at least every ``POLL_SECONDS``; reports
+        the seconds slept so far as progress (ComfyUI's TestSleep does the same).
 
         Args:
             seconds: How long to sleep.
@@ -61,6 +70,7 @@ class NodeContext:
         """
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
+            self.report_progress(seconds - remaining, seconds)
             self.interrupt.wait(min(remaining, POLL_SECONDS))
             self.raise_if_interrupted()
 

@@ -12,6 +12,7 @@ from wfrun.engines.base import (
     OutputFile,
     ProgressSink,
     RunSpec,
+    report_node_progress,
 )
 from wfrun.engines.local.executor import (
     GraphInvalid,
@@ -35,7 +36,7 @@ class LocalEngine:
 
         try:
             outputs = await execute_graph(
-                spec.graph, load_image=load_image, hooks=sink, interrupt=interrupt
+                spec.graph, load_image=load_image, hooks=_Hooks(sink), interrupt=interrupt
             )
         except GraphInvalid as exc:
             first = exc.problems[0]
@@ -49,6 +50,24 @@ class LocalEngine:
         except Interrupted:
             raise EngineInterrupted() from None
         return {node: _result(output) for node, output in outputs.items()}
+
+
+class _Hooks:
+    """The sink, with node progress passed on as a fraction (``report_node_progress``)."""
+
+    def __init__(self, sink: ProgressSink) -> None:
+        self._sink = sink
+
+    async def node_started(self, node_id: str, class_type: str, index: int, total: int) -> None:
+        await self._sink.node_started(node_id, class_type, index, total)
+
+    async def node_finished(self, node_id: str, class_type: str, index: int, total: int) -> None:
+        await self._sink.node_finished(node_id, class_type, index, total)
+
+    async def node_progress(
+        self, node_id: str, class_type: str, index: int, total: int, value: float, maximum: float
+    ) -> None:
+        await report_node_progress(self._sink, node_id, class_type, index, total, value, maximum)
 
 
 def _result(output: NodeOutput) -> NodeResult:

@@ -8,10 +8,12 @@ never blocked; the hooks are awaited on the loop before and after each node.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from wfrun.engines.local.context import NodeContext, NodeResult
@@ -34,6 +36,7 @@ __all__ = [
     "NodeFailed",
     "NodeOutput",
     "OutputFile",
+    "ProgressHooks",
     "execute_graph",
     "validate_graph",
 ]
@@ -50,6 +53,16 @@ class ExecutionHooks(Protocol):
 
     async def node_finished(self, node_id: str, class_type: str, index: int, total: int) -> None:
         """Called after a node ran successfully."""
+
+
+class ProgressHooks(ExecutionHooks, Protocol):
+    """Hooks that also take progress within a node: ``value`` of ``maximum`` (the latest
+    reading only: readings that arrive while the hook is busy are coalesced)."""
+
+    async def node_progress(
+        self, node_id: str, class_type: str, index: int, total: int, value: float, maximum: float
+    ) -> None:
+        """Called while a node runs, when it reported progress."""
 
 
 async def execute_graph(
@@ -106,10 +119,74 @@ async def _run_step(
         raise Interrupted()
     class_type = node.spec.class_type
     await hooks.node_started(node.node_id, class_type, index, total)
-    result = await asyncio.to_thread(_run_node, node, values.arguments(node), ctx)
+    work = asyncio.to_thread(_run_node, node, values.arguments(node), ctx)
+    progress = getattr(hooks, "node_progress", None)  # optional: see ProgressHooks
+    if progress is None:
+        result = await work
+    else:
+        report = functools.partial(progress, node.node_id, class_type, index, total)
+        result = await _relay_progress(work, report, ctx)
     values.store(node, result)
     await hooks.node_finished(node.node_id, class_type, index, total)
     return result
+
+
+async def _relay_progress(
+    work: Coroutine[Any, Any, NodeResult],
+    report: Callable[[float, float], Awaitable[None]],
+    ctx: NodeContext,
+) -> NodeResult:
+    """Awaits the node's thread, passing its progress readings to the hooks on the loop."""
+    relay = _Relay(asyncio.get_running_loop())
+    ctx.on_progress = relay.report
+    task = asyncio.ensure_future(work)
+    try:
+        while not task.done():
+            waiting: set[asyncio.Future[Any]] = {task, relay.next_reading()}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            reading = relay.take()
+            if reading is not None and not task.done():
+                await report(*reading)
+        return task.result()
+    finally:
+        ctx.on_progress = None
+        relay.close()
+        task.cancel()  # a no-op once done; else the node is abandoned (ctx.abort stops it)
+
+
+class _Relay:
+    """The latest progress reading of a node's thread, handed over to the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._latest: tuple[float, float] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def report(self, value: float, maximum: float) -> None:
+        """From the node's thread."""
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
+            self._loop.call_soon_threadsafe(self._set, (value, maximum))
+
+    def next_reading(self) -> asyncio.Future[None]:
+        """A future done once a reading is waiting (at once if one already is)."""
+        if self._waiter is None or self._waiter.done():
+            self._waiter = self._loop.create_future()
+        if self._latest is not None:
+            self._waiter.set_result(None)
+        return self._waiter
+
+    def take(self) -> tuple[float, float] | None:
+        reading, self._latest = self._latest, None
+        return reading
+
+    def close(self) -> None:
+        if self._waiter is not None:
+            self._waiter.cancel()
+
+    def _set(self, reading: tuple[float, float]) -> None:
+        self._latest = reading
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 def _run_node(node: PlannedNode, arguments: dict[str, Any], ctx: NodeContext) -> NodeResult:

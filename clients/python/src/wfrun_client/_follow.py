@@ -101,8 +101,12 @@ class Follower:
         self._emit("progress" if progress else "log", entry, event_id)
 
     def queued(self, view: m.Execution) -> None:
-        """The queue place of a snapshot (the event stream does not carry it)."""
-        if view.status == "queued" and view.queue_info is not None:
+        """A queued run's status and place before following the stream (which carries no
+        queue place); a run past the queue is left to the stream, which replays it in order."""
+        if view.status != "queued":
+            return
+        self._status(view.status, {"run_order_id": self.run_id, "run_status": view.status})
+        if view.queue_info is not None:
             self.queue = view.queue_info
             self._emit("queue", view.queue_info.model_dump())
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,21 +53,23 @@ async def test_a_run_from_upload_to_downloaded_outputs(live: Live, tmp_path: Pat
     assert poster.name == "n5_images_0.png"
     assert poster.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert files["n7_text"][0].read_text() == "hi"
-    assert run.final_amount is not None
-    assert run.quote_amount is not None
-    assert run.final_amount + run.released_amount == run.quote_amount
+    final, released = run.final_amount, run.released_amount
+    assert final is not None
+    assert released is not None
+    assert final + released == run.quote_amount
     after = await asyncio.to_thread(_balance, live)
-    assert after.available_amount == before.available_amount - run.final_amount
+    assert before.available_amount is not None
+    assert after.available_amount == before.available_amount - final
     assert after.frozen_amount == Decimal(0)
 
 
-def _comparable(value: dict) -> dict:
+def _comparable(value: dict[str, Any]) -> dict[str, Any]:
     """A response without what differs between two runs (ids, times, links, durations)."""
     volatile = ("_id", "_at", "url", "run_id", "_cost", "_amount", "outputs", "inputs")
     return {k: v for k, v in value.items() if not any(k.endswith(s) or k == s for s in volatile)}
 
 
-def _sync_walk(env: Live) -> list[dict]:
+def _sync_walk(env: Live) -> list[dict[str, Any]]:
     with _client(env) as client:
         flows = [w.model_dump(mode="json") for w in client.workflows.list()]
         uri = client.assets.upload(env.image).asset_uri
@@ -79,7 +82,7 @@ def _sync_walk(env: Live) -> list[dict]:
         return [*flows, quote, _comparable(done.model_dump(mode="json")), missing]
 
 
-async def _async_walk(env: Live) -> list[dict]:
+async def _async_walk(env: Live) -> list[dict[str, Any]]:
     async with AsyncClient(base_url=env.server.api_url, api_key=env.key) as client:
         flows = [w.model_dump(mode="json") async for w in client.workflows.list()]
         uri = (await client.assets.upload(env.image)).asset_uri
@@ -112,7 +115,12 @@ async def test_async_and_sync_clients_give_the_same_answers(live: Live):
     ],
 )
 async def test_errors_are_exceptions_of_their_category(
-    idle: Live, runtime: Runtime, call: str, cls: type, code: str, status: int
+    idle: Live,
+    runtime: Runtime,
+    call: str,
+    cls: type[wfrun_client.APIError],
+    code: str,
+    status: int,
 ):
     poor = await factories.customer(runtime, balance="0", name="poor")
     keys = {"bad_key": "wfk_not-a-key", "poor": poor.key}

@@ -6,6 +6,7 @@ import argparse
 import itertools
 import json
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ def _json(value: Any) -> None:
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
     print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def _money(value: Decimal | None) -> str:
+    return "-" if value is None else format(value, "f")
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:
@@ -79,7 +84,9 @@ def quote(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _json(got)
     else:
-        print(f"{got.quote_amount} {got.quote_currency}  ({got.workflow_id} {got.revision_id})")
+        print(
+            f"{_money(got.quote_amount)} {got.quote_currency}  ({got.workflow_id} {got.revision_id})"
+        )
     return 0
 
 
@@ -88,7 +95,10 @@ def run(client: Client, args: argparse.Namespace) -> int:
         args.workflow, inputs(client, args), idempotency_key=args.idempotency_key, **_fields(args)
     )
     if not args.json:
-        print(f"submitted {submitted.run_order_id}: frozen {submitted.quote_amount} CNY")
+        print(
+            f"submitted {submitted.run_order_id}: frozen {_money(submitted.quote_amount)} CNY",
+            flush=True,
+        )
     if not (args.wait or args.out):
         if args.json:
             _json(submitted)
@@ -112,7 +122,7 @@ def _report(info: RunInfo, saved: dict[str, list[Path]], as_json: bool) -> None:
         files = {key: [str(p) for p in paths] for key, paths in saved.items()}
         _json({"run": info.model_dump(mode="json"), "files": files})
         return
-    cost = f"charged {info.final_amount} CNY, released {info.released_amount} CNY"
+    cost = f"charged {_money(info.final_amount)} CNY, released {_money(info.released_amount)} CNY"
     print(f"{info.run_status}: {info.run_order_id} ({cost})")
     if info.error_code:
         print(f"error: {info.error_code}: {info.error_message}")
@@ -129,7 +139,7 @@ def runs_list(client: Client, args: argparse.Namespace) -> int:
     for item in items:
         amount = item.final_amount if item.final_amount is not None else item.quote_amount
         print(
-            f"{item.run_order_id}  {item.run_status:<9}  {amount}  {item.created_at}  {item.title}"
+            f"{item.run_order_id}  {item.run_status:<9}  {_money(amount)}  {item.created_at}  {item.title}"
         )
     return 0
 
@@ -162,7 +172,9 @@ def workflows_list(client: Client, args: argparse.Namespace) -> int:
         _json([item.model_dump(mode="json") for item in items])
         return 0
     for item in items:
-        print(f"{item.workflow_id}  {item.quote_amount} {item.quote_currency}  {item.title}")
+        print(
+            f"{item.workflow_id}  {_money(item.quote_amount)} {item.quote_currency}  {item.title}"
+        )
     return 0
 
 
@@ -172,7 +184,7 @@ def workflows_show(client: Client, args: argparse.Namespace) -> int:
         _json(got)
         return 0
     print(f"{got.workflow_id}  {got.title}  (revision {got.revision_id})")
-    print(f"quote: {got.quote_amount} {got.quote_currency}")
+    print(f"quote: {_money(got.quote_amount)} {got.quote_currency}")
     for spec in got.editable_parameter_manifest:
         need = "required" if spec.required else f"default {spec.default_value!r}"
         print(f"  -i/-f {spec.key}  {spec.type}  {need}  {spec.display_name or ''}")
@@ -186,5 +198,8 @@ def balance(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _json(got)
     else:
-        print(f"available {got.available_amount} {got.currency}, frozen {got.frozen_amount}")
+        print(
+            f"available {_money(got.available_amount)} {got.currency}, "
+            f"frozen {_money(got.frozen_amount)}"
+        )
     return 0

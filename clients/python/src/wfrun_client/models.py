@@ -9,11 +9,16 @@ chenyu server omits is simply ``None``.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 T = TypeVar("T")
+
+Amount = Annotated[
+    Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")
+]
+"""An exact amount; JSON keeps the wire's fixed-point spelling (``"0.00000000"``, not ``0E-8``)."""
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -47,7 +52,7 @@ class WorkflowSummary(Model):
     tags: list[str] = Field(default_factory=list)
     owner: Owner | None = None
     quote_currency: str = "CNY"
-    quote_amount: Decimal | None = None
+    quote_amount: Amount | None = None
     may_incur_external_model_cost: bool = False
     updated_at: str | None = None
 
@@ -84,10 +89,10 @@ class Workflow(WorkflowSummary):
 
 
 class QuoteBreakdown(Model):
-    compute: Decimal | None = None
-    external_model: Decimal | None = None
-    fixed_fee: Decimal | None = None
-    price_per_second: Decimal | None = None
+    compute: Amount | None = None
+    external_model: Amount | None = None
+    fixed_fee: Amount | None = None
+    price_per_second: Amount | None = None
     estimated_seconds: float | None = None
 
 
@@ -97,7 +102,7 @@ class Quote(Model):
     workflow_id: str
     revision_id: str | None = None
     quote_currency: str = "CNY"
-    quote_amount: Decimal
+    quote_amount: Amount
     breakdown: QuoteBreakdown | None = None
     may_incur_external_model_cost: bool = False
 
@@ -109,7 +114,7 @@ class SubmitResult(Model):
     workflow_id: str
     revision_id: str | None = None
     quote_currency: str = "CNY"
-    quote_amount: Decimal
+    quote_amount: Amount
     freeze_status: str | None = None
     run_status: str
     task_id: str | None = None
@@ -128,8 +133,8 @@ class RunSummary(Model):
     revision_id: str | None = None
     title: str | None = None
     run_status: str
-    quote_amount: Decimal | None = None
-    final_amount: Decimal | None = None
+    quote_amount: Amount | None = None
+    final_amount: Amount | None = None
     created_at: str | None = None
 
 
@@ -139,7 +144,7 @@ class RunInfo(Model):
     run_order_id: str
     workflow_id: str
     revision_id: str | None = None
-    quote_amount: Decimal | None = None
+    quote_amount: Amount | None = None
     quote_currency: str = "CNY"
     freeze_status: str | None = None
     submission_status: str | None = None
@@ -149,11 +154,11 @@ class RunInfo(Model):
     prompt_id: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
-    compute_cost: Decimal | None = None
-    external_model_cost: Decimal | None = None
-    total_cost: Decimal | None = None
-    final_amount: Decimal | None = None
-    released_amount: Decimal | None = None
+    compute_cost: Amount | None = None
+    external_model_cost: Amount | None = None
+    total_cost: Amount | None = None
+    final_amount: Amount | None = None
+    released_amount: Amount | None = None
     error_code: str | None = None
     error_message: str | None = None
     created_at: str | None = None
@@ -219,7 +224,7 @@ class CancelResult(Model):
     run_status: str
     freeze_status: str | None = None
     cancel_outcome: str
-    released_amount: Decimal | None = None
+    released_amount: Amount | None = None
 
 
 class RunEvent(Model):
@@ -254,8 +259,8 @@ class Balance(Model):
 
     balance: float
     card_balance: float = 0
-    available_amount: Decimal | None = None
-    frozen_amount: Decimal | None = None
+    available_amount: Amount | None = None
+    frozen_amount: Amount | None = None
     currency: str = "CNY"
 
 
@@ -286,9 +291,9 @@ class ModelRun(Model):
     provider: str | None = None
     status: str
     settlement_status: str | None = None
-    frozen_amount: Decimal | None = None
-    released_amount: Decimal | None = None
-    final_amount: Decimal | None = None
+    frozen_amount: Amount | None = None
+    released_amount: Amount | None = None
+    final_amount: Amount | None = None
     error_code: str | None = None
     error_message: str | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)

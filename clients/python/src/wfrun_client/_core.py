@@ -131,8 +131,11 @@ def unwrap(response: httpx.Response) -> Any:
     if response.status_code < 400 and ok:
         assert isinstance(body, Mapping)
         return body["data"]
+    status = response.status_code
+    if status < 400:  # chenyu-style failure inside a 200, or no envelope at all
+        status = 400 if isinstance(body, Mapping) and "code" in body else 502
     raise errors.from_envelope(
-        response.status_code if response.status_code >= 400 else 502,
+        status,
         body,
         retry_after=retry_after(response.headers.get("Retry-After")),
         request_id=response.headers.get("X-Request-Id"),

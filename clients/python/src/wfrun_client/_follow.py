@@ -122,7 +122,10 @@ class Follower:
         return view.ended
 
     def stream(self, event: m.RunEvent) -> bool:
-        """An event of the stream; True after ``done`` (``final`` is then set)."""
+        """An event of the stream; True after ``done`` (``final`` is then set). An event at
+        or before the last id seen (a server replaying after a resume) is skipped."""
+        if event.id is not None and self.last_id is not None and event.id <= self.last_id:
+            return False
         self.last_id = event.id if event.id is not None else self.last_id
         if event.event == "status":
             self._status(str(event.data.get("run_status")), event.data, event.id)

@@ -157,8 +157,10 @@ async def test_list_iterates_every_page(idle: Live):
         if request.url.path.endswith("/workflow/run/list"):
             pages.append(request.url.params["page"])
 
-    http = httpx.AsyncClient(event_hooks={"request": [count]})
-    async with AsyncClient(idle.server.base_url, idle.key, http_client=http) as client:
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [count]}) as http,
+        AsyncClient(idle.server.base_url, idle.key, http_client=http) as client,
+    ):
         uri = (await client.assets.upload(idle.image)).asset_uri
         submitted = [
             (await client.runs.submit(idle.demo, {"n1_image": uri})).run_order_id for _ in range(5)

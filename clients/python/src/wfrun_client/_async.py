@@ -295,7 +295,8 @@ class AsyncClient:
         return self._transport.root
 
     async def close(self) -> None:
-        await self._transport.http.aclose()
+        if self._transport.owns_http:
+            await self._transport.http.aclose()
 
     async def __aenter__(self) -> Self:
         return self

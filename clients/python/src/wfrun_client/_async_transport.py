@@ -41,6 +41,8 @@ class AsyncTransport:
         self.headers = _core.headers(_core.api_key(api_key))
         self.timeout, self.policy = timeout, retry
         self.http = http or httpx.AsyncClient(timeout=timeout)
+        self.owns_http = http is None
+        """A client the caller passed in is the caller's to close."""
         self.sleep = asyncio.sleep
 
     async def _once(self, call: _core.Call[Any]) -> httpx.Response:

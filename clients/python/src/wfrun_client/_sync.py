@@ -292,7 +292,8 @@ class Client:
         return self._transport.root
 
     def close(self) -> None:
-        self._transport.http.close()
+        if self._transport.owns_http:
+            self._transport.http.close()
 
     def __enter__(self) -> Self:
         return self

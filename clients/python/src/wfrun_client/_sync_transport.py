@@ -41,6 +41,8 @@ class SyncTransport:
         self.headers = _core.headers(_core.api_key(api_key))
         self.timeout, self.policy = timeout, retry
         self.http = http or httpx.Client(timeout=timeout)
+        self.owns_http = http is None
+        """A client the caller passed in is the caller's to close."""
         self.sleep = time.sleep
 
     def _once(self, call: _core.Call[Any]) -> httpx.Response:

@@ -139,7 +139,7 @@ def test_polled_snapshots_report_new_log_lines_only():
                      outputs={"n7_text": "hi"})  # fmt: skip
     assert follower.execution(m.Execution(status="succeeded", logs=[log]))
     follower.finish(info)
-    assert [e.event for e in seen] == ["status", "progress", "status", "output", "done"]
+    assert [e.event for e in seen] == ["progress", "status", "status", "output", "done"]
 
 
 def test_outputs_become_files_named_by_key(tmp_path: Path):

@@ -111,14 +111,15 @@ class Follower:
             self._emit("queue", view.queue_info.model_dump())
 
     def execution(self, view: m.Execution) -> bool:
-        """A polled snapshot; True when the run has ended (then :meth:`finish` follows)."""
+        """A polled snapshot; True when the run has ended (then :meth:`finish` follows).
+        Its new log lines come first: they happened before the status it shows."""
+        for entry in view.logs:
+            self._log({"run_order_id": self.run_id, **entry.model_dump()})
         self._status(view.status, {"run_order_id": self.run_id, "run_status": view.status})
         if view.queue_info != self.queue and view.status == "queued":
             self.queue = view.queue_info
             if view.queue_info is not None:
                 self._emit("queue", view.queue_info.model_dump())
-        for entry in view.logs:
-            self._log({"run_order_id": self.run_id, **entry.model_dump()})
         return view.ended
 
     def stream(self, event: m.RunEvent) -> bool:

@@ -43,7 +43,8 @@ class Display:
 
     out: TextIO
     live: bool
-    status: str = "submitted"
+    status: str = "running"
+    """Until the first status event: a run not queued at the first look is running."""
     queue: str = ""
     percent: float | None = None
     node: str | None = None
@@ -64,6 +65,7 @@ class Display:
         data = event.data
         if event.event == "status":
             self.status = str(data.get("run_status"))
+            self.percent = 100.0 if self.status == "succeeded" else self.percent
         elif event.event == "queue":
             eta = data.get("estimated_wait_sec")
             self.queue = f" #{data.get('position')}" + ("" if eta is None else f" ETA {eta:.0f}s")

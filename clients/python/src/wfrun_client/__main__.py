@@ -1,0 +1,7 @@
+"""``python -m wfrun_client``: the ``wfrun-client`` command."""
+
+import sys
+
+from wfrun_client.cli import main
+
+sys.exit(main())

@@ -150,7 +150,8 @@ async def test_a_rotated_secret_signs_with_both_for_a_while(
         new = ok(
             await http.post("/webhooks/endpoints/rotate-secret", json=body, headers=alice.headers)
         )
-        assert new["secret"] != old["secret"] and new["previous_secret_expires_at"]
+        assert new["secret"] != old["secret"]
+        assert new["previous_secret_expires_at"]
         ok(await submit(http, alice, workflow, "k1"))
         async with running_worker(runtime):
 

@@ -34,7 +34,7 @@ class UpdateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoint_id: StrictStr = Field(min_length=1, max_length=64)
-    url: StrictStr | None = Url
+    url: StrictStr | None = Field(None, min_length=1, max_length=2048)
     events: list[StrictStr] | None = Field(None, max_length=32)
     description: StrictStr | None = Field(None, max_length=500)
     enabled: StrictBool | None = None

@@ -3,14 +3,16 @@ Signatures are checked with the ``standardwebhooks`` package (not wfrun's code).
 
 from __future__ import annotations
 
+import itertools
 import json
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.support.api import running_worker, wait_status
-from tests.support.factories import customer
+from tests.support.factories import customer, operator, publish_package, sleepy_package
 from tests.support.receiver import Receiver, running_receiver
 from tests.support.waiting import until
 from tests.webhooks.support import add_endpoint, deliveries, ok, quick_workflow, submit
@@ -185,3 +187,35 @@ async def test_a_callback_url_is_signed_with_the_accounts_default_secret(
         assert Webhook(secret).verify(item.body, item.headers)["data"]["run_order_id"] == run_id
     logged = await deliveries(http, alice, run_order_id=run_id)
     assert {d["target"] for d in logged} == {"callback"}
+
+
+async def test_progress_is_opt_in_and_throttled(runtime: Runtime, http: httpx.AsyncClient):
+    owner = await operator(runtime)
+    workflow = await publish_package(runtime, owner, sleepy_package(seconds=0.6))
+    alice = await customer(runtime)
+    with running_receiver() as receiver, running_receiver() as quiet:
+        await add_endpoint(http, alice, receiver.url, ["run.progress", "run.succeeded"])
+        await add_endpoint(http, alice, quiet.url)  # the default set: no progress
+        run_id = ok(await submit(http, alice, workflow, "k1"))["run_order_id"]
+        async with running_worker(runtime):
+
+            async def ended() -> bool:
+                return bool(receiver.of_type("run.succeeded")) and bool(
+                    quiet.of_type("run.succeeded")
+                )
+
+            await until(ended, what="the run's ending at both receivers")
+        execution = ok(
+            await http.get(
+                "/workflow/run/execution", params={"run_order_id": run_id}, headers=alice.headers
+            )
+        )
+    progress = [json.loads(r.body) for r in receiver.of_type("run.progress")]
+    assert progress, "no progress delivered"
+    assert quiet.of_type("run.progress") == []
+    assert all(p["data"]["run_order_id"] == run_id for p in progress)
+    assert all(0 <= p["data"]["progress"]["percent"] <= 100 for p in progress)
+    stamps = sorted(datetime.fromisoformat(p["timestamp"]) for p in progress)
+    assert all(b - a >= timedelta(milliseconds=500) for a, b in itertools.pairwise(stamps))
+    rows = [e for e in execution["logs"] if e.get("progress_percent") is not None]
+    assert len(progress) < len(rows)  # throttled: some progress rows were not sent

@@ -35,7 +35,9 @@ class Delivery:
     id: str
     account_id: str
     run_id: str
-    outbox_event_id: int
+    outbox_event_id: int | None
+    run_event_id: int | None
+    """Progress deliveries come from a ``run_events`` progress row, not from the outbox."""
     target: str
     """``endpoint:<endpoint id>`` or ``callback`` (the run's ``callback_url``)."""
     endpoint_id: str | None
@@ -81,12 +83,13 @@ async def unfanned(conn: Connection, limit: int) -> list[OutboxEvent]:
     return records(OutboxEvent, (await conn.execute(query)).mappings())
 
 
-async def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert; a delivery already made for the same event and target stays as it is."""
+async def insert_deliveries(
+    conn: Connection, rows: list[dict[str, Any]], *, source: str = "outbox_event_id"
+) -> None:
+    """Insert; a delivery already made for the same source row and target stays as it is
+    (``source``: ``outbox_event_id``, or ``run_event_id`` for progress)."""
     if rows:
-        statement = insert_ignoring_conflict(
-            conn, webhook_deliveries, ["outbox_event_id", "target"]
-        )
+        statement = insert_ignoring_conflict(conn, webhook_deliveries, [source, "target"])
         await conn.execute(statement, rows)
 
 

@@ -74,7 +74,8 @@ webhook_deliveries = Table(
     Column("id", Id, primary_key=True),
     Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
     Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
-    Column("outbox_event_id", BigInteger, nullable=False),
+    Column("outbox_event_id", BigInteger, nullable=True),
+    Column("run_event_id", BigInteger, nullable=True),
     Column("target", String(64), nullable=False),
     Column("endpoint_id", Id, ForeignKey("webhook_endpoints.id"), nullable=True),
     Column("event_type", String(32), nullable=False),
@@ -92,6 +93,7 @@ webhook_deliveries = Table(
     _ts("created_at"),
     _ts("updated_at"),
     UniqueConstraint("outbox_event_id", "target", name="one_per_target"),
+    UniqueConstraint("run_event_id", "target", name="one_progress_per_target"),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     Index("ix_webhook_deliveries_account_id", "account_id", "created_at"),
 )
@@ -110,4 +112,11 @@ webhook_attempts = Table(
     Column("response_excerpt", Text, nullable=True),
     Column("error", Text, nullable=True),
     Index("ix_webhook_attempts_delivery_id", "delivery_id", "id"),
+)
+
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("position", BigInteger, nullable=False),
 )

@@ -53,6 +53,9 @@ class RetryPolicy:
 
 async def fan_out(db: Database, render: Render, *, batch: int = 200) -> int:
     """Turn up to ``batch`` unhandled outbox rows into deliveries; answers how many rows."""
+    async with db.transaction() as conn:  # a look without the (SQLite) write lock first
+        if not await deliveries_db.unfanned(conn, 1):
+            return 0
     now = utcnow()
     async with db.transaction(write=True) as conn:
         events = await deliveries_db.unfanned(conn, batch)
@@ -77,14 +80,11 @@ async def _deliveries_of(
         targets = _targets(event, endpoints, event.run_id in callbacks)
         if not targets:
             continue
-        body = {
-            "type": event.event_type,
-            "timestamp": to_rfc3339(event.created_at),
-            "data": render(runs[event.run_id]),
-        }
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        payload = body(event.event_type, event.created_at, render(runs[event.run_id]))
         rows.extend(
-            _row(event, target, endpoint_id, payload, now) for target, endpoint_id in targets
+            delivery_row(event.account_id, event.run_id, event.event_type, payload, now)
+            | {"target": target, "endpoint_id": endpoint_id, "outbox_event_id": event.id}
+            for target, endpoint_id in targets
         )
     return rows
 
@@ -102,17 +102,15 @@ def _targets(
     return targets
 
 
-def _row(
-    event: OutboxEvent, target: str, endpoint_id: str | None, payload: str, now: datetime
+def delivery_row(
+    account_id: str, run_id: str, event_type: str, payload: str, now: datetime
 ) -> dict[str, Any]:
+    """A new due delivery (the caller adds its target and source row)."""
     return {
         "id": ids.new_webhook_delivery_id(),
-        "account_id": event.account_id,
-        "run_id": event.run_id,
-        "outbox_event_id": event.id,
-        "target": target,
-        "endpoint_id": endpoint_id,
-        "event_type": event.event_type,
+        "account_id": account_id,
+        "run_id": run_id,
+        "event_type": event_type,
         "message_id": ids.new_webhook_message_id(),
         "payload": payload,
         "status": "pending",
@@ -120,6 +118,12 @@ def _row(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def body(event_type: str, at: datetime, data: dict[str, Any]) -> str:
+    """The signed body: ``{"type", "timestamp", "data"}``, compact JSON."""
+    document = {"type": event_type, "timestamp": to_rfc3339(at), "data": data}
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
 async def claim(db: Database, box: SecretBox, limit: int, lease_seconds: float) -> list[Outgoing]:

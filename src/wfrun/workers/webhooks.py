@@ -25,7 +25,7 @@ from wfrun.errors import DatabaseUnavailable
 from wfrun.fetch import FetchPolicy
 from wfrun.fetch.sender import SafeSender
 from wfrun.runtime import Runtime, public_base, webhook_policy
-from wfrun.services import webhook_delivery
+from wfrun.services import webhook_delivery, webhook_progress
 from wfrun.services.webhook_delivery import Outgoing, Render, RetryPolicy
 from wfrun.services.webhook_secrets import SecretBox
 from wfrun.storage.links import Links
@@ -96,6 +96,7 @@ class WebhookDelivery:
         """One fan-out and one claim of as many due deliveries as there are free slots."""
         try:
             await webhook_delivery.fan_out(self.db, self.render)
+            await webhook_progress.fan_out_progress(self.db, self.render)
             free = self.settings.concurrency - len(self._in_flight)
             if free <= 0:
                 return

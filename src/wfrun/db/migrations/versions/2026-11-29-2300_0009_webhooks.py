@@ -4,7 +4,8 @@ Why: run changes reach integrations as signed Standard Webhooks. Deliveries are 
 outbox by an idempotent fan-out (``webhook_fanouts`` marks each outbox row done, in the
 transaction that inserts its deliveries; ``(outbox_event_id, target)`` is unique), so a worker
 killed anywhere between a run change and its delivery loses no event and sends none twice
-unasked. Every attempt is logged (``webhook_attempts``).
+unasked. Every attempt is logged (``webhook_attempts``). Opt-in progress deliveries come from
+``run_events`` progress rows past a cursor (``webhook_cursors``), one per 500 ms per run.
 
 Revision ID: 0009
 Revises: 0008
@@ -90,7 +91,8 @@ def _deliveries() -> None:
         sa.Column("id", _ID, nullable=False),
         sa.Column("account_id", _ID, nullable=False),
         sa.Column("run_id", _ID, nullable=False),
-        sa.Column("outbox_event_id", sa.BigInteger(), nullable=False),
+        sa.Column("outbox_event_id", sa.BigInteger(), nullable=True),
+        sa.Column("run_event_id", sa.BigInteger(), nullable=True),
         sa.Column("target", sa.String(length=64), nullable=False),
         sa.Column("endpoint_id", _ID, nullable=True),
         sa.Column("event_type", sa.String(length=32), nullable=False),
@@ -112,6 +114,7 @@ def _deliveries() -> None:
         _fk("webhook_deliveries", "endpoint_id", "webhook_endpoints"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.UniqueConstraint("outbox_event_id", "target", name="one_per_target"),
+        sa.UniqueConstraint("run_event_id", "target", name="one_progress_per_target"),
     )
     op.create_index(
         "ix_webhook_deliveries_due", "webhook_deliveries", ["status", "next_attempt_at"]
@@ -143,13 +146,24 @@ def _attempts() -> None:
     op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id", "id"])
 
 
+def _cursors() -> None:
+    op.create_table(
+        "webhook_cursors",
+        sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_webhook_cursors")),
+    )
+
+
 def upgrade() -> None:
     _endpoints()
     _deliveries()
     _attempts()
+    _cursors()
 
 
 def downgrade() -> None:
+    op.drop_table("webhook_cursors")
     op.drop_index("ix_webhook_attempts_delivery_id", table_name="webhook_attempts")
     op.drop_table("webhook_attempts")
     op.drop_index("ix_webhook_deliveries_account_id", table_name="webhook_deliveries")

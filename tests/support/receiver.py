@@ -5,6 +5,7 @@ and keeps a success log deduplicated by ``webhook-id`` as a careful receiver wou
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     answered: int
+    at: float
+    """Wall-clock arrival (``time.time()``), for latency measurements."""
 
     @property
     def webhook_id(self) -> str:
@@ -42,6 +45,7 @@ class Receiver:
         self.release.set()
 
     def answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        arrived = time.time()
         if self.hold:
             self.holding.set()
             self.release.wait(timeout=60)
@@ -49,7 +53,7 @@ class Receiver:
             message = headers.get("webhook-id", "")
             seen = sum(1 for r in self.received if r.headers.get("webhook-id") == message)
             status = 500 if seen < self.failures_first else 200
-            item = Received(path, headers, body, status)
+            item = Received(path, headers, body, status, arrived)
             self.received.append(item)
             if status == 200:
                 self.accepted += 1

@@ -82,8 +82,8 @@ class WebhookDelivery:
         sender = SafeSender(self.policy)
         try:
             while not stop.is_set():
-                await self.round(sender)
-                await self.wait_for_work(stop)
+                if not await self.round(sender):  # found work: look again at once
+                    await self.wait_for_work(stop)
         finally:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
             await sender.aclose()
@@ -92,27 +92,29 @@ class WebhookDelivery:
         """Until the next look at the outbox and the due deliveries."""
         await pause(stop, self.settings.poll_interval)
 
-    async def round(self, sender: SafeSender) -> None:
-        """One fan-out and one claim of as many due deliveries as there are free slots."""
+    async def round(self, sender: SafeSender) -> bool:
+        """One fan-out and one claim of as many due deliveries as there are free slots;
+        whether it found anything to do."""
         try:
-            await webhook_delivery.fan_out(self.db, self.render)
-            await webhook_progress.fan_out_progress(self.db, self.render)
+            fanned = await webhook_delivery.fan_out(self.db, self.render)
+            fanned += await webhook_progress.fan_out_progress(self.db, self.render)
             free = self.settings.concurrency - len(self._in_flight)
             if free <= 0:
-                return
+                return False
             claimed = await webhook_delivery.claim(
                 self.db, self.box, free, self.settings.lease_seconds
             )
         except DatabaseUnavailable as exc:
             log.warning("webhook delivery: %s", exc.detail)
-            return
+            return False
         except Exception:
             log.exception("webhook delivery round failed")
-            return
+            return False
         for outgoing in claimed:
             task = asyncio.create_task(self.deliver(sender, outgoing))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+        return bool(fanned or claimed)
 
     async def deliver(self, sender: SafeSender, outgoing: Outgoing) -> None:
         """Sign for this attempt (``webhook-timestamp`` is now), send, record."""

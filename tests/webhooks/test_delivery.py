@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +22,17 @@ from tests.webhooks.support import add_endpoint, deliveries, ok, quick_workflow,
 from wfrun.runtime import Runtime
 
 CHANGES = {"run.queued", "run.started", "run.succeeded"}
+README = Path(__file__).parents[2] / "README.md"
+
+
+def readme_verify() -> Callable[[str, dict[str, str], bytes], bool]:
+    """The README's by-hand verification, run as printed (a check written from the spec)."""
+    text = README.read_text().split("<!-- webhook-verify:start -->", 1)[1]
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 (our own README)
+    verify: Callable[[str, dict[str, str], bytes], bool] = namespace["verify"]
+    return verify
 
 
 def _types(receiver: Receiver) -> set[str]:
@@ -53,6 +67,9 @@ async def test_an_endpoint_gets_every_change_signed_and_carrying_run_info(
         assert item.headers["content-type"] == "application/json"
     with pytest.raises(WebhookVerificationError):
         Webhook("whsec_" + "A" * 43 + "=").verify(item.body, item.headers)
+    by_hand = readme_verify()
+    assert all(by_hand(endpoint["secret"], r.headers, r.body) for r in receiver.received)
+    assert not by_hand(endpoint["secret"], item.headers, item.body + b" ")
     succeeded = [r for r in receiver.received if json.loads(r.body)["type"] == "run.succeeded"]
     assert json.loads(succeeded[0].body)["data"]["run_status"] == "succeeded"
     logged = await deliveries(http, alice, endpoint_id=endpoint["endpoint_id"])

@@ -36,13 +36,11 @@ class Receiver:
     successes: dict[str, Received] = field(default_factory=dict)
     """Accepted messages by ``webhook-id``: a redelivery of one is not a second event."""
     accepted: int = 0
+    hold: bool = False
+    """While true, a request blocks until ``release`` is set (``holding`` says one arrived)."""
     release: threading.Event = field(default_factory=threading.Event)
     holding: threading.Event = field(default_factory=threading.Event)
-    hold: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.release.set()
 
     def answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
         arrived = time.time()

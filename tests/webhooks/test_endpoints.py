@@ -185,3 +185,29 @@ def test_the_operator_cli_manages_endpoints(invoke):
     invoke("webhooks", "resend", account, "whdl_missing", code=1)
     invoke("webhooks", "delete", account, endpoint_id)
     assert json.loads(invoke("webhooks", "list", account, "--json").stdout) == []
+
+
+async def test_deleting_an_endpoint_ends_its_unsent_deliveries(
+    runtime: Runtime, http: httpx.AsyncClient
+):
+    workflow = await quick_workflow(runtime)
+    alice = await customer(runtime)
+    with running_receiver(hold=True) as receiver:
+        endpoint = await add_endpoint(http, alice, receiver.url, ["run.queued"])
+        ok(await submit(http, alice, workflow, "k1"))
+        async with running_worker(runtime):
+
+            async def held() -> bool:
+                return receiver.holding.is_set()
+
+            await until(held, what="the delivery in flight")
+            gone = {"endpoint_id": endpoint["endpoint_id"]}
+            ok(await post(http, alice, "/webhooks/endpoints/delete", gone))
+            receiver.release.set()  # the attempt in flight ends; its outcome is fenced out
+
+            async def answered() -> bool:
+                return len(receiver.received) == 1
+
+            await until(answered, what="the held request to be answered")
+    [delivery] = await deliveries(http, alice)
+    assert (delivery["status"], delivery["error"]) == ("failed", "endpoint deleted")

@@ -154,6 +154,15 @@ async def finish_attempt(
     return bool(result.rowcount)
 
 
+async def fail_pending(conn: Connection, endpoint_id: str, reason: str, now: datetime) -> None:
+    """End the deliveries of an endpoint that will never send them (deleted)."""
+    await conn.execute(
+        update(webhook_deliveries)
+        .where(D.endpoint_id == endpoint_id, D.status.in_(("pending", "sending")))
+        .values(status="failed", last_error=reason, lease_until=None, updated_at=now)
+    )
+
+
 async def get(conn: Connection, account_id: str, delivery_id: str) -> Delivery | None:
     query = select(webhook_deliveries).where(D.id == delivery_id, D.account_id == account_id)
     return record_or_none(Delivery, (await conn.execute(query)).mappings().first())

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from wfrun import ids
 from wfrun.clock import utcnow
+from wfrun.db import webhook_deliveries as deliveries_db
 from wfrun.db import webhook_endpoints as endpoints_db
 from wfrun.db.database import Connection, Database
 from wfrun.db.webhook_endpoints import Endpoint
@@ -99,11 +100,12 @@ async def update(
 
 
 async def delete(db: Database, account_id: str, endpoint_id: str) -> Endpoint:
-    """Soft delete: its deliveries stay in the log, none is sent any more."""
+    """Soft delete: its deliveries stay in the log; those not sent yet end as failed."""
     now = utcnow()
     async with db.transaction(write=True) as conn:
         endpoint = await _get(conn, account_id, endpoint_id)
         await endpoints_db.update_endpoint(conn, endpoint_id, {"deleted_at": now, "enabled": False})
+        await deliveries_db.fail_pending(conn, endpoint_id, "endpoint deleted", now)
     return replace(endpoint, deleted_at=now, enabled=False)
 
 

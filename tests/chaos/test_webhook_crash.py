@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -64,7 +65,12 @@ def test_a_worker_killed_mid_delivery_loses_no_event(fresh_url: str, tmp_path: P
             until(lambda: hook.successes, "the event delivered by the second worker")
             headers = {"Authorization": f"Bearer {who.key}"}
             query = {"endpoint_id": endpoint_id}
-            log = http.get("/webhooks/deliveries", params=query, headers=headers).json()
+
+            def recorded() -> dict[str, Any] | None:
+                log = http.get("/webhooks/deliveries", params=query, headers=headers).json()
+                return log if log["data"]["items"][0]["status"] == "succeeded" else None
+
+            log = until(recorded, "the second worker to record its attempt")
     [first, second] = hook.received
     assert first.webhook_id == second.webhook_id
     assert json.loads(second.body)["data"]["run_order_id"] == run_id

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from tests.support.factories import Customer, operator, publish_package, sleepy_package
+from tests.support.waiting import until
 from wfrun.runtime import Runtime
 
 
@@ -41,3 +42,16 @@ async def submit(
 ) -> httpx.Response:
     body = {"workflow_id": workflow_id, "idempotency_key": key, "inputs": {}} | fields
     return await http.post("/workflow/run/submit", json=body, headers=who.headers)
+
+
+async def settled(http: httpx.AsyncClient, who: Customer, **query: str) -> list[dict[str, Any]]:
+    """The deliveries once none is due or in flight any more (a receiver's answer reaches the
+    log a moment after the receiver saw the request)."""
+    found: list[dict[str, Any]] = []
+
+    async def done() -> bool:
+        found[:] = await deliveries(http, who, **query)
+        return bool(found) and all(d["status"] in ("succeeded", "failed") for d in found)
+
+    await until(done, what=f"deliveries {query or ''} to settle")
+    return found

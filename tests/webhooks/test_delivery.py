@@ -18,7 +18,14 @@ from tests.support.api import running_worker, wait_status
 from tests.support.factories import customer, operator, publish_package, sleepy_package
 from tests.support.receiver import Receiver, running_receiver
 from tests.support.waiting import until
-from tests.webhooks.support import add_endpoint, deliveries, ok, quick_workflow, submit
+from tests.webhooks.support import (
+    add_endpoint,
+    deliveries,
+    ok,
+    quick_workflow,
+    settled,
+    submit,
+)
 from wfrun.runtime import Runtime
 
 CHANGES = {"run.queued", "run.started", "run.succeeded"}
@@ -72,7 +79,7 @@ async def test_an_endpoint_gets_every_change_signed_and_carrying_run_info(
     assert not by_hand(endpoint["secret"], item.headers, item.body + b" ")
     succeeded = [r for r in receiver.received if json.loads(r.body)["type"] == "run.succeeded"]
     assert json.loads(succeeded[0].body)["data"]["run_status"] == "succeeded"
-    logged = await deliveries(http, alice, endpoint_id=endpoint["endpoint_id"])
+    logged = await settled(http, alice, endpoint_id=endpoint["endpoint_id"])
     assert {d["event_type"] for d in logged} == CHANGES
     assert all(d["status"] == "succeeded" and d["attempt_count"] == 1 for d in logged)
     listed = ok(await http.get("/webhooks/endpoints", headers=alice.headers))["items"]
@@ -94,7 +101,7 @@ async def test_a_receiver_failing_three_times_gets_the_event_once_after_four_att
                 return receiver.accepted == 1
 
             await until(delivered, what="the success after three failures")
-            logged = await deliveries(http, alice, run_order_id=run_id)
+            logged = await settled(http, alice, run_order_id=run_id)
     assert len(receiver.received) == 4
     assert {r.webhook_id for r in receiver.received} == set(receiver.successes)
     assert _types(receiver) == {"run.succeeded"}
@@ -154,7 +161,7 @@ async def test_resend_delivers_again_with_the_same_webhook_id(
     first, second = receiver.received
     assert first.webhook_id == second.webhook_id == delivery["webhook_id"]
     assert first.body == second.body
-    [after] = await deliveries(http, alice, run_order_id=run_id)
+    [after] = await settled(http, alice, run_order_id=run_id)
     assert after["attempt_count"] == 2
 
 

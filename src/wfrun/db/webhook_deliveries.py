@@ -20,6 +20,7 @@ from wfrun.db.dialect import insert_ignoring_conflict, skip_locked
 from wfrun.db.outbox import OutboxEvent
 from wfrun.db.rows import record_or_none, records
 from wfrun.db.schema import outbox_events
+from wfrun.db.webhook_progress import cursor, move_cursor
 from wfrun.db.webhook_schema import (
     webhook_attempts,
     webhook_deliveries,
@@ -28,6 +29,8 @@ from wfrun.db.webhook_schema import (
 )
 
 D = webhook_deliveries.c
+LOW_WATER = "outbox"
+"""The ``webhook_cursors`` row below which every outbox row has been fanned out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +74,41 @@ class Attempt:
 
 
 async def unfanned(conn: Connection, limit: int) -> list[OutboxEvent]:
-    """Outbox rows no fan-out has handled yet, oldest first (by marker, not by a cursor: ids
-    of concurrent transactions commit out of order, a cursor would skip one)."""
+    """Outbox rows no fan-out has handled yet, oldest first.
+
+    Handled rows are known by marker (``webhook_fanouts``), not by a cursor alone: ids of
+    concurrent transactions commit out of order, a cursor would skip one. The low-water mark
+    (:func:`advance_low_water`) only bounds the scan."""
+    after = await cursor(conn, LOW_WATER) or 0
     query = (
         select(outbox_events)
         .outerjoin(webhook_fanouts, webhook_fanouts.c.outbox_event_id == outbox_events.c.id)
-        .where(webhook_fanouts.c.outbox_event_id.is_(None))
+        .where(outbox_events.c.id > after, webhook_fanouts.c.outbox_event_id.is_(None))
         .order_by(outbox_events.c.id)
         .limit(limit)
     )
     return records(OutboxEvent, (await conn.execute(query)).mappings())
+
+
+async def advance_low_water(conn: Connection, settled_before: datetime) -> None:
+    """Move the mark below which every outbox row is handled: up to the first unhandled row,
+    and never past rows younger than ``settled_before`` (a transaction still open may yet
+    commit a row with a lower id than one already handled)."""
+    after = await cursor(conn, LOW_WATER) or 0
+    o, f = outbox_events.c, webhook_fanouts.c
+    gap = (
+        select(func.min(o.id))
+        .outerjoin(webhook_fanouts, f.outbox_event_id == o.id)
+        .where(o.id > after, f.outbox_event_id.is_(None))
+    )
+    old = select(func.max(o.id)).where(o.id > after, o.created_at < settled_before)
+    first_gap = (await conn.execute(gap)).scalar_one_or_none()
+    last_old = (await conn.execute(old)).scalar_one_or_none()
+    if last_old is None:
+        return
+    mark = int(last_old) if first_gap is None else min(int(last_old), int(first_gap) - 1)
+    if mark > after:
+        await move_cursor(conn, mark, LOW_WATER)
 
 
 async def insert_deliveries(

@@ -43,8 +43,8 @@ async def subscribed_accounts(conn: Connection) -> set[str]:
     return {row.account_id for row in rows if any(e.endswith(".progress") for e in row.events)}
 
 
-async def cursor(conn: Connection) -> int | None:
-    query = select(webhook_cursors.c.position).where(webhook_cursors.c.name == PROGRESS_CURSOR)
+async def cursor(conn: Connection, name: str = PROGRESS_CURSOR) -> int | None:
+    query = select(webhook_cursors.c.position).where(webhook_cursors.c.name == name)
     value = (await conn.execute(query)).scalar_one_or_none()
     return None if value is None else int(value)
 
@@ -53,13 +53,11 @@ async def latest_event_id(conn: Connection) -> int:
     return int((await conn.execute(select(func.max(run_events.c.id)))).scalar_one() or 0)
 
 
-async def move_cursor(conn: Connection, position: int) -> None:
+async def move_cursor(conn: Connection, position: int, name: str = PROGRESS_CURSOR) -> None:
     statement = insert_ignoring_conflict(conn, webhook_cursors, ["name"])
-    await conn.execute(statement, {"name": PROGRESS_CURSOR, "position": position})
+    await conn.execute(statement, {"name": name, "position": position})
     await conn.execute(
-        update(webhook_cursors)
-        .where(webhook_cursors.c.name == PROGRESS_CURSOR)
-        .values(position=position)
+        update(webhook_cursors).where(webhook_cursors.c.name == name).values(position=position)
     )
 
 

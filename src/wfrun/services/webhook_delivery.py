@@ -33,6 +33,9 @@ from wfrun.services.webhooks import default_secret_in
 Render = Callable[[Run], dict[str, Any]]
 """A run as its ``run/info`` data (the API's wire view), the ``data`` of a webhook body."""
 CALLBACK = "callback"
+SETTLED = timedelta(minutes=10)
+"""Outbox rows older than this are taken as committed or never to be (the low-water mark of
+the fan-out only passes them)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ async def fan_out(db: Database, render: Render, *, batch: int = 200) -> int:
         rows = await _deliveries_of(conn, events, render, now)
         await deliveries_db.insert_deliveries(conn, rows)
         await deliveries_db.mark_fanned(conn, [event.id for event in events], now)
+        await deliveries_db.advance_low_water(conn, now - SETTLED)
     return len(events)
 
 

@@ -128,6 +128,39 @@ class AssetSettings(BaseModel):
     )
 
 
+class WebhookSettings(BaseModel):
+    """Webhook delivery (Standard Webhooks): where receivers may live, and how hard to try."""
+
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Receiver hostnames exempt from the private-address check.",
+    )
+    allow_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDR networks where receivers may live although private (default: none).",
+    )
+    timeout_seconds: float = Field(10.0, gt=0, description="Time limit of one delivery attempt.")
+    poll_interval: float = Field(
+        0.2, gt=0, description="Seconds between looks at the outbox and the due deliveries."
+    )
+    concurrency: int = Field(
+        16, ge=1, le=1024, description="Deliveries one worker process sends at once."
+    )
+    lease_seconds: float = Field(
+        60.0, gt=0, description="A claimed delivery is re-claimable this long after its claim."
+    )
+    retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        description="Waits before each retry of a failed delivery; when spent, it failed.",
+    )
+    retry_jitter: float = Field(
+        0.1, ge=0, le=1, description="Each wait is stretched by a random 0..jitter fraction."
+    )
+    disable_after_seconds: float = Field(
+        5 * 86400.0, gt=0, description="An endpoint failing this long without success is disabled."
+    )
+
+
 class SeedancePrice(BaseModel):
     """CNY per million output tokens (decimal strings), as Ark bills (seedance-ark.md §2)."""
 
@@ -249,6 +282,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     assets: AssetSettings = Field(default_factory=AssetSettings)
     seedance: SeedanceSettings = Field(default_factory=SeedanceSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @classmethod
     def settings_customise_sources(

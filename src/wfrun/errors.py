@@ -176,6 +176,16 @@ class AssetExpired(NotFound):
     reason = "Asset has expired."
 
 
+class WebhookEndpointNotFound(NotFound):
+    code = "WEBHOOK_ENDPOINT_NOT_FOUND"
+    reason = "Webhook endpoint not found."
+
+
+class WebhookDeliveryNotFound(NotFound):
+    code = "WEBHOOK_DELIVERY_NOT_FOUND"
+    reason = "Webhook delivery not found."
+
+
 class InvalidAsset(InvalidInput):
     code = "INVALID_ASSET"
     reason = "The uploaded file is not acceptable."

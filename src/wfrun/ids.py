@@ -72,3 +72,16 @@ def new_billing_id() -> str:
 def new_api_key_secret() -> str:
     """A fresh API key: ``wfk_`` + 40 url-safe characters (240 bits)."""
     return f"wfk_{secrets.token_urlsafe(30)}"
+
+
+def new_webhook_endpoint_id() -> str:
+    return f"whep_{_hex(20)}"
+
+
+def new_webhook_delivery_id() -> str:
+    return f"whdl_{_hex(20)}"
+
+
+def new_webhook_message_id() -> str:
+    """A Standard Webhooks ``webhook-id``: one per delivery, kept across retries and resends."""
+    return f"msg_{_hex(24)}"

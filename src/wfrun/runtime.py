@@ -7,7 +7,13 @@ import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from wfrun.config import AssetSettings, SeedanceSettings, Settings, ensure_secret_key
+from wfrun.config import (
+    AssetSettings,
+    SeedanceSettings,
+    Settings,
+    WebhookSettings,
+    ensure_secret_key,
+)
 from wfrun.db.database import Database
 from wfrun.db.migrate import upgrade
 from wfrun.domain.money import parse_amount
@@ -19,6 +25,7 @@ from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.services.runs import Policy
 from wfrun.services.seedance_deps import SeedanceDeps
+from wfrun.services.webhook_secrets import SecretBox
 from wfrun.storage.base import ObjectStore
 from wfrun.storage.links import Links
 from wfrun.storage.local import LocalStorage
@@ -34,6 +41,10 @@ class Runtime:
     signer: UrlSigner
     engines: dict[str, Engine]
     fetcher: SafeFetcher
+    webhook_box: SecretBox
+    """Seals webhook secrets at rest (key derived from ``secret_key``)."""
+    webhook_policy: FetchPolicy
+    """The address policy of webhook receivers (``webhooks.allow_*``)."""
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set after a submit commits, so an in-process worker claims without waiting to poll."""
     seedance: SeedanceDeps | None = None
@@ -78,6 +89,8 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         signer=signer,
         engines=build_engines(),
         fetcher=SafeFetcher(fetch_policy(settings.assets)),
+        webhook_box=SecretBox(ensure_secret_key(settings)),
+        webhook_policy=webhook_policy(settings.webhooks),
         seedance=build_seedance(settings, db, storage, signer),
     )
 
@@ -174,4 +187,18 @@ def fetch_policy(assets: AssetSettings) -> FetchPolicy:
         allow_networks=tuple(
             ipaddress.ip_network(n, strict=False) for n in assets.fetch_allow_networks
         ),
+    )
+
+
+def webhook_policy(webhooks: WebhookSettings) -> FetchPolicy:
+    """Webhook receivers obey the media fetcher's address rules, with their own allow-lists."""
+    return FetchPolicy(
+        timeout_seconds=webhooks.timeout_seconds,
+        connect_timeout_seconds=min(10.0, webhooks.timeout_seconds),
+        max_redirects=0,
+        allow_hosts=frozenset(h.lower() for h in webhooks.allow_hosts),
+        allow_networks=tuple(
+            ipaddress.ip_network(n, strict=False) for n in webhooks.allow_networks
+        ),
+        user_agent="wfrun-webhooks/1",
     )

@@ -24,6 +24,7 @@ from wfrun.api.routes import (
     provider,
     real_person,
     runs,
+    webhooks,
 )
 from wfrun.api.text import refuse_bad_text
 from wfrun.api.uploads import MULTIPART_OVERHEAD
@@ -73,6 +74,7 @@ def _add_routes(app: FastAPI) -> None:
         real_person.router,
         account.router,
         assets.router,
+        webhooks.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(files.router)

@@ -9,6 +9,7 @@ from fastapi import Depends, Query, Request
 from wfrun.api.wire import Links
 from wfrun.errors import InvalidApiKey, MissingApiKey
 from wfrun.runtime import Runtime
+from wfrun.services import webhooks
 from wfrun.services.accounts import Principal, authenticate
 
 
@@ -52,3 +53,11 @@ def links(request: Request, runtime: Runtime) -> Links:
 
 def api_base(request: Request, runtime: Runtime) -> str:
     return base_url(request, runtime) + API_PREFIX
+
+
+def callback_url(value: str | None, runtime: Runtime) -> str | None:
+    """A submit's ``callback_url``, refused (400 naming the field, before anything is frozen)
+    when the webhook address policy forbids it."""
+    if value is None:
+        return None
+    return webhooks.check_receiver("callback_url", value, runtime.webhook_policy)

@@ -42,6 +42,7 @@ class QuoteBody(BaseModel):
 
 class SubmitBody(QuoteBody):
     idempotency_key: StrictStr | None = None
+    callback_url: StrictStr | None = Field(None, min_length=1, max_length=2048)
 
 
 class CancelBody(BaseModel):
@@ -59,6 +60,7 @@ class VideoBody(BaseModel):
     idempotency_key: StrictStr | None = None
     request_id: StrictStr | None = Field(None, max_length=255)
     inputs: dict[str, Any] = Field(default_factory=dict)
+    callback_url: StrictStr | None = Field(None, min_length=1, max_length=2048)
 
     def merged_inputs(self) -> dict[str, Any]:
         merged = dict(self.inputs)

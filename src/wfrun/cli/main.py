@@ -17,6 +17,7 @@ from wfrun.cli.accounts import accounts_group, keys_group
 from wfrun.cli.checks import db, ledger_group, seedance_group
 from wfrun.cli.instances import instances_group
 from wfrun.cli.processes import serve, worker
+from wfrun.cli.webhooks import webhooks_group
 from wfrun.cli.workflows import workflows_group
 from wfrun.config import Settings, load_settings
 
@@ -54,5 +55,6 @@ for _command in (
     instances_group,
     ledger_group,
     seedance_group,
+    webhooks_group,
 ):
     cli.add_command(_command)

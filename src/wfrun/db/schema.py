@@ -354,3 +354,5 @@ engine_instances = Table(
     _ts("created_at"),
     CheckConstraint("capacity >= 1", name="capacity_positive"),
 )
+
+# Tables kept in their own modules (registered on ``metadata`` when imported here).

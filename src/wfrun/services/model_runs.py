@@ -157,6 +157,7 @@ class VideoSubmit:
     idempotency_key: str
     request_id: str
     inputs: Mapping[str, Any]
+    callback_url: str | None = None
 
 
 async def submit(
@@ -177,6 +178,7 @@ async def submit(
         idempotency_scope=principal.api_key_id,
         family="model",
         request_id=body.request_id,
+        callback_url=body.callback_url,
     )
     return await run_service.submit_run(db, principal, request, policy)
 

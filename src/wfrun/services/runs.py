@@ -16,6 +16,7 @@ from wfrun import ids
 from wfrun.clock import utcnow
 from wfrun.db import assets as assets_db
 from wfrun.db import runs as runs_db
+from wfrun.db import webhook_endpoints as webhook_endpoints_db
 from wfrun.db import workflows as workflows_db
 from wfrun.db.database import Connection, Database
 from wfrun.db.runs import Run
@@ -61,6 +62,9 @@ class RunRequest:
     family: str = "workflow"
     request_id: str | None = None
     """The caller's own request id (model runs), kept with the run."""
+    callback_url: str | None = None
+    """Where this run's changes are POSTed (signed with the account's default webhook
+    secret); checked against the address policy before submit. Not part of the fingerprint."""
 
     def fingerprint(self) -> str:
         return fingerprint(
@@ -254,6 +258,8 @@ async def _insert_new(
     await broker.enqueue(
         conn, run_id=stored.id, kind=broker.DISPATCH_RUN, max_attempts=policy.max_attempts, now=now
     )
+    if request.callback_url is not None:
+        await webhook_endpoints_db.set_callback(conn, stored.id, request.callback_url)
     await publish_change(conn, stored, previous=None, now=now)
     return stored
 

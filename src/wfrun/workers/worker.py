@@ -39,6 +39,7 @@ from wfrun.workers.loops import (
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
 from wfrun.workers.seedance import Tracker
 from wfrun.workers.stopping import StopSignals
+from wfrun.workers.webhooks import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,15 @@ class Worker:
             min(self.settings.lease_seconds / 3, 1.0),
             self._beat,
         )
-        self.loops: list[Periodic | RetentionSweep | InstanceProbe | ProviderTracking] = [
+        self.loops: list[
+            Periodic | RetentionSweep | InstanceProbe | ProviderTracking | WebhookDelivery
+        ] = [
             self.heartbeat,
             RetentionSweep(
                 runtime.db, runtime.storage, runtime.settings.assets.sweep_interval_seconds
             ),
             InstanceProbe(runtime.db, runtime.settings.worker.probe_interval),
+            WebhookDelivery.from_runtime(runtime),
         ]
         if self.tracker is not None:
             self.loops.append(ProviderTracking(self.tracker))

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from wfrun.api import wire
-from wfrun.api.deps import PrincipalDep, RuntimeDep, links
+from wfrun.api.deps import PrincipalDep, RuntimeDep, callback_url, links
 from wfrun.api.schemas import ModelRunCancelBody, VideoBody, idempotency_key
 from wfrun.errors import InvalidParameter
 from wfrun.services import model_runs
@@ -34,7 +34,10 @@ async def videos(
         raise InvalidParameter(f"unknown field(s) in body: {', '.join(unknown)}")
     key = idempotency_key(body.idempotency_key)
     submit = model_runs.VideoSubmit(
-        idempotency_key=key, request_id=body.request_id or key, inputs=body.merged_inputs()
+        idempotency_key=key,
+        request_id=body.request_id or key,
+        inputs=body.merged_inputs(),
+        callback_url=callback_url(body.callback_url, runtime),
     )
     result = await model_runs.submit(
         runtime.db, principal, submit, runtime.policy, runtime.settings.seedance

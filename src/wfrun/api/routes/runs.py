@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from wfrun.api import wire
-from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, links
+from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, callback_url, links
 from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody, idempotency_key
 from wfrun.domain.runs import RunStatus
 from wfrun.errors import InvalidParameter
@@ -24,7 +24,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _request(body: QuoteBody, key: str = "") -> runs.RunRequest:
+def _request(body: QuoteBody, key: str = "", callback_url: str | None = None) -> runs.RunRequest:
     unknown = body.unknown_fields()
     if unknown:
         raise InvalidParameter(f"unknown field(s) in body: {', '.join(unknown)}")
@@ -34,12 +34,14 @@ def _request(body: QuoteBody, key: str = "") -> runs.RunRequest:
         inputs=body.merged_inputs(),
         accept_external_cost_risk=body.accept_external_cost_risk,
         idempotency_key=key,
+        callback_url=callback_url,
     )
 
 
 @router.post("/submit", summary="Submit a paid run (idempotent)", responses=_ERRORS)
 async def submit(body: SubmitBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
-    request = _request(body, idempotency_key(body.idempotency_key))
+    callback = callback_url(body.callback_url, runtime)
+    request = _request(body, idempotency_key(body.idempotency_key), callback)
     result = await runs.submit_run(runtime.db, principal, request, runtime.policy)
     if not result.replay:
         runtime.wakeup.set()

@@ -1,0 +1,86 @@
+"""Progress rows for opt-in ``run.progress`` webhooks: ``run_events`` rows carrying a percent,
+read past a cursor (``webhook_cursors``). Callers own the transaction; nothing here commits.
+
+A cursor may step over a row whose transaction committed after a later one: for progress that
+is harmless (the next progress row, and the run's ending in the outbox, supersede it), which
+is why status changes use the outbox's per-row markers instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+
+from wfrun.db.database import Connection
+from wfrun.db.dialect import insert_ignoring_conflict
+from wfrun.db.rows import records
+from wfrun.db.schema import run_events, runs
+from wfrun.db.webhook_schema import webhook_cursors, webhook_deliveries, webhook_endpoints
+
+PROGRESS_CURSOR = "progress"
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressRow:
+    id: int
+    run_id: str
+    account_id: str
+    family: str
+    at: datetime
+    node_id: str | None
+    progress_percent: int
+    message: str
+
+
+async def subscribed_accounts(conn: Connection) -> set[str]:
+    """Accounts with a live, enabled endpoint that asked for a progress event."""
+    query = select(webhook_endpoints.c.account_id, webhook_endpoints.c.events).where(
+        webhook_endpoints.c.enabled.is_(True), webhook_endpoints.c.deleted_at.is_(None)
+    )
+    rows = await conn.execute(query)
+    return {row.account_id for row in rows if any(e.endswith(".progress") for e in row.events)}
+
+
+async def cursor(conn: Connection, name: str = PROGRESS_CURSOR) -> int | None:
+    query = select(webhook_cursors.c.position).where(webhook_cursors.c.name == name)
+    value = (await conn.execute(query)).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def latest_event_id(conn: Connection) -> int:
+    return int((await conn.execute(select(func.max(run_events.c.id)))).scalar_one() or 0)
+
+
+async def move_cursor(conn: Connection, position: int, name: str = PROGRESS_CURSOR) -> None:
+    statement = insert_ignoring_conflict(conn, webhook_cursors, ["name"])
+    await conn.execute(statement, {"name": name, "position": position})
+    await conn.execute(
+        update(webhook_cursors).where(webhook_cursors.c.name == name).values(position=position)
+    )
+
+
+async def progress_after(
+    conn: Connection, after: int, accounts: set[str], limit: int
+) -> list[ProgressRow]:
+    query = (
+        select(run_events, runs.c.account_id, runs.c.family)
+        .join(runs, runs.c.id == run_events.c.run_id)
+        .where(run_events.c.id > after, run_events.c.progress_percent.is_not(None))
+        .where(runs.c.account_id.in_(sorted(accounts)))
+        .order_by(run_events.c.id)
+        .limit(limit)
+    )
+    return records(ProgressRow, (await conn.execute(query)).mappings())
+
+
+async def last_progress(conn: Connection, run_ids: list[str]) -> dict[tuple[str, str], datetime]:
+    """When each (run, target) last got a progress delivery (the throttle's memory)."""
+    d = webhook_deliveries.c
+    query = (
+        select(d.run_id, d.target, func.max(d.created_at).label("last"))
+        .where(d.run_id.in_(run_ids), d.run_event_id.is_not(None))
+        .group_by(d.run_id, d.target)
+    )
+    return {(row.run_id, row.target): row.last for row in await conn.execute(query)}

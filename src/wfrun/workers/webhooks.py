@@ -1,0 +1,131 @@
+"""The webhook delivery loop of a worker process: fan the outbox out, claim due deliveries,
+send them concurrently (bounded), record each attempt.
+
+Sends run as tasks beside the loop, at most ``webhooks.concurrency`` at once, never inside a
+transaction, so slow receivers never hold a database connection or delay run processing (the
+job loop runs elsewhere). :meth:`WebhookDelivery.wait_for_work` is the one place that decides
+when to look again (a poll today; a wake-up on new outbox rows can replace it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from wfrun.api import wire
+from wfrun.clock import utcnow
+from wfrun.config import WebhookSettings
+from wfrun.db.database import Database
+from wfrun.db.runs import Run
+from wfrun.domain import webhooks
+from wfrun.errors import DatabaseUnavailable
+from wfrun.fetch import FetchPolicy
+from wfrun.fetch.sender import SafeSender
+from wfrun.runtime import Runtime, public_base, webhook_policy
+from wfrun.services import webhook_delivery, webhook_progress
+from wfrun.services.webhook_delivery import Outgoing, Render, RetryPolicy
+from wfrun.services.webhook_secrets import SecretBox
+from wfrun.storage.links import Links
+from wfrun.workers.loops import pause
+
+log = logging.getLogger(__name__)
+
+
+def run_info_renderer(runtime: Runtime) -> Render:
+    """A run's ``run/info`` data as the API renders it (``/model-runs/info`` for model runs),
+    with links signed for the public base URL."""
+    settings = runtime.settings
+    links = Links(
+        runtime.signer, runtime.storage, public_base(settings), settings.signed_url_ttl_seconds
+    )
+
+    def render(run: Run) -> dict[str, Any]:
+        if run.family == "model":
+            return wire.model_run(run, links)
+        return wire.run_info(run, links)
+
+    return render
+
+
+@dataclass
+class WebhookDelivery:
+    db: Database
+    box: SecretBox
+    settings: WebhookSettings
+    policy: FetchPolicy
+    render: Render
+    _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @classmethod
+    def from_runtime(cls, runtime: Runtime) -> WebhookDelivery:
+        settings = runtime.settings.webhooks
+        return cls(
+            runtime.db,
+            runtime.webhook_box,
+            settings,
+            webhook_policy(settings),
+            run_info_renderer(runtime),
+        )
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.settings.retry_schedule_seconds,
+            self.settings.retry_jitter,
+            timedelta(seconds=self.settings.disable_after_seconds),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sender = SafeSender(self.policy)
+        try:
+            while not stop.is_set():
+                if not await self.round(sender):  # found work: look again at once
+                    await self.wait_for_work(stop)
+        finally:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await sender.aclose()
+
+    async def wait_for_work(self, stop: asyncio.Event) -> None:
+        """Until the next look at the outbox and the due deliveries."""
+        await pause(stop, self.settings.poll_interval)
+
+    async def round(self, sender: SafeSender) -> bool:
+        """One fan-out and one claim of as many due deliveries as there are free slots;
+        whether it found anything to do."""
+        try:
+            fanned = await webhook_delivery.fan_out(self.db, self.render)
+            fanned += await webhook_progress.fan_out_progress(self.db, self.render)
+            free = self.settings.concurrency - len(self._in_flight)
+            if free <= 0:
+                return False
+            claimed = await webhook_delivery.claim(
+                self.db, self.box, free, self.settings.lease_seconds
+            )
+        except DatabaseUnavailable as exc:
+            log.warning("webhook delivery: %s", exc.detail)
+            return False
+        except Exception:
+            log.exception("webhook delivery round failed")
+            return False
+        for outgoing in claimed:
+            task = asyncio.create_task(self.deliver(sender, outgoing))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return bool(fanned or claimed)
+
+    async def deliver(self, sender: SafeSender, outgoing: Outgoing) -> None:
+        """Sign for this attempt (``webhook-timestamp`` is now), send, record."""
+        delivery, started = outgoing.delivery, utcnow()
+        stamp = int(started.timestamp())
+        headers = webhooks.headers(outgoing.secrets, delivery.message_id, stamp, delivery.payload)
+        body = delivery.payload.encode()
+        sent = await sender.post(outgoing.url, body, headers, webhooks.EXCERPT_BYTES)
+        try:
+            await webhook_delivery.record(self.db, outgoing, sent, started, self.retry)
+        except DatabaseUnavailable as exc:  # the lease lapses and the delivery is sent again
+            log.warning("webhook delivery %s not recorded: %s", delivery.id, exc.detail)
+        except Exception:
+            log.exception("recording webhook delivery %s failed", delivery.id)

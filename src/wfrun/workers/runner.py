@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from wfrun.clock import utcnow
 from wfrun.db.database import Database
 from wfrun.domain.failures import Failure, FailureCode, failure_code
 from wfrun.domain.manifest import validate_inputs
@@ -35,13 +36,14 @@ from wfrun.engines.base import (
     EngineInterrupted,
     EnginePermanent,
     EngineTransient,
+    EngineUnreachable,
     NodeResult,
     RunSpec,
 )
 from wfrun.engines.binding import bind_inputs
 from wfrun.errors import DatabaseUnavailable, ServiceError
 from wfrun.fetch import SafeFetcher
-from wfrun.services import run_outcomes, run_progress
+from wfrun.services import instance_waits, run_deadlines, run_outcomes, run_progress
 from wfrun.services.claims import CancelRequested, Claim, Fenced
 from wfrun.storage.base import ObjectStore
 from wfrun.workers import seedance
@@ -69,11 +71,24 @@ class ProgressRecorder:
         self.claim = claim
         self.engine_ms: int | None = None
         """Execution time as the engine measured it (ComfyUI's own events), when it says."""
+        self.executing_since: float | None = None
+        """When the engine reported its first node (``time.monotonic()``): it was executing."""
 
     async def execution_time(self, milliseconds: int) -> None:
         self.engine_ms = milliseconds
 
+    def executed_ms(self) -> int:
+        """The engine time a run is charged: as the engine measured it, else since its first
+        node started, else 0 (it never executed: queued on an instance, fetching media)."""
+        if self.engine_ms is not None:
+            return self.engine_ms
+        if self.executing_since is None:
+            return 0
+        return int((time.monotonic() - self.executing_since) * 1000)
+
     async def node_started(self, node_id: str, class_type: str, index: int, total: int) -> None:
+        if self.executing_since is None:
+            self.executing_since = time.monotonic()
         message = f"executing node {node_id} ({class_type})"
         await self._record("executing", message, node_id, class_type, index, total)
 
@@ -120,14 +135,15 @@ class RunnerDeps:
 async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
     """Drive one claim to a terminal state (or give it back on a transient failure)."""
     started = time.monotonic()
+    sink = ProgressRecorder(deps.db, claim)
     try:
         if claim.spec.engine_kind == "seedance":
             await _dispatch_provider(deps, claim, control)
         else:
-            await _execute(deps, claim, control, started)
+            await _execute(deps, claim, control, sink)
     except Exception as exc:
         elapsed_ms = int((time.monotonic() - started) * 1000)
-        if await _end_on_error(deps, claim, control, exc, elapsed_ms):
+        if await _end_on_error(deps, claim, control, exc, elapsed_ms, sink):
             return
         if claim.spec.engine_kind == "seedance":
             raise  # left to its lease: the re-dispatch adopts an upstream task, if any
@@ -146,47 +162,61 @@ async def _end_on_crash(deps: RunnerDeps, claim: Claim, exc: Exception, elapsed_
     await run_outcomes.fail(deps.db, claim, failure, execution_ms=elapsed_ms)
 
 
-async def _execute(deps: RunnerDeps, claim: Claim, control: RunControl, started: float) -> None:
-    spec = await _prepare(deps, claim)
-    engine = deps.engines[claim.spec.engine_kind]
-    sink = ProgressRecorder(deps.db, claim)
-    results = await asyncio.wait_for(
-        engine.execute(spec, sink, control.interrupt), timeout=claim.spec.timeout_seconds
-    )
-    wall_ms = int((time.monotonic() - started) * 1000)
+async def _execute(
+    deps: RunnerDeps, claim: Claim, control: RunControl, sink: ProgressRecorder
+) -> None:
+    """Prepare and run the attempt within what is left of the run's time limit (it spans
+    every attempt: ``services.run_deadlines``); charged the engine's own execution time."""
+    left = run_deadlines.seconds_left(claim.run, claim.spec, utcnow())
+    if left <= 0:
+        raise TimeoutError()
+    results = await asyncio.wait_for(_engine_run(deps, claim, control, sink, left), timeout=left)
     _require_outputs(claim, results)
     outputs = await _store_outputs(deps.storage, claim, results)
     completed = await run_outcomes.complete(
         deps.db,
         claim,
         outputs=outputs,
-        execution_ms=sink.engine_ms if sink.engine_ms is not None else wall_ms,
+        execution_ms=sink.executed_ms(),
         retention=deps.output_retention,
     )
     if not completed:  # fenced out: another attempt owns the run; drop our copies
         await _discard_outputs(deps.storage, outputs)
 
 
+async def _engine_run(
+    deps: RunnerDeps, claim: Claim, control: RunControl, sink: ProgressRecorder, left: float
+) -> dict[str, NodeResult]:
+    spec = await _prepare(deps, claim, left)
+    if control.interrupt.is_set():  # cancelled while its media were fetched: never executed
+        raise EngineInterrupted()
+    return await deps.engines[claim.spec.engine_kind].execute(spec, sink, control.interrupt)
+
+
 async def _end_on_error(
-    deps: RunnerDeps, claim: Claim, control: RunControl, exc: Exception, elapsed_ms: int
+    deps: RunnerDeps,
+    claim: Claim,
+    control: RunControl,
+    exc: Exception,
+    elapsed_ms: int,
+    sink: ProgressRecorder,
 ) -> bool:
     """Record what ``exc`` means for the run; False for an error nobody expected."""
     if isinstance(exc, CancelRequested | EngineInterrupted):
-        await _after_interrupt(deps, claim, control, elapsed_ms)
+        await _after_interrupt(deps, claim, control, sink.executed_ms())
     elif isinstance(exc, Fenced):
         log.warning("dropping run %s: %s", claim.run.id, exc)
     elif isinstance(exc, DatabaseUnavailable):  # before ServiceError: not the run's fault
         log.warning("run %s left to its lease: %s", claim.run.id, exc.detail)
     elif isinstance(exc, TimeoutError):
-        limit = claim.spec.timeout_seconds
-        failure = Failure(
-            FailureCode.ENGINE_TIMEOUT, f"the run exceeded its time limit of {limit} s"
-        )
+        failure = run_deadlines.timed_out(claim.spec)
         await run_outcomes.fail(deps.db, claim, failure, execution_ms=elapsed_ms)
     elif isinstance(exc, EngineBusy):
         await _wait_for_engine(deps, claim, exc)
+    elif isinstance(exc, EngineUnreachable) and claim.run.instance_id is not None:
+        await _wait_for_instance(deps, claim, exc)
     elif isinstance(exc, EngineTransient):
-        await run_progress.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
+        await _retry_later(deps, claim, exc)
     elif isinstance(exc, EnginePermanent):
         await run_outcomes.fail(deps.db, claim, exc.failure(), execution_ms=elapsed_ms)
     elif isinstance(exc, ServiceError):  # stored inputs no longer valid (bytes that do not fit)
@@ -208,6 +238,28 @@ async def _wait_for_engine(deps: RunnerDeps, claim: Claim, exc: EngineBusy) -> N
     await run_outcomes.fail(deps.db, claim, failure, execution_ms=None)
 
 
+async def _retry_later(deps: RunnerDeps, claim: Claim, exc: EngineTransient) -> None:
+    """Another attempt after ``retry_delay``, unless it could only start past the time limit."""
+    left = run_deadlines.seconds_left(claim.run, claim.spec, utcnow())
+    if left > deps.retry_delay.total_seconds():
+        await run_progress.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
+        return
+    failure = run_deadlines.timed_out(claim.spec, f"no time left to retry after: {exc.message}")
+    await run_outcomes.fail(deps.db, claim, failure, execution_ms=None)
+
+
+async def _wait_for_instance(deps: RunnerDeps, claim: Claim, exc: EngineUnreachable) -> None:
+    """The instance went away (a restart, an outage): weather, so the run waits for it (or
+    for another instance, when this one had not accepted its prompt) without using an
+    attempt, until its time limit (``services.instance_waits``)."""
+    if await instance_waits.wait_for_instance(
+        deps.db, claim, accepted=exc.accepted, error=exc.message
+    ):
+        return
+    failure = run_deadlines.timed_out(claim.spec, f"its instance stayed unreachable: {exc.message}")
+    await run_outcomes.fail(deps.db, claim, failure, execution_ms=None)
+
+
 async def _dispatch_provider(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
     if deps.seedance is None:
         raise EnginePermanent(
@@ -226,7 +278,7 @@ async def _after_interrupt(
     await run_outcomes.cancel_consumed(deps.db, claim, execution_ms=execution_ms)
 
 
-async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:
+async def _prepare(deps: RunnerDeps, claim: Claim, left: float) -> RunSpec:
     """Re-validate the stored inputs (pure), obtain their media, bind them into the graph."""
     validated = validate_inputs(claim.spec.inputs, claim.run.inputs)
     media, names = await resolve_media(
@@ -240,7 +292,7 @@ async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:
         media=media,
         target=claim.instance_url,
         engine_prompt_id=claim.run.engine_prompt_id,
-        timeout_seconds=claim.spec.timeout_seconds,
+        timeout_seconds=left,
     )
 
 

@@ -46,11 +46,12 @@ async def comfy(runtime: Runtime, standin: ComfyStandin) -> ComfyStandin:
     return standin
 
 
-def _worker(rt: Runtime) -> Worker:
+def _worker(rt: Runtime, *, probe_interval: float = 3600.0, retry_delay: float = 0.05) -> Worker:
     """A worker that would burn its 3 attempts in a blink if it retried (0.05 s apart), and
-    whose own probe only runs at its start: what marks an instance down here is a dispatch."""
+    whose own probe by default only runs at its start: what marks an instance down is then a
+    dispatch, and what finds it back is the test's probe."""
     settings = rt.settings.worker.model_copy(
-        update={"retry_delay_seconds": 0.05, "probe_interval": 3600.0}
+        update={"retry_delay_seconds": retry_delay, "probe_interval": probe_interval}
     )
     return Worker(rt, settings=settings)
 
@@ -151,7 +152,7 @@ async def test_a_restart_during_a_run_waits_then_runs_it_again_charged_once(runt
     workflow_id = await _workflow(runtime)
     alice = await customer(runtime, balance="10")
     await comfy.hold(running=True)
-    async with api.running_worker(runtime, _worker(runtime)):
+    async with api.running_worker(runtime, _worker(runtime, probe_interval=0.1)):
         run_id = (await api.submit(http, alice, workflow_id, "mid-run"))["run_order_id"]
         await comfy.wait_held(engine_prompt_id(run_id))  # accepted and executing
         comfy.clock.advance(1_000)  # lost with the process: never charged
@@ -163,7 +164,7 @@ async def test_a_restart_during_a_run_waits_then_runs_it_again_charged_once(runt
         await until(waiting, what="the run to wait for its instance")
         assert (await _instance(runtime)).healthy is False
         assert (await api.execution(http, alice, run_id))["status"] == "running"
-        await _comes_back(runtime, comfy)
+        await comfy.start()  # the worker's own probe finds it back and wakes the run
         await _finish_held(comfy, run_id, engine_ms=4_321)  # queued again, held again
         view = await api.wait_status(http, alice, run_id)
     assert view["status"] == "succeeded", view["error"]
@@ -191,3 +192,36 @@ async def test_a_long_outage_ends_the_run_at_its_time_limit_released_once(runtim
     assert await _attempts(runtime, run_id) <= 1
     await _assert_charged_once(http, alice, run_id, m.released(QUOTE))
     await comfy.start()  # for the fixture's shutdown
+
+
+async def test_a_retry_that_could_only_start_after_the_time_limit_ends_the_run(
+    runtime, http, comfy
+):
+    workflow_id = await _workflow(runtime, timeout_seconds=30)
+    alice = await customer(runtime, balance="10")
+    await comfy.hold(running=True)
+    async with api.running_worker(runtime, _worker(runtime, retry_delay=60.0)):
+        run_id = (await api.submit(http, alice, workflow_id, "late"))["run_order_id"]
+        await comfy.wait_held(engine_prompt_id(run_id))
+        await comfy.crash_restart()  # back at once, the prompt forgotten: a transient failure
+        view = await api.wait_status(http, alice, run_id)
+    assert view["status"] == "failed"
+    assert view["error"]["engine_code"] == "ENGINE_TIMEOUT"
+    assert "no time left to retry" in view["error"]["detail"]
+    assert _events(view, "retry") == []
+    assert len(comfy.calls("POST", "/prompt")) == 1  # never dispatched again
+    await _assert_charged_once(http, alice, run_id, m.released(QUOTE))
+
+
+async def test_a_refused_probe_marks_the_instance_down_at_once(runtime, comfy):
+    async with httpx.AsyncClient(trust_env=False) as client:
+        await comfy.crash()
+        assert await health.probe_all(runtime.db, client) == 0
+        down = await _instance(runtime)
+        assert down.healthy is False  # one refused probe, not three failed ones
+        assert "ConnectError" in (down.last_error or "")
+        assert await health.probe_all(runtime.db, client) == 0  # still down, not "back"
+        await comfy.start()
+        assert await health.probe_all(runtime.db, client) == 1
+        assert await health.probe_all(runtime.db, client) == 0  # back once
+    assert (await _instance(runtime)).healthy is True

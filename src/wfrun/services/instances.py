@@ -112,10 +112,9 @@ async def record_probe(
     own worker too."""
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        if down:
-            await instances_db.mark_down(
-                conn, instance_id, error=error or "down", now=now, unhealthy_after=UNHEALTHY_AFTER
-            )
+        if down and await instances_db.mark_down(
+            conn, instance_id, error=error or "down", now=now, unhealthy_after=UNHEALTHY_AFTER
+        ):
             return False
         came_back = await instances_db.record_probe(
             conn, instance_id, ok=ok, error=error, now=now, unhealthy_after=UNHEALTHY_AFTER

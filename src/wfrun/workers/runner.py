@@ -12,6 +12,12 @@ runner, and the run hung three leases, fetching the URL three times). Such a run
 as an internal error naming the exception (logged with its traceback), its freeze released.
 Provider runs are the exception: an upstream task may exist and be billed, so they are left
 to their lease and the re-dispatch adopts the task (``workers/seedance``).
+
+An attempt only gets what is left of the run's time limit, which spans every attempt
+(``services.run_deadlines``); an instance that stops answering is waited for without using an
+attempt (``services.instance_waits``). A run is charged the engine's own execution time, on
+success and on cancel alike (``ProgressRecorder.executed_ms``): never time spent fetching media
+or waiting in an instance's queue.
 """
 
 from __future__ import annotations
@@ -64,11 +70,20 @@ class RunControl:
 
 
 class ProgressRecorder:
-    """The engine's progress sink: one fenced, short transaction per node boundary."""
+    """The engine's progress sink: one fenced, short transaction per node boundary.
 
-    def __init__(self, db: Database, claim: Claim) -> None:
+    A cancel it finds there sets ``interrupt`` (when given) instead of unwinding the engine:
+    the engine then stops as on any cancel (ComfyUI withdraws the prompt and reports how long
+    it executed), and the runner ends the run cancelled all the same (``cancel_seen``).
+    """
+
+    def __init__(
+        self, db: Database, claim: Claim, interrupt: threading.Event | None = None
+    ) -> None:
         self.db = db
         self.claim = claim
+        self.interrupt = interrupt
+        self.cancel_seen = False
         self.engine_ms: int | None = None
         """Execution time as the engine measured it (ComfyUI's own events), when it says."""
         self.executing_since: float | None = None
@@ -105,15 +120,21 @@ class ProgressRecorder:
             "completed_nodes": done,
             "total_nodes": total,
         }
-        await run_progress.record_node(
-            self.db,
-            self.claim,
-            event_type=event,
-            node_id=node_id,
-            message=message,
-            percent=_percent(done, total),
-            snapshot=snapshot,
-        )
+        try:
+            await run_progress.record_node(
+                self.db,
+                self.claim,
+                event_type=event,
+                node_id=node_id,
+                message=message,
+                percent=_percent(done, total),
+                snapshot=snapshot,
+            )
+        except CancelRequested:
+            self.cancel_seen = True
+            if self.interrupt is None:
+                raise
+            self.interrupt.set()
 
 
 def _percent(done: int, total: int) -> int:
@@ -135,7 +156,7 @@ class RunnerDeps:
 async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
     """Drive one claim to a terminal state (or give it back on a transient failure)."""
     started = time.monotonic()
-    sink = ProgressRecorder(deps.db, claim)
+    sink = ProgressRecorder(deps.db, claim, control.interrupt)
     try:
         if claim.spec.engine_kind == "seedance":
             await _dispatch_provider(deps, claim, control)
@@ -190,7 +211,10 @@ async def _engine_run(
     spec = await _prepare(deps, claim, left)
     if control.interrupt.is_set():  # cancelled while its media were fetched: never executed
         raise EngineInterrupted()
-    return await deps.engines[claim.spec.engine_kind].execute(spec, sink, control.interrupt)
+    results = await deps.engines[claim.spec.engine_kind].execute(spec, sink, control.interrupt)
+    if sink.cancel_seen:  # at its last node boundary: cancelled all the same, as before
+        raise CancelRequested()
+    return results
 
 
 async def _end_on_error(
@@ -241,7 +265,8 @@ async def _wait_for_engine(deps: RunnerDeps, claim: Claim, exc: EngineBusy) -> N
 async def _retry_later(deps: RunnerDeps, claim: Claim, exc: EngineTransient) -> None:
     """Another attempt after ``retry_delay``, unless it could only start past the time limit."""
     left = run_deadlines.seconds_left(claim.run, claim.spec, utcnow())
-    if left > deps.retry_delay.total_seconds():
+    provider = claim.spec.engine_kind in run_deadlines.PROVIDER_KINDS  # its own tracking ends it
+    if provider or left > deps.retry_delay.total_seconds():
         await run_progress.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
         return
     failure = run_deadlines.timed_out(claim.spec, f"no time left to retry after: {exc.message}")

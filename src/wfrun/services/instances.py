@@ -109,7 +109,12 @@ async def record_probe(
     restarting or gone, not stalled), so it turns unhealthy at once instead of after
     ``UNHEALTHY_AFTER`` failures. When an unhealthy instance answers again, the runs waiting
     for it are made claimable now (``instance_waits``); True then, so the caller can wake its
-    own worker too."""
+    own worker too.
+
+    The jobs are woken in a transaction of their own, after the instance's: the lock order is
+    job → instance on every path (claims, ``instance_waits``), and this one must not hold the
+    instance's row while it waits for a job's.
+    """
     now = utcnow()
     async with db.transaction(write=True) as conn:
         if down and await instances_db.mark_down(
@@ -119,7 +124,8 @@ async def record_probe(
         came_back = await instances_db.record_probe(
             conn, instance_id, ok=ok, error=error, now=now, unhealthy_after=UNHEALTHY_AFTER
         )
-        if came_back:
+    if came_back:
+        async with db.transaction(write=True) as conn:
             waiting = await instances_db.running_run_ids(conn, instance_id)
             await broker.wake_jobs(conn, waiting, now)
     return came_back

@@ -110,13 +110,6 @@ BAD_PACKAGES = [
     (lambda d: d.pop("graph"), "graph: Field required"),
     (lambda d: d.update(engine="gpu"), "engine: Input should be 'local', 'comfyui' or 'seedance'"),
     (
-        lambda d: (d.update(engine="comfyui"), d["graph"]["3"].update(class_type="KSampler")),
-        (
-            "graph: node 3 (KSampler): invalid_prompt: class KSampler is not available [checked "
-            "against wfrun's built-in node set (register a ComfyUI instance"
-        ),
-    ),
-    (
         lambda d: d["inputs"].append({"key": "n9_x", "type": "integer"}),
         "inputs.5 (n9_x): bound node 9 is not in the graph",
     ),

@@ -48,6 +48,15 @@ class WorkerSettings(BaseModel):
             "such waits use no attempt and end at the run's time limit."
         ),
     )
+    drain_seconds: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "On SIGTERM a worker stops claiming at once and lets its runs in flight finish for "
+            "up to this long, then hands the rest back to the queue (another worker takes "
+            "them at once); a second SIGTERM hands them back immediately."
+        ),
+    )
 
 
 class ApiSettings(BaseModel):

@@ -246,6 +246,22 @@ class InsufficientBalance(PaymentRequired):
     reason = "Insufficient balance."
 
 
+class NoAbleInstance(Conflict):
+    """A ``comfyui`` revision was imported or published while no registered instance is able
+    to run it (none active with its kind and labels): its runs would wait for nothing."""
+
+    code = "NO_ABLE_INSTANCE"
+    reason = "No registered engine instance is able to run this workflow."
+
+
+class InstancesUnreachable(Unavailable):
+    """No instance able to run a revision answered ``/object_info``, so its graph cannot be
+    checked; nothing was stored or published."""
+
+    code = "INSTANCE_UNREACHABLE"
+    reason = "No engine instance able to run this workflow answered."
+
+
 class InvalidTransition(Conflict):
     code = "INVALID_STATE_TRANSITION"
     reason = "The run cannot move to that state."

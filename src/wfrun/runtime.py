@@ -64,7 +64,11 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     if migrate:
-        await upgrade(db)
+        try:
+            await upgrade(db)
+        except BaseException:  # e.g. the database is unavailable: leave no pool behind
+            await db.dispose()
+            raise
     storage = await build_storage(settings)
     signer = UrlSigner(ensure_secret_key(settings))
     return Runtime(

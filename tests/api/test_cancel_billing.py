@@ -55,9 +55,8 @@ async def _comfy_workflow(rt: Runtime, standin: ComfyStandin) -> str:
         "price_per_second": format_amount(PER_SECOND),
         "estimated_seconds": ESTIMATED_S,
     }
-    info = await instances.fetch_object_info(rt.db)
     result = await catalog.import_package(
-        rt.db, owner_id=await operator(rt), document=package, publish=True, object_info=info
+        rt.db, owner_id=await operator(rt), document=package, publish=True
     )
     return result.workflow_id
 

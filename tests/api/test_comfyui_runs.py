@@ -37,6 +37,7 @@ from wfrun.engines.local.engine import LocalEngine
 from wfrun.runtime import Runtime
 from wfrun.services import catalog, instances
 from wfrun.services.claims import engine_prompt_id
+from wfrun.services.instance_check import CheckOptions
 from wfrun.workers import health
 from wfrun.workers.worker import Worker
 
@@ -71,11 +72,8 @@ async def _setup(
 ) -> tuple[str, Customer]:
     await instances.add_instance(rt.db, url=comfy.base_url, capacity=capacity, labels={})
     owner = await operator(rt)
-    info = await instances.fetch_object_info(rt.db)
-    assert info is not None
-    result = await catalog.import_package(
-        rt.db, owner_id=owner, document=document, publish=True, object_info=info
-    )
+    result = await catalog.import_package(rt.db, owner_id=owner, document=document, publish=True)
+    assert result.node_check.checked_against == (comfy.base_url,)
     return result.workflow_id, await customer(rt, balance="10")
 
 
@@ -336,8 +334,11 @@ async def test_required_labels_and_draining_steer_scheduling(fast_engine, http, 
         package["required_labels"] = {"gpu": "a100"}
         await instances.add_instance(rt.db, url=t4.base_url, capacity=4, labels={"gpu": "t4"})
         owner = await operator(rt)
+        allowed = CheckOptions(allow_no_instance=True)  # no a100 yet: runs wait for one
         workflow_id = (
-            await catalog.import_package(rt.db, owner_id=owner, document=package, publish=True)
+            await catalog.import_package(
+                rt.db, owner_id=owner, document=package, publish=True, options=allowed
+            )
         ).workflow_id
         alice = await customer(rt, balance="10")
         run_id = await _submit(http, alice, workflow_id, "l", {"n1_image": data_uri(png_bytes())})

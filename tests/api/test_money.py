@@ -75,9 +75,8 @@ async def _timed_workflow(rt: Runtime) -> str:
         "price_per_second": format_amount(PER_SECOND),
         "estimated_seconds": ESTIMATED_S,
     }
-    object_info = await instances.fetch_object_info(rt.db)
     result = await catalog.import_package(
-        rt.db, owner_id=await operator(rt), document=package, publish=True, object_info=object_info
+        rt.db, owner_id=await operator(rt), document=package, publish=True
     )
     return result.workflow_id
 

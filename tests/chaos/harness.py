@@ -103,6 +103,7 @@ class Cluster:
             "WFRUN_WORKER__LEASE_SECONDS": str(worker.lease_seconds),
             "WFRUN_WORKER__POLL_INTERVAL": str(worker.poll_interval),
             "WFRUN_WORKER__CONCURRENCY": str(worker.concurrency),
+            "WFRUN_WORKER__DRAIN_SECONDS": str(worker.drain_seconds),
         }
 
     def start(self, name: str, *args: str) -> Proc:

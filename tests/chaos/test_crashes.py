@@ -7,7 +7,6 @@ Real ``wfrun serve`` / ``wfrun worker`` processes on loopback; runs are a workfl
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
 
@@ -25,24 +24,8 @@ from tests.chaos.harness import (
     submit_acknowledged,
     until,
 )
-from tests.support import databases
-from wfrun.db.database import Database
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def fresh_url(database_url: str) -> str:
-    """The test's database, emptied (the PostgreSQL one is shared by the session)."""
-    if not database_url.startswith("sqlite"):
-
-        async def clean() -> None:
-            db = Database(database_url)
-            await databases.truncate_all(db)
-            await db.dispose()
-
-        asyncio.run(clean())
-    return database_url
 
 
 def _mid_node(group: Cluster, run_ids: list[str], worker_id: str | None = None) -> list[str]:

@@ -9,7 +9,8 @@ Knobs: :meth:`stop` / :meth:`start` (down/up on the same port, memory kept, like
 outage), :meth:`crash` / :meth:`start` (a process down until the test restarts it),
 :meth:`crash_restart` (queue, history, cache and sockets forgotten, ``number`` back
 to 0: a process restart), :meth:`drop_sockets`, :attr:`reply_delay` (every HTTP reply
-delayed) and :meth:`freeze` (blocks the server loop, like ComfyUI's ``gc.collect`` stall).
+delayed), :attr:`custom_nodes` (extra classes listed in ``/object_info``) and :meth:`freeze`
+(blocks the server loop, like ComfyUI's ``gc.collect`` stall).
 Instead of racing the stand-in, a test controls it (``standin_holds``): :meth:`hold` keeps
 prompts pending, or stops a running one at a node, until :meth:`release`; :attr:`clock` stamps
 the events, and a stopped clock makes the engine time ComfyUI reports exact.
@@ -70,6 +71,9 @@ class ComfyStandin:
         self.state = self._fresh_state()  # replaced on the server loop by _boot
         self.requests: list[RecordedRequest] = []
         self.reply_delay = 0.0
+        self.custom_nodes: dict[str, Any] = {}
+        """Node classes this ComfyUI has beyond the core ones (``/object_info`` entries, as a
+        custom-node pack adds them); listed only, executing them is not reproduced."""
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)

@@ -199,12 +199,15 @@ class Routes:
         return json_reply(SYSTEM_STATS)
 
     async def object_info(self, request: Request) -> Response:
-        return json_reply(object_info(self._input_files()))
+        return json_reply(self._object_info())
 
     async def object_info_class(self, request: Request) -> Response:
-        info = object_info(self._input_files())
+        info = self._object_info()
         name = request.path_params["node_class"]
         return json_reply({name: info[name]} if name in info else {})
+
+    def _object_info(self) -> dict[str, Any]:
+        return object_info(self._input_files()) | self.standin.custom_nodes
 
     def _input_files(self) -> list[str]:
         folder = self.standin.files.directory("input")

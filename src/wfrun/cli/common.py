@@ -22,8 +22,15 @@ def settings_of(ctx: click.Context) -> Settings:
     return settings
 
 
-def run_async(ctx: click.Context, work: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Build a runtime, run ``work`` with it, close it; ServiceErrors exit with status 1."""
+def run_async(
+    ctx: click.Context,
+    work: Callable[[Runtime], Awaitable[T]],
+    *,
+    refusals: tuple[type[ServiceError], ...] = (),
+) -> T:
+    """Build a runtime, run ``work`` with it, close it. A ServiceError prints one line and
+    exits with status 1; one of ``refusals`` (a refusal the operator may override with a
+    flag the line names) exits with 2, like a usage error."""
 
     async def main() -> T:
         runtime = await build_runtime(settings_of(ctx))
@@ -36,4 +43,4 @@ def run_async(ctx: click.Context, work: Callable[[Runtime], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except ServiceError as exc:
         click.echo(f"error: {exc.engine_code}: {exc.detail}", err=True)
-        sys.exit(1)
+        sys.exit(2 if isinstance(exc, refusals) else 1)

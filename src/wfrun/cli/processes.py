@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import signal
 import socket
+import sys
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 import click
 import uvicorn
@@ -15,9 +20,14 @@ from wfrun.api.app import create_app
 from wfrun.api.deps import API_PREFIX
 from wfrun.config import Settings
 from wfrun.db.database import Database
+from wfrun.errors import DatabaseUnavailable, ServiceError
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.services.seed import KEY_FILE, ensure_demo
+from wfrun.workers.loops import Backoff, pause
+from wfrun.workers.stopping import StopSignals
 from wfrun.workers.worker import Worker, run_embedded
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -47,15 +57,33 @@ async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
     runtime = await build_runtime(settings)
     try:
         demo_key = await _seed(runtime)
-        app = create_app(
-            settings, runtime=runtime, background=run_embedded if embedded_worker else None
-        )
+        signals = StopSignals()
+        background = functools.partial(run_embedded, signals=signals) if embedded_worker else None
+        app = create_app(settings, runtime=runtime, background=background)
         sock = _listen(settings.host, settings.port)
         config = uvicorn.Config(app, log_level="info", access_log=False)
         _banner(runtime, sock.getsockname()[1], demo_key)
-        await uvicorn.Server(config).serve(sockets=[sock])
+        await _Server(config, signals).serve(sockets=[sock])
     finally:
         await runtime.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn whose SIGTERM/SIGINT also reaches the embedded worker at once (it stops
+    claiming while the API still closes its connections): the first signal drains, the second
+    hands the runs in flight back and stops waiting for open connections. The process then
+    ends normally (exit 0, runtime closed) instead of re-raising the signal."""
+
+    def __init__(self, config: uvicorn.Config, signals: StopSignals) -> None:
+        super().__init__(config)
+        self.signals = signals
+        self.loop = asyncio.get_running_loop()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+        self.loop.call_soon_threadsafe(self.signals.request)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -108,20 +136,56 @@ def worker(ctx: click.Context, once: bool, concurrency: int | None) -> None:
 
 
 async def _work(settings: Settings, *, once: bool) -> None:
-    runtime = await build_runtime(settings)
-    loop_worker = Worker(runtime)
-    click.echo(f"worker {loop_worker.id} on {_describe(runtime.db)}", err=True)
+    if once:
+        await _work_once(settings)
+        return
+    signals = StopSignals()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, signals.request)
+    runtime = await _when_reachable(settings, signals.stop)
+    if runtime is None:
+        return
     try:
-        if once:
-            await loop_worker.run_until_idle()
-            return
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await loop_worker.run(stop)
+        loop_worker = Worker(runtime)
+        click.echo(f"worker {loop_worker.id} on {_describe(runtime.db)}", err=True)
+        await loop_worker.run(signals.stop, signals.hurry)
     finally:
         await runtime.close()
+
+
+async def _work_once(settings: Settings) -> None:
+    """``--once``: a database outage is an error (exit 1, one line), not an empty queue."""
+    try:
+        runtime = await build_runtime(settings)
+    except DatabaseUnavailable as exc:
+        _fail(exc)
+    try:
+        loop_worker = Worker(runtime)
+        click.echo(f"worker {loop_worker.id} on {_describe(runtime.db)}", err=True)
+        await loop_worker.run_until_idle()
+    except DatabaseUnavailable as exc:
+        _fail(exc)
+    finally:
+        await runtime.close()
+
+
+async def _when_reachable(settings: Settings, stop: asyncio.Event) -> Runtime | None:
+    """The runtime, once the database answers: a long-running process may start before its
+    database (one log line per try, backing off to 2 s); None if stopped meanwhile."""
+    backoff = Backoff(0.5)
+    while not stop.is_set():
+        try:
+            return await build_runtime(settings)
+        except DatabaseUnavailable as exc:
+            log.warning("waiting for the database: %s", exc.detail)
+            await pause(stop, backoff.next())
+    return None
+
+
+def _fail(exc: ServiceError) -> NoReturn:
+    click.echo(f"error: {exc.engine_code}: {exc.detail}", err=True)
+    sys.exit(1)
 
 
 def _describe(db: Database) -> str:

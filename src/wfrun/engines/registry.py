@@ -14,7 +14,6 @@ from wfrun.engines.binding import bind_inputs, media_filename
 from wfrun.engines.comfyui import ComfyUIEngine
 from wfrun.engines.local.engine import LocalEngine
 from wfrun.engines.local.executor import GraphInvalid, GraphProblem, validate_graph
-from wfrun.engines.local.nodes import object_info as local_object_info
 from wfrun.engines.object_info import validate as object_info_validate
 from wfrun.errors import InvalidWorkflowPackage
 
@@ -40,12 +39,15 @@ def validate_payload(
     graph: Mapping[str, Any],
     specs: tuple[InputSpec, ...],
     object_info: Mapping[str, Any] | None = None,
+    *,
+    source: str = "the instance's /object_info",
 ) -> None:
     """Check a revision's graph for its engine, with manifest defaults bound in.
 
-    ``comfyui`` graphs are checked against ``object_info`` (a registered instance's), or, when
-    no instance is reachable, against wfrun's built-in node set, which knows ComfyUI's core
-    image nodes only.
+    ``comfyui`` graphs are checked against ``object_info``, an instance's (``source`` names it
+    in the problems); None means the caller decided not to check them against any. wfrun's
+    built-in node set knows ComfyUI's core image nodes only, so it never stands in for an
+    instance's: it checks ``local`` graphs alone.
 
     Raises:
         InvalidWorkflowPackage: naming every problem (node, class, input).
@@ -61,7 +63,8 @@ def validate_payload(
     media = {s.key: [media_filename(s.key, 0, "image/png")] for s in specs if s.is_media}
     bound = bind_inputs(graph, specs, defaults(specs), media)
     if kind == "comfyui":
-        _validate_comfyui(bound, specs, object_info)
+        if object_info is not None:
+            _validate_comfyui(bound, specs, object_info, source)
         return
     try:
         validate_graph(bound)
@@ -98,20 +101,11 @@ def _describe(problem: GraphProblem) -> str:
 
 
 def _validate_comfyui(
-    graph: Mapping[str, Any], specs: tuple[InputSpec, ...], info: Mapping[str, Any] | None
+    graph: Mapping[str, Any], specs: tuple[InputSpec, ...], info: Mapping[str, Any], source: str
 ) -> None:
     bindings = [(s.binding.node_id, s.binding.input_name) for s in specs]
-    problems = object_info_validate(graph, info or local_object_info(), bindings)
-    if not problems:
-        return
-    source = (
-        "the instance's /object_info"
-        if info
-        else (
-            "wfrun's built-in node set (register a ComfyUI instance with `wfrun instances add` to "
-            "check against its /object_info)"
+    problems = object_info_validate(graph, info, bindings)
+    if problems:
+        raise InvalidWorkflowPackage(
+            "graph: " + "; ".join(str(p) for p in problems) + f" [checked against {source}]"
         )
-    )
-    raise InvalidWorkflowPackage(
-        "graph: " + "; ".join(str(p) for p in problems) + f" [checked against {source}]"
-    )

@@ -178,6 +178,30 @@ async def defer(
     return result.rowcount == 1
 
 
+async def hand_back(
+    conn: Connection, *, job_id: str, attempt: int, now: datetime, error: str
+) -> bool:
+    """A stopping worker gives a claimed job back, claimable at once and in its place.
+
+    ``attempts`` stays (it is the fencing token: the next claim writes as attempt + 1, so
+    nothing the stopping worker might still write can match), and ``max_attempts`` grows by
+    one, so a deploy does not use up the run's attempts. False when this attempt no longer
+    owns the job."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.attempts == attempt, jobs.c.status == JobStatus.DOING)
+        .values(
+            status=JobStatus.TODO,
+            max_attempts=jobs.c.max_attempts + 1,
+            lease_until=None,
+            worker_id=None,
+            last_error=error,
+            updated_at=now,
+        )
+    )
+    return result.rowcount == 1
+
+
 async def park(conn: Connection, *, job_id: str, attempt: int, at: datetime, now: datetime) -> bool:
     """Hand a claimed job over to provider tracking (frees the worker slot)."""
     result = await conn.execute(

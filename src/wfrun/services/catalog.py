@@ -19,8 +19,14 @@ from wfrun.db.workflows import MarketItem, Revision, RevisionSummary, Workflow, 
 from wfrun.domain import manifest as m
 from wfrun.domain.pricing import PriceTable
 from wfrun.domain.revisions import RevisionSpec
-from wfrun.engines.registry import validate_payload
 from wfrun.errors import NotPublished, RevisionNotFound, WorkflowNotFound
+from wfrun.services.instance_check import (
+    STRICT,
+    CheckOptions,
+    NodeCheck,
+    check_package,
+    check_revision,
+)
 from wfrun.services.packages import (
     Package,
     input_specs,
@@ -57,6 +63,7 @@ class ImportResult:
     revision_number: int
     created_workflow: bool
     published: bool
+    node_check: NodeCheck
 
 
 async def import_package(
@@ -65,17 +72,28 @@ async def import_package(
     owner_id: str,
     document: Any,
     publish: bool = False,
-    object_info: Mapping[str, Any] | None = None,
+    options: CheckOptions = STRICT,
 ) -> ImportResult:
     """Validate a package and store it as a new revision (a new workflow on first import).
 
+    A ``comfyui`` package is checked against the instances able to run it
+    (:mod:`wfrun.services.instance_check`), before anything is stored.
+
     Raises:
         InvalidWorkflowPackage: the package is invalid (nothing is stored).
+        NoAbleInstance, InstancesUnreachable: see :func:`instance_check.check_package`.
         AccountNotFound: no such owner.
     """
     package = parse_package(document)
     inputs = input_specs(package)
-    validate_payload(package.engine, package.graph, inputs, object_info)
+    checked = await check_package(
+        db,
+        kind=package.engine,
+        graph=package.graph,
+        specs=inputs,
+        required_labels=package.required_labels,
+        options=options,
+    )
     now = utcnow()
     async with db.transaction(write=True) as conn:
         await get_account(conn, owner_id)
@@ -87,7 +105,7 @@ async def import_package(
             await workflows_db.update_workflow(
                 conn, workflow_id, {"published_revision_id": revision["id"]}
             )
-    return ImportResult(workflow_id, revision["id"], number, created, publish)
+    return ImportResult(workflow_id, revision["id"], number, created, publish, checked)
 
 
 async def _upsert_workflow(
@@ -145,18 +163,39 @@ def _prices_json(prices: PriceTable) -> dict[str, Any]:
     }
 
 
-async def publish(db: Database, *, workflow_id: str, revision_id: str | None) -> str:
-    """Make a revision (default: the newest) the published one; returns its id."""
-    async with db.transaction(write=True) as conn:
+@dataclass(frozen=True)
+class PublishResult:
+    revision_id: str
+    node_check: NodeCheck
+
+
+async def publish(
+    db: Database,
+    *,
+    workflow_id: str,
+    revision_id: str | None,
+    options: CheckOptions = STRICT,
+) -> PublishResult:
+    """Make a revision (default: the newest) the published one, once it passed the same
+    instance check as an import (an instance registered since may now check it).
+
+    Raises:
+        WorkflowNotFound, RevisionNotFound: no such workflow or revision of it.
+        NoAbleInstance, InstancesUnreachable: see :func:`instance_check.check_package`.
+    """
+    async with db.transaction() as conn:
         workflow = await _get_workflow(conn, workflow_id)
         revisions = await workflows_db.list_revisions(conn, workflow_id)
         chosen = revision_id or revisions[-1].id
-        if chosen not in {r.id for r in revisions}:
-            raise RevisionNotFound(f"revision {chosen} is not a revision of {workflow_id}")
+        revision = await workflows_db.find_revision(conn, chosen)
+    if revision is None or revision.workflow_id != workflow.id:
+        raise RevisionNotFound(f"revision {chosen} is not a revision of {workflow_id}")
+    checked = await check_revision(db, revision, options)
+    async with db.transaction(write=True) as conn:
         await workflows_db.update_workflow(
             conn, workflow.id, {"published_revision_id": chosen, "updated_at": utcnow()}
         )
-    return chosen
+    return PublishResult(chosen, checked)
 
 
 async def _get_workflow(conn: Connection, workflow_id: str) -> Workflow:

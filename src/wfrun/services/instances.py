@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from wfrun.clock import utcnow
 from wfrun.db import instances as instances_db
 from wfrun.db.database import Database
@@ -129,19 +127,3 @@ async def record_probe(
             waiting = await instances_db.running_run_ids(conn, instance_id)
             await broker.wake_jobs(conn, waiting, now)
     return came_back
-
-
-async def fetch_object_info(db: Database, *, timeout: float = 30.0) -> dict[str, Any] | None:
-    """``/object_info`` of the first healthy active ComfyUI instance (no transaction is open
-    during the request), or None when none answers."""
-    usable = [i for i in await list_instances(db) if i.healthy and i.state == "active"]
-    async with httpx.AsyncClient(trust_env=False, timeout=timeout) as client:
-        for instance in usable:
-            try:
-                response = await client.get(f"{instance.url}/object_info")
-                if response.status_code == 200:
-                    data: dict[str, Any] = response.json()
-                    return data
-            except (httpx.HTTPError, ValueError):
-                continue
-    return None

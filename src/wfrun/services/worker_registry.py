@@ -1,13 +1,17 @@
-"""Workers known to the database: registration and the heartbeat that keeps their claims."""
+"""Workers known to the database: registration, the heartbeat that keeps their claims, and
+the hand-back of those claims when a worker stops."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from wfrun.clock import utcnow
 from wfrun.db import runs as runs_db
 from wfrun.db.database import Database
 from wfrun.queue import broker
+from wfrun.services.claims import Claim
+from wfrun.services.run_log import log_event
 
 
 async def register_worker(
@@ -46,3 +50,29 @@ async def heartbeat(
                 lost.add(run_id)
         cancelled = await runs_db.cancel_flags(conn, [run for _, _, run in owned])
     return lost, cancelled
+
+
+async def hand_back(db: Database, *, worker_id: str, claims: Sequence[Claim]) -> list[str]:
+    """A stopping worker gives its unfinished claims back to the queue, claimable at once by
+    any worker (which re-attaches to or re-runs them), instead of leaving them to lapse with
+    their leases. Jobs are taken in id order (lock order job → run). Returns the run ids
+    handed back; a claim this worker no longer owns is skipped."""
+    now = utcnow()
+    reason = f"handed back by worker {worker_id}, which was stopping"
+    returned: list[str] = []
+    async with db.transaction(write=True) as conn:
+        for claim in sorted(claims, key=lambda c: c.job_id):
+            if await broker.hand_back(
+                conn, job_id=claim.job_id, attempt=claim.attempt, now=now, error=reason
+            ):
+                await log_event(
+                    conn,
+                    claim.run,
+                    now,
+                    "handed_back",
+                    f"{reason}; another worker takes it",
+                    level="warning",
+                    attempt=claim.attempt,
+                )
+                returned.append(claim.run.id)
+    return returned

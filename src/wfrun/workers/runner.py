@@ -67,6 +67,8 @@ class RunControl:
     interrupt: threading.Event = field(default_factory=threading.Event)
     cancel_requested: bool = False
     lease_lost: bool = False
+    handing_back: bool = False
+    """The worker is stopping and gives the run back to the queue: nothing may end it."""
 
 
 class ProgressRecorder:
@@ -297,8 +299,8 @@ async def _dispatch_provider(deps: RunnerDeps, claim: Claim, control: RunControl
 async def _after_interrupt(
     deps: RunnerDeps, claim: Claim, control: RunControl, execution_ms: int
 ) -> None:
-    if control.lease_lost:
-        log.warning("run %s: lease lost, leaving it to its new owner", claim.run.id)
+    if control.lease_lost or control.handing_back:
+        log.warning("run %s: interrupted for its next owner, not cancelled", claim.run.id)
         return
     await run_outcomes.cancel_consumed(deps.db, claim, execution_ms=execution_ms)
 

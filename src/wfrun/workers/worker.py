@@ -38,13 +38,24 @@ from wfrun.workers.loops import (
 )
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
 from wfrun.workers.seedance import Tracker
+from wfrun.workers.stopping import StopSignals
 
 log = logging.getLogger(__name__)
 
 
-async def run_embedded(runtime: Runtime, stop: asyncio.Event) -> None:
-    """A worker inside the API's process (``wfrun serve``), woken at once by its submits."""
-    await Worker(runtime, wakeup=runtime.wakeup).run(stop)
+async def run_embedded(
+    runtime: Runtime, stop: asyncio.Event, signals: StopSignals | None = None
+) -> None:
+    """A worker inside the API's process (``wfrun serve``), woken at once by its submits.
+
+    It stops on ``signals`` (the process's SIGTERM, before the API has closed its
+    connections) or when the API's lifespan ends (``stop``), whichever comes first."""
+    signals = signals or StopSignals()
+    relay = asyncio.create_task(signals.follow(stop))
+    try:
+        await Worker(runtime, wakeup=runtime.wakeup).run(signals.stop, signals.hurry)
+    finally:
+        relay.cancel()
 
 
 @dataclass
@@ -102,6 +113,8 @@ class Worker:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._registered = False
         self._backoff = Backoff(self.settings.poll_interval)
+        self._outage: DatabaseUnavailable | None = None
+        """The last claim's database outage (burst mode reports it instead of ending)."""
 
     async def register(self) -> None:
         """Record this worker (once) so queue ETAs know its capacity."""
@@ -128,34 +141,57 @@ class Worker:
                 self._backoff.reset()
                 return
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set, then wait for the runs in flight to finish."""
+    async def run(self, stop: asyncio.Event, hurry: asyncio.Event | None = None) -> None:
+        """Work until ``stop`` is set; then claim nothing more, let the runs in flight finish
+        for up to ``drain_seconds`` (less once ``hurry`` is set) and hand the rest back."""
         await self._register_until_done(stop)
         listener = None
         if not self.deps.db.is_sqlite:
             listener = JobListener(self.deps.db.url, self.wakeup)
             await listener.start()
-        halt = asyncio.Event()  # the loops outlive ``stop`` until the runs in flight are done
+        halt = asyncio.Event()  # the loops (heartbeat!) outlive ``stop`` until the drain ends
         loops = [asyncio.create_task(loop.run(halt)) for loop in self.loops]
         try:
-            while not stop.is_set():
-                await self._slots.acquire()
-                self.wakeup.clear()  # before the claim, so a wake-up during it is not lost
-                outcome = await self._claim_and_start()
-                if outcome != "started":
-                    self._slots.release()
-                if outcome == "empty":
-                    await self._idle(stop, self.settings.poll_interval)
-                elif outcome == "unavailable":
-                    await self._idle(stop, self._backoff.next())
+            await self._claim_until(stop)
         finally:
-            await self._drain()
+            await self._stop(hurry or asyncio.Event())
             await _halt(halt, loops)
             if listener is not None:
                 await listener.stop()
 
+    async def _claim_until(self, stop: asyncio.Event) -> None:
+        while await self._free_slot(stop):
+            self.wakeup.clear()  # before the claim, so a wake-up during it is not lost
+            outcome = await self._claim_and_start()
+            if outcome != "started":
+                self._slots.release()
+            if outcome == "empty":
+                await self._idle(stop, self.settings.poll_interval)
+            elif outcome == "unavailable":
+                await self._idle(stop, self._backoff.next())
+
+    async def _free_slot(self, stop: asyncio.Event) -> bool:
+        """Wait for a free slot; False, holding none, once ``stop`` is set (a slot freed by a
+        run ending after the stop request must not start another run)."""
+        if stop.is_set():
+            return False
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not stop.is_set():
+            return True
+        acquire.cancel()
+        [acquired] = await asyncio.gather(acquire, return_exceptions=True)
+        if acquired is True:  # it got the slot before the cancel landed
+            self._slots.release()
+        return False
+
     async def run_until_idle(self) -> None:
-        """Burst mode: run jobs until the queue is empty and nothing is in flight."""
+        """Burst mode: run jobs until the queue is empty and nothing is in flight.
+
+        Raises:
+            DatabaseUnavailable: a claim could not reach the database (nothing in flight)."""
         await self.register()
         stop = asyncio.Event()
         beat = asyncio.create_task(self.heartbeat.run(stop))
@@ -167,6 +203,8 @@ class Worker:
                     self._slots.release()
                 if outcome in ("empty", "unavailable"):
                     if not self._active:
+                        if outcome == "unavailable" and self._outage is not None:
+                            raise self._outage  # not an empty queue: say so
                         if await self._track_once():
                             continue
                         return
@@ -183,6 +221,7 @@ class Worker:
             claim = await claims.claim_next(self.deps.db, worker_id=self.id, lease=self.lease)
         except DatabaseUnavailable as exc:
             log.warning("claiming: %s", exc.detail)
+            self._outage = exc
             return "unavailable"
         except Exception:
             log.exception("claim failed")
@@ -243,10 +282,58 @@ class Worker:
                 active.control.cancel_requested = True
                 active.control.interrupt.set()
 
-    async def _drain(self) -> None:
-        tasks = [a.task for a in self._active.values()]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+    async def _stop(self, hurry: asyncio.Event) -> None:
+        if not self._active:
+            log.info("worker %s stopped: no run in flight", self.id)
+            return
+        log.info(
+            "worker %s stopping: claiming nothing more; waiting up to %g s for %d run(s): %s",
+            self.id,
+            self.settings.drain_seconds,
+            len(self._active),
+            ", ".join(sorted(self._active)),
+        )
+        await self._drain(hurry)
+        if self._active:
+            await self._hand_back()
+        log.info("worker %s stopped", self.id)
+
+    async def _drain(self, hurry: asyncio.Event) -> None:
+        """Wait for the runs in flight until they are done, the drain time is up, or hurried."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.settings.drain_seconds
+        hurried = asyncio.ensure_future(hurry.wait())
+        try:
+            while self._active and not hurry.is_set() and (left := end - loop.time()) > 0:
+                tasks = [a.task for a in self._active.values()]
+                await asyncio.wait(
+                    [*tasks, hurried], timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+        finally:
+            hurried.cancel()
+
+    async def _hand_back(self) -> None:
+        """Stop the unfinished runs here and give their jobs back to the queue, so another
+        worker takes them now rather than after their leases lapse."""
+        active = list(self._active.values())
+        for entry in active:
+            entry.control.handing_back = True  # before anything can interrupt the run
+            entry.task.cancel()
+            entry.control.interrupt.set()  # a built-in engine's node stops at its next check
+        await asyncio.gather(*(entry.task for entry in active), return_exceptions=True)
+        try:
+            returned = await worker_registry.hand_back(
+                self.deps.db, worker_id=self.id, claims=[entry.claim for entry in active]
+            )
+        except DatabaseUnavailable as exc:
+            log.warning("handing runs back: %s; they go on when their leases lapse", exc.detail)
+            return
+        log.warning(
+            "worker %s handed back %d unfinished run(s): %s",
+            self.id,
+            len(returned),
+            ", ".join(returned),
+        )
 
 
 async def _halt(halt: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:

@@ -38,6 +38,7 @@ from wfrun.runtime import Runtime
 from wfrun.services import catalog, instances
 from wfrun.services.claims import engine_prompt_id
 from wfrun.services.instance_check import CheckOptions
+from wfrun.workers import health
 from wfrun.workers.worker import Worker
 
 
@@ -198,8 +199,9 @@ async def test_cancel_while_pending_on_the_instance_and_while_running(fast_engin
     assert deletes == [{"delete": [engine_prompt_id(second)]}]
     assert interrupts  # confirmed by execution_interrupted; re-sent only if that is slow
     assert all(i == {"prompt_id": engine_prompt_id(first)} for i in interrupts)
-    # each is charged the time it used (as the worker measured it), never the fixed fee
-    # (noted for the lead: the second never executed on the instance yet pays its queue wait)
+    # each is charged the time ComfyUI executed it, never the fixed fee; the second never
+    # executed (removed while pending): nothing (issue 11, tests/api/test_cancel_billing.py)
+    assert execution_ms(await _view(http, alice, second)) == 0
     charged = 0
     for run_id in (first, second):
         used = money.cancelled_running(
@@ -227,8 +229,12 @@ async def test_instance_down_before_dispatch_then_back(fast_engine, http, comfy)
     await worker.run_until_idle()
     view = await _view(http, alice, run_id)
     assert view["status"] == "running"
-    assert any(e["event_type"] == "retry" for e in view["logs"])
+    assert any(e["event_type"] == "waiting" for e in view["logs"])  # for the instance: issue 11
+    assert not any(e["event_type"] == "retry" for e in view["logs"])
+    assert [i.healthy for i in await instances.list_instances(rt.db)] == [False]
     await comfy.start()
+    async with httpx.AsyncClient(trust_env=False) as client:
+        await health.probe_all(rt.db, client)  # a burst worker runs no probe of its own
     await _drain_until_ended(worker, http, alice, run_id)
     assert (await _view(http, alice, run_id))["status"] == "succeeded"
 
@@ -373,16 +379,20 @@ async def test_cancel_while_waiting_for_a_retry_releases_everything(fast_engine,
     assert await account_balance(rt, alice.account_id) == (parse_amount("10"), 0)
 
 
-async def test_an_instance_that_stays_down_fails_the_run_after_max_attempts(
+async def test_an_instance_that_stays_down_fails_the_run_at_its_time_limit(
     fast_engine, http, comfy
 ):
+    """Waiting for a down instance uses no attempt (issue 11), so it is the time limit that
+    ends the run, its freeze released, not ``max_attempts`` burnt in a few seconds."""
     rt = fast_engine
-    workflow_id, alice = await _setup(rt, comfy, invert_package())
+    package = invert_package() | {"timeout_seconds": 2}
+    workflow_id, alice = await _setup(rt, comfy, package)
     await comfy.stop()
     run_id = await _submit(http, alice, workflow_id, "gone", {"n1_image": data_uri(png_bytes())})
     await _drain_until_ended(_retrying_worker(rt), http, alice, run_id)
     view = await _view(http, alice, run_id)
     assert view["status"] == "failed"
-    assert view["error"]["engine_code"] == "ENGINE_UNAVAILABLE"
-    assert view["error"]["detail"].startswith("gave up after 3 attempts; last error: ")
+    assert view["error"]["engine_code"] == "ENGINE_TIMEOUT"
+    assert "time limit of 2 s" in view["error"]["detail"]
+    assert [e["event_type"] for e in view["logs"]].count("waiting") == 1
     assert await account_balance(rt, alice.account_id) == (parse_amount("10"), 0)

@@ -142,14 +142,14 @@ async def test_cancel_while_running_charges_only_the_seconds_used(runtime, http,
     run_id = (await api.submit(http, alice, workflow_id, "cancelled"))["run_order_id"]
     async with api.running_worker(runtime):
         await comfy.wait_held(engine_prompt_id(run_id))
+        comfy.clock.advance(3_210)  # it executes 3.21 s by ComfyUI's clock, then is stopped
         assert (await api.cancel(http, alice, run_id))["cancel_outcome"] == "cancel_requested"
         view = await api.wait_status(http, alice, run_id)
     assert view["status"] == "cancelled"
-    # the time the worker measured until the stop, at the price per second; no fixed fee
-    used = m.cancelled_running(
-        quote=QUOTE, price_per_second=PER_SECOND, execution_ms=m.execution_ms(view)
-    )
-    assert 0 < used.final < FEE
+    # the engine time ComfyUI measured until the stop, at the price per second; no fixed fee
+    assert view["actual_execution_duration_sec"] == 3.21
+    used = m.cancelled_running(quote=QUOTE, price_per_second=PER_SECOND, execution_ms=3_210)
+    assert used.final == cny("0.03962960")  # 0.01234567 × 3.21 = 0.0396296007
     await _assert_books(http, alice, run_id, used, start=cny("10"))
 
 

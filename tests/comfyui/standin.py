@@ -6,7 +6,8 @@ executes ONE prompt at a time with wfrun's local executor (``standin_exec``). No
 are the local engine's, so outputs are byte-identical to the local engine's.
 
 Knobs: :meth:`stop` / :meth:`start` (down/up on the same port, memory kept, like a network
-outage), :meth:`crash_restart` (queue, history, cache and sockets forgotten, ``number`` back
+outage), :meth:`crash` / :meth:`start` (a process down until the test restarts it),
+:meth:`crash_restart` (queue, history, cache and sockets forgotten, ``number`` back
 to 0: a process restart), :meth:`drop_sockets`, :attr:`reply_delay` (every HTTP reply
 delayed), :attr:`custom_nodes` (extra classes listed in ``/object_info``) and :meth:`freeze`
 (blocks the server loop, like ComfyUI's ``gc.collect`` stall).
@@ -115,6 +116,12 @@ class ComfyStandin:
         forgotten, ``number`` restarts at 0; files on disk stay."""
         await self._on_loop(self._crash(downtime))
 
+    async def crash(self) -> None:
+        """Like a process that died: the running prompt dies, queue/history/cache/sockets are
+        forgotten, and nothing listens until :meth:`start` (a restart as long as the test
+        wants, without a sleep)."""
+        await self._on_loop(self._crash_down())
+
     async def drop_sockets(self) -> None:
         """Closes every WebSocket from the server side; nothing else changes."""
         await self._on_loop(self._drop())
@@ -214,13 +221,16 @@ class ComfyStandin:
                 await worker
 
     async def _crash(self, downtime: float) -> None:
+        await self._crash_down()
+        await asyncio.sleep(downtime)
+        await self._serve()
+
+    async def _crash_down(self) -> None:
         await self._stop_worker()
         old = self.state
         await self._unserve()
         await old.close_sockets()
         self._new_state()
-        await asyncio.sleep(downtime)
-        await self._serve()
 
     async def _drop(self) -> None:
         await self.state.close_sockets()

@@ -113,11 +113,22 @@ async def record_probe(
     error: str | None,
     now: datetime,
     unhealthy_after: int,
-) -> None:
+) -> bool:
     """Record a health probe: healthy on success; unhealthy after ``unhealthy_after`` failures
-    in a row (one slow or failed probe is tolerated: ComfyUI stalls ~0.5 s under load)."""
+    in a row (one slow or failed probe is tolerated: ComfyUI stalls ~0.5 s under load).
+
+    Returns:
+        True when the probe found an unhealthy instance healthy again (it came back).
+    """
     if ok:
         values: dict[str, Any] = {"healthy": True, "consecutive_failures": 0, "last_error": None}
+        came_back = await conn.execute(
+            update(engine_instances)
+            .where(engine_instances.c.id == instance_id, engine_instances.c.healthy.is_(False))
+            .values(last_check_at=now, **values)
+        )
+        if came_back.rowcount == 1:
+            return True
     else:
         failures = engine_instances.c.consecutive_failures + 1
         values = {
@@ -130,3 +141,29 @@ async def record_probe(
         .where(engine_instances.c.id == instance_id)
         .values(last_check_at=now, **values)
     )
+    return False
+
+
+async def mark_down(
+    conn: Connection, instance_id: str, *, error: str, now: datetime, unhealthy_after: int
+) -> bool:
+    """Mark an instance unhealthy at once: it refused or dropped a connection (a restart or
+    an outage, not a stall). It counts as ``unhealthy_after`` failed probes, so only a
+    successful probe makes it healthy again. True when it was healthy until now."""
+    result = await conn.execute(
+        update(engine_instances)
+        .where(engine_instances.c.id == instance_id, engine_instances.c.healthy.is_(True))
+        .values(
+            healthy=False,
+            consecutive_failures=unhealthy_after,
+            last_error=error,
+            last_check_at=now,
+        )
+    )
+    return result.rowcount == 1
+
+
+async def running_run_ids(conn: Connection, instance_id: str) -> list[str]:
+    """The runs placed on the instance that have not ended (running or waiting for it)."""
+    query = select(runs.c.id).where(runs.c.instance_id == instance_id, runs.c.status == "running")
+    return list((await conn.execute(query.order_by(runs.c.id))).scalars())

@@ -48,6 +48,22 @@ class EngineTransient(EngineError):
     code = FailureCode.ENGINE_UNAVAILABLE
 
 
+class EngineUnreachable(EngineTransient):
+    """The engine instance did not answer (connection refused, reset or timed out): it is
+    restarting or unreachable, which is weather, not the run's failure. The run waits for an
+    instance (no attempt used) within its time limit instead of being retried.
+
+    Attributes:
+        accepted: The instance had accepted the run's prompt before it went away: only that
+            instance may still hold it, so the run waits for it (and re-attaches to the prompt
+            by its engine prompt id) rather than moving to another instance.
+    """
+
+    def __init__(self, message: str, *, accepted: bool = False, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.accepted = accepted
+
+
 class EngineBusy(EngineTransient):
     """The engine refused for lack of capacity (e.g. a provider's 429): nothing was started,
     so waiting does not use up one of the run's attempts."""

@@ -22,6 +22,7 @@ from wfrun.db.database import Connection
 from wfrun.db.dialect import skip_locked
 from wfrun.db.rows import record_or_none, records
 from wfrun.db.schema import jobs, workers
+from wfrun.queue.notify import CHANNEL
 
 
 class JobStatus(StrEnum):
@@ -315,3 +316,20 @@ async def busy_count(conn: Connection, *, now: datetime) -> int:
     """Jobs being worked on under a live lease."""
     query = select(func.count()).where(jobs.c.status == JobStatus.DOING, jobs.c.lease_until >= now)
     return int((await conn.execute(query)).scalar_one())
+
+
+async def wake_jobs(conn: Connection, run_ids: Sequence[str], now: datetime) -> int:
+    """Make the waiting (``todo``) jobs of these runs claimable now, and wake idle workers on
+    PostgreSQL (the requeue trigger fires on a status change only); the number woken."""
+    if not run_ids:
+        return 0
+    result = await conn.execute(
+        update(jobs)
+        .where(
+            jobs.c.run_id.in_(run_ids), jobs.c.status == JobStatus.TODO, jobs.c.scheduled_at > now
+        )
+        .values(scheduled_at=now)
+    )
+    if result.rowcount and conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_notify(CHANNEL, "")))
+    return int(result.rowcount)

@@ -29,6 +29,7 @@ from wfrun.domain.runs import RunStatus, is_terminal, transition
 from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
 from wfrun.queue import broker
 from wfrun.queue.broker import Job, JobStatus
+from wfrun.services import run_deadlines
 from wfrun.services.catalog import revision_spec
 from wfrun.services.run_changes import publish_change
 from wfrun.services.run_endings import Ending, end_run
@@ -118,6 +119,9 @@ async def _start_claimed(
     revision = await workflows_db.find_revision(conn, run.revision_id)
     assert revision is not None
     spec = revision_spec(revision)
+    if run_deadlines.overdue(run, spec, now):  # it waited for a retry or its instance too long
+        await end_run(conn, run, run_deadlines.overdue_ending(run, spec), now=now)
+        return "settled"
     placement = None
     if spec.engine_kind in INSTANCE_KINDS:
         candidates = await instances_db.lock_schedulable(conn, spec.engine_kind)

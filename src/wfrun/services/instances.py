@@ -17,6 +17,7 @@ from wfrun.db import instances as instances_db
 from wfrun.db.database import Database
 from wfrun.db.instances import Instance, LoadedInstance
 from wfrun.errors import InstanceBusy, InstanceExists, InstanceNotFound, InvalidParameter
+from wfrun.queue import broker
 
 KINDS = ("comfyui",)
 UNHEALTHY_AFTER = 3
@@ -99,8 +100,30 @@ async def list_instances(db: Database) -> list[LoadedInstance]:
         return await instances_db.list_instances(conn)
 
 
-async def record_probe(db: Database, instance_id: str, *, ok: bool, error: str | None) -> None:
+async def record_probe(
+    db: Database, instance_id: str, *, ok: bool, error: str | None, down: bool = False
+) -> bool:
+    """Record a health probe. ``down``: the instance refused or dropped the connection (it is
+    restarting or gone, not stalled), so it turns unhealthy at once instead of after
+    ``UNHEALTHY_AFTER`` failures. When an unhealthy instance answers again, the runs waiting
+    for it are made claimable now (``instance_waits``); True then, so the caller can wake its
+    own worker too.
+
+    The jobs are woken in a transaction of their own, after the instance's: the lock order is
+    job → instance on every path (claims, ``instance_waits``), and this one must not hold the
+    instance's row while it waits for a job's.
+    """
+    now = utcnow()
     async with db.transaction(write=True) as conn:
-        await instances_db.record_probe(
-            conn, instance_id, ok=ok, error=error, now=utcnow(), unhealthy_after=UNHEALTHY_AFTER
+        if down and await instances_db.mark_down(
+            conn, instance_id, error=error or "down", now=now, unhealthy_after=UNHEALTHY_AFTER
+        ):
+            return False
+        came_back = await instances_db.record_probe(
+            conn, instance_id, ok=ok, error=error, now=now, unhealthy_after=UNHEALTHY_AFTER
         )
+    if came_back:
+        async with db.transaction(write=True) as conn:
+            waiting = await instances_db.running_run_ids(conn, instance_id)
+            await broker.wake_jobs(conn, waiting, now)
+    return came_back

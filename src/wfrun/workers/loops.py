@@ -85,16 +85,19 @@ class RetentionSweep:
 
 @dataclass
 class InstanceProbe:
-    """Probe engine instances so scheduling only uses healthy ones."""
+    """Probe engine instances so scheduling only uses healthy ones; when one comes back, the
+    runs waiting for it are claimable at once and ``wakeup`` (this process's worker) is set."""
 
     db: Database
     interval: float
+    wakeup: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         async with httpx.AsyncClient(trust_env=False) as client:
 
             async def probe() -> None:
-                await health.probe_all(self.db, client)
+                if await health.probe_all(self.db, client) and self.wakeup is not None:
+                    self.wakeup.set()
 
             await Periodic("instance health probe", self.interval, probe).run(stop)
 

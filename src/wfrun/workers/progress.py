@@ -14,19 +14,24 @@ Progress within a node is kept only when it moves the run by a whole percent.
 
 A write raises ``Fenced`` / ``CancelRequested`` (services.run_progress); a background write's
 error is raised from the sink's next call (or ``flush``), so the engine stops at its next report.
+A cancel found by a write sets the run's ``interrupt`` instead (when given) rather than
+unwinding the engine: the engine then stops as on any cancel (ComfyUI withdraws the prompt and
+reports how long it executed), and the runner ends the run cancelled all the same
+(:attr:`ProgressRecorder.cancel_seen`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from typing import Any
 
 from wfrun.clock import utcnow
 from wfrun.db.database import Database
 from wfrun.services import run_progress
-from wfrun.services.claims import Claim
+from wfrun.services.claims import CancelRequested, Claim
 from wfrun.services.run_progress import ProgressLine
 
 WRITE_INTERVAL = 0.25
@@ -37,11 +42,22 @@ class ProgressRecorder:
     """Implements ``engines.base.ProgressSink`` (plus ``node_progress`` and
     ``execution_time``) for one claim."""
 
-    def __init__(self, db: Database, claim: Claim, *, interval: float = WRITE_INTERVAL) -> None:
+    def __init__(
+        self,
+        db: Database,
+        claim: Claim,
+        interrupt: threading.Event | None = None,
+        *,
+        interval: float = WRITE_INTERVAL,
+    ) -> None:
         self.db = db
         self.claim = claim
+        self.interrupt = interrupt
+        self.cancel_seen = False
         self.engine_ms: int | None = None
         """Execution time as the engine measured it (ComfyUI's own events), when it says."""
+        self.executing_since: float | None = None
+        """When the engine reported its first node (``time.monotonic()``): it was executing."""
         self._interval = interval
         self._lines: list[ProgressLine] = []
         self._state: tuple[int, dict[str, Any]] | None = None  # to write: percent, snapshot
@@ -55,7 +71,18 @@ class ProgressRecorder:
     async def execution_time(self, milliseconds: int) -> None:
         self.engine_ms = milliseconds
 
+    def executed_ms(self) -> int:
+        """The engine time a run is charged: as the engine measured it, else since its first
+        node started, else 0 (it never executed: queued on an instance, fetching media)."""
+        if self.engine_ms is not None:
+            return self.engine_ms
+        if self.executing_since is None:
+            return 0
+        return int((time.monotonic() - self.executing_since) * 1000)
+
     async def node_started(self, node_id: str, class_type: str, index: int, total: int) -> None:
+        if self.executing_since is None:
+            self.executing_since = time.monotonic()
         message = f"executing node {node_id} ({class_type})"
         await self._boundary("executing", message, node_id, class_type, index, total)
 
@@ -79,7 +106,10 @@ class ProgressRecorder:
         """Writes what is still waiting (the engine is done), after any write in flight;
         raises the error of a background write."""
         self._cancel_timer()
-        await self._write()
+        try:
+            await self._write()
+        except CancelRequested as exc:
+            self._cancel_found(exc)
         self._raise_pending_error()
 
     def close(self) -> None:
@@ -116,8 +146,18 @@ class ProgressRecorder:
         self._sleeper = None  # from here on, new reports need a new timer
         try:
             await self._write()
+        except CancelRequested as exc:
+            self._cancel_found(exc)
         except Exception as exc:  # noqa: BLE001 - raised from the next report (module doc)
             self._error = exc
+
+    def _cancel_found(self, exc: CancelRequested) -> None:
+        """The user cancelled: interrupt the engine (module doc), or raise it on without one."""
+        self.cancel_seen = True
+        if self.interrupt is None:
+            self._error = exc
+        else:
+            self.interrupt.set()
 
     async def _write(self) -> None:
         async with self._lock:

@@ -12,6 +12,12 @@ runner, and the run hung three leases, fetching the URL three times). Such a run
 as an internal error naming the exception (logged with its traceback), its freeze released.
 Provider runs are the exception: an upstream task may exist and be billed, so they are left
 to their lease and the re-dispatch adopts the task (``workers/seedance``).
+
+An attempt only gets what is left of the run's time limit, which spans every attempt
+(``services.run_deadlines``); an instance that stops answering is waited for without using an
+attempt (``services.instance_waits``). A run is charged the engine's own execution time, on
+success and on cancel alike (``ProgressRecorder.executed_ms``): never time spent fetching media
+or waiting in an instance's queue.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from wfrun.clock import utcnow
 from wfrun.db.database import Database
 from wfrun.domain.failures import Failure, FailureCode, failure_code
 from wfrun.domain.manifest import validate_inputs
@@ -35,13 +42,14 @@ from wfrun.engines.base import (
     EngineInterrupted,
     EnginePermanent,
     EngineTransient,
+    EngineUnreachable,
     NodeResult,
     RunSpec,
 )
 from wfrun.engines.binding import bind_inputs
 from wfrun.errors import DatabaseUnavailable, ServiceError
 from wfrun.fetch import SafeFetcher
-from wfrun.services import run_outcomes, run_progress
+from wfrun.services import instance_waits, run_deadlines, run_outcomes, run_progress
 from wfrun.services.claims import CancelRequested, Claim, Fenced
 from wfrun.storage.base import ObjectStore
 from wfrun.workers import seedance
@@ -79,14 +87,15 @@ class RunnerDeps:
 async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
     """Drive one claim to a terminal state (or give it back on a transient failure)."""
     started = time.monotonic()
+    sink = ProgressRecorder(deps.db, claim, control.interrupt)
     try:
         if claim.spec.engine_kind == "seedance":
             await _dispatch_provider(deps, claim, control)
         else:
-            await _execute(deps, claim, control, started)
+            await _execute(deps, claim, control, sink)
     except Exception as exc:
         elapsed_ms = int((time.monotonic() - started) * 1000)
-        if await _end_on_error(deps, claim, control, exc, elapsed_ms):
+        if await _end_on_error(deps, claim, control, exc, elapsed_ms, sink):
             return
         if claim.spec.engine_kind == "seedance":
             raise  # left to its lease: the re-dispatch adopts an upstream task, if any
@@ -105,51 +114,70 @@ async def _end_on_crash(deps: RunnerDeps, claim: Claim, exc: Exception, elapsed_
     await run_outcomes.fail(deps.db, claim, failure, execution_ms=elapsed_ms)
 
 
-async def _execute(deps: RunnerDeps, claim: Claim, control: RunControl, started: float) -> None:
-    spec = await _prepare(deps, claim)
-    engine = deps.engines[claim.spec.engine_kind]
-    sink = ProgressRecorder(deps.db, claim)
+async def _execute(
+    deps: RunnerDeps, claim: Claim, control: RunControl, sink: ProgressRecorder
+) -> None:
+    """Prepare and run the attempt within what is left of the run's time limit (it spans
+    every attempt: ``services.run_deadlines``); charged the engine's own execution time."""
+    left = run_deadlines.seconds_left(claim.run, claim.spec, utcnow())
+    if left <= 0:
+        raise TimeoutError()
     try:
         results = await asyncio.wait_for(
-            engine.execute(spec, sink, control.interrupt), timeout=claim.spec.timeout_seconds
+            _engine_run(deps, claim, control, sink, left), timeout=left
         )
-        await sink.flush()  # progress gathered since the last write (workers.progress)
     finally:
         sink.close()
-    wall_ms = int((time.monotonic() - started) * 1000)
     _require_outputs(claim, results)
     outputs = await _store_outputs(deps.storage, claim, results)
     completed = await run_outcomes.complete(
         deps.db,
         claim,
         outputs=outputs,
-        execution_ms=sink.engine_ms if sink.engine_ms is not None else wall_ms,
+        execution_ms=sink.executed_ms(),
         retention=deps.output_retention,
     )
     if not completed:  # fenced out: another attempt owns the run; drop our copies
         await _discard_outputs(deps.storage, outputs)
 
 
+async def _engine_run(
+    deps: RunnerDeps, claim: Claim, control: RunControl, sink: ProgressRecorder, left: float
+) -> dict[str, NodeResult]:
+    spec = await _prepare(deps, claim, left)
+    if control.interrupt.is_set():  # cancelled while its media were fetched: never executed
+        raise EngineInterrupted()
+    results = await deps.engines[claim.spec.engine_kind].execute(spec, sink, control.interrupt)
+    await sink.flush()  # progress gathered since the last write (workers.progress)
+    if sink.cancel_seen:  # at its last node boundary: cancelled all the same, as before
+        raise CancelRequested()
+    return results
+
+
 async def _end_on_error(
-    deps: RunnerDeps, claim: Claim, control: RunControl, exc: Exception, elapsed_ms: int
+    deps: RunnerDeps,
+    claim: Claim,
+    control: RunControl,
+    exc: Exception,
+    elapsed_ms: int,
+    sink: ProgressRecorder,
 ) -> bool:
     """Record what ``exc`` means for the run; False for an error nobody expected."""
     if isinstance(exc, CancelRequested | EngineInterrupted):
-        await _after_interrupt(deps, claim, control, elapsed_ms)
+        await _after_interrupt(deps, claim, control, sink.executed_ms())
     elif isinstance(exc, Fenced):
         log.warning("dropping run %s: %s", claim.run.id, exc)
     elif isinstance(exc, DatabaseUnavailable):  # before ServiceError: not the run's fault
         log.warning("run %s left to its lease: %s", claim.run.id, exc.detail)
     elif isinstance(exc, TimeoutError):
-        limit = claim.spec.timeout_seconds
-        failure = Failure(
-            FailureCode.ENGINE_TIMEOUT, f"the run exceeded its time limit of {limit} s"
-        )
+        failure = run_deadlines.timed_out(claim.spec)
         await run_outcomes.fail(deps.db, claim, failure, execution_ms=elapsed_ms)
     elif isinstance(exc, EngineBusy):
         await _wait_for_engine(deps, claim, exc)
+    elif isinstance(exc, EngineUnreachable) and claim.run.instance_id is not None:
+        await _wait_for_instance(deps, claim, exc)
     elif isinstance(exc, EngineTransient):
-        await run_progress.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
+        await _retry_later(deps, claim, exc)
     elif isinstance(exc, EnginePermanent):
         await run_outcomes.fail(deps.db, claim, exc.failure(), execution_ms=elapsed_ms)
     elif isinstance(exc, ServiceError):  # stored inputs no longer valid (bytes that do not fit)
@@ -171,6 +199,29 @@ async def _wait_for_engine(deps: RunnerDeps, claim: Claim, exc: EngineBusy) -> N
     await run_outcomes.fail(deps.db, claim, failure, execution_ms=None)
 
 
+async def _retry_later(deps: RunnerDeps, claim: Claim, exc: EngineTransient) -> None:
+    """Another attempt after ``retry_delay``, unless it could only start past the time limit."""
+    left = run_deadlines.seconds_left(claim.run, claim.spec, utcnow())
+    provider = claim.spec.engine_kind in run_deadlines.PROVIDER_KINDS  # its own tracking ends it
+    if provider or left > deps.retry_delay.total_seconds():
+        await run_progress.retry_later(deps.db, claim, delay=deps.retry_delay, error=exc.message)
+        return
+    failure = run_deadlines.timed_out(claim.spec, f"no time left to retry after: {exc.message}")
+    await run_outcomes.fail(deps.db, claim, failure, execution_ms=None)
+
+
+async def _wait_for_instance(deps: RunnerDeps, claim: Claim, exc: EngineUnreachable) -> None:
+    """The instance went away (a restart, an outage): weather, so the run waits for it (or
+    for another instance, when this one had not accepted its prompt) without using an
+    attempt, until its time limit (``services.instance_waits``)."""
+    if await instance_waits.wait_for_instance(
+        deps.db, claim, accepted=exc.accepted, error=exc.message
+    ):
+        return
+    failure = run_deadlines.timed_out(claim.spec, f"its instance stayed unreachable: {exc.message}")
+    await run_outcomes.fail(deps.db, claim, failure, execution_ms=None)
+
+
 async def _dispatch_provider(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
     if deps.seedance is None:
         raise EnginePermanent(
@@ -189,7 +240,7 @@ async def _after_interrupt(
     await run_outcomes.cancel_consumed(deps.db, claim, execution_ms=execution_ms)
 
 
-async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:
+async def _prepare(deps: RunnerDeps, claim: Claim, left: float) -> RunSpec:
     """Re-validate the stored inputs (pure), obtain their media, bind them into the graph."""
     validated = validate_inputs(claim.spec.inputs, claim.run.inputs)
     media, names = await resolve_media(
@@ -203,7 +254,7 @@ async def _prepare(deps: RunnerDeps, claim: Claim) -> RunSpec:
         media=media,
         target=claim.instance_url,
         engine_prompt_id=claim.run.engine_prompt_id,
-        timeout_seconds=claim.spec.timeout_seconds,
+        timeout_seconds=left,
         first_dispatch=claim.first_dispatch,
     )
 

@@ -94,6 +94,7 @@ class Worker:
         self.lease = timedelta(seconds=self.settings.lease_seconds)
         self.deps = _runner_deps(runtime, self.settings)
         self.tracker = Tracker(runtime.seedance) if runtime.seedance is not None else None
+        self.wakeup = wakeup or asyncio.Event()
         self.heartbeat = Periodic(
             "heartbeat",
             # also how fast a user's cancel reaches a node that is busy for a long time
@@ -107,12 +108,11 @@ class Worker:
             RetentionSweep(
                 runtime.db, runtime.storage, runtime.settings.assets.sweep_interval_seconds
             ),
-            InstanceProbe(runtime.db, runtime.settings.worker.probe_interval),
+            InstanceProbe(runtime.db, self.settings.probe_interval, self.wakeup),
             WebhookDelivery.from_runtime(runtime),
         ]
         if self.tracker is not None:
             self.loops.append(ProviderTracking(self.tracker))
-        self.wakeup = wakeup or asyncio.Event()
         self._active: dict[str, _Active] = {}
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._registered = False

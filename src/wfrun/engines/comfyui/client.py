@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import httpx
 
-from wfrun.engines.base import EnginePermanent, EngineTransient
+from wfrun.engines.base import EnginePermanent, EngineTransient, EngineUnreachable
 from wfrun.engines.comfyui.events import VALIDATION_FAILED, describe_rejection
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -41,7 +41,7 @@ class ComfyRequestError(EngineTransient):
     """An HTTP request to ComfyUI failed (base of the errors below)."""
 
 
-class ComfyUnavailable(ComfyRequestError):
+class ComfyUnavailable(ComfyRequestError, EngineUnreachable):
     """The server could not be reached or did not answer in time."""
 
 

@@ -45,6 +45,7 @@ from wfrun.engines.comfyui.events import (
     FileRef,
     HistoryOutcome,
     UiOutput,
+    executed_ms,
     parse_history_entry,
     start_timestamp,
 )
@@ -136,7 +137,11 @@ class ComfyUIEngine:
         submission, graph = await self._attach_or_submit(session, spec, prompt_id, interrupt)
         tracker = ProgressTracker(graph, nodes_to_run(graph, object_info), sink)
         watch = PromptWatch(session, submission, inbox, tracker, interrupt, deadline)
-        outcome = await watch.wait()
+        try:
+            outcome = await watch.wait()
+        except EngineInterrupted:  # a cancel is charged the time the prompt executed
+            await report_execution_time(sink, await _interrupted_ms(session, prompt_id))
+            raise
         await report_execution_time(sink, outcome.duration_ms)
         return await self._collect(session, prompt_id, outcome)
 
@@ -224,6 +229,26 @@ async def _fetch(session: InstanceSession, prompt_id: str, ref: FileRef) -> byte
             f"output {ref.filename!r} of prompt {prompt_id} is gone from ComfyUI at "
             f"{session.base_url}; its history entry was dropped so a retry runs it again"
         ) from exc
+
+
+async def _interrupted_ms(session: InstanceSession, prompt_id: str) -> int | None:
+    """How long a cancelled prompt executed, on the instance's clock (``execution_start`` →
+    ``execution_interrupted`` in its history): 0 when it never started (a prompt removed
+    while pending never gets an entry), None when the instance cannot tell. An interrupted
+    prompt stays in ``/queue`` until its entry is written, so that is waited for briefly."""
+    end = time.monotonic() + session.settings.history_retry
+    while True:
+        try:
+            location = await session.locate(prompt_id)
+        except ComfyRequestError:
+            return None
+        if location.entry is not None:
+            return executed_ms(location.entry) or 0
+        if not location.queued:
+            return 0
+        if time.monotonic() > end:
+            return None
+        await asyncio.sleep(0.05)
 
 
 async def _accepted_anyway(session: InstanceSession, prompt_id: str) -> bool:

@@ -312,14 +312,26 @@ def parse_history_entry(entry: Mapping[str, Any]) -> HistoryOutcome:
     return HistoryOutcome("error", outputs, data if event == "execution_error" else {})
 
 
-def _duration(messages: object) -> int | None:
+def executed_ms(entry: Mapping[str, Any]) -> int | None:
+    """How long a finished prompt executed on the instance's clock: ``execution_start`` to
+    its last ``execution_success`` / ``execution_interrupted`` / ``execution_error``; None
+    when it never started (or the entry does not say)."""
+    status = entry.get("status")
+    if not isinstance(status, Mapping):
+        return None
+    ends = ("execution_success", "execution_interrupted", "execution_error")
+    return _duration(status.get("messages"), ends)
+
+
+def _duration(messages: object, ends: tuple[str, ...] = ("execution_success",)) -> int | None:
     stamps: dict[str, int] = {}
     for message in messages if isinstance(messages, list) else []:
         if isinstance(message, list) and len(message) == 2 and isinstance(message[1], Mapping):
             stamp = message[1].get("timestamp")
             if isinstance(stamp, int):
                 stamps[str(message[0])] = stamp
-    start, end = stamps.get("execution_start"), stamps.get("execution_success")
+    start = stamps.get("execution_start")
+    end = next((stamps[name] for name in ends if name in stamps), None)
     return end - start if start is not None and end is not None and end >= start else None
 
 

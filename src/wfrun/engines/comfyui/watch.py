@@ -27,7 +27,12 @@ import time
 from dataclasses import dataclass
 
 from wfrun.domain.failures import FailureCode
-from wfrun.engines.base import EngineInterrupted, EnginePermanent, EngineTransient
+from wfrun.engines.base import (
+    EngineInterrupted,
+    EnginePermanent,
+    EngineTransient,
+    EngineUnreachable,
+)
 from wfrun.engines.comfyui.channel import Inbox, SocketLost
 from wfrun.engines.comfyui.client import ComfyRequestError
 from wfrun.engines.comfyui.events import (
@@ -194,9 +199,10 @@ class PromptWatch:
             self._unreachable_since = now
         grace = self._settings.unreachable_grace
         if now - self._unreachable_since >= grace:
-            raise EngineTransient(
+            raise EngineUnreachable(
                 f"ComfyUI at {self._session.base_url} stayed unreachable for {grace:g} s while "
-                f"running prompt {self._prompt_id}: {exc.message}"
+                f"running prompt {self._prompt_id}: {exc.message}",
+                accepted=True,
             ) from exc
         self._next_poll = now + self._settings.orphan_poll_interval
 

@@ -1,8 +1,14 @@
-"""The built-in CPU engine: executes ComfyUI API-format graphs in-process (see engines/local)."""
+"""The built-in CPU engine: executes ComfyUI API-format graphs in-process (see engines/local).
+
+It measures its own execution time (its graph, start to end, however the run ends) and
+reports it to the sink: a run is charged that, not the time the worker spent fetching its media
+before the engine started.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 
 from wfrun.domain.failures import FailureCode
 from wfrun.engines.base import (
@@ -12,6 +18,7 @@ from wfrun.engines.base import (
     OutputFile,
     ProgressSink,
     RunSpec,
+    report_execution_time,
     report_node_progress,
 )
 from wfrun.engines.local.executor import (
@@ -34,6 +41,7 @@ class LocalEngine:
                 raise FileNotFoundError(name)
             return spec.media[name]
 
+        started = time.monotonic()
         try:
             outputs = await execute_graph(
                 spec.graph, load_image=load_image, hooks=_Hooks(sink), interrupt=interrupt
@@ -49,6 +57,8 @@ class LocalEngine:
             raise EnginePermanent(str(exc), node_id=exc.node_id) from None
         except Interrupted:
             raise EngineInterrupted() from None
+        finally:
+            await report_execution_time(sink, int((time.monotonic() - started) * 1000))
         return {node: _result(output) for node, output in outputs.items()}
 
 

@@ -35,6 +35,7 @@ from wfrun.workers.loops import (
     ProviderTracking,
     RetentionSweep,
     pause,
+    queue_sweep,
 )
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
 from wfrun.workers.seedance import Tracker
@@ -94,6 +95,7 @@ class Worker:
                 runtime.db, runtime.storage, runtime.settings.assets.sweep_interval_seconds
             ),
             InstanceProbe(runtime.db, runtime.settings.worker.probe_interval),
+            queue_sweep(runtime.db, self.settings.queue_sweep_interval),
         ]
         if self.tracker is not None:
             self.loops.append(ProviderTracking(self.tracker))

@@ -5,7 +5,9 @@ same required instance labels. Every job stores its lane key, so claims, ``queue
 and the ETA read the same lane with one indexed comparison.
 
 The order inside a lane (and, for worker slots, across lanes) is ``(fair_round, enqueue time,
-job id)``; see :func:`fair_round` for why.
+job id)``; see :func:`fair_round` for why. Rounds are per lane: across lanes they only
+compare where lanes compete for the same worker slots, and there a lane's new runs join its
+own current round.
 """
 
 from __future__ import annotations
@@ -40,21 +42,25 @@ def describe_labels(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def fair_round(*, lane_head: int | None, account_last: int | None) -> int:
-    """The round a new job of an account joins in its lane: round-robin by account.
+def fair_round(*, in_service: int | None, lane_head: int | None, account_last: int | None) -> int:
+    """The round a new job of an account joins in its lane: round-robin by account, as
+    start-time fair queueing with one run as the unit of work.
 
-    Policy: a lane serves its waiting jobs by ``(round, enqueue time)``. An account's first
-    waiting job joins the round the lane is serving now (``lane_head``: the lowest round still
-    waiting), each further job of the same account the round after its previous one
-    (``account_last + 1``). So within one lane every account gets one run per round: a burst
-    of 20 from one account fills rounds r..r+19, and another account's single run joins round
-    r, starting after at most one run of each account ahead of it in that round (plus the runs
-    already running) instead of after the whole burst. Within a round, first come first
-    served. Rounds are stored at enqueue and never change (a deferral or retry keeps its
-    place); why stored, not ranked at claim time: a rank recomputed over the *waiting* jobs
-    forgets the runs an account already started, so a burst would be first again after each
-    start.
+    Policy: a lane serves its waiting jobs by ``(round, enqueue time)``. The lane's current
+    round is the highest round in service (``in_service``: its jobs being worked on), else the
+    lowest still waiting (``lane_head``), else 0. An account's job joins the current round
+    unless the account already has a job waiting or in service in the lane; then it joins the
+    round after that one (``account_last + 1``). So every account gets one run per round: a
+    burst of 20 from one account fills rounds r..r+19, and another account's single run joins
+    the round in service, starting as soon as one slot frees, before the rest of the burst.
+    Within a round, first come first served.
+
+    Rounds are stored at enqueue and never change, so a deferral or a retry keeps its place.
+    Why stored and not ranked at claim time: a rank recomputed over the *waiting* jobs forgets
+    the runs an account already started, so the burst's next run would rank first again after
+    every start.
     """
-    if account_last is not None:
-        return max(account_last + 1, lane_head or 0)
-    return lane_head or 0
+    current = in_service if in_service is not None else (lane_head or 0)
+    if account_last is None:
+        return current
+    return max(current, account_last + 1)

@@ -117,18 +117,20 @@ async def enqueue(
 
 
 async def _round_for(conn: Connection, placement: Placement) -> int:
-    """The round a new job joins (``domain.lanes.fair_round``). Two concurrent submits of one
-    account may read the same round: they then tie, served by enqueue time (fairness slips by
-    one run, nothing else)."""
-    waiting = and_(jobs.c.status == JobStatus.TODO, jobs.c.lane == placement.lane)
+    """The round a new job joins (``domain.lanes.fair_round``), from the lane's jobs waiting
+    or in service (``ix_jobs_lane``). Two concurrent submits of one account may read the same
+    round: they then tie, served by enqueue time (fairness slips by one run, nothing else)."""
+    lane = jobs.c.lane == placement.lane
+    todo = jobs.c.status == JobStatus.TODO
+    doing = jobs.c.status == JobStatus.DOING
+    mine = and_(lane, or_(todo, doing), jobs.c.account_id == placement.account_id)
     query = select(
-        select(func.min(jobs.c.fair_round)).where(waiting).scalar_subquery(),
-        select(func.max(jobs.c.fair_round))
-        .where(waiting, jobs.c.account_id == placement.account_id)
-        .scalar_subquery(),
+        select(func.max(jobs.c.fair_round)).where(lane, doing).scalar_subquery(),
+        select(func.min(jobs.c.fair_round)).where(lane, todo).scalar_subquery(),
+        select(func.max(jobs.c.fair_round)).where(mine).scalar_subquery(),
     )
-    head, last = (await conn.execute(query)).one()
-    return fair_round(lane_head=head, account_last=last)
+    in_service, head, last = (await conn.execute(query)).one()
+    return fair_round(in_service=in_service, lane_head=head, account_last=last)
 
 
 def _claimable(now: datetime) -> Any:

@@ -13,7 +13,8 @@ def test_a_lane_key_is_canonical_and_parses_back():
     assert key == lane_key("comfyui", {"gpu": "a100", "vram": "24"})
     assert key == 'comfyui {"gpu":"a100","vram":"24"}'
     assert parse_lane(key) == ("comfyui", {"gpu": "a100", "vram": "24"})
-    assert lane_key("local", {}) == "local" and parse_lane("local") == ("local", {})
+    assert lane_key("local", {}) == "local"
+    assert parse_lane("local") == ("local", {})
     assert describe_lane(key) == "comfyui with labels gpu=a100,vram=24"
 
 

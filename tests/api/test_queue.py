@@ -295,7 +295,9 @@ async def test_the_server_queue_deadline_is_enforced_when_a_claim_reaches_the_ru
     await drain(rt)  # a claim reaches it: no sweep involved
     view = await api.execution(http, alice, run_id)
     assert (view["status"], view["error"]["engine_code"]) == ("failed", "QUEUE_TIMEOUT")
-    assert view["error"]["detail"].startswith("not started within its queue deadline of 0 s")
+    assert view["error"]["detail"] == (
+        "not started within its queue deadline of 0.2 s; the whole freeze was released"
+    )
     assert_bill(await api.info(http, alice, run_id), released(QUOTE))
     assert await account_balance(rt, alice.account_id) == (cny("10"), 0)
 
@@ -327,3 +329,28 @@ async def _job(rt: Runtime, run_id: str) -> Any:
 
     async with rt.db.transaction() as conn:
         return await lanes.waiting_job(conn, run_id)
+
+
+async def test_an_instance_becoming_usable_wakes_the_workers(rt, http, standin):
+    """PostgreSQL notifies waiting workers when an instance becomes active and healthy."""
+    if rt.db.is_sqlite:
+        pytest.skip("SQLite has no NOTIFY: workers in other processes find it at their next poll")
+    added = await instances.add_instance(rt.db, url=standin.base_url, capacity=1, labels={})
+    await instances.drain_instance(rt.db, added.id)
+    workflow_id = await publish(rt, sleepy_comfy())
+    alice = await customer(rt)
+    # Its own wake-up event, not the API's: only the database can wake it within a minute.
+    sleepy = Worker(rt, settings=WorkerSettings(poll_interval=60, lease_seconds=5))
+    async with api.running_worker(rt, sleepy):
+        run_id = await submit(http, alice, workflow_id, "waits")
+        await until(lambda: _reason_is(http, alice, run_id), what="the run to wait")
+        await instances.drain_instance(rt.db, added.id, resume=True)
+        charged = await settle_all(http, alice, [run_id])
+    assert await account_balance(rt, alice.account_id) == (cny("10") - charged, 0)
+
+
+async def _reason_is(http: httpx.AsyncClient, who: Customer, run_id: str) -> bool:
+    view = await api.execution(http, who, run_id)
+    return view["queue_info"]["reason"] == (
+        "no healthy comfyui instance: 0 of 1 healthy and active"
+    )

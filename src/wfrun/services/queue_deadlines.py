@@ -37,7 +37,7 @@ BATCH = 100
 
 def timed_out(run: Run, start_by: datetime, why: str | None) -> Ending:
     """The ending of a run that did not start by ``start_by``."""
-    waited = round((start_by - run.created_at).total_seconds())
+    waited = f"{(start_by - run.created_at).total_seconds():g}"
     because = f" ({why})" if why else ""
     return Ending(
         RunStatus.FAILED,

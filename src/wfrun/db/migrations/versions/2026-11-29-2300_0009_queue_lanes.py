@@ -115,8 +115,16 @@ def _create_triggers() -> None:
     )
     op.execute(
         """
-        CREATE TRIGGER wfrun_instances_notify AFTER INSERT OR UPDATE OF healthy, state
-        ON engine_instances FOR EACH ROW WHEN (NEW.healthy AND NEW.state = 'active')
+        CREATE TRIGGER wfrun_instances_notify_insert AFTER INSERT ON engine_instances
+        FOR EACH ROW WHEN (NEW.healthy AND NEW.state = 'active')
+        EXECUTE FUNCTION wfrun_notify_instances();
+        """
+    )
+    op.execute(  # only a change: every successful probe rewrites ``healthy``
+        """
+        CREATE TRIGGER wfrun_instances_notify_usable AFTER UPDATE OF healthy, state
+        ON engine_instances FOR EACH ROW
+        WHEN (NEW.healthy AND NEW.state = 'active' AND NOT (OLD.healthy AND OLD.state = 'active'))
         EXECUTE FUNCTION wfrun_notify_instances();
         """
     )
@@ -124,7 +132,8 @@ def _create_triggers() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS wfrun_instances_notify ON engine_instances")
+        op.execute("DROP TRIGGER IF EXISTS wfrun_instances_notify_usable ON engine_instances")
+        op.execute("DROP TRIGGER IF EXISTS wfrun_instances_notify_insert ON engine_instances")
         op.execute("DROP FUNCTION IF EXISTS wfrun_notify_instances()")
         op.execute("DROP TRIGGER IF EXISTS wfrun_jobs_notify_freed ON jobs")
     op.drop_index("ix_jobs_lane", table_name="jobs")

@@ -351,6 +351,5 @@ async def test_an_instance_becoming_usable_wakes_the_workers(rt, http, standin):
 
 async def _reason_is(http: httpx.AsyncClient, who: Customer, run_id: str) -> bool:
     view = await api.execution(http, who, run_id)
-    return view["queue_info"]["reason"] == (
-        "no healthy comfyui instance: 0 of 1 healthy and active"
-    )
+    reason: str = view["queue_info"]["reason"]
+    return reason == "no healthy comfyui instance: 0 of 1 healthy and active"

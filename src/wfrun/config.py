@@ -37,6 +37,22 @@ class WorkerSettings(BaseModel):
     probe_interval: float = Field(
         10.0, gt=0, description="Seconds between health probes of engine instances."
     )
+    max_queue_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description=(
+            "A run not started this long after its submit fails QUEUE_TIMEOUT with its whole "
+            "freeze released (a package's max_queue_seconds may lower it)."
+        ),
+    )
+    queue_sweep_interval: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "Seconds between a worker's sweeps of the queue: runs past their queue deadline "
+            "are failed, and a run nothing can serve gets a log line saying why."
+        ),
+    )
     retry_delay_seconds: float = Field(
         5.0, ge=0, description="Wait before re-trying a run after a transient engine failure."
     )

@@ -183,11 +183,13 @@ async def test_queue_position_and_eta_while_queued(runtime: Runtime, http: httpx
         positions.append(view["queue_info"]["position"])
         assert view["queue_info"]["estimated_wait_sec"] >= 0
     assert positions == [1, 2, 3]
-    # No worker has ever heartbeated: the ETA assumes one slot and the revision's estimate.
+    # No worker has ever heartbeated: the ETA assumes one slot and the revision's estimate
+    # (two runs ahead of 10 s each before this one starts), and the reason says so.
     last = ok(
         await http.get(
             "/workflow/run/execution", params={"run_order_id": run_ids[2]}, headers=alice.headers
         )
     )
-    assert last["queue_info"]["estimated_wait_sec"] == 30
+    assert last["queue_info"]["estimated_wait_sec"] == 20
+    assert last["queue_info"]["reason"] == "no worker is running"
     await drain(runtime)

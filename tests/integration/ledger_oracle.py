@@ -41,7 +41,8 @@ class RunModel:
     status: str = "queued"
     job: str = "todo"  # todo | doing | closed
     attempt: int = 0  # claims so far (the job's attempts; the run's fencing token)
-    order: int = 0  # the job's place in the claim order (its scheduled_at)
+    order: int = 0  # when it was submitted: its place within its round
+    round: int = 0  # its fair round (README "The queue"): claims go by (round, order)
     lapsed: bool = False  # its doing job's lease ran out
     retried: bool = False  # a transient failure gave the job back (last_error is set)
     cancel_requested: bool = False
@@ -81,13 +82,25 @@ class Books:
 
     def submitted(self, run: RunModel) -> None:
         run.order = self.tick()
+        run.round = self._round(run.account)
         self.runs[run.id] = run
         self.available[run.account] -= run.quote
 
+    def _round(self, account: str) -> int:
+        """Round-robin by account in the one lane these runs share: the round in service (the
+        highest of the jobs being worked on, else the lowest waiting, else 0), or the round
+        after the account's own last job waiting or in service."""
+        doing = [r.round for r in self.runs.values() if r.job == "doing"]
+        todo = [r.round for r in self.runs.values() if r.job == "todo"]
+        current = max(doing) if doing else min(todo, default=0)
+        mine = [r.round for r in self.runs.values() if r.account == account and r.job != "closed"]
+        return max(current, max(mine) + 1) if mine else current
+
     def next_claim(self) -> RunModel | None:
-        """The run whose job the next claim takes (oldest scheduled first), if any."""
+        """The run whose job the next claim takes (by round, then submit order), if any; a
+        retried or lapsed job keeps its place."""
         candidates = [r for r in self.runs.values() if r.claimable]
-        return min(candidates, key=lambda r: r.order, default=None)
+        return min(candidates, key=lambda r: (r.round, r.order), default=None)
 
     def end(self, run: RunModel, status: str, bill: money.Bill) -> None:
         run.status, run.job, run.bill = status, "closed", bill

@@ -191,6 +191,7 @@ def execution(view: ExecutionView, links: Links) -> dict[str, Any]:
         queue_info = {
             "position": view.queue_position,
             "estimated_wait_sec": view.estimated_wait_sec,
+            "reason": view.wait_reason,
         }
     return {
         "run_order_id": run.id,

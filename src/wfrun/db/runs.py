@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Update, cast, func, insert, literal, select, tuple_, update
+from sqlalchemy import Update, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wfrun.db.database import Connection
 from wfrun.db.dialect import insert_ignoring_conflict
 from wfrun.db.rows import record_or_none, records
-from wfrun.db.schema import UTCDateTime, freezes, jobs, revisions, run_events, runs
+from wfrun.db.schema import freezes, run_events, runs
 from wfrun.domain.runs import FreezeStatus, RunStatus
 
 
@@ -308,29 +308,13 @@ async def close_freeze(
     return record_or_none(Freeze, result.mappings().first())
 
 
-async def queue_position(conn: Connection, run: Run) -> int | None:
-    """1-based place of a queued run among waiting runs of the same lane: the same engine kind
-    and required labels (runs that compete for the same workers or instances), by submit time.
-    None when the run has no waiting job."""
-    waiting = select(jobs.c.run_id).where(jobs.c.status == "todo")
-    if (await conn.execute(waiting.where(jobs.c.run_id == run.id))).first() is None:
-        return None
-    mine = revisions.alias("mine")
-    lane = (
-        select(mine.c.engine_kind, cast(mine.c.required_labels, String).label("labels"))
-        .where(mine.c.id == run.revision_id)
-        .subquery()
+async def running_since(conn: Connection, instance_ids: list[str]) -> list[datetime]:
+    """When the runs running on these instances started."""
+    if not instance_ids:
+        return []
+    query = select(runs.c.started_at).where(
+        runs.c.instance_id.in_(instance_ids),
+        runs.c.status == RunStatus.RUNNING,
+        runs.c.started_at.is_not(None),
     )
-    ahead = (
-        select(func.count())
-        .select_from(runs.join(revisions, revisions.c.id == runs.c.revision_id))
-        .where(
-            runs.c.id.in_(waiting),
-            tuple_(runs.c.created_at, runs.c.id)
-            < tuple_(literal(run.created_at, UTCDateTime()), literal(run.id)),
-            revisions.c.engine_kind == select(lane.c.engine_kind).scalar_subquery(),
-            func.coalesce(cast(revisions.c.required_labels, String), "")
-            == func.coalesce(select(lane.c.labels).scalar_subquery(), ""),
-        )
-    )
-    return int((await conn.execute(ahead)).scalar_one()) + 1
+    return [t for t in (await conn.execute(query)).scalars() if t is not None]

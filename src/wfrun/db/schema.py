@@ -126,6 +126,7 @@ revisions = Table(
     Column("output_retention_hours", Integer, nullable=True),
     Column("required_labels", Json, nullable=True),
     Column("package", Json, nullable=False),
+    Column("max_queue_seconds", Integer, nullable=True),
     _ts("created_at"),
     UniqueConstraint("workflow_id", "number"),
 )
@@ -276,7 +277,12 @@ jobs = Table(
     Column("last_error", Text, nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
+    Column("lane", String(255), nullable=False, server_default=""),
+    Column("account_id", Id, nullable=False, server_default=""),
+    Column("fair_round", Integer, nullable=False, server_default="0"),
+    _ts("start_by", nullable=True),
     Index("ix_jobs_claim", "status", "scheduled_at"),
+    Index("ix_jobs_lane", "status", "lane", "fair_round", "created_at"),
     Index(
         "uq_jobs_one_active_per_run",
         "run_id",

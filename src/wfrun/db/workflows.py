@@ -56,6 +56,7 @@ class Revision:
     output_retention_hours: int | None
     required_labels: dict[str, str] | None
     package: dict[str, Any]
+    max_queue_seconds: int | None
     created_at: datetime
 
 
@@ -98,6 +99,7 @@ class WorkflowRevision(MarketItem):
     timeout_seconds: int
     output_retention_hours: int | None
     required_labels: dict[str, str] | None
+    max_queue_seconds: int | None
 
 
 async def find_by_slug(conn: Connection, owner_id: str, slug: str) -> Workflow | None:
@@ -176,6 +178,7 @@ _REVISION_COLUMNS = (
     revisions.c.timeout_seconds,
     revisions.c.output_retention_hours,
     revisions.c.required_labels,
+    revisions.c.max_queue_seconds,
 )
 """What :class:`WorkflowRevision` reads."""
 

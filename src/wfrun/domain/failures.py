@@ -23,6 +23,7 @@ class FailureCode(Enum):
     )
     ENGINE_TIMEOUT = ("The run timed out.", Category.TIMEOUT)
     ENGINE_UNAVAILABLE = ("The engine stayed unavailable.", Category.UNAVAILABLE)
+    QUEUE_TIMEOUT = ("The run did not start within its queue deadline.", Category.UNAVAILABLE)
     WORKER_LOST = ("The run was interrupted too many times.", Category.INTERNAL)
     MEDIA_URL_FORBIDDEN = ("A media URL was refused.", Category.INVALID_INPUT)
     MEDIA_FETCH_FAILED = ("A media URL could not be fetched.", Category.INVALID_INPUT)

@@ -26,3 +26,5 @@ class RevisionSpec:
     timeout_seconds: int
     output_retention_hours: int | None = None
     required_labels: dict[str, str] = field(default_factory=dict)
+    max_queue_seconds: int | None = None
+    """The package's own queue deadline (it may only lower the server's)."""

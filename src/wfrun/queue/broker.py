@@ -5,23 +5,30 @@ statement: ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) R
 PostgreSQL; the same under SQLite's single-writer ``BEGIN IMMEDIATE``. A claim takes a lease
 and bumps ``attempts``; a job whose lease lapsed (its worker died) is claimable again, and the
 attempt number is the fencing token for everything the new owner writes.
+
+One order serves claims, :func:`queue_place` and the ETA: ``(fair_round, created_at, id)``
+(:data:`QUEUE_ORDER`; the round is round-robin by account within the job's lane, see
+``domain.lanes.fair_round``). Nothing moves a job within it: a deferral or retry keeps its
+round and enqueue time. ``ix_jobs_lane (status, lane, fair_round, created_at)`` serves the
+lane's round look-ups at enqueue and the place count; claims sort the due ``todo`` rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 
 from wfrun import ids
 from wfrun.db.database import Connection
 from wfrun.db.dialect import skip_locked
 from wfrun.db.rows import record_or_none, records
-from wfrun.db.schema import jobs, workers
+from wfrun.db.schema import jobs, runs, workers
+from wfrun.domain.lanes import fair_round
 from wfrun.queue.notify import CHANNEL
 
 
@@ -52,7 +59,14 @@ class Job:
     worker_id: str | None
     last_error: str | None
     created_at: datetime
+    """The enqueue time: the job's place in its round; nothing changes it."""
     updated_at: datetime
+    lane: str
+    """Engine kind + required labels (``domain.lanes.lane_key``)."""
+    account_id: str
+    fair_round: int
+    start_by: datetime | None
+    """The queue deadline: a run not started by then fails ``QUEUE_TIMEOUT``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", JobStatus(self.status))
@@ -60,10 +74,26 @@ class Job:
 
 DISPATCH_RUN = "run.dispatch"
 _OPEN = (JobStatus.TODO, JobStatus.DOING, JobStatus.TRACKING)
+QUEUE_ORDER = (jobs.c.fair_round, jobs.c.created_at, jobs.c.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a new job queues: its lane, account and queue deadline."""
+
+    lane: str
+    account_id: str
+    start_by: datetime | None
 
 
 async def enqueue(
-    conn: Connection, *, run_id: str, kind: str, max_attempts: int, now: datetime
+    conn: Connection,
+    *,
+    run_id: str,
+    kind: str,
+    max_attempts: int,
+    now: datetime,
+    placement: Placement,
 ) -> str:
     job_id = ids.new_job_id()
     await conn.execute(
@@ -78,9 +108,30 @@ async def enqueue(
             "scheduled_at": now,
             "created_at": now,
             "updated_at": now,
+            "lane": placement.lane,
+            "account_id": placement.account_id,
+            "fair_round": await _round_for(conn, placement),
+            "start_by": placement.start_by,
         },
     )
     return job_id
+
+
+async def _round_for(conn: Connection, placement: Placement) -> int:
+    """The round a new job joins (``domain.lanes.fair_round``), from the lane's jobs waiting
+    or in service (``ix_jobs_lane``). Two concurrent submits of one account may read the same
+    round: they then tie, served by enqueue time (fairness slips by one run, nothing else)."""
+    lane = jobs.c.lane == placement.lane
+    todo = jobs.c.status == JobStatus.TODO
+    doing = jobs.c.status == JobStatus.DOING
+    mine = and_(lane, or_(todo, doing), jobs.c.account_id == placement.account_id)
+    query = select(
+        select(func.max(jobs.c.fair_round)).where(lane, doing).scalar_subquery(),
+        select(func.min(jobs.c.fair_round)).where(lane, todo).scalar_subquery(),
+        select(func.max(jobs.c.fair_round)).where(mine).scalar_subquery(),
+    )
+    in_service, head, last = (await conn.execute(query)).one()
+    return fair_round(in_service=in_service, lane_head=head, account_last=last)
 
 
 def _claimable(now: datetime) -> Any:
@@ -90,15 +141,23 @@ def _claimable(now: datetime) -> Any:
     )
 
 
-async def claim(conn: Connection, *, worker_id: str, lease: timedelta, now: datetime) -> Job | None:
-    """Claim the oldest claimable job for ``worker_id``, or None when there is none."""
+async def claim(
+    conn: Connection,
+    *,
+    worker_id: str,
+    lease: timedelta,
+    now: datetime,
+    full_lanes: Collection[str] = (),
+) -> Job | None:
+    """Claim the first claimable job in queue order for ``worker_id``, or None when there is
+    none. Jobs of ``full_lanes`` (no free capacity) wait where they are unless their run is
+    already placed on an instance (a re-dispatch goes back to it)."""
+    query = select(jobs.c.id).where(_claimable(now))
+    if full_lanes:
+        placed = exists().where(runs.c.id == jobs.c.run_id, runs.c.instance_id.is_not(None))
+        query = query.where(or_(jobs.c.lane.not_in(list(full_lanes)), placed))
     next_id = (
-        select(jobs.c.id)
-        .where(_claimable(now))
-        .order_by(jobs.c.scheduled_at, jobs.c.id)
-        .limit(1)
-        .with_for_update(**skip_locked(conn))
-        .scalar_subquery()
+        query.order_by(*QUEUE_ORDER).limit(1).with_for_update(**skip_locked(conn)).scalar_subquery()
     )
     result = await conn.execute(
         update(jobs)
@@ -159,8 +218,9 @@ async def reschedule(
 async def defer(
     conn: Connection, *, job_id: str, attempt: int, at: datetime, error: str | None = None
 ) -> bool:
-    """Hand a claimed job back without using up an attempt (nothing could run it yet);
-    fenced by ``attempt``: False when another claim owns the job now."""
+    """Hand a claimed job back without using up an attempt (nothing could run it yet), due
+    again at ``at``; it keeps its place in the queue order. Fenced by ``attempt``: False when
+    another claim owns the job now."""
     values: dict[str, Any] = {
         "status": JobStatus.TODO,
         "attempts": jobs.c.attempts - 1,

@@ -48,6 +48,7 @@ def revision_spec(revision: Revision | WorkflowRevision) -> RevisionSpec:
         timeout_seconds=revision.timeout_seconds,
         output_retention_hours=revision.output_retention_hours,
         required_labels=dict(revision.required_labels or {}),
+        max_queue_seconds=revision.max_queue_seconds,
     )
 
 
@@ -147,6 +148,7 @@ def _revision_values(
         "output_retention_hours": package.output_retention_hours,
         "required_labels": dict(sorted(package.required_labels.items())),
         "package": package.model_dump(mode="json"),
+        "max_queue_seconds": package.max_queue_seconds,
         "created_at": now,
     }
 

@@ -29,13 +29,14 @@ from wfrun.domain.runs import RunStatus, is_terminal, transition
 from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
 from wfrun.queue import broker
 from wfrun.queue.broker import Job, JobStatus
-from wfrun.services import run_deadlines
+from wfrun.services import lanes, run_deadlines
 from wfrun.services.catalog import revision_spec
+from wfrun.services.queue_deadlines import timed_out
 from wfrun.services.run_changes import publish_change
 from wfrun.services.run_endings import Ending, end_run
 from wfrun.services.run_log import log_event
 
-NO_CAPACITY_RETRY = timedelta(seconds=1)
+REDISPATCH_RECHECK = timedelta(seconds=1)
 _ENGINE_PROMPT_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4c1e-9d55-77667275e000")
 
 
@@ -85,12 +86,16 @@ async def claim_next(
     """Claim one job and start (or resume) its run.
 
     Returns the claim; ``"empty"`` when nothing is claimable; ``"settled"`` when a job was
-    claimed but needed no execution (its run had ended, was cancelled while waiting, or
-    exhausted its attempts and was failed here, or no instance had room).
+    claimed but needed no execution (its run had ended, was cancelled while waiting, missed
+    its queue deadline, or exhausted its attempts and was failed here, or no instance had
+    room after all). Lanes whose instances are all full are passed by: their runs keep their
+    places without being claimed until a slot frees (a finished run wakes its worker; on
+    PostgreSQL the job's change notifies every worker).
     """
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        job = await broker.claim(conn, worker_id=worker_id, lease=lease, now=now)
+        full = await lanes.full_lanes(conn, now)
+        job = await broker.claim(conn, worker_id=worker_id, lease=lease, now=now, full_lanes=full)
         if job is None:
             return "empty"
         run = await runs_db.find_run(conn, job.run_id)
@@ -105,6 +110,9 @@ async def _needs_no_execution(conn: Connection, job: Job, run: Run, now: datetim
         await _give_up(conn, job, run, now)
     elif is_terminal(run.status):  # ended while its job waited: nothing to run
         await broker.finish(conn, job_id=job.id, attempt=None, status=JobStatus.CANCELLED, now=now)
+    elif run.status is RunStatus.QUEUED and job.start_by is not None and job.start_by <= now:
+        ended = await end_run(conn, run, timed_out(run, job.start_by, None), now=now)
+        assert ended is not None, "the claim holds the job's lock: nothing else ends the run"
     elif run.cancel_requested_at is not None and not create_outcome_unknown(run):
         ended = await end_run(conn, run, _cancelled_waiting(run), now=now, attempt=run.attempt)
         assert ended is not None, "the claim holds the job's lock: nothing else ends the run"
@@ -126,10 +134,8 @@ async def _start_claimed(
     if spec.engine_kind in INSTANCE_KINDS:
         candidates = await instances_db.lock_schedulable(conn, spec.engine_kind)
         placement = choose_instance(candidates, spec.required_labels, previous=run.instance_id)
-        if placement is None:  # no healthy instance with the labels has room: wait
-            await broker.defer(
-                conn, job_id=job.id, attempt=job.attempts, at=now + NO_CAPACITY_RETRY
-            )
+        if placement is None:  # no room: wait, in place, for the next free slot
+            await broker.defer(conn, job_id=job.id, attempt=job.attempts, at=_recheck(run, now))
             return "settled"
     started = await _start(conn, job, run, now, None if placement is None else placement.id)
     if started is None:
@@ -139,6 +145,13 @@ async def _start_claimed(
     url = None if placement is None else placement.url
     first = job.attempts == 1 and run.instance_id is None and run.engine_prompt_id is None
     return Claim(job.id, job.attempts, started, spec, assets, url, first_dispatch=first)
+
+
+def _recheck(run: Run, now: datetime) -> datetime:
+    """When a job without room is due again. A new run's lane is passed by while it is full
+    (``lanes.full_lanes``), so it is due at once and keeps its place; a re-dispatch whose
+    instance is gone is not passed by, so it looks again after :data:`REDISPATCH_RECHECK`."""
+    return now if run.instance_id is None else now + REDISPATCH_RECHECK
 
 
 async def _start(

@@ -15,7 +15,8 @@ A package is one JSON document an operator imports with ``wfrun workflows import
       "pricing": {"fixed_fee": "0.01", "price_per_second": "0.002", "estimated_seconds": 5},
       "timeout_seconds": 600,
       "output_retention_hours": 168,         # optional; default from settings
-      "required_labels": {"gpu": "a100"}     # comfyui: only instances carrying these labels
+      "required_labels": {"gpu": "a100"},    # comfyui: only instances carrying these labels
+      "max_queue_seconds": 600               # optional; may only lower the server's deadline
     }
 
 ``bind`` may be omitted for keys shaped ``n<node>_<input>`` (the chenyu convention). Prices are
@@ -138,6 +139,7 @@ class Package(_Strict):
     timeout_seconds: int = Field(600, ge=1, le=86_400)
     output_retention_hours: int | None = Field(None, ge=1, le=24 * 365)
     required_labels: dict[str, str] = Field(default_factory=dict)
+    max_queue_seconds: int | None = Field(None, ge=1, le=86_400)
 
     @field_validator("tags")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from wfrun import ids
@@ -23,6 +23,7 @@ from wfrun.db.runs import Run
 from wfrun.db.workflows import WorkflowRevision
 from wfrun.domain.failures import cancelled
 from wfrun.domain.idempotency import fingerprint
+from wfrun.domain.lanes import lane_key
 from wfrun.domain.manifest import ValidatedInputs, validate_inputs
 from wfrun.domain.pricing import Quote, quote, release
 from wfrun.domain.revisions import RevisionSpec
@@ -89,6 +90,9 @@ class Policy:
     real_person_default_group: str | None = None
     """The group of accounts that verified no person of their own."""
     seedance_enabled: bool = False
+    max_queue_seconds: float = 3600.0
+    """A run not started this long after its submit fails ``QUEUE_TIMEOUT`` (a package may
+    set a lower limit)."""
 
 
 @dataclass(frozen=True)
@@ -256,12 +260,32 @@ async def _insert_new(
         conn, account_id=principal.account_id, run_id=stored.id, amount=priced.total, now=now
     )
     await broker.enqueue(
-        conn, run_id=stored.id, kind=broker.DISPATCH_RUN, max_attempts=policy.max_attempts, now=now
+        conn,
+        run_id=stored.id,
+        kind=broker.DISPATCH_RUN,
+        max_attempts=policy.max_attempts,
+        now=now,
+        placement=_placement(principal, spec, policy, now),
     )
     if request.callback_url is not None:
         await webhook_endpoints_db.set_callback(conn, stored.id, request.callback_url)
     await publish_change(conn, stored, previous=None, now=now)
     return stored
+
+
+def _placement(
+    principal: Principal, spec: RevisionSpec, policy: Policy, now: datetime
+) -> broker.Placement:
+    """The run's lane, account and queue deadline (the lower of the server's and the
+    package's)."""
+    limit = policy.max_queue_seconds
+    if spec.max_queue_seconds is not None:
+        limit = min(limit, spec.max_queue_seconds)
+    return broker.Placement(
+        lane=lane_key(spec.engine_kind, spec.required_labels),
+        account_id=principal.account_id,
+        start_by=now + timedelta(seconds=limit),
+    )
 
 
 def _new_run(

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from wfrun.clock import utcnow
 from wfrun.db.database import Database
 from wfrun.errors import DatabaseUnavailable
-from wfrun.services import assets
+from wfrun.services import assets, queue_deadlines
 from wfrun.storage.base import ObjectStore
 from wfrun.workers import health
 from wfrun.workers.seedance import Tracker
@@ -81,6 +82,21 @@ class RetentionSweep:
         removed = await assets.sweep(self.db, self.storage)
         if any(removed):
             log.info("retention removed %d assets and the outputs of %d runs", *removed)
+
+
+def queue_sweep(db: Database, interval: float) -> Periodic:
+    """Fail queued runs past their queue deadline (``QUEUE_TIMEOUT``, freeze released) and
+    log once why nothing can start a waiting run. Claims pass a lane with no capacity by, so
+    this sweep is what ends its runs at their deadline."""
+
+    async def sweep() -> None:
+        now = utcnow()
+        expired = await queue_deadlines.expire_overdue(db, now)
+        if expired:
+            log.info("%d queued runs missed their queue deadline (QUEUE_TIMEOUT)", expired)
+        await queue_deadlines.explain_waits(db, now)
+
+    return Periodic("queue sweep", interval, sweep)
 
 
 @dataclass

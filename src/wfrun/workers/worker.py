@@ -35,6 +35,7 @@ from wfrun.workers.loops import (
     ProviderTracking,
     RetentionSweep,
     pause,
+    queue_sweep,
 )
 from wfrun.workers.runner import RunControl, RunnerDeps, run_claim
 from wfrun.workers.seedance import Tracker
@@ -110,6 +111,7 @@ class Worker:
             ),
             InstanceProbe(runtime.db, self.settings.probe_interval, self.wakeup),
             WebhookDelivery.from_runtime(runtime),
+            queue_sweep(runtime.db, self.settings.queue_sweep_interval),
         ]
         if self.tracker is not None:
             self.loops.append(ProviderTracking(self.tracker))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from PIL import Image
@@ -24,6 +25,11 @@ FAST = ComfyUISettings(
     cancel_timeout=3.0,
 )
 """Short timings so that every test stays well under 10 s."""
+
+PATIENT = replace(FAST, unreachable_grace=3600.0, cancel_timeout=3600.0)
+"""FAST, but never giving up on its own within a test: a test whose point is not those timers
+(an interruption that must be confirmed, a restart that must be noticed) cannot pass by
+waiting them out; a broken engine shows as the test's deadline passing."""
 
 Graph = dict[str, Any]
 

@@ -48,6 +48,7 @@ async def test_dropped_outputs_reject_the_run_and_withdraw_the_prompt(
         "2": node("TestSleep", value=["1", 0], seconds=2.0),
     }
     spec = spec_for(standin, graph)
+    await standin.hold(running=True, node="2")  # it cannot end before the engine withdraws it
     with pytest.raises(EnginePermanent) as caught:
         await engine.execute(spec, RecordingSink(), threading.Event())
     assert (caught.value.code.name, caught.value.node_id) == ("ENGINE_VALIDATION_FAILED", "5")

@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from tests.support.waiting import until_true
+
 
 async def serve_on_loopback(
     app: Any, *, port: int = 0, **config: Any
@@ -29,10 +31,11 @@ async def serve_on_loopback(
     } | config
     server = uvicorn.Server(uvicorn.Config(app, **settings))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            await task
-        await asyncio.sleep(0.005)
+    await until_true(
+        lambda: server.started or task.done(), what="uvicorn to listen", interval=0.005
+    )
+    if not server.started:
+        await task  # it stopped before listening: raises why
     return server, task, bound
 
 

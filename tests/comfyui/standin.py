@@ -137,8 +137,10 @@ class ComfyStandin:
 
         await self._on_loop(apply())
 
-    async def wait_held(self, prompt_id: str, timeout: float = DEADLINE) -> None:
-        """Waits until ``prompt_id`` is stopped by a running hold."""
+    async def wait_held(self, prompt_id: str | None, timeout: float = DEADLINE) -> None:
+        """Waits until ``prompt_id`` (a spec's ``engine_prompt_id``) is stopped by a running
+        hold."""
+        assert prompt_id is not None, "only a prompt with an id can be waited for"
         await self.wait_for(lambda _: self.holds.held == prompt_id, timeout)
 
     async def wait_pending(self, prompt_id: str, timeout: float = DEADLINE) -> None:

@@ -19,7 +19,7 @@ DEADLINE = 30.0
 
 
 async def until(
-    condition: Callable[[], Awaitable[T]],
+    condition: Callable[[], Awaitable[T | None]],
     *,
     what: str,
     timeout: float = DEADLINE,
@@ -36,19 +36,27 @@ async def until(
 
 
 async def until_true(
-    condition: Callable[[], T], *, what: str, timeout: float = DEADLINE, interval: float = 0.02
+    condition: Callable[[], T | None],
+    *,
+    what: str,
+    timeout: float = DEADLINE,
+    interval: float = 0.02,
 ) -> T:
     """:func:`until` for a synchronous condition checked from async code (a stand-in's state,
     a recording sink), without blocking the event loop while waiting."""
 
-    async def check() -> T:
+    async def check() -> T | None:
         return condition()
 
     return await until(check, what=what, timeout=timeout, interval=interval)
 
 
 def until_sync(
-    condition: Callable[[], T], *, what: str, timeout: float = DEADLINE, interval: float = 0.02
+    condition: Callable[[], T | None],
+    *,
+    what: str,
+    timeout: float = DEADLINE,
+    interval: float = 0.02,
 ) -> T:
     """:func:`until` for synchronous tests."""
     end = time.monotonic() + timeout

@@ -200,12 +200,13 @@ async def test_empty_replies_routes_and_origin(http: httpx.AsyncClient) -> None:
 async def test_queue_delete_and_interrupt_semantics(
     standin: ComfyStandin, http: httpx.AsyncClient
 ) -> None:
+    await standin.hold(running=True, node="2")  # each prompt runs until interrupted
     async with Listener(standin.base_url, "lab-client-Q") as ws:
         ids = []
         for index in range(3):
             body = {"prompt": sleepy(3.0, f"q{index}"), "client_id": "lab-client-Q"}
             ids.append((await http.post("/prompt", json=body)).json()["prompt_id"])
-        await ws.until(lambda frames: any(f["type"] == "executing" for f in frames))
+        await standin.wait_held(ids[0])
         queue = (await http.get("/queue")).json()
         assert [item[1] for item in queue["queue_running"]] == ids[:1]
         assert all(len(item) == 5 for item in queue["queue_pending"])
@@ -217,6 +218,7 @@ async def test_queue_delete_and_interrupt_semantics(
         assert [item[1] for item in queue["queue_pending"]] == ids[1:2]
         await http.post("/interrupt", json={"prompt_id": ids[0]})
         await ws.until_done(ids[0])
+        await standin.wait_held(ids[1])
         await http.post("/interrupt")
         await ws.until_done(ids[1])
     for prompt_id in ids[:2]:

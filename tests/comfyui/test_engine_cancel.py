@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from tests.comfyui.helpers import RecordingSink, sleepy, spec_for, trivial
+from tests.comfyui.helpers import RecordingSink, held_at, sleepy, spec_for, trivial
 from tests.comfyui.standin import ComfyStandin
-from tests.support.waiting import DEADLINE, until_true
+from tests.support.waiting import DEADLINE
 from wfrun.engines.base import EngineInterrupted
 from wfrun.engines.comfyui import ComfyUIEngine
 
@@ -45,10 +45,8 @@ async def test_cancel_while_running_interrupts_it(
     spec = spec_for(standin, sleepy(5.0))
     await standin.hold(running=True, node="2")  # never released: only /interrupt ends it
     task = asyncio.create_task(patient_engine.execute(spec, sink, interrupt))
-    await standin.wait_held(spec.engine_prompt_id)
-    await until_true(
-        lambda: ("started", "2", "TestSleep", 1, 3) in sink.calls, what="node 2 reported started"
-    )
+    await held_at(standin, spec, sink)
+    assert ("started", "2", "TestSleep", 1, 3) in sink.calls
     interrupt.set()
     with pytest.raises(EngineInterrupted):  # the patient engine waits for the confirmation
         await asyncio.wait_for(task, DEADLINE)
@@ -75,8 +73,9 @@ async def test_cancelled_task_withdraws_the_prompt(
 ) -> None:
     spec = spec_for(standin, sleepy(5.0))
     await standin.hold(running=True, node="2")  # never released: only /interrupt ends it
-    task = asyncio.create_task(engine.execute(spec, RecordingSink(), threading.Event()))
-    await standin.wait_held(spec.engine_prompt_id)
+    sink = RecordingSink()
+    task = asyncio.create_task(engine.execute(spec, sink, threading.Event()))
+    await held_at(standin, spec, sink)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -7,10 +7,10 @@ import threading
 import uuid
 from typing import Any
 
-from tests.comfyui.helpers import FAST, RecordingSink, sleepy, spec_for, trivial
+from tests.comfyui.helpers import FAST, RecordingSink, held_at, sleepy, spec_for, trivial
 from tests.comfyui.standin import ComfyStandin
 from tests.comfyui.standin_state import StandinState
-from tests.support.waiting import DEADLINE, until_true
+from tests.support.waiting import DEADLINE
 from wfrun.engines.comfyui import ComfyClient, ComfyUIEngine
 from wfrun.engines.comfyui.events import ComfyEvent
 from wfrun.engines.comfyui.progress import ProgressTracker
@@ -25,8 +25,7 @@ async def test_socket_dropped_mid_run_and_reestablished_still_completes(
     spec = spec_for(standin, sleepy(0))
     await standin.hold(running=True, node="2")
     task = asyncio.create_task(engine.execute(spec, sink, threading.Event()))
-    await standin.wait_held(spec.engine_prompt_id)
-    await until_true(lambda: len(sink.calls) == 3, what="node 2 reported started")
+    await held_at(standin, spec, sink)
     await standin.drop_sockets()
     await standin.wait_for(lambda state: _reconnected(state, engine.client_id))
     await standin.release()
@@ -79,8 +78,9 @@ async def test_redispatch_after_an_interruption_runs_again(
 ) -> None:
     spec = spec_for(standin, sleepy(5.0))
     await standin.hold(running=True, node="2")
-    task = asyncio.create_task(engine.execute(spec, RecordingSink(), threading.Event()))
-    await standin.wait_held(spec.engine_prompt_id)
+    sink = RecordingSink()
+    task = asyncio.create_task(engine.execute(spec, sink, threading.Event()))
+    await held_at(standin, spec, sink)
     task.cancel()  # e.g. the worker shut down: the prompt is withdrawn
     await asyncio.gather(task, return_exceptions=True)
     await standin.wait_for(lambda state: spec.engine_prompt_id in state.history)

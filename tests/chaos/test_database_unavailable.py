@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from tests.chaos.support import pragmas, write_locked
+from tests.chaos.support import pragmas, write_locked, write_locked_from_a_thread
 from tests.fetch.support import free_port
 from tests.support.factories import customer, data_uri, operator, png_bytes, publish_demo
 from tests.support.server import start_server
@@ -153,10 +153,12 @@ async def test_api_answers_503_in_the_envelope_while_the_database_is_locked(
         start_server(runtime) as live,
         httpx.AsyncClient(base_url=live.api_url, headers=alice.headers, timeout=30) as http,
     ):
-        async with pragmas(runtime.db, "PRAGMA busy_timeout=50"):
-            with write_locked(path):
-                refused = await http.post("/workflow/run/submit", json=body)
-                balance = await http.get("/balance/info")
+        async with (
+            pragmas(runtime.db, "PRAGMA busy_timeout=50"),
+            write_locked_from_a_thread(path),
+        ):
+            refused = await http.post("/workflow/run/submit", json=body)
+            balance = await http.get("/balance/info")
         accepted = await http.post("/workflow/run/submit", json=body)
     assert refused.status_code == 503, refused.text
     error = refused.json()["data"]["error"]

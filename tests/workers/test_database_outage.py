@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.support import pragmas, write_locked
+from tests.chaos.support import pragmas, write_locked_from_a_thread
 from tests.support.factories import customer, operator, publish_package, sleepy_package
 from tests.support.waiting import until, until_true
 from wfrun.db.runs import find_run
@@ -54,11 +54,11 @@ async def test_worker_waits_out_a_database_outage_and_resumes(
     first = await submit("before")
     worker, stop = Worker(runtime), asyncio.Event()
     async with pragmas(runtime.db, "PRAGMA busy_timeout=20"):
-        with write_locked(path):  # the database is down when the worker starts
+        async with write_locked_from_a_thread(path):  # down when the worker starts
             task = asyncio.create_task(worker.run(stop))
             await until_true(lambda: warned("registering worker") >= 2, what="registration retries")
         assert await _ended(runtime, first) == "succeeded"
-        with write_locked(path):  # down again while the worker idles
+        async with write_locked_from_a_thread(path):  # down again while the worker idles
             await until_true(
                 lambda: warned("claiming: the database is unavailable") >= 2, what="claim retries"
             )

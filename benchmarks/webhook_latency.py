@@ -25,9 +25,10 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from tests.chaos.harness import Cluster, chaos_settings, until
+from tests.chaos.harness import Cluster, chaos_settings
 from tests.support.databases import create_pg_database, drop_pg_database, pg_url
 from tests.support.receiver import Received, Receiver, running_receiver
+from tests.support.waiting import until_sync
 
 
 @dataclass
@@ -69,7 +70,7 @@ def measure(url: str, tmp: Path, runs: int, poll: float) -> dict[str, list[float
             for i in range(runs + 3):
                 submit = {"workflow_id": who.workflow_id, "idempotency_key": f"b{i}", "inputs": {}}
                 assert http.post("/workflow/run/submit", json=submit, headers=headers).is_success
-                until(lambda: len(receiver.received) >= 3, f"run {i}'s changes")
+                until_sync(lambda: len(receiver.received) >= 3, what=f"run {i}'s changes")
                 if i >= 3:  # the first three are warm-up
                     kept.extend(receiver.received)
                 receiver.received.clear()

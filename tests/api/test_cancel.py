@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from tests.support import api
 from tests.support.factories import (
     Customer,
     account_balance,
@@ -16,9 +17,16 @@ from tests.support.factories import (
     publish_package,
     sleepy_package,
 )
+from tests.support.money import assert_bill, cancelled_running, cny, execution_ms
+from tests.support.waiting import DEADLINE, until
 from wfrun.domain.money import parse_amount
 from wfrun.runtime import Runtime
 from wfrun.workers.worker import Worker
+
+LONG_NODE = 50.0
+"""Seconds a node sleeps when only a cancel may end it: longer than any wait of a test
+(``DEADLINE``), within the sleepy package's 60 s time limit."""
+assert LONG_NODE > DEADLINE
 
 
 async def _cancel(http: httpx.AsyncClient, who: Customer, run_id: str) -> dict[str, Any]:
@@ -73,26 +81,24 @@ async def test_cancel_queued_releases_everything_and_it_never_runs(runtime, http
 
 
 async def test_cancel_running_stops_at_a_node_boundary_and_charges_time_used(runtime, http):
-    alice, run_id = await _submit_sleepy(runtime, http, seconds=1.0)
+    alice, run_id = await _submit_sleepy(runtime, http, seconds=LONG_NODE)
     worker = Worker(runtime, settings=runtime.settings.worker)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
-        for _ in range(200):
+
+        async def in_node_2() -> dict[str, Any] | None:
             view = await _execution(http, alice, run_id)
-            if view["progress_snapshot"] and view["progress_snapshot"]["node_id"] == "2":
-                break
-            await asyncio.sleep(0.02)
+            snapshot = view["progress_snapshot"]
+            return view if snapshot and snapshot["node_id"] == "2" else None
+
+        view = await until(in_node_2, what="node 2 to run")
         assert view["status"] == "running"
         first = await _cancel(http, alice, run_id)
         assert first["cancel_outcome"] == "cancel_requested"
         second = await _cancel(http, alice, run_id)
         assert second["cancel_outcome"] in ("already_requested", "already_cancelled")
-        for _ in range(300):
-            view = await _execution(http, alice, run_id)
-            if view["status"] != "running":
-                break
-            await asyncio.sleep(0.02)
+        view = await api.wait_status(http, alice, run_id)
     finally:
         stop.set()
         await task
@@ -103,12 +109,14 @@ async def test_cancel_running_stops_at_a_node_boundary_and_charges_time_used(run
     info = (
         await http.get("/workflow/run/info", params={"run_order_id": run_id}, headers=alice.headers)
     ).json()["data"]
-    final, released = parse_amount(info["final_amount"]), parse_amount(info["released_amount"])
-    # 0.01 CNY per second, no fixed fee on cancel: about one second was consumed.
-    assert parse_amount("0.005") < final < parse_amount("0.03")
-    assert final + released == parse_amount(info["quote_amount"])
+    # 0.01 CNY per second of the time the worker measured until node 2 stopped, no fixed fee
+    used = execution_ms(view)
+    assert 0 < used < 1000 * LONG_NODE  # node 2 stopped mid-sleep
+    bill = cancelled_running(quote=cny("0.11"), price_per_second=cny("0.01"), execution_ms=used)
+    assert bill.final > 0
+    assert_bill(info, bill)
     assert info["error_code"] == "USER_CANCELLED"
-    assert await account_balance(runtime, alice.account_id) == (parse_amount("1") - final, 0)
+    assert await account_balance(runtime, alice.account_id) == (cny("1") - bill.final, 0)
     after = await _cancel(http, alice, run_id)
     assert after["cancel_outcome"] == "already_cancelled"
 

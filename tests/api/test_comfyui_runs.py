@@ -29,6 +29,7 @@ from tests.support.factories import (
     png_bytes,
     sleepy_package,
 )
+from tests.support.jobs import retry_due_now
 from tests.support.money import assert_bill, cny, execution_ms
 from tests.support.waiting import until
 from wfrun.domain.money import parse_amount
@@ -225,7 +226,7 @@ async def test_instance_down_before_dispatch_then_back(fast_engine, http, comfy)
     workflow_id, alice = await _setup(rt, comfy, invert_package())
     await comfy.stop()
     run_id = await _submit(http, alice, workflow_id, "down", {"n1_image": data_uri(png_bytes())})
-    worker = _retrying_worker(rt)
+    worker = _retrying_worker(rt, WAITS)
     await worker.run_until_idle()
     view = await _view(http, alice, run_id)
     assert view["status"] == "running"
@@ -239,10 +240,14 @@ async def test_instance_down_before_dispatch_then_back(fast_engine, http, comfy)
     assert (await _view(http, alice, run_id))["status"] == "succeeded"
 
 
-def _retrying_worker(rt: Runtime) -> Worker:
-    """A worker whose runs wait only 0.1 s for a transient retry."""
+WAITS = timedelta(hours=1)
+"""A retry delay no drain outlasts: the job waits until the test makes it due."""
+
+
+def _retrying_worker(rt: Runtime, delay: timedelta = timedelta(seconds=0.1)) -> Worker:
+    """A worker whose runs wait ``delay`` for a transient retry (0.1 s by default)."""
     worker = Worker(rt)
-    worker.deps = replace(worker.deps, retry_delay=timedelta(seconds=0.1))
+    worker.deps = replace(worker.deps, retry_delay=delay)
     return worker
 
 
@@ -367,12 +372,13 @@ async def test_cancel_while_waiting_for_a_retry_releases_everything(fast_engine,
     workflow_id, alice = await _setup(rt, comfy, invert_package())
     await comfy.stop()
     run_id = await _submit(http, alice, workflow_id, "w", {"n1_image": data_uri(png_bytes())})
-    worker = _retrying_worker(rt)
+    worker = _retrying_worker(rt, WAITS)
     await worker.run_until_idle()  # the instance is down: the job waits for a retry
     cancel = await http.post(
         "/workflow/run/cancel", json={"run_order_id": run_id}, headers=alice.headers
     )
     assert cancel.json()["data"]["cancel_outcome"] == "cancel_requested"
+    await retry_due_now(rt, run_id)
     await _drain_until_ended(worker, http, alice, run_id)
     view = await _view(http, alice, run_id)
     assert view["status"] == "cancelled"

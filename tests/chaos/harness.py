@@ -13,18 +13,18 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from click.testing import CliRunner
 from sqlalchemy import select, text
 
 from tests.support.factories import sleepy_package
+from tests.support.waiting import until_sync
 from wfrun.cli.main import cli
 from wfrun.config import Settings, WorkerSettings
 from wfrun.db.database import Database
@@ -32,19 +32,6 @@ from wfrun.db.schema import freezes, jobs, ledger_entries, runs
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 LEASE_SECONDS = 2.0
-T = TypeVar("T")
-
-
-def until(condition: Callable[[], T | None], what: str, seconds: float = 30.0) -> T:
-    """Poll ``condition`` every 50 ms until it returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -64,7 +51,9 @@ class Proc:
                 raise AssertionError(f"{self.name} exited:\n{self.output()[-4000:]}")
             return re.search(pattern, self.output())
 
-        return until(seen, f"{pattern!r} from {self.name}", seconds)
+        return until_sync(
+            seen, what=f"{pattern!r} from {self.name}", timeout=seconds, interval=0.05
+        )
 
     def signal(self, sig: signal.Signals) -> None:
         self.popen.send_signal(sig)
@@ -319,7 +308,9 @@ def stop_outside_a_transaction(proc: Proc, settings: Settings) -> None:
     one would block every other worker until it is continued: a real hazard, but not the one
     under test). Bounded: a few tries, each waiting for the transaction to end first."""
     for _ in range(10):
-        until(lambda: holds_no_transaction(settings), f"{proc.name} outside a transaction", 10)
+        until_sync(
+            lambda: holds_no_transaction(settings), what=f"{proc.name} outside a transaction"
+        )
         proc.signal(signal.SIGSTOP)
         if holds_no_transaction(settings):
             return

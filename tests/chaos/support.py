@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -37,6 +38,26 @@ def write_locked(path: Path) -> Iterator[None]:
     """Another process's view of SQLite: a connection holding the write lock."""
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+@asynccontextmanager
+async def write_locked_from_a_thread(path: Path) -> AsyncIterator[None]:
+    """:func:`write_locked` for a test whose event loop also runs the code under test (a
+    worker, a server): the lock is taken in a thread, so a write transaction of that code which
+    holds it meanwhile can finish (taken on the loop, the wait would block the very code that
+    must release it)."""
+
+    def lock() -> sqlite3.Connection:
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        other.execute("BEGIN IMMEDIATE")
+        return other
+
+    other = await asyncio.to_thread(lock)
     try:
         yield
     finally:

@@ -22,8 +22,8 @@ from tests.chaos.harness import (
     states,
     stop_outside_a_transaction,
     submit_acknowledged,
-    until,
 )
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,9 @@ def _mid_node(group: Cluster, run_ids: list[str], worker_id: str | None = None) 
 
 def _finish(group: Cluster, run_ids: list[str], caught: list[str]) -> None:
     """All runs end, settled once; the ones caught mid-run were re-claimed (attempt 2)."""
-    ended = until(lambda: all_ended(group.settings, run_ids), "every run to end", 60)
+    ended = until_sync(
+        lambda: all_ended(group.settings, run_ids), what="every run to end", timeout=60
+    )
     assert_settled_once(ended, run_ids)
     assert all(ended[run_id].attempt == 2 for run_id in caught), ended
     group.ledger_check()
@@ -56,7 +58,7 @@ def test_serve_killed_mid_runs_and_restarted(fresh_url: str, tmp_path: Path):
         serve, url = group.serve("serve-1")
         with httpx.Client(base_url=url, timeout=10) as http:
             run_ids = submit_acknowledged(http, who, [f"a{i}" for i in range(4)])
-        caught = until(lambda: _mid_node(group, run_ids), "runs mid-node")
+        caught = until_sync(lambda: _mid_node(group, run_ids), what="runs mid-node")
         serve.kill()
         group.serve("serve-2")
         _finish(group, run_ids, caught)
@@ -72,7 +74,7 @@ def test_worker_killed_mid_runs_is_replaced_after_the_lease(fresh_url: str, tmp_
         doomed_id = group.worker_id(doomed)
         with httpx.Client(base_url=url, timeout=10) as http:
             run_ids = submit_acknowledged(http, who, [f"b{i}" for i in range(4)])
-        caught = until(lambda: _mid_node(group, run_ids, doomed_id), "the worker mid-run")
+        caught = until_sync(lambda: _mid_node(group, run_ids, doomed_id), what="the worker mid-run")
         doomed.kill()
         _finish(group, run_ids, caught)
 
@@ -89,11 +91,13 @@ def test_stopped_worker_is_fenced_out_after_its_lease(fresh_url: str, tmp_path: 
         _, url = group.serve("serve", "--no-worker")
         with httpx.Client(base_url=url, timeout=10) as http:
             [run_id] = submit_acknowledged(http, who, ["c0"])
-        until(lambda: _mid_node(group, [run_id], zombie_id), "the zombie mid-run")
+        until_sync(lambda: _mid_node(group, [run_id], zombie_id), what="the zombie mid-run")
         stop_outside_a_transaction(zombie, group.settings)
         assert _mid_node(group, [run_id], zombie_id), "the zombie finished before it stopped"
         group.worker("worker-new")
-        ended = until(lambda: all_ended(group.settings, [run_id]), "the new owner to finish")
+        ended = until_sync(
+            lambda: all_ended(group.settings, [run_id]), what="the new owner to finish"
+        )
         zombie.signal(signal.SIGCONT)
         zombie.wait_for(rf"dropping run {run_id}: attempt 1 of {run_id} was superseded", 30)
         assert states(group.settings, [run_id]) == ended  # the late attempt changed nothing

@@ -3,9 +3,7 @@ is not mistaken for an outage; connections a restart broke do not poison the poo
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,10 +13,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from tests.chaos.support import pragmas, write_locked
+from tests.chaos.support import pragmas, write_locked, write_locked_from_a_thread
 from tests.fetch.support import free_port
 from tests.support.factories import customer, data_uri, operator, png_bytes, publish_demo
 from tests.support.server import start_server
+from tests.support.waiting import until_true
 from wfrun.db.database import Database
 from wfrun.errors import DatabaseUnavailable
 from wfrun.runtime import Runtime
@@ -67,10 +66,14 @@ async def test_sqlite_file_that_cannot_be_opened_is_unavailable(tmp_path):
         await db.dispose()
     # aiosqlite finishes a failed connect on its thread after the await returned: let it, or
     # it reports to this test's closed event loop during the next test.
-    deadline = time.monotonic() + 5
-    while any("_connection_worker_thread" in t.name for t in set(threading.enumerate()) - before):
-        assert time.monotonic() < deadline, "aiosqlite's connection thread did not finish"
-        await asyncio.sleep(0.01)
+    await until_true(
+        lambda: (
+            not any(
+                "_connection_worker_thread" in t.name for t in set(threading.enumerate()) - before
+            )
+        ),
+        what="aiosqlite's connection thread to finish",
+    )
 
 
 async def test_postgresql_refusing_connections_is_unavailable_without_its_address():
@@ -150,10 +153,12 @@ async def test_api_answers_503_in_the_envelope_while_the_database_is_locked(
         start_server(runtime) as live,
         httpx.AsyncClient(base_url=live.api_url, headers=alice.headers, timeout=30) as http,
     ):
-        async with pragmas(runtime.db, "PRAGMA busy_timeout=50"):
-            with write_locked(path):
-                refused = await http.post("/workflow/run/submit", json=body)
-                balance = await http.get("/balance/info")
+        async with (
+            pragmas(runtime.db, "PRAGMA busy_timeout=50"),
+            write_locked_from_a_thread(path),
+        ):
+            refused = await http.post("/workflow/run/submit", json=body)
+            balance = await http.get("/balance/info")
         accepted = await http.post("/workflow/run/submit", json=body)
     assert refused.status_code == 503, refused.text
     error = refused.json()["data"]["error"]

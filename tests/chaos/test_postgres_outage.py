@@ -21,9 +21,9 @@ from tests.chaos.harness import (
     chaos_settings,
     cluster,
     submit,
-    until,
 )
 from tests.chaos.postgres import ThrowawayPostgres, throwaway_postgres
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
 
@@ -83,16 +83,16 @@ class Load:
 def _outage(postgres: ThrowawayPostgres, load: Load) -> None:
     """Steady load; PostgreSQL down for at least 2 s (and several 503s); up again until the
     server has acknowledged submits again."""
-    until(lambda: load.count(200) >= 5, "the load to get going")
+    until_sync(lambda: load.count(200) >= 5, what="the load to get going")
     postgres.stop()
     down_at, mark = time.monotonic(), len(load.statuses)
-    until(
+    until_sync(
         lambda: time.monotonic() - down_at >= 2 and load.count(503, mark) >= 3,
-        "503s while PostgreSQL is down",
+        what="503s while PostgreSQL is down",
     )
     postgres.start()
     mark = len(load.statuses)
-    until(lambda: load.count(200, mark) >= 5, "submits accepted again after the restart")
+    until_sync(lambda: load.count(200, mark) >= 5, what="submits accepted again after the restart")
 
 
 def test_postgres_stopped_under_load_answers_503_then_recovers(
@@ -112,7 +112,9 @@ def test_postgres_stopped_under_load_answers_503_then_recovers(
             thread.join(timeout=60)
         assert load.problems == [], load.problems[:5]
         assert load.count(503) >= 3
-        ended = until(lambda: all_ended(settings, load.acknowledged), "acknowledged runs", 90)
+        ended = until_sync(
+            lambda: all_ended(settings, load.acknowledged), what="acknowledged runs", timeout=90
+        )
         assert_settled_once(ended, load.acknowledged)
         group.ledger_check()
         assert serve.popen.poll() is None, "the server had to be restarted"

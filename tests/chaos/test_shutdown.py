@@ -23,8 +23,8 @@ from tests.chaos.harness import (
     cluster,
     states,
     submit_acknowledged,
-    until,
 )
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def test_sigterm_drains_then_a_second_sigterm_hands_runs_back(fresh_url, tmp_pat
         target = _target(group, kind)
         with httpx.Client(base_url=url, timeout=10) as http:
             run_ids = submit_acknowledged(http, who, ["a", "b", "c"])
-        busy = until(lambda: _both_running(group, run_ids), "two runs mid-node")
+        busy = until_sync(lambda: _both_running(group, run_ids), what="two runs mid-node")
         [waiting] = set(run_ids) - set(busy)
         target.signal(signal.SIGTERM)
         target.wait_for(r"stopping: claiming nothing more; waiting up to 600 s for 2 run\(s\)")
@@ -89,9 +89,9 @@ def test_sigterm_drains_then_a_second_sigterm_hands_runs_back(fresh_url, tmp_pat
             waiting: ("queued", None),
         }
         group.worker("next")
-        until(lambda: sorted(_running(group, busy, 2)) == sorted(busy), "the next worker")
+        until_sync(lambda: sorted(_running(group, busy, 2)) == sorted(busy), what="the next worker")
         _cancel_all(url, who, run_ids)
-        ended = until(lambda: all_ended(group.settings, run_ids), "every run to end")
+        ended = until_sync(lambda: all_ended(group.settings, run_ids), what="every run to end")
         assert {r: s.status for r, s in ended.items()} == dict.fromkeys(run_ids, "cancelled")
         assert {r: ended[r].entries for r in busy} == dict.fromkeys(busy, ("freeze", "settle"))
         assert ended[waiting].entries == ("freeze", "release")

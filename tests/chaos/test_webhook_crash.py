@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 
-from tests.chaos.harness import Cluster, Customer, chaos_settings, submit_acknowledged, until
+from tests.chaos.harness import Cluster, Customer, chaos_settings, submit_acknowledged
 from tests.support.receiver import running_receiver
+from tests.support.waiting import until_sync
 
 HOOK_ENV = {
     "WFRUN_WEBHOOKS__ALLOW_NETWORKS": '["127.0.0.0/8"]',
@@ -57,12 +58,12 @@ def test_a_worker_killed_mid_delivery_loses_no_event(fresh_url: str, tmp_path: P
             endpoint_id = _add_endpoint(http, who, hook.url)
             [run_id] = submit_acknowledged(http, who, ["k1"])
             doomed, _ = group.worker("worker-doomed")
-            until(hook.holding.is_set, "the doomed worker to be mid-delivery")
+            until_sync(hook.holding.is_set, what="the doomed worker to be mid-delivery")
             doomed.kill()
             hook.hold = False
             hook.release.set()  # the held request is answered 500 into a dead socket
             group.worker("worker-2")
-            until(lambda: hook.successes, "the event delivered by the second worker")
+            until_sync(lambda: hook.successes, what="the event delivered by the second worker")
             headers = {"Authorization": f"Bearer {who.key}"}
             query = {"endpoint_id": endpoint_id}
 
@@ -70,7 +71,7 @@ def test_a_worker_killed_mid_delivery_loses_no_event(fresh_url: str, tmp_path: P
                 log = http.get("/webhooks/deliveries", params=query, headers=headers).json()
                 return log if log["data"]["items"][0]["status"] == "succeeded" else None
 
-            log = until(recorded, "the second worker to record its attempt")
+            log = until_sync(recorded, what="the second worker to record its attempt")
     [first, second] = hook.received
     assert first.webhook_id == second.webhook_id
     assert json.loads(second.body)["data"]["run_order_id"] == run_id

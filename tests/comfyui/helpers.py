@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import threading
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from PIL import Image
 
 from tests.comfyui.standin import ComfyStandin
+from tests.support.waiting import until_true
 from wfrun.engines.base import NodeResult, RunSpec
 from wfrun.engines.comfyui.channel import ChannelSettings
 from wfrun.engines.comfyui.session import ComfyUISettings
@@ -24,6 +26,11 @@ FAST = ComfyUISettings(
     cancel_timeout=3.0,
 )
 """Short timings so that every test stays well under 10 s."""
+
+PATIENT = replace(FAST, unreachable_grace=3600.0, cancel_timeout=3600.0)
+"""FAST, but never giving up on its own within a test: a test whose point is not those timers
+(an interruption that must be confirmed, a restart that must be noticed) cannot pass by
+waiting them out; a broken engine shows as the test's deadline passing."""
 
 Graph = dict[str, Any]
 
@@ -111,3 +118,16 @@ async def run_locally(graph: Graph, media: dict[str, bytes] | None = None) -> di
     """The same graph on wfrun's local engine (the reference outputs)."""
     spec = RunSpec(run_id="local", attempt=1, graph=graph, media=media or {})
     return await LocalEngine().execute(spec, RecordingSink(), threading.Event())
+
+
+async def held_at(
+    standin: ComfyStandin, spec: RunSpec, sink: RecordingSink, node_id: str = "2"
+) -> None:
+    """Waits until the stand-in holds ``spec``'s prompt before ``node_id`` (see
+    ``standin.hold``) and the engine has reported that node started: then no event of the
+    prompt is still on its way, and nothing more comes until the test acts."""
+    await standin.wait_held(spec.engine_prompt_id)
+    await until_true(
+        lambda: any(call[:2] == ("started", node_id) for call in sink.calls),
+        what=f"the engine to report node {node_id} started",
+    )

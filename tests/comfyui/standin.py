@@ -42,6 +42,7 @@ from tests.comfyui.standin_files import FileStore
 from tests.comfyui.standin_holds import Holds, StandinClock
 from tests.comfyui.standin_state import StandinState
 from tests.support.uvicorn_runner import serve_on_loopback, stop_serving
+from tests.support.waiting import DEADLINE, until
 
 T = TypeVar("T")
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
@@ -147,11 +148,13 @@ class ComfyStandin:
 
         await self._on_loop(apply())
 
-    async def wait_held(self, prompt_id: str, timeout: float = 30.0) -> None:
-        """Waits until ``prompt_id`` is stopped by a running hold."""
+    async def wait_held(self, prompt_id: str | None, timeout: float = DEADLINE) -> None:
+        """Waits until ``prompt_id`` (a spec's ``engine_prompt_id``) is stopped by a running
+        hold."""
+        assert prompt_id is not None, "only a prompt with an id can be waited for"
         await self.wait_for(lambda _: self.holds.held == prompt_id, timeout)
 
-    async def wait_pending(self, prompt_id: str, timeout: float = 30.0) -> None:
+    async def wait_pending(self, prompt_id: str, timeout: float = DEADLINE) -> None:
         """Waits until ``prompt_id`` is in the queue, not running."""
         await self.wait_for(
             lambda state: prompt_id in [item.prompt_id for item in state.pending()], timeout
@@ -170,14 +173,10 @@ class ComfyStandin:
         ]
 
     async def wait_for(
-        self, predicate: Callable[[StandinState], bool], timeout: float = 5.0
+        self, predicate: Callable[[StandinState], bool], timeout: float = DEADLINE
     ) -> None:
-        """Polls ``predicate(state)`` on the server loop until true."""
-        end = time.monotonic() + timeout
-        while not await self.call(predicate):
-            if time.monotonic() > end:
-                raise TimeoutError("stand-in condition not reached")
-            await asyncio.sleep(0.01)
+        """Waits until ``predicate(state)``, evaluated on the server loop, is true."""
+        await until(lambda: self.call(predicate), what="a stand-in condition", timeout=timeout)
 
     async def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))

@@ -39,10 +39,11 @@ async def test_upload_returns_the_load_image_value(client: ComfyClient) -> None:
 
 async def test_queue_history_and_view(standin: ComfyStandin, client: ComfyClient) -> None:
     ids = [str(uuid.uuid4()) for _ in range(3)]
+    await standin.hold(running=True, node="2")  # the first stays running until interrupted
     for index, prompt_id in enumerate(ids):
         graph = sleepy(0.3, f"c{index}")
         await client.queue_prompt(graph, prompt_id=prompt_id, client_id="nobody")
-    await standin.wait_for(lambda state: state.running is not None)
+    await standin.wait_held(ids[0])
     state = await client.queue()
     assert state.running == (ids[0],)
     assert state.pending == tuple(ids[1:])
@@ -51,7 +52,8 @@ async def test_queue_history_and_view(standin: ComfyStandin, client: ComfyClient
     assert await client.history(ids[2]) is None
     await client.delete_pending(ids[2])
     await client.interrupt(ids[0])
-    await standin.wait_for(lambda s: ids[1] in s.history, timeout=5)
+    await standin.release()
+    await standin.wait_for(lambda s: ids[1] in s.history)
     entry = await client.history(ids[1])
     assert entry is not None
     assert entry["status"]["status_str"] == "success"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
-from tests.comfyui.helpers import RecordingSink, sleepy, spec_for, trivial
+from tests.comfyui.helpers import RecordingSink, held_at, sleepy, spec_for, trivial
 from tests.comfyui.standin import ComfyStandin
+from tests.support.waiting import DEADLINE
 from wfrun.engines.base import EngineInterrupted
 from wfrun.engines.comfyui import ComfyUIEngine
 
@@ -17,11 +17,10 @@ from wfrun.engines.comfyui import ComfyUIEngine
 async def test_cancel_while_pending_deletes_it_from_the_queue(
     standin: ComfyStandin, engine: ComfyUIEngine
 ) -> None:
-    first_sink = RecordingSink()
-    first = spec_for(standin, sleepy(1.0, "wf_first"))
-    running = asyncio.create_task(engine.execute(first, first_sink, threading.Event()))
-    while len(first_sink.calls) < 3:
-        await asyncio.sleep(0.01)
+    await standin.hold(running=True)  # the first prompt stops at its first node
+    first = spec_for(standin, trivial("wf_first"))
+    running = asyncio.create_task(engine.execute(first, RecordingSink(), threading.Event()))
+    await standin.wait_held(first.engine_prompt_id)
     second, interrupt = spec_for(standin, trivial()), threading.Event()
     pending = asyncio.create_task(engine.execute(second, RecordingSink(), interrupt))
     await standin.wait_for(
@@ -34,23 +33,23 @@ async def test_cancel_while_pending_deletes_it_from_the_queue(
         r.json() for r in standin.calls("POST", "/queue")
     ]
     assert not standin.calls("POST", "/interrupt")
+    await standin.release()
     assert (await running)["3"].files  # the running prompt was left alone
     assert await standin.call(lambda state: second.engine_prompt_id not in state.history)
 
 
 async def test_cancel_while_running_interrupts_it(
-    standin: ComfyStandin, engine: ComfyUIEngine
+    standin: ComfyStandin, patient_engine: ComfyUIEngine
 ) -> None:
     sink, interrupt = RecordingSink(), threading.Event()
     spec = spec_for(standin, sleepy(5.0))
-    task = asyncio.create_task(engine.execute(spec, sink, interrupt))
-    while ("started", "2", "TestSleep", 1, 3) not in sink.calls:
-        await asyncio.sleep(0.01)
-    started = time.monotonic()
+    await standin.hold(running=True, node="2")  # never released: only /interrupt ends it
+    task = asyncio.create_task(patient_engine.execute(spec, sink, interrupt))
+    await held_at(standin, spec, sink)
+    assert ("started", "2", "TestSleep", 1, 3) in sink.calls
     interrupt.set()
-    with pytest.raises(EngineInterrupted):
-        await task
-    assert time.monotonic() - started < 1.5
+    with pytest.raises(EngineInterrupted):  # the patient engine waits for the confirmation
+        await asyncio.wait_for(task, DEADLINE)
     assert [r.json() for r in standin.calls("POST", "/interrupt")] == [
         {"prompt_id": spec.engine_prompt_id}
     ]
@@ -72,15 +71,15 @@ async def test_interrupt_before_dispatch_submits_nothing(
 async def test_cancelled_task_withdraws_the_prompt(
     standin: ComfyStandin, engine: ComfyUIEngine
 ) -> None:
-    sink = RecordingSink()
     spec = spec_for(standin, sleepy(5.0))
+    await standin.hold(running=True, node="2")  # never released: only /interrupt ends it
+    sink = RecordingSink()
     task = asyncio.create_task(engine.execute(spec, sink, threading.Event()))
-    while len(sink.calls) < 3:
-        await asyncio.sleep(0.01)
+    await held_at(standin, spec, sink)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await standin.wait_for(lambda state: spec.engine_prompt_id in state.history, timeout=3)
+    await standin.wait_for(lambda state: spec.engine_prompt_id in state.history)
     assert {"prompt_id": spec.engine_prompt_id} in [
         r.json() for r in standin.calls("POST", "/interrupt")
     ]

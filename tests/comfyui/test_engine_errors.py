@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
 from tests.comfyui.helpers import RecordingSink, load_and_save, node, sleepy, spec_for, trivial
 from tests.comfyui.standin import ComfyStandin
+from tests.support.waiting import DEADLINE
 from wfrun.engines.base import EnginePermanent, EngineTransient
 from wfrun.engines.comfyui import ComfyUIEngine
 
@@ -48,6 +48,7 @@ async def test_dropped_outputs_reject_the_run_and_withdraw_the_prompt(
         "2": node("TestSleep", value=["1", 0], seconds=2.0),
     }
     spec = spec_for(standin, graph)
+    await standin.hold(running=True, node="2")  # it cannot end before the engine withdraws it
     with pytest.raises(EnginePermanent) as caught:
         await engine.execute(spec, RecordingSink(), threading.Event())
     assert (caught.value.code.name, caught.value.node_id) == ("ENGINE_VALIDATION_FAILED", "5")
@@ -74,45 +75,47 @@ async def test_corrupt_png_is_an_execution_failure_naming_the_node(
 
 
 async def test_instance_down_before_dispatch_is_transient(
-    standin: ComfyStandin, engine: ComfyUIEngine
+    standin: ComfyStandin, patient_engine: ComfyUIEngine
 ) -> None:
+    """Nothing was dispatched, so the engine gives the run back at once: it does not wait out
+    the (here one-hour) grace for an instance that goes away mid-run."""
     await standin.stop()
-    started = time.monotonic()
+    spec = spec_for(standin, trivial())
     with pytest.raises(EngineTransient) as caught:
-        await engine.execute(spec_for(standin, trivial()), RecordingSink(), threading.Event())
+        await asyncio.wait_for(
+            patient_engine.execute(spec, RecordingSink(), threading.Event()), DEADLINE
+        )
     assert "unreachable" in caught.value.message
-    assert time.monotonic() - started < 2.0
     await standin.start()
-    results = await engine.execute(spec_for(standin, trivial()), RecordingSink(), threading.Event())
+    again = spec_for(standin, trivial())
+    results = await patient_engine.execute(again, RecordingSink(), threading.Event())
     assert results["3"].files
 
 
 async def test_restart_mid_run_is_transient_not_a_hang(
-    standin: ComfyStandin, engine: ComfyUIEngine
+    standin: ComfyStandin, patient_engine: ComfyUIEngine
 ) -> None:
-    sink = RecordingSink()
-    spec = spec_for(standin, sleepy(5.0))
-    task = asyncio.create_task(engine.execute(spec, sink, threading.Event()))
-    while ("started", "2", "TestSleep", 1, 3) not in sink.calls:
-        await asyncio.sleep(0.01)
-    started = time.monotonic()
-    await standin.crash_restart(downtime=0.3)
+    """The prompt died with the instance (held at node 2, it could never end by itself): the
+    engine notices it is gone and gives the run back; a patient engine shows it does so
+    without any of its give-up timers (the run's limit is far beyond the deadline too)."""
+    spec = spec_for(standin, sleepy(5.0), timeout=3600.0)
+    await standin.hold(running=True, node="2")
+    task = asyncio.create_task(patient_engine.execute(spec, RecordingSink(), threading.Event()))
+    await standin.wait_held(spec.engine_prompt_id)
+    await standin.crash_restart()
     with pytest.raises(EngineTransient) as caught:
-        await task
+        await asyncio.wait_for(task, DEADLINE)
     assert "lost the prompt" in caught.value.message
-    assert time.monotonic() - started < 3.0
 
 
 async def test_instance_gone_for_good_mid_run_is_transient(
     standin: ComfyStandin, engine: ComfyUIEngine
 ) -> None:
-    sink = RecordingSink()
-    task = asyncio.create_task(
-        engine.execute(spec_for(standin, sleepy(5.0)), sink, threading.Event())
-    )
-    while len(sink.calls) < 3:
-        await asyncio.sleep(0.01)
-    await standin.stop()
+    spec = spec_for(standin, sleepy(5.0))
+    await standin.hold(running=True, node="2")
+    task = asyncio.create_task(engine.execute(spec, RecordingSink(), threading.Event()))
+    await standin.wait_held(spec.engine_prompt_id)
+    await standin.stop()  # and it stays down
     with pytest.raises(EngineTransient) as caught:
         await task
     assert "stayed unreachable" in caught.value.message
@@ -122,6 +125,7 @@ async def test_time_limit_withdraws_the_prompt(
     standin: ComfyStandin, engine: ComfyUIEngine
 ) -> None:
     spec = spec_for(standin, sleepy(5.0), timeout=0.8)
+    await standin.hold(running=True, node="2")  # never released: only the limit ends it
     with pytest.raises(EnginePermanent) as caught:
         await engine.execute(spec, RecordingSink(), threading.Event())
     assert caught.value.code.name == "ENGINE_TIMEOUT"
@@ -134,12 +138,10 @@ async def test_time_limit_withdraws_the_prompt(
 async def test_interrupt_by_someone_else_is_transient(
     standin: ComfyStandin, engine: ComfyUIEngine
 ) -> None:
-    sink = RecordingSink()
-    task = asyncio.create_task(
-        engine.execute(spec_for(standin, sleepy(5.0)), sink, threading.Event())
-    )
-    while len(sink.calls) < 3:
-        await asyncio.sleep(0.01)
+    spec = spec_for(standin, sleepy(5.0))
+    await standin.hold(running=True, node="2")
+    task = asyncio.create_task(engine.execute(spec, RecordingSink(), threading.Event()))
+    await standin.wait_held(spec.engine_prompt_id)
     await standin.call(lambda state: state.interrupt(None))  # a global POST /interrupt
     with pytest.raises(EngineTransient) as caught:
         await task

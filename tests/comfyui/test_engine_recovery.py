@@ -7,8 +7,10 @@ import threading
 import uuid
 from typing import Any
 
-from tests.comfyui.helpers import FAST, RecordingSink, sleepy, spec_for, trivial
+from tests.comfyui.helpers import FAST, RecordingSink, held_at, sleepy, spec_for, trivial
 from tests.comfyui.standin import ComfyStandin
+from tests.comfyui.standin_state import StandinState
+from tests.support.waiting import DEADLINE
 from wfrun.engines.comfyui import ComfyClient, ComfyUIEngine
 from wfrun.engines.comfyui.events import ComfyEvent
 from wfrun.engines.comfyui.progress import ProgressTracker
@@ -20,13 +22,14 @@ async def test_socket_dropped_mid_run_and_reestablished_still_completes(
     standin: ComfyStandin, engine: ComfyUIEngine
 ) -> None:
     sink = RecordingSink()
-    task = asyncio.create_task(
-        engine.execute(spec_for(standin, sleepy(1.0)), sink, threading.Event())
-    )
-    while ("started", "2", "TestSleep", 1, 3) not in sink.calls:
-        await asyncio.sleep(0.01)
+    spec = spec_for(standin, sleepy(0))
+    await standin.hold(running=True, node="2")
+    task = asyncio.create_task(engine.execute(spec, sink, threading.Event()))
+    await held_at(standin, spec, sink)
     await standin.drop_sockets()
-    results = await asyncio.wait_for(task, 5)
+    await standin.wait_for(lambda state: _reconnected(state, engine.client_id))
+    await standin.release()
+    results = await asyncio.wait_for(task, DEADLINE)
     assert results["3"].files
     assert sink.finished() == ["1", "2", "3"]
     again = await engine.execute(spec_for(standin, trivial()), RecordingSink(), threading.Event())
@@ -34,6 +37,11 @@ async def test_socket_dropped_mid_run_and_reestablished_still_completes(
     (fresh,) = await standin.call(lambda state: list(state.sockets))
     assert fresh.startswith(f"{engine.client_id}-")  # a fresh clientId, never the old one
     assert standin.calls("POST", "/prompt")[-1].json()["client_id"] == fresh
+
+
+def _reconnected(state: StandinState, client_id: str) -> bool:
+    """The engine's socket is back, under a fresh clientId."""
+    return any(sid.startswith(f"{client_id}-") for sid in state.sockets)
 
 
 async def test_redispatch_attaches_to_a_running_prompt(
@@ -69,13 +77,14 @@ async def test_redispatch_after_an_interruption_runs_again(
     standin: ComfyStandin, engine: ComfyUIEngine
 ) -> None:
     spec = spec_for(standin, sleepy(5.0))
+    await standin.hold(running=True, node="2")
     sink = RecordingSink()
     task = asyncio.create_task(engine.execute(spec, sink, threading.Event()))
-    while len(sink.calls) < 3:
-        await asyncio.sleep(0.01)
+    await held_at(standin, spec, sink)
     task.cancel()  # e.g. the worker shut down: the prompt is withdrawn
     await asyncio.gather(task, return_exceptions=True)
     await standin.wait_for(lambda state: spec.engine_prompt_id in state.history)
+    await standin.release()
     quick = spec_for(standin, sleepy(0.1), prompt_id=spec.engine_prompt_id)
     results = await engine.execute(quick, RecordingSink(), threading.Event())
     assert results["3"].files
@@ -103,7 +112,7 @@ async def test_frames_of_a_replaced_run_are_ignored(standin: ComfyStandin) -> No
         tracker = ProgressTracker(sleepy(0.2), ["1", "2", "3"], sink)
         submission = Submission(prompt_id, 1, replaced_start=1, replaced=True)
         watch = PromptWatch(session, submission, inbox, tracker, threading.Event(), 1e12)
-        outcome = await asyncio.wait_for(watch.wait(), 5)
+        outcome = await asyncio.wait_for(watch.wait(), DEADLINE)
     finally:
         await session.aclose()
     assert outcome.status == "success"

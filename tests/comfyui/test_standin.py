@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import uuid
 from collections.abc import AsyncIterator
@@ -201,12 +200,13 @@ async def test_empty_replies_routes_and_origin(http: httpx.AsyncClient) -> None:
 async def test_queue_delete_and_interrupt_semantics(
     standin: ComfyStandin, http: httpx.AsyncClient
 ) -> None:
+    await standin.hold(running=True, node="2")  # each prompt runs until interrupted
     async with Listener(standin.base_url, "lab-client-Q") as ws:
         ids = []
         for index in range(3):
             body = {"prompt": sleepy(3.0, f"q{index}"), "client_id": "lab-client-Q"}
             ids.append((await http.post("/prompt", json=body)).json()["prompt_id"])
-        await ws.until(lambda frames: any(f["type"] == "executing" for f in frames))
+        await standin.wait_held(ids[0])
         queue = (await http.get("/queue")).json()
         assert [item[1] for item in queue["queue_running"]] == ids[:1]
         assert all(len(item) == 5 for item in queue["queue_pending"])
@@ -218,6 +218,7 @@ async def test_queue_delete_and_interrupt_semantics(
         assert [item[1] for item in queue["queue_pending"]] == ids[1:2]
         await http.post("/interrupt", json={"prompt_id": ids[0]})
         await ws.until_done(ids[0])
+        await standin.wait_held(ids[1])
         await http.post("/interrupt")
         await ws.until_done(ids[1])
     for prompt_id in ids[:2]:
@@ -240,8 +241,18 @@ async def test_prompt_without_client_id_only_leaks_progress(
             "prompt_id"
         ]
         await ws.until(lambda frames: frames[-1]["type"] == "status" and len(frames) > 3)
-        await asyncio.sleep(0.1)
-    assert ws.types()[1:] == types(capture["ws_A"])
+        seen = len(ws.frames)
+        # a marker after anything the prompt could still send: the next queue change (a
+        # prompt kept pending) is broadcast to every socket
+        await standin.hold(pending=True)
+        marker = {"prompt": trivial_graph(), "client_id": "lab-client-B"}
+        assert (await http.post("/prompt", json=marker)).status_code == 200
+        await ws.until(lambda frames: len(frames) > seen)
+    assert ws.frames[seen] == {
+        "type": "status",
+        "data": {"status": {"exec_info": {"queue_remaining": 1}}},
+    }
+    assert ws.types()[1:seen] == types(capture["ws_A"])
     assert prompt_id in (await http.get("/history")).json()
 
 
@@ -261,13 +272,14 @@ async def test_reconnect_hazard_is_reproduced(
         assert saw[:4] == recorded["both_open_new_saw"][:4]
         assert saw[-3:] == recorded["both_open_new_saw"][-3:]
         await old.close()
-        await asyncio.sleep(0.1)
+        # the stand-in saw it close, and unregistered clientId D with it (the hazard)
+        await standin.wait_for(lambda state: len(state.peers) == 1)
         seen = len(new.frames)
         body = {"prompt": trivial_graph() | {"3": sleepy(0, "x")["3"]}, "client_id": "lab-client-D"}
         second = (await http.post("/prompt", json=body)).json()["prompt_id"]
         await standin.wait_for(lambda state: second in state.history)
-        await asyncio.sleep(0.1)
-        assert new.types()[seen:] == recorded["after_old_closed_new_saw"]
+    # leaving the block closed ``new``: the stand-in's close frame came after anything it sent
+    assert new.types()[seen:] == recorded["after_old_closed_new_saw"]
 
 
 async def test_crash_restart_forgets_everything(
@@ -276,6 +288,6 @@ async def test_crash_restart_forgets_everything(
     body = {"prompt": trivial_graph(), "prompt_id": str(uuid.uuid4())}
     assert (await http.post("/prompt", json=body)).json()["number"] == 0
     await standin.wait_for(lambda state: body["prompt_id"] in state.history)
-    await standin.crash_restart(downtime=0.05)
+    await standin.crash_restart(downtime=0)
     assert (await http.get("/history")).json() == {}
     assert (await http.post("/prompt", json=body)).json()["number"] == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
@@ -13,6 +12,7 @@ from typing import Any, Self
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from tests.support.waiting import DEADLINE, until_true
 from wfrun.engines.comfyui.channel import ws_url
 
 
@@ -56,15 +56,15 @@ class Listener:
                     self.frames.append(json.loads(frame))
 
     async def until(
-        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = DEADLINE
     ) -> None:
-        end = time.monotonic() + timeout
-        while not predicate(self.frames):
-            if time.monotonic() > end:
-                raise TimeoutError(f"frames so far: {self.types()}")
-            await asyncio.sleep(0.01)
+        """Waits until ``predicate(frames)`` holds."""
+        try:
+            await until_true(lambda: predicate(self.frames), what="frames", timeout=timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; frames so far: {self.types()}") from None
 
-    async def until_done(self, prompt_id: str, timeout: float = 5.0) -> None:
+    async def until_done(self, prompt_id: str, timeout: float = DEADLINE) -> None:
         """Waits for ``executing`` with ``node: null`` of ``prompt_id``."""
         await self.until(lambda frames: any(_is_done(f, prompt_id) for f in frames), timeout)
 

@@ -16,6 +16,7 @@ from tests.support.factories import (
     publish_package,
     sleepy_package,
 )
+from tests.support.waiting import until
 from wfrun.db.runs import find_run
 from wfrun.domain.runs import RunStatus
 from wfrun.runtime import Runtime
@@ -82,8 +83,11 @@ async def test_cancels_racing_claims_never_deadlock_and_answer_truthfully(runtim
     done = asyncio.Event()
     workers = [asyncio.create_task(_claimer(runtime, f"w{i}", done)) for i in range(CLAIMERS)]
     outcomes = await _cancel_all(runtime, principal, run_ids)
-    while await _unfinished(runtime, run_ids):  # the claimers settle what they hold
-        await asyncio.sleep(0.01)
+
+    async def all_finished() -> bool:
+        return await _unfinished(runtime, run_ids) == 0
+
+    await until(all_finished, what="the claimers to settle what they hold")
     done.set()
     await asyncio.gather(*workers)  # a deadlock would surface here as an exception
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from tests.seedance.ark_standin import ArkStandin, TaskPlan
 from tests.seedance.conftest import dispatch_only
 from tests.support.factories import Customer, account_balance, customer, drain
+from tests.support.waiting import DEADLINE, until, until_true
 from wfrun.db import outbox
 from wfrun.domain.money import format_amount, parse_amount
 from wfrun.runtime import Runtime
@@ -66,14 +66,7 @@ async def worker(runtime: Runtime) -> AsyncIterator[Worker]:
         yield running
     finally:
         stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "condition not reached"
-        await asyncio.sleep(0.02)
+        await asyncio.wait_for(task, DEADLINE)
 
 
 async def test_video_model_run_submits_tracks_and_settles_by_usage(
@@ -172,7 +165,7 @@ async def test_cancel_before_upstream_completion_cancels_upstream_and_releases(
     alice = await customer(runtime, balance="20")
     standin.next_task(TaskPlan(hold_queued=True))
     run_id = (await post(http, alice, "/model-runs/videos", video_body("c1")))["data"]["run_id"]
-    await wait_for(lambda: len(standin.live_tasks()) == 1)
+    await until_true(lambda: len(standin.live_tasks()) == 1, what="the task created upstream")
     [task] = standin.live_tasks()
     assert (await model_info(http, alice, run_id))["provider_task_id"] in (None, task.id)
     cancelled = (await post(http, alice, "/model-runs/cancel", {"run_id": run_id}))["data"]
@@ -196,7 +189,7 @@ async def test_cancel_after_upstream_completion_returns_the_settled_result(
     run_id = (await post(http, alice, "/model-runs/videos", video_body("c2")))["data"]["run_id"]
     await dispatch_only(runtime)
     [task] = standin.live_tasks()
-    await wait_for(lambda: standin.status_of(task.id) == "succeeded")
+    await until_true(lambda: standin.status_of(task.id) == "succeeded", what="the task to succeed")
     stop = asyncio.Event()
     background = asyncio.create_task(Worker(runtime).run(stop))
     try:
@@ -219,18 +212,19 @@ async def test_cancel_refused_upstream_while_running_settles_by_the_result(
     alice = await customer(runtime, balance="20")
     standin.next_task(TaskPlan(hold_running=True))
     run_id = (await post(http, alice, "/model-runs/videos", video_body("c3")))["data"]["run_id"]
-    await wait_for(lambda: len(standin.live_tasks()) == 1)
+    await until_true(lambda: len(standin.live_tasks()) == 1, what="the task created upstream")
     [task] = standin.live_tasks()
-    await wait_for(lambda: standin.status_of(task.id) == "running")
+    await until_true(lambda: standin.status_of(task.id) == "running", what="the task to run")
     reply = (await post(http, alice, "/model-runs/cancel", {"run_id": run_id}))["data"]
     assert reply["status"] == "running"
     assert reply["cancel_outcome"] == "cancel_requested"
     standin.release(task.id, running_s=0.0)
-    deadline = time.monotonic() + 5
-    while (await model_info(http, alice, run_id))["status"] != "succeeded":
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
-    done = await model_info(http, alice, run_id)
+
+    async def succeeded() -> dict[str, Any] | None:
+        view = await model_info(http, alice, run_id)
+        return view if view["status"] == "succeeded" else None
+
+    done = await until(succeeded, what=f"model run {run_id} to succeed")
     assert done["settlement_status"] == "settled"
     assert await account_balance(runtime, alice.account_id) == (parse_amount("20") - QUOTE, 0)
 

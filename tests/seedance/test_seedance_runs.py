@@ -6,7 +6,6 @@ the ledger after each one, so "settled or released exactly once" is also a books
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import re
@@ -30,6 +29,7 @@ from tests.support.factories import (
     operator,
     png_bytes,
 )
+from tests.support.waiting import until, until_true
 from wfrun.db import outbox
 from wfrun.db.runs import find_run
 from wfrun.db.schema import jobs
@@ -269,7 +269,8 @@ async def test_real_person_material_is_registered_and_other_media_go_as_urls(
 
 async def drain_retries(runtime: Runtime) -> None:
     """Drain, again while a run waits for its (short) transient-retry delay."""
-    for _ in range(50):
+
+    async def drained() -> bool:
         await drain(runtime)
         async with runtime.db.transaction() as conn:
             open_jobs = (
@@ -277,10 +278,9 @@ async def drain_retries(runtime: Runtime) -> None:
                     select(func.count()).where(jobs.c.status.in_(["todo", "doing", "tracking"]))
                 )
             ).scalar_one()
-        if open_jobs == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("jobs still open after draining")
+        return bool(open_jobs == 0)
+
+    await until(drained, what="every job to be drained", interval=0.05)
 
 
 async def _run_to_end(
@@ -405,14 +405,13 @@ async def test_a_task_rendering_past_the_time_limit_is_settled_by_its_result(
     [task] = standin.live_tasks()
     assert runtime.seedance is not None
     tracker = Tracker(runtime.seedance)
-    for _ in range(100):
+
+    async def overtime_noted() -> bool:
         await tracker.tick()
         logs = (await execution(http, alice, run_id))["logs"]
-        if any("time limit of 1 s passed" in e["message"] for e in logs):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the overtime was not noted")
+        return any("time limit of 1 s passed" in e["message"] for e in logs)
+
+    await until(overtime_noted, what="the overtime to be noted", interval=0.05)
     assert standin.status_of(task.id) == "running"
     assert standin.calls("DELETE", f"{TASKS}/{task.id}") == []
     standin.release(task.id, running_s=0.0)
@@ -533,7 +532,8 @@ async def test_arks_callback_makes_the_tracker_check_at_once(runtime, http, stan
     callback = create.json()["callback_url"]
     assert callback.startswith(f"{PUBLIC_BASE}/provider/ark/callback/{run_id}?expires=")
     [task] = standin.live_tasks()
-    await asyncio.sleep(0.5)  # the task succeeds upstream; the next check is 10 min away
+    # the task succeeds upstream; the next check is 10 min away
+    await until_true(lambda: standin.status_of(task.id) == "succeeded", what="the task to succeed")
     assert runtime.seedance is not None
     tracker = Tracker(runtime.seedance)
     assert await tracker.tick() == 0
@@ -560,7 +560,8 @@ async def test_a_worker_dying_between_create_and_record_leaves_one_task(runtime,
     run_id = (await submit(http, alice, body))["run_order_id"]
     doomed = Worker(runtime)
     await doomed.register()
-    claim = await claims.claim_next(runtime.db, worker_id=doomed.id, lease=timedelta(seconds=0.2))
+    # its lease has lapsed when granted: whatever it does next, it is dead to the queue
+    claim = await claims.claim_next(runtime.db, worker_id=doomed.id, lease=timedelta(seconds=-1))
     assert not isinstance(claim, str)
     assert runtime.seedance is not None
     deps = runtime.seedance
@@ -575,7 +576,6 @@ async def test_a_worker_dying_between_create_and_record_leaves_one_task(runtime,
     await provider_runs.begin_create(runtime.db, claim)
     created = await deps.ark.create(arguments)
     # ... and the process dies here: no record, no park, no heartbeat.
-    await asyncio.sleep(0.3)  # its lease lapses
     await drain_retries(runtime)
     view = await execution(http, alice, run_id)
     assert view["status"] == "succeeded", view["error"]

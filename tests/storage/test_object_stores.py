@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -262,10 +261,8 @@ async def test_s3_put_file_streams_with_flat_memory(
 
     tracemalloc.start()
     try:
-        started = time.monotonic()
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(120):  # a hang fails, never a slow machine
             await store.put_file(KEY, source)
-        elapsed = time.monotonic() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -273,7 +270,6 @@ async def test_s3_put_file_streams_with_flat_memory(
     # About 2 MiB per part in flight (4 at once over plain HTTP, where botocore hashes each
     # part's payload in 1 MiB reads), whatever the file's size: ~7 MiB here, ~8 MiB at 100 MiB.
     assert peak < 12 * MIB, f"put_file of {size} bytes peaked at {peak} traced bytes"
-    assert elapsed < 120
     assert not source.exists()
     head = raw_client(moto_child_endpoint).head_object(Bucket=store.bucket, Key=PREFIX + KEY)
     assert head["ContentLength"] == size

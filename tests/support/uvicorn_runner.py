@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from tests.support.waiting import until_true
 from wfrun.cli.sockets import listen_tcp
 
 
@@ -28,10 +29,11 @@ async def serve_on_loopback(
     } | config
     server = uvicorn.Server(uvicorn.Config(app, **settings))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            await task
-        await asyncio.sleep(0.005)
+    await until_true(
+        lambda: server.started or task.done(), what="uvicorn to listen", interval=0.005
+    )
+    if not server.started:
+        await task  # it stopped before listening: raises why
     return server, task, bound
 
 

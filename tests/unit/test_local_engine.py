@@ -7,13 +7,13 @@ import io
 import json
 import math
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from PIL import Image
 
+from tests.support.waiting import DEADLINE, until_sync, until_true
 from wfrun.engines.local import images
 from wfrun.engines.local.context import NodeContext
 from wfrun.engines.local.executor import (
@@ -418,21 +418,36 @@ async def test_interrupt_stops_at_the_next_node_boundary() -> None:
     assert [event[:2] for event in hooks.events] == [("started", "1"), ("finished", "1")]
 
 
+class WatchedFlag(threading.Event):
+    """An interrupt flag that tells the test once a sleeping node waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited_on = threading.Event()
+        self.sleepers: set[threading.Thread] = set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.sleepers.add(threading.current_thread())
+        self.waited_on.set()
+        return super().wait(timeout)
+
+
+LONG_SLEEP = 2 * DEADLINE
+"""Longer than any wait of the test: only an interrupt can end such a sleep in time."""
+
+
 async def test_test_sleep_interrupted_mid_sleep_returns_quickly() -> None:
-    interrupt = threading.Event()
+    interrupt, hooks = WatchedFlag(), RecordingHooks()
     graph = {
-        "1": node("TestSleep", value="x", seconds=30.0),
+        "1": node("TestSleep", value="x", seconds=LONG_SLEEP),
         "2": node("PreviewAny", source=["1", 0]),
     }
-    timer = threading.Timer(0.2, interrupt.set)
-    started = time.monotonic()
-    timer.start()
-    try:
-        with pytest.raises(Interrupted):
-            await run(graph, interrupt=interrupt)
-    finally:
-        timer.cancel()
-    assert time.monotonic() - started < 2.0
+    task = asyncio.create_task(run(graph, hooks=hooks, interrupt=interrupt))
+    await until_true(interrupt.waited_on.is_set, what="TestSleep to sleep")
+    interrupt.set()
+    with pytest.raises(Interrupted):
+        await asyncio.wait_for(task, DEADLINE)
+    assert [event[:2] for event in hooks.events] == [("started", "1")]  # stopped mid-node
 
 
 async def test_event_loop_is_not_blocked_while_a_node_sleeps() -> None:
@@ -440,28 +455,30 @@ async def test_event_loop_is_not_blocked_while_a_node_sleeps() -> None:
         "1": node("TestSleep", value=5, seconds=0.3),
         "2": node("PreviewAny", source=["1", 0]),
     }
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    outputs = await run(graph)
-    task.cancel()
+    interrupt = WatchedFlag()
+    outputs = await run(graph, interrupt=interrupt)
     assert outputs["2"].text == ("5",)
-    assert ticks >= 5
+    assert interrupt.sleepers  # the node slept, on another thread than the event loop's
+    assert threading.current_thread() not in interrupt.sleepers
 
 
 def test_node_context_sleep_stops_when_aborted() -> None:
-    ctx = NodeContext("{}", lambda name: b"", threading.Event())
-    threading.Timer(0.1, ctx.abort.set).start()
-    started = time.monotonic()
-    with pytest.raises(Interrupted):
-        ctx.sleep(30)
-    assert time.monotonic() - started < 1.0
+    interrupt = WatchedFlag()
+    ctx = NodeContext("{}", lambda name: b"", interrupt)
+    raised: list[BaseException] = []
+
+    def sleep() -> None:
+        try:
+            ctx.sleep(LONG_SLEEP)
+        except Interrupted as exc:
+            raised.append(exc)
+
+    sleeper = threading.Thread(target=sleep, daemon=True)
+    sleeper.start()
+    until_sync(interrupt.waited_on.is_set, what="ctx.sleep to sleep")
+    ctx.abort.set()  # the interrupt flag itself stays clear
+    until_sync(lambda: not sleeper.is_alive(), what="ctx.sleep to notice the abort")
+    assert [type(exc) for exc in raised] == [Interrupted]
 
 
 async def test_node_raising_becomes_node_failed_naming_the_node() -> None:

@@ -6,27 +6,18 @@ PostgreSQL server stopped and restarted under real processes is ``tests/chaos``.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.chaos.support import pragmas, write_locked
+from tests.chaos.support import pragmas, write_locked_from_a_thread
 from tests.support.factories import customer, operator, publish_package, sleepy_package
+from tests.support.waiting import until, until_true
 from wfrun.db.runs import find_run
 from wfrun.runtime import Runtime
 from wfrun.services import runs
 from wfrun.services.accounts import Principal
 from wfrun.workers.worker import Worker
-
-
-async def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {seconds} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def _status(runtime: Runtime, run_id: str) -> str:
@@ -36,12 +27,12 @@ async def _status(runtime: Runtime, run_id: str) -> str:
     return str(run.status)
 
 
-async def _ended(runtime: Runtime, run_id: str, seconds: float = 10.0) -> str:
-    deadline = time.monotonic() + seconds
-    while (status := await _status(runtime, run_id)) in ("queued", "running"):
-        assert time.monotonic() < deadline, f"run {run_id} still {status} after {seconds} s"
-        await asyncio.sleep(0.05)
-    return status
+async def _ended(runtime: Runtime, run_id: str) -> str:
+    async def status_if_ended() -> str | None:
+        status = await _status(runtime, run_id)
+        return None if status in ("queued", "running") else status
+
+    return await until(status_if_ended, what=f"run {run_id} to end")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -63,12 +54,14 @@ async def test_worker_waits_out_a_database_outage_and_resumes(
     first = await submit("before")
     worker, stop = Worker(runtime), asyncio.Event()
     async with pragmas(runtime.db, "PRAGMA busy_timeout=20"):
-        with write_locked(path):  # the database is down when the worker starts
+        async with write_locked_from_a_thread(path):  # down when the worker starts
             task = asyncio.create_task(worker.run(stop))
-            await until(lambda: warned("registering worker") >= 2, "registration retries")
+            await until_true(lambda: warned("registering worker") >= 2, what="registration retries")
         assert await _ended(runtime, first) == "succeeded"
-        with write_locked(path):  # down again while the worker idles
-            await until(lambda: warned("claiming: the database is unavailable") >= 2, "claims")
+        async with write_locked_from_a_thread(path):  # down again while the worker idles
+            await until_true(
+                lambda: warned("claiming: the database is unavailable") >= 2, what="claim retries"
+            )
             assert not task.done()
         second = await submit("after")
         assert await _ended(runtime, second) == "succeeded"

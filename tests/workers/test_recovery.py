@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from sqlalchemy import select
@@ -20,6 +21,8 @@ from tests.support.factories import (
     publish_package,
     sleepy_package,
 )
+from tests.support.waiting import until, until_true
+from wfrun.clock import utcnow
 from wfrun.db.runs import Run, find_run
 from wfrun.db.schema import jobs, ledger_entries
 from wfrun.domain.money import parse_amount
@@ -28,6 +31,10 @@ from wfrun.services import claims, run_outcomes, run_progress, runs
 from wfrun.services.accounts import Principal
 from wfrun.services.claims import Claim
 from wfrun.workers.worker import Worker
+
+LAPSED = timedelta(seconds=-1)
+"""A lease that has lapsed when it is granted: the claiming worker "dies" at once, without a
+sleep guessing when a short lease is over."""
 
 
 async def _submit(runtime: Runtime, seconds: float) -> tuple[str, str]:
@@ -58,11 +65,30 @@ async def _entry_kinds(runtime: Runtime, run_id: str) -> list[str]:
         return sorted(r.kind for r in rows)
 
 
+class WatchedEvent(asyncio.Event):
+    """The worker's wake-up event, telling the test when the worker idles waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = asyncio.Event()
+
+    async def wait(self) -> Literal[True]:
+        self.waiting.set()
+        return await super().wait()
+
+
+async def _lease_lapsed(runtime: Runtime, run_id: str) -> bool:
+    async with runtime.db.transaction() as conn:
+        lease_until = (
+            await conn.execute(select(jobs.c.lease_until).where(jobs.c.run_id == run_id))
+        ).scalar_one()
+    return lease_until is not None and lease_until < utcnow()
+
+
 async def test_stale_attempt_cannot_settle_after_losing_its_lease(runtime):
     account_id, run_id = await _submit(runtime, seconds=0)
-    first = await claims.claim_next(runtime.db, worker_id="w1", lease=timedelta(seconds=0.2))
+    first = await claims.claim_next(runtime.db, worker_id="w1", lease=LAPSED)
     assert isinstance(first, Claim)
-    await asyncio.sleep(0.3)
     second = await claims.claim_next(runtime.db, worker_id="w2", lease=timedelta(seconds=30))
     assert isinstance(second, Claim)
     assert (first.attempt, second.attempt) == (1, 2)
@@ -92,13 +118,12 @@ async def test_stale_attempt_cannot_settle_after_losing_its_lease(runtime):
 
 async def test_poison_job_is_failed_and_released_after_max_attempts(runtime):
     account_id, run_id = await _submit(runtime, seconds=0)
-    lease = timedelta(seconds=0.05)
     for attempt in range(1, runtime.settings.worker.max_attempts + 1):
-        claim = await claims.claim_next(runtime.db, worker_id=f"w{attempt}", lease=lease)
+        # each worker "dies" at once: its lease has lapsed when the next one claims
+        claim = await claims.claim_next(runtime.db, worker_id=f"w{attempt}", lease=LAPSED)
         assert isinstance(claim, Claim)
         assert claim.attempt == attempt
-        await asyncio.sleep(0.1)  # the worker "dies": its lease lapses
-    outcome = await claims.claim_next(runtime.db, worker_id="last", lease=lease)
+    outcome = await claims.claim_next(runtime.db, worker_id="last", lease=LAPSED)
     assert outcome == "settled"
     row = await _run_row(runtime, run_id)
     assert row.status == "failed"
@@ -131,14 +156,15 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
     account_id, run_id = await _submit(runtime, seconds=1.0)
     process = _spawn_worker(runtime, tmp_path / "worker.log")
     try:
-        for _ in range(400):
+
+        async def sleeping_in_node_2() -> bool:
             row = await _run_row(runtime, run_id)
             snapshot = row.progress_snapshot or {}
-            if row.status == "running" and snapshot.get("node_id") == "2":
-                break
-            await asyncio.sleep(0.025)
-        else:
-            pytest.fail("worker never started the run:\n" + (tmp_path / "worker.log").read_text())
+            if process.poll() is not None:
+                pytest.fail("the worker exited:\n" + (tmp_path / "worker.log").read_text())
+            return row.status == "running" and snapshot.get("node_id") == "2"
+
+        await until(sleeping_in_node_2, what="the worker process to run node 2")
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     finally:
@@ -146,16 +172,10 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
             process.kill()
     assert (await _run_row(runtime, run_id)).status == "running"
 
-    worker = Worker(
-        runtime,
-        settings=runtime.settings.worker.model_copy(update={"lease_seconds": 1.0}),
-    )
-    for _ in range(100):
-        await worker.run_until_idle()
-        row = await _run_row(runtime, run_id)
-        if row.status != "running":
-            break
-        await asyncio.sleep(0.1)
+    worker = Worker(runtime)  # a lease long enough for a busy machine's heartbeats
+    await until(lambda: _lease_lapsed(runtime, run_id), what="the killed worker's lease to lapse")
+    await worker.run_until_idle()
+    row = await _run_row(runtime, run_id)
     assert row.status == "succeeded"
     assert row.attempt == 2
     assert await _entry_kinds(runtime, run_id) == ["freeze", "settle"]
@@ -169,17 +189,19 @@ async def test_worker_killed_mid_run_is_finished_by_another_worker(runtime, tmp_
 async def test_postgres_notify_wakes_an_idle_worker_without_polling(runtime):
     """PostgreSQL only: SQLite has no NOTIFY (its workers wake in-process or poll)."""
     slow_poll = runtime.settings.worker.model_copy(update={"poll_interval": 60.0})
-    worker = Worker(runtime, settings=slow_poll)
+    wakeup = WatchedEvent()
+    worker = Worker(runtime, settings=slow_poll, wakeup=wakeup)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
-        await asyncio.sleep(0.5)  # the worker found nothing and now waits (60 s poll)
+        # the worker found nothing and now waits for a wake-up (or its 60 s poll)
+        await until_true(wakeup.waiting.is_set, what="the worker to idle")
         _, run_id = await _submit(runtime, seconds=0)
-        for _ in range(100):
-            if (await _run_row(runtime, run_id)).status == "succeeded":
-                break
-            await asyncio.sleep(0.05)
-        assert (await _run_row(runtime, run_id)).status == "succeeded"
+
+        async def succeeded() -> bool:
+            return (await _run_row(runtime, run_id)).status == "succeeded"
+
+        await until(succeeded, what="the NOTIFY to wake the worker and the run to succeed")
     finally:
         stop.set()
         await task

@@ -123,9 +123,8 @@ async def _execute(
     if left <= 0:
         raise TimeoutError()
     try:
-        results = await asyncio.wait_for(
-            _engine_run(deps, claim, control, sink, left), timeout=left
-        )
+        async with asyncio.timeout(left):  # not wait_for: it can swallow a cancel on 3.11
+            results = await _engine_run(deps, claim, control, sink, left)
     finally:
         sink.close()
     _require_outputs(claim, results)

@@ -136,8 +136,11 @@ class PromptWatch:
         return None
 
     async def _next_item(self, timeout: float) -> ComfyEvent | SocketLost | None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands
+        # in the loop turn its awaitable completes in, and the cancelled run went on watching
         try:
-            return await asyncio.wait_for(self._inbox.get(), max(timeout, 0.0))
+            async with asyncio.timeout(max(timeout, 0.0)):
+                return await self._inbox.get()
         except TimeoutError:
             return None
 

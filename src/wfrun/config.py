@@ -76,6 +76,39 @@ class ApiSettings(BaseModel):
     )
 
 
+class LiveSettings(BaseModel):
+    """Live runs: event streams and ``Prefer: wait`` (how fast changes reach them, limits)."""
+
+    keepalive_seconds: float = Field(
+        15.0, gt=0, description="A ': keepalive' comment on an idle event stream this often."
+    )
+    poll_interval: float = Field(
+        0.1,
+        gt=0,
+        description=(
+            "SQLite: how often a waiting stream or submit looks for changes another process "
+            "made (changes made in the same process wake it at once)."
+        ),
+    )
+    fallback_poll_seconds: float = Field(
+        2.0,
+        gt=0,
+        description=(
+            "PostgreSQL: look again this often even without a NOTIFY (covers a lost "
+            "LISTEN connection); NOTIFY normally wakes waiters within milliseconds."
+        ),
+    )
+    max_streams_per_key: int = Field(
+        20, ge=1, description="Open event streams one API key may hold per API process (429)."
+    )
+    page_size: int = Field(
+        100, ge=1, le=10_000, description="Events a stream reads from the database at once."
+    )
+    send_timeout_seconds: float = Field(
+        30.0, gt=0, description="A stream whose client reads nothing for this long is closed."
+    )
+
+
 class BillingSettings(BaseModel):
     """Operator policy for money."""
 
@@ -246,6 +279,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     assets: AssetSettings = Field(default_factory=AssetSettings)
     seedance: SeedanceSettings = Field(default_factory=SeedanceSettings)

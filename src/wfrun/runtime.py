@@ -17,6 +17,8 @@ from wfrun.engines.registry import build_engines, close_engines
 from wfrun.engines.seedance.ark import ArkGateway
 from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
 from wfrun.fetch import FetchPolicy, SafeFetcher
+from wfrun.queue.notify import ChannelListener
+from wfrun.services.live import LiveSignal
 from wfrun.services.runs import Policy
 from wfrun.services.seedance_deps import SeedanceDeps
 from wfrun.storage.base import ObjectStore
@@ -24,6 +26,9 @@ from wfrun.storage.links import Links
 from wfrun.storage.local import LocalStorage
 from wfrun.storage.s3 import S3Config, S3Storage
 from wfrun.storage.signing import UrlSigner
+
+STREAM_CHANNEL = "wfrun_stream"
+"""Notified (payload: the account id) by the run stream's commit trigger (migration 0009)."""
 
 
 @dataclass
@@ -38,6 +43,20 @@ class Runtime:
     """Set after a submit commits, so an in-process worker claims without waiting to poll."""
     seedance: SeedanceDeps | None = None
     """Volcengine Ark (Seedance) access, when ``seedance.ark_api_key`` is set."""
+    live: LiveSignal = field(default_factory=lambda: LiveSignal(poll_seconds=0.1))
+    """Wakes event streams, waiting submits and webhook delivery when runs change."""
+    _listener: ChannelListener | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.db.commit_hooks.append(self.live.wake)
+
+    async def listen(self) -> None:
+        """Start this process's one ``LISTEN wfrun_stream`` connection, so changes other
+        processes commit wake :attr:`live` (PostgreSQL; SQLite polls). Idempotent."""
+        if self.db.is_sqlite or self._listener is not None:
+            return
+        self._listener = ChannelListener(self.db.url, STREAM_CHANNEL, self.live.wake_payload)
+        await self._listener.start()
 
     @property
     def policy(self) -> Policy:
@@ -52,6 +71,9 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
         if self.seedance is not None:
             await self.seedance.ark.aclose()
         await close_engines(self.engines)
@@ -75,7 +97,15 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         engines=build_engines(),
         fetcher=SafeFetcher(fetch_policy(settings.assets)),
         seedance=build_seedance(settings, db, storage, signer),
+        live=LiveSignal(poll_seconds=live_poll_seconds(settings, db)),
     )
+
+
+def live_poll_seconds(settings: Settings, db: Database) -> float:
+    """How often live waiters look again without a wake-up: SQLite cannot be told of other
+    processes' changes, PostgreSQL can (NOTIFY), so there it is only a safety net."""
+    live = settings.live
+    return live.poll_interval if db.is_sqlite else live.fallback_poll_seconds
 
 
 def price_book(config: SeedanceSettings) -> PriceBook:

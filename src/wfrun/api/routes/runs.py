@@ -1,17 +1,18 @@
-"""Workflow runs: submit, quote, cancel, list, info, execution."""
+"""Workflow runs: submit (optionally waiting), quote, cancel, list, info, execution, and the
+live event stream."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from wfrun.api import wire
+from wfrun.api import live, prefer, wire
 from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, links
 from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody, idempotency_key
 from wfrun.domain.runs import RunStatus
 from wfrun.errors import InvalidParameter
-from wfrun.services import run_views, runs
+from wfrun.services import run_stream, run_views, runs
 
 router = APIRouter(prefix="/workflow/run", tags=["runs"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -37,13 +38,37 @@ def _request(body: QuoteBody, key: str = "") -> runs.RunRequest:
     )
 
 
-@router.post("/submit", summary="Submit a paid run (idempotent)", responses=_ERRORS)
-async def submit(body: SubmitBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
-    request = _request(body, idempotency_key(body.idempotency_key))
-    result = await runs.submit_run(runtime.db, principal, request, runtime.policy)
+@router.post(
+    "/submit",
+    summary="Submit a paid run (idempotent)",
+    description=(
+        "With the request header `Prefer: wait=N` (N ≤ 60) the answer comes when the run "
+        "ends or after N seconds, and `data.execution` holds its `run/execution` view "
+        "(response header `Preference-Applied: wait=N`)."
+    ),
+    responses=_ERRORS,
+)
+async def submit(
+    body: SubmitBody,
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    wait = prefer.wait_seconds(request.headers.get(prefer.HEADER))
+    run_request = _request(body, idempotency_key(body.idempotency_key))
+    result = await runs.submit_run(runtime.db, principal, run_request, runtime.policy)
     if not result.replay:
         runtime.wakeup.set()
-    return wire.ok(wire.submit_data(result.run, result.replay), "提交成功")
+    if wait is None:
+        return wire.ok(wire.submit_data(result.run, result.replay), "提交成功")
+    view = await prefer.wait_for_end(
+        runtime, principal, result.run.id, seconds=wait, family="workflow"
+    )
+    response.headers[prefer.APPLIED] = f"wait={wait}"
+    data = wire.submit_data(view.run, result.replay)
+    data["execution"] = wire.execution(view, links(request, runtime))
+    return wire.ok(data, "提交成功")
 
 
 @router.post(
@@ -119,3 +144,32 @@ async def run_execution(
         runtime.db, principal, run_order_id, lease_seconds=runtime.settings.worker.lease_seconds
     )
     return wire.ok(wire.execution(view, links(request, runtime)))
+
+
+@router.get(
+    "/events",
+    summary="Live event stream of one run, or of every run of the account (SSE)",
+    description=(
+        "`text/event-stream`: events `status`, `progress`, `log`, `output`, `done` (data: "
+        "JSON; `done` carries the run's `run/info` data, then a one-run stream ends). `id:` "
+        "increases; resume with the `Last-Event-ID` header or `last_event_id`. A "
+        "`: keepalive` comment every 15 s. At most `live.max_streams_per_key` open streams "
+        "per API key (429 `TOO_MANY_STREAMS`)."
+    ),
+    responses=_ERRORS | {429: {"description": "Too many open streams for this API key"}},
+    response_class=live.EventStream,
+)
+async def run_events(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    run_order_id: str | None = Query(None, min_length=1, max_length=64),
+    last_event_id: str | None = Query(None, max_length=64),
+) -> live.EventStream:
+    after = live.parse_last_event_id(request.headers.get("last-event-id"), last_event_id)
+    if run_order_id is not None:
+        await run_stream.find_run(runtime.db, principal, run_order_id)
+    key = principal.api_key_id
+    runtime.live.open_stream(key, runtime.settings.live.max_streams_per_key)
+    stream = live.StreamRequest(runtime, principal, run_order_id, after, links(request, runtime))
+    return live.EventStream(live.events(stream), runtime, lambda: runtime.live.close_stream(key))

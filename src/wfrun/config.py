@@ -72,7 +72,9 @@ class ApiSettings(BaseModel):
         ),
     )
     retry_after_seconds: int = Field(
-        5, ge=1, description="Retry-After (seconds) of every 503 (service unavailable) answer."
+        5,
+        ge=1,
+        description="Retry-After (seconds) of every 503 (unavailable) and 429 (too many) answer.",
     )
 
 

@@ -24,6 +24,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "Idempotency key reused with a different request"},
 }
 
+_STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The event stream",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    400: {"description": "Bad run_order_id or last_event_id / Last-Event-ID"},
+    401: _ERRORS[401],
+    404: {"description": "Unknown run"},
+    429: {"description": "Too many open streams for this API key (TOO_MANY_STREAMS)"},
+}
+
 
 def _request(body: QuoteBody, key: str = "") -> runs.RunRequest:
     unknown = body.unknown_fields()
@@ -156,8 +167,9 @@ async def run_execution(
         "`: keepalive` comment every 15 s. At most `live.max_streams_per_key` open streams "
         "per API key (429 `TOO_MANY_STREAMS`)."
     ),
-    responses=_ERRORS | {429: {"description": "Too many open streams for this API key"}},
+    responses=_STREAM_RESPONSES,
     response_class=live.EventStream,
+    status_code=200,
 )
 async def run_events(
     request: Request,

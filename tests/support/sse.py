@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,22 +28,41 @@ class Comment:
     text: str
 
 
-async def parse(lines: AsyncIterator[str]) -> AsyncIterator[Event | Comment]:
-    fields: dict[str, list[str]] = {}
-    async for raw in lines:
+class Parser:
+    """Feed it lines; it answers each with the event or comment that line completes."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, list[str]] = {}
+
+    def feed(self, raw: str) -> Event | Comment | None:
         line = raw.rstrip("\r\n")
-        if line == "":
-            if "data" in fields:
-                data = "\n".join(fields["data"])
-                yield Event(
-                    int(fields["id"][-1]), fields.get("event", ["message"])[-1], json.loads(data)
-                )
-            fields = {}
-        elif line.startswith(":"):
-            yield Comment(line[1:].strip())
-        else:
+        if line.startswith(":"):
+            return Comment(line[1:].strip())
+        if line:
             name, _, value = line.partition(":")
-            fields.setdefault(name, []).append(value.removeprefix(" "))
+            self._fields.setdefault(name, []).append(value.removeprefix(" "))
+            return None
+        fields, self._fields = self._fields, {}
+        if "data" not in fields:
+            return None
+        name = fields.get("event", ["message"])[-1]
+        return Event(int(fields["id"][-1]), name, json.loads("\n".join(fields["data"])))
+
+
+async def parse(lines: AsyncIterator[str]) -> AsyncIterator[Event | Comment]:
+    parser = Parser()
+    async for line in lines:
+        item = parser.feed(line)
+        if item is not None:
+            yield item
+
+
+def parse_sync(lines: Iterator[str]) -> Iterator[Event | Comment]:
+    parser = Parser()
+    for line in lines:
+        item = parser.feed(line)
+        if item is not None:
+            yield item
 
 
 class Stream:

@@ -85,19 +85,20 @@ class LiveSettings(BaseModel):
         15.0, gt=0, description="A ': keepalive' comment on an idle event stream this often."
     )
     poll_interval: float = Field(
-        0.1,
+        0.05,
         gt=0,
         description=(
-            "SQLite: how often a waiting stream or submit looks for changes another process "
-            "made (changes made in the same process wake it at once)."
+            "SQLite: how often each API process looks for run changes other processes made "
+            "(one query, whatever the number of streams); changes made in the same process, "
+            "and on PostgreSQL every change (NOTIFY), wake waiters at once."
         ),
     )
     fallback_poll_seconds: float = Field(
         2.0,
         gt=0,
         description=(
-            "PostgreSQL: look again this often even without a NOTIFY (covers a lost "
-            "LISTEN connection); NOTIFY normally wakes waiters within milliseconds."
+            "Every waiting stream or submit looks again this often even without a wake-up "
+            "(covers a lost LISTEN connection)."
         ),
     )
     max_streams_per_key: int = Field(

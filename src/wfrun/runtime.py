@@ -18,7 +18,7 @@ from wfrun.engines.seedance.ark import ArkGateway
 from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.queue.notify import ChannelListener
-from wfrun.services.live import LiveSignal
+from wfrun.services.live import LiveSignal, StreamPoller
 from wfrun.services.runs import Policy
 from wfrun.services.seedance_deps import SeedanceDeps
 from wfrun.storage.base import ObjectStore
@@ -45,17 +45,22 @@ class Runtime:
     """Volcengine Ark (Seedance) access, when ``seedance.ark_api_key`` is set."""
     live: LiveSignal = field(default_factory=lambda: LiveSignal(poll_seconds=0.1))
     """Wakes event streams, waiting submits and webhook delivery when runs change."""
-    _listener: ChannelListener | None = field(default=None, init=False, repr=False)
+    _listener: ChannelListener | StreamPoller | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.db.commit_hooks.append(self.live.wake)
 
     async def listen(self) -> None:
-        """Start this process's one ``LISTEN wfrun_stream`` connection, so changes other
-        processes commit wake :attr:`live` (PostgreSQL; SQLite polls). Idempotent."""
-        if self.db.is_sqlite or self._listener is not None:
+        """Start this process's one follower of other processes' run changes, which wakes
+        :attr:`live`: a ``LISTEN wfrun_stream`` connection on PostgreSQL, a
+        :class:`StreamPoller` on SQLite. Idempotent; stopped by :meth:`close`."""
+        if self._listener is not None:
             return
-        self._listener = ChannelListener(self.db.url, STREAM_CHANNEL, self.live.wake_payload)
+        if self.db.is_sqlite:
+            interval = self.settings.live.poll_interval
+            self._listener = StreamPoller(self.db, self.live, interval=interval)
+        else:
+            self._listener = ChannelListener(self.db.url, STREAM_CHANNEL, self.live.wake_payload)
         await self._listener.start()
 
     @property
@@ -97,15 +102,8 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         engines=build_engines(),
         fetcher=SafeFetcher(fetch_policy(settings.assets)),
         seedance=build_seedance(settings, db, storage, signer),
-        live=LiveSignal(poll_seconds=live_poll_seconds(settings, db)),
+        live=LiveSignal(poll_seconds=settings.live.fallback_poll_seconds),
     )
-
-
-def live_poll_seconds(settings: Settings, db: Database) -> float:
-    """How often live waiters look again without a wake-up: SQLite cannot be told of other
-    processes' changes, PostgreSQL can (NOTIFY), so there it is only a safety net."""
-    live = settings.live
-    return live.poll_interval if db.is_sqlite else live.fallback_poll_seconds
 
 
 def price_book(config: SeedanceSettings) -> PriceBook:

@@ -1,6 +1,6 @@
 """A worker in another process produces the events an API process streams (issue 12), on
-SQLite (the API polls ``live.poll_interval``) and PostgreSQL (``LISTEN wfrun_stream``, with the
-safety-net poll switched off so that only a NOTIFY can wake the stream): real
+SQLite (the API process's one ``StreamPoller``) and PostgreSQL (``LISTEN wfrun_stream``), with
+the waiters' safety-net poll switched off so that only those can wake the stream: real
 ``wfrun serve --no-worker`` and ``wfrun worker`` processes on loopback, the client reading the
 stream over HTTP while the run happens."""
 
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 
 def test_a_worker_in_another_process_feeds_the_api_stream(fresh_url: str, tmp_path: Path):
     settings = chaos_settings(fresh_url, tmp_path / "data")
-    # Nothing but a wake-up may deliver: no safety-net poll on PostgreSQL (only NOTIFY is
-    # left), and no keepalive, so a stream that is never woken fails the read timeout.
+    # Nothing but a wake-up (NOTIFY, or SQLite's poller) may deliver: no safety-net poll and
+    # no keepalive, so a stream that is never woken fails the read timeout.
     settings.live.fallback_poll_seconds = 3600
     settings.live.keepalive_seconds = 3600
     with cluster(settings, tmp_path) as group:

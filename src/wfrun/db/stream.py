@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 
 from wfrun.db.database import Connection, note_change
 from wfrun.db.rows import records
 from wfrun.db.schema import outbox_events, run_events, run_stream
 
-__all__ = ["StreamItem", "note_change", "read_after"]
+__all__ = ["StreamItem", "changed_since", "note_change", "read_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +77,14 @@ async def read_after(
     if run_id is not None:
         query = query.where(s.run_id == run_id)
     return records(StreamItem, (await conn.execute(query)).mappings())
+
+
+async def changed_since(conn: Connection, after: int) -> tuple[int, frozenset[str]]:
+    """The newest row id (``after`` when there is none newer) and the accounts whose rows
+    came after ``after`` (what a poller wakes)."""
+    newest = (await conn.execute(select(func.max(run_stream.c.id)))).scalar_one()
+    if newest is None or newest <= after:
+        return after, frozenset()
+    query = select(run_stream.c.account_id).where(run_stream.c.id > after).distinct()
+    accounts = frozenset((await conn.execute(query)).scalars().all())
+    return int(newest), accounts

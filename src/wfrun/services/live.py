@@ -10,9 +10,11 @@ sources wake it:
   by the runtime: immediate);
 * on PostgreSQL, ``NOTIFY wfrun_stream`` from any process (the run stream's commit trigger
   sends the account id; one ``ChannelListener`` per process calls :meth:`LiveSignal.wake`);
-* a timer, ``poll_seconds``: on SQLite (no NOTIFY) this is how another process's change is
-  seen (``live.poll_interval``, 0.1 s by default); on PostgreSQL a slow safety net for a lost
-  listener connection (``live.fallback_poll_seconds``).
+* on SQLite (no NOTIFY), one :class:`StreamPoller` per process: it looks at the run stream's
+  newest id every ``live.poll_interval`` (50 ms) and wakes the accounts with new rows — one
+  tiny query per process, however many streams wait;
+* a timer, ``poll_seconds`` (``live.fallback_poll_seconds``): every waiter looks again this
+  often anyway, the safety net for a lost listener connection or a stopped poller.
 
 A wake-up says only "look again": waiters re-read the database, so a wake-up lost or doubled
 changes nothing but latency. Everything runs in the event loop thread; nothing here locks.
@@ -22,9 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable, Iterator
 
-from wfrun.errors import TooManyStreams
+from wfrun.db import stream as stream_db
+from wfrun.db.database import Database
+from wfrun.errors import DatabaseUnavailable, TooManyStreams
+
+log = logging.getLogger(__name__)
 
 ALL = "*"
 """The watch key of waiters that follow every account."""
@@ -110,3 +117,36 @@ class LiveSignal:
             self._streams[key_id] = left
         else:
             self._streams.pop(key_id, None)
+
+
+class StreamPoller:
+    """SQLite's stand-in for ``LISTEN``: one task per process that polls the run stream's
+    newest id and wakes the accounts whose runs changed (see the module docstring)."""
+
+    def __init__(self, db: Database, live: LiveSignal, *, interval: float) -> None:
+        self._db, self._live, self._interval = db, live, interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        async with self._db.transaction() as conn:
+            newest, _ = await stream_db.changed_since(conn, 0)
+        self._task = asyncio.create_task(self._poll(newest))
+
+    async def _poll(self, seen: int) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                async with self._db.transaction() as conn:
+                    seen, accounts = await stream_db.changed_since(conn, seen)
+            except DatabaseUnavailable as exc:
+                log.warning("run stream poll: %s", exc.detail)
+                continue
+            if accounts:
+                self._live.wake(accounts)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -85,7 +85,7 @@ class LiveSettings(BaseModel):
         15.0, gt=0, description="A ': keepalive' comment on an idle event stream this often."
     )
     poll_interval: float = Field(
-        0.05,
+        0.025,
         gt=0,
         description=(
             "SQLite: how often each API process looks for run changes other processes made "

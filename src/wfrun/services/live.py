@@ -11,7 +11,7 @@ sources wake it:
 * on PostgreSQL, ``NOTIFY wfrun_stream`` from any process (the run stream's commit trigger
   sends the account id; one ``ChannelListener`` per process calls :meth:`LiveSignal.wake`);
 * on SQLite (no NOTIFY), one :class:`StreamPoller` per process: it looks at the run stream's
-  newest id every ``live.poll_interval`` (50 ms) and wakes the accounts with new rows — one
+  newest id every ``live.poll_interval`` (25 ms) and wakes the accounts with new rows — one
   tiny query per process, however many streams wait;
 * a timer, ``poll_seconds`` (``live.fallback_poll_seconds``): every waiter looks again this
   often anyway, the safety net for a lost listener connection or a stopped poller.

@@ -6,6 +6,8 @@ stream over HTTP while the run happens."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from pathlib import Path
 
 import httpx
@@ -45,3 +47,21 @@ def test_a_worker_in_another_process_feeds_the_api_stream(fresh_url: str, tmp_pa
     assert events[-1].data["run_order_id"] == run_id
     ids = [e.id for e in events]
     assert ids == sorted(set(ids))
+
+
+def test_sigterm_ends_open_streams_and_serve_exits(fresh_url: str, tmp_path: Path):
+    settings = chaos_settings(fresh_url, tmp_path / "data")
+    with cluster(settings, tmp_path) as group:
+        proc, api = group.serve("api", "--no-worker")
+        who = group.provision(seconds=0.1)
+        headers = {"Authorization": f"Bearer {who.key}"}
+        with (
+            httpx.Client(base_url=api, timeout=30) as http,
+            http.stream("GET", "/workflow/run/events", headers=headers) as response,
+        ):
+            assert response.status_code == 200
+            proc.signal(signal.SIGTERM)
+            with contextlib.suppress(httpx.RemoteProtocolError):  # ended, or cut: both end it
+                for _ in response.iter_lines():
+                    pass
+        assert proc.popen.wait(timeout=30) == 0  # an open stream does not hold shutdown up

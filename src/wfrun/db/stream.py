@@ -29,6 +29,7 @@ class StreamItem:
     id: int
     run_id: str
     source: str
+    source_id: int
     change_type: str | None
     status: str | None
     previous_status: str | None
@@ -53,6 +54,7 @@ async def read_after(
             s.id,
             s.run_id,
             s.source,
+            s.source_id,
             o.event_type.label("change_type"),
             o.status,
             o.previous_status,

@@ -25,6 +25,7 @@ slow client is pushed back by the server (``live.send_timeout_seconds`` closes a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -84,12 +85,15 @@ async def events(req: StreamRequest) -> AsyncIterator[ServerSentEvent]:
     cursor = req.after // PARTS - 1  # rows read are > cursor: resume inside the last row
     with live.watch(req.principal.account_id) as watch:
         while True:
-            page = await run_stream.read_page(
-                req.runtime.db,
-                req.principal,
-                run_id=req.run_id,
-                after=cursor,
-                limit=settings.page_size,
+            # shielded: a client leaving mid-read cancels the stream, not a transaction
+            page = await asyncio.shield(
+                run_stream.read_page(
+                    req.runtime.db,
+                    req.principal,
+                    run_id=req.run_id,
+                    after=cursor,
+                    limit=settings.page_size,
+                )
             )
             for item in page.items:
                 for event_id, event in render(item, page.ended, req.links):

@@ -126,6 +126,7 @@ class StreamPoller:
     def __init__(self, db: Database, live: LiveSignal, *, interval: float) -> None:
         self._db, self._live, self._interval = db, live, interval
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     async def start(self) -> None:
         async with self._db.transaction() as conn:
@@ -133,8 +134,13 @@ class StreamPoller:
         self._task = asyncio.create_task(self._poll(newest))
 
     async def _poll(self, seen: int) -> None:
+        """Until stopped; a stop waits for the query in progress (never cancels a
+        transaction half-way, which would leave its connection to the garbage collector)."""
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
+            if self._stop.is_set():
+                return
             try:
                 async with self._db.transaction() as conn:
                     seen, accounts = await stream_db.changed_since(conn, seen)
@@ -145,8 +151,7 @@ class StreamPoller:
                 self._live.wake(accounts)
 
     async def stop(self) -> None:
+        self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None

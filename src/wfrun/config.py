@@ -88,7 +88,43 @@ class ApiSettings(BaseModel):
         ),
     )
     retry_after_seconds: int = Field(
-        5, ge=1, description="Retry-After (seconds) of every 503 (service unavailable) answer."
+        5,
+        ge=1,
+        description="Retry-After (seconds) of every 503 (unavailable) and 429 (too many) answer.",
+    )
+
+
+class LiveSettings(BaseModel):
+    """Live runs: event streams and ``Prefer: wait`` (how fast changes reach them, limits)."""
+
+    keepalive_seconds: float = Field(
+        15.0, gt=0, description="A ': keepalive' comment on an idle event stream this often."
+    )
+    poll_interval: float = Field(
+        0.025,
+        gt=0,
+        description=(
+            "SQLite: how often each API process looks for run changes other processes made "
+            "(one query, whatever the number of streams); changes made in the same process, "
+            "and on PostgreSQL every change (NOTIFY), wake waiters at once."
+        ),
+    )
+    fallback_poll_seconds: float = Field(
+        2.0,
+        gt=0,
+        description=(
+            "Every waiting stream or submit looks again this often even without a wake-up "
+            "(covers a lost LISTEN connection)."
+        ),
+    )
+    max_streams_per_key: int = Field(
+        20, ge=1, description="Open event streams one API key may hold per API process (429)."
+    )
+    page_size: int = Field(
+        100, ge=1, le=10_000, description="Events a stream reads from the database at once."
+    )
+    send_timeout_seconds: float = Field(
+        30.0, gt=0, description="A stream whose client reads nothing for this long is closed."
     )
 
 
@@ -295,6 +331,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     assets: AssetSettings = Field(default_factory=AssetSettings)
     seedance: SeedanceSettings = Field(default_factory=SeedanceSettings)

@@ -6,7 +6,8 @@ human message, also the wire ``msg``); ``detail`` is the precise, instance-speci
     ServiceError
     ├── InvalidInput (400)        ├── NotFound (404)        ├── Conflict (409)
     ├── Unauthenticated (401)     ├── PaymentRequired (402) ├── IdempotencyMismatch (422)
-    ├── Forbidden (403)           ├── TooLarge (413)        └── Unavailable (503)
+    ├── Forbidden (403)           ├── TooLarge (413)        ├── TooManyRequests (429)
+    │                                                       └── Unavailable (503)
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Category(StrEnum):
     UNPROCESSABLE = "unprocessable"
     """Well-formed but refused: an idempotency key reused for another request, generated
     content a provider's safety check rejected."""
+    RATE_LIMITED = "rate_limited"
+    """Too much at once from one caller: retry later (HTTP 429 with ``Retry-After``)."""
     INTERNAL = "internal"
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
@@ -95,6 +98,12 @@ class TooLarge(ServiceError):
     code = "PAYLOAD_TOO_LARGE"
     reason = "Payload too large."
     category = Category.TOO_LARGE
+
+
+class TooManyRequests(ServiceError):
+    code = "TOO_MANY_REQUESTS"
+    reason = "Too many requests."
+    category = Category.RATE_LIMITED
 
 
 class Unavailable(ServiceError):
@@ -249,6 +258,11 @@ class RealPersonUnavailable(Unavailable):
 class ProviderNotConfigured(Unavailable):
     code = "PROVIDER_NOT_CONFIGURED"
     reason = "The model provider is not configured on this server."
+
+
+class TooManyStreams(TooManyRequests):
+    code = "TOO_MANY_STREAMS"
+    reason = "Too many open event streams for this API key."
 
 
 class InsufficientBalance(PaymentRequired):

@@ -23,6 +23,8 @@ from wfrun.engines.registry import build_engines, close_engines
 from wfrun.engines.seedance.ark import ArkGateway
 from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
 from wfrun.fetch import FetchPolicy, SafeFetcher
+from wfrun.queue.notify import ChannelListener
+from wfrun.services.live import LiveSignal, StreamPoller
 from wfrun.services.runs import Policy
 from wfrun.services.seedance_deps import SeedanceDeps
 from wfrun.services.webhook_secrets import SecretBox
@@ -31,6 +33,9 @@ from wfrun.storage.links import Links
 from wfrun.storage.local import LocalStorage
 from wfrun.storage.s3 import S3Config, S3Storage
 from wfrun.storage.signing import UrlSigner
+
+STREAM_CHANNEL = "wfrun_stream"
+"""Notified (payload: the account id) by the run stream's commit trigger (migration 0009)."""
 
 
 @dataclass
@@ -49,6 +54,25 @@ class Runtime:
     """Set after a submit commits, so an in-process worker claims without waiting to poll."""
     seedance: SeedanceDeps | None = None
     """Volcengine Ark (Seedance) access, when ``seedance.ark_api_key`` is set."""
+    live: LiveSignal = field(default_factory=lambda: LiveSignal(poll_seconds=0.1))
+    """Wakes event streams, waiting submits and webhook delivery when runs change."""
+    _listener: ChannelListener | StreamPoller | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.db.commit_hooks.append(self.live.wake)
+
+    async def listen(self) -> None:
+        """Start this process's one follower of other processes' run changes, which wakes
+        :attr:`live`: a ``LISTEN wfrun_stream`` connection on PostgreSQL, a
+        :class:`StreamPoller` on SQLite. Idempotent; stopped by :meth:`close`."""
+        if self._listener is not None:
+            return
+        if self.db.is_sqlite:
+            interval = self.settings.live.poll_interval
+            self._listener = StreamPoller(self.db, self.live, interval=interval)
+        else:
+            self._listener = ChannelListener(self.db.url, STREAM_CHANNEL, self.live.wake_payload)
+        await self._listener.start()
 
     @property
     def policy(self) -> Policy:
@@ -64,6 +88,9 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
         if self.seedance is not None:
             await self.seedance.ark.aclose()
         await close_engines(self.engines)
@@ -93,6 +120,7 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         webhook_box=SecretBox(ensure_secret_key(settings)),
         webhook_policy=webhook_policy(settings.webhooks),
         seedance=build_seedance(settings, db, storage, signer),
+        live=LiveSignal(poll_seconds=settings.live.fallback_poll_seconds),
     )
 
 

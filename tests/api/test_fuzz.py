@@ -35,6 +35,9 @@ EXAMPLES = 12  # per operation and generation mode
 BUDGET_SECONDS = 40.0  # per database, shared equally by the operations
 CONFIGURATION_503 = {"REAL_PERSON_REGISTRATION_UNAVAILABLE"}
 """503s that say "this server is not configured for that" (no Ark asset control plane here)."""
+EVENT_STREAM_PATH = "/workflow/run/events"
+STREAM_SECONDS = 1.0
+"""An accepted event stream never ends: schemathesis reads it for this long, then judges it."""
 ENVELOPE_KEYS = {"reason", "detail", "engine_code", "status_code"}
 
 
@@ -141,8 +144,12 @@ class _Caller:
         if time.monotonic() > self.until:
             self.figures.skipped += 1
             return
+        stream = case.path.endswith(EVENT_STREAM_PATH)
         response = case.call(
-            base_url=self.base_url, session=self.session, headers=self.headers, timeout=30
+            base_url=self.base_url,
+            session=self.session,
+            headers=self.headers,
+            timeout=STREAM_SECONDS if stream else 30,
         )
         _judge(self.figures, case, response)
 

@@ -71,6 +71,10 @@ async def test_openapi_lists_every_endpoint(runtime, http):
     upload = paths["/api/open/v2/assets"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload
     assert "402" in paths["/api/open/v2/workflow/run/submit"]["post"]["responses"]
+    events = paths["/api/open/v2/workflow/run/events"]["get"]
+    assert "text/event-stream" in events["responses"]["200"]["content"]
+    assert {"404", "429"} <= set(events["responses"])
+    assert {p["name"] for p in events["parameters"]} == {"run_order_id", "last_event_id"}
 
 
 async def test_unknown_paths_and_methods_use_the_envelope(http):

@@ -93,6 +93,7 @@ class Cluster:
             "WFRUN_WORKER__POLL_INTERVAL": str(worker.poll_interval),
             "WFRUN_WORKER__CONCURRENCY": str(worker.concurrency),
             "WFRUN_WORKER__DRAIN_SECONDS": str(worker.drain_seconds),
+            **{f"WFRUN_LIVE__{k.upper()}": str(v) for k, v in self.settings.live},
         }
 
     def start(self, name: str, *args: str) -> Proc:

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.client.conftest import Live
+from tests.support.factories import drain
 from tests.support.uvicorn_runner import serve_on_loopback, stop_serving
+from tests.support.waiting import until
+from wfrun.runtime import Runtime
 from wfrun_client import AsyncClient, Client, RunEvent
 
 RUN = "wfrun_0123456789abcdef0123"
@@ -110,18 +112,23 @@ def _sync_wait(live: Live, run_id: str, seen: list[RunEvent]) -> str:
         return client.runs.wait(run_id, on_event=seen.append, timeout=60).run_status
 
 
-async def test_wait_on_the_live_app_uses_its_stream_or_polls(live: Live):
-    async with AsyncClient(live.server.base_url, live.key) as client:
-        uri = (await client.assets.upload(live.image)).asset_uri
-        run = await client.runs.submit(live.demo, {"n1_image": uri})
-    async with httpx.AsyncClient(base_url=live.server.api_url) as raw:
-        probe = await raw.get("/workflow/run/events", params={"run_order_id": run.run_order_id},
-                              headers=live.customer.headers, timeout=1)  # fmt: skip
+async def test_wait_on_the_live_app_follows_its_stream(idle: Live, runtime: Runtime):
+    """The run is still queued (no worker) when the sync wait starts: it connects to the
+    stream (events carry ids); then a worker runs it and the wait ends on the stream's done."""
+    async with AsyncClient(idle.server.base_url, idle.key) as client:
+        uri = (await client.assets.upload(idle.image)).asset_uri
+        run = await client.runs.submit(idle.demo, {"n1_image": uri})
     seen: list[RunEvent] = []
-    status = await asyncio.to_thread(_sync_wait, live, run.run_order_id, seen)
-    assert status == "succeeded"
+    waiting = asyncio.create_task(asyncio.to_thread(_sync_wait, idle, run.run_order_id, seen))
+    await until(_streaming(runtime), what="the wait to open the run's event stream")
+    await drain(runtime)
+    assert await waiting == "succeeded"
     assert [e.event for e in seen][-2:] == ["output", "done"]
-    if probe.status_code == 404:  # no stream on this server: polled, so no ids
-        assert all(e.id is None for e in seen)
-    else:
-        assert next(e.id for e in seen if e.event == "done") is not None
+    assert next(e.id for e in seen if e.event == "done") is not None, seen
+
+
+def _streaming(runtime: Runtime) -> Callable[[], Awaitable[bool]]:
+    async def opened() -> bool:
+        return runtime.live.stream_count() == 1
+
+    return opened

@@ -106,6 +106,7 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         rt = runtime or await build_runtime(settings)
+        await rt.listen()
         app.state.runtime = rt
         stop = asyncio.Event()
         task = asyncio.create_task(background(rt, stop)) if background is not None else None

@@ -4,7 +4,7 @@
 
 ``code`` is non-zero for every failure (chenyu's documented example uses 1); clients branch on
 ``data.error.engine_code``. No expected business outcome is a 500. The envelope always renders
-(text UTF-8 cannot carry is escaped), and every 503 carries ``Retry-After``.
+(text UTF-8 cannot carry is escaped), and every 429 and 503 carries ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ STATUS_BY_CATEGORY: dict[e.Category, int] = {
     e.Category.CONFLICT: 409,
     e.Category.TOO_LARGE: 413,
     e.Category.UNPROCESSABLE: 422,
+    e.Category.RATE_LIMITED: 429,
     e.Category.INTERNAL: 500,
     e.Category.UNAVAILABLE: 503,
     e.Category.TIMEOUT: 504,
@@ -46,6 +47,7 @@ def status_for(error: type[e.ServiceError]) -> int:
 
 
 UNAVAILABLE_STATUS = STATUS_BY_CATEGORY[e.Category.UNAVAILABLE]
+RETRY_STATUSES = frozenset({UNAVAILABLE_STATUS, STATUS_BY_CATEGORY[e.Category.RATE_LIMITED]})
 DEFAULT_RETRY_AFTER = 5
 
 
@@ -63,7 +65,7 @@ def envelope(
     retry_after: int = DEFAULT_RETRY_AFTER,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """The error envelope; it always renders, and every 503 carries ``Retry-After``."""
+    """The error envelope; it always renders, and every 429 and 503 carries ``Retry-After``."""
     body = {
         "code": FAILURE_CODE,
         "msg": _renderable(reason),
@@ -77,7 +79,7 @@ def envelope(
         },
     }
     extra = dict(headers or {})
-    if status == UNAVAILABLE_STATUS:
+    if status in RETRY_STATUSES:
         extra.setdefault("Retry-After", str(retry_after))
     return JSONResponse(body, status_code=status, headers=extra)
 

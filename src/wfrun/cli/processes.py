@@ -136,6 +136,7 @@ async def _work(settings: Settings, *, once: bool) -> None:
     if runtime is None:
         return
     try:
+        await runtime.listen()  # other processes' run changes wake its webhook delivery
         loop_worker = Worker(runtime)
         click.echo(f"worker {loop_worker.id} on {_describe(runtime.db)}", err=True)
         await loop_worker.run(signals.stop, signals.hurry)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from wfrun.errors import DatabaseUnavailable
 
 _WRITE = "wfrun_write"
+_CHANGED = "wfrun_changed_accounts"
 log = logging.getLogger(__name__)
 
 # PostgreSQL SQLSTATEs (and classes) meaning "not now", not "wrong": connection exceptions,
@@ -60,6 +61,17 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def note_change(conn: Connection, account_id: str) -> None:
+    """Remember that this transaction wrote a change or log line of ``account_id``'s runs:
+    once it commits, :attr:`Database.commit_hooks` hear of it (in-process wake-ups)."""
+    accounts: set[str] = conn.info.setdefault(_CHANGED, set())
+    accounts.add(account_id)
+
+
+CommitHook = Callable[[frozenset[str]], None]
+"""Told, after a commit, the accounts whose runs the transaction changed or logged."""
+
+
 class ConstraintViolated(Exception):
     """A unique, foreign-key or check constraint refused a write; the transaction was rolled
     back. Callers that race on purpose (first writer wins) catch this, not the driver's."""
@@ -73,6 +85,8 @@ class Database:
         self.dialect = make_url(self.url).get_backend_name()
         self.engine: AsyncEngine = _create_engine(self.url, self.dialect, pool_size)
         self._down_since: float | None = None
+        self.commit_hooks: list[CommitHook] = []
+        """Called after each commit that :func:`note_change` marked (never after a rollback)."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,6 +107,7 @@ class Database:
                 lost or refused the work for lack of resources (see the module docstring).
         """
         async with self._connection() as conn:
+            conn.info.pop(_CHANGED, None)
             try:
                 if write and self.is_sqlite:
                     await conn.execution_options(**{_WRITE: True})
@@ -106,7 +121,11 @@ class Database:
                 if unavailable is None:
                     raise
                 raise unavailable from exc
+            changed: set[str] | None = conn.info.pop(_CHANGED, None)
         self._available()
+        if changed:
+            for hook in self.commit_hooks:
+                hook(frozenset(changed))
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:

@@ -223,6 +223,23 @@ outbox_events = Table(
     Index("ix_outbox_events_account_id", "account_id", "id"),
 )
 
+run_stream = Table(
+    "run_stream",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", Id, nullable=False),
+    Column("account_id", Id, nullable=False),
+    Column("source", String(8), nullable=False),
+    # source: ``change`` (an ``outbox_events`` row) or ``log`` (a ``run_events`` row)
+    Column("source_id", BigInteger, nullable=False),
+    Index("ix_run_stream_run_id", "run_id", "id"),
+    Index("ix_run_stream_account_id", "account_id", "id"),
+)
+"""Every change and log line of every run, in one order (written by database triggers, see
+migration 0009): what the live event stream reads."""
+
 freezes = Table(
     "freezes",
     metadata,

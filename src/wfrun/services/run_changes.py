@@ -13,6 +13,7 @@ from datetime import datetime
 from wfrun.db import outbox
 from wfrun.db.database import Connection
 from wfrun.db.runs import Run
+from wfrun.db.stream import note_change
 from wfrun.domain.runs import RunStatus, change_event_type
 
 
@@ -38,3 +39,4 @@ async def publish_change(
             "created_at": now,
         },
     )
+    note_change(conn, run.account_id)

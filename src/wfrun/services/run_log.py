@@ -8,6 +8,7 @@ from datetime import datetime
 from wfrun.db import runs as runs_db
 from wfrun.db.database import Connection
 from wfrun.db.runs import Run
+from wfrun.db.stream import note_change
 
 
 async def log_event(
@@ -38,3 +39,4 @@ async def log_event(
             }
         ],
     )
+    note_change(conn, run.account_id)

@@ -43,9 +43,11 @@ async def fetch_run(
     return run
 
 
-async def get_run(db: Database, principal: Principal, run_id: str) -> Run:
+async def get_run(
+    db: Database, principal: Principal, run_id: str, *, family: str = "workflow"
+) -> Run:
     async with db.transaction() as conn:
-        return await fetch_run(conn, principal, run_id)
+        return await fetch_run(conn, principal, run_id, family=family)
 
 
 async def list_runs(
@@ -69,11 +71,16 @@ async def list_runs(
 
 
 async def get_execution(
-    db: Database, principal: Principal, run_id: str, *, lease_seconds: float
+    db: Database,
+    principal: Principal,
+    run_id: str,
+    *,
+    lease_seconds: float,
+    family: str = "workflow",
 ) -> ExecutionView:
     """The live view: the run, its latest events, and queue place/ETA while queued."""
     async with db.transaction() as conn:
-        run = await fetch_run(conn, principal, run_id)
+        run = await fetch_run(conn, principal, run_id, family=family)
         events = await runs_db.list_events(conn, run_id, limit=EVENT_LIMIT)
         if run.status is not RunStatus.QUEUED:
             return ExecutionView(run, events)

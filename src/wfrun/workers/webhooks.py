@@ -4,13 +4,17 @@ send them concurrently (bounded), record each attempt.
 Sends run as tasks beside the loop, at most ``webhooks.concurrency`` at once, never inside a
 transaction, so slow receivers never hold a database connection or delay run processing (the
 job loop runs elsewhere). :meth:`WebhookDelivery.wait_for_work` is the one place that decides
-when to look again (a poll today; a wake-up on new outbox rows can replace it).
+when to look again: when a run changes (``Runtime.live``: this process's commits, and other
+processes' once the runtime listens — ``wfrun serve`` and ``wfrun worker`` do), at the latest
+after ``webhooks.poll_interval`` (retries falling due, a missed wake-up).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -26,6 +30,7 @@ from wfrun.fetch import FetchPolicy
 from wfrun.fetch.sender import SafeSender
 from wfrun.runtime import Runtime, public_base, webhook_policy
 from wfrun.services import webhook_delivery, webhook_progress
+from wfrun.services.live import LiveSignal, Watch
 from wfrun.services.webhook_delivery import Outgoing, Render, RetryPolicy
 from wfrun.services.webhook_secrets import SecretBox
 from wfrun.storage.links import Links
@@ -57,6 +62,7 @@ class WebhookDelivery:
     settings: WebhookSettings
     policy: FetchPolicy
     render: Render
+    live: LiveSignal | None = None
     _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -68,6 +74,7 @@ class WebhookDelivery:
             settings,
             webhook_policy(settings),
             run_info_renderer(runtime),
+            runtime.live,
         )
 
     @property
@@ -81,16 +88,33 @@ class WebhookDelivery:
     async def run(self, stop: asyncio.Event) -> None:
         sender = SafeSender(self.policy)
         try:
-            while not stop.is_set():
-                if not await self.round(sender):  # found work: look again at once
-                    await self.wait_for_work(stop)
+            with self._watch() as watch:
+                while not stop.is_set():
+                    if not await self.round(sender):  # found work: look again at once
+                        await self.wait_for_work(stop, watch)
         finally:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
             await sender.aclose()
 
-    async def wait_for_work(self, stop: asyncio.Event) -> None:
-        """Until the next look at the outbox and the due deliveries."""
-        await pause(stop, self.settings.poll_interval)
+    @contextlib.contextmanager
+    def _watch(self) -> Iterator[Watch | None]:
+        """A watch on every run's changes, open across rounds so none is missed between them."""
+        if self.live is None:
+            yield None
+            return
+        with self.live.watch(None) as watch:
+            yield watch
+
+    async def wait_for_work(self, stop: asyncio.Event, watch: Watch | None) -> None:
+        """Until the next look at the outbox and the due deliveries (module docstring)."""
+        if watch is None:
+            await pause(stop, self.settings.poll_interval)
+            return
+        woken = asyncio.ensure_future(watch.wait(self.settings.poll_interval))
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({woken, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (woken, stopped):
+            waiter.cancel()
 
     async def round(self, sender: SafeSender) -> bool:
         """One fan-out and one claim of as many due deliveries as there are free slots;

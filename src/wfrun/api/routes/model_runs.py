@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from wfrun.api import wire
+from wfrun.api import prefer, wire
 from wfrun.api.deps import PrincipalDep, RuntimeDep, callback_url, links
 from wfrun.api.schemas import ModelRunCancelBody, VideoBody, idempotency_key
 from wfrun.errors import InvalidParameter
@@ -24,11 +24,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post(
-    "/videos", summary="Submit a Seedance video task (idempotent per API key)", responses=_ERRORS
+    "/videos",
+    summary="Submit a Seedance video task (idempotent per API key)",
+    description=(
+        "With the request header `Prefer: wait=N` (N ≤ 60) the answer comes when the task "
+        "ends or after N seconds, with `data.execution` (its `run/execution` view)."
+    ),
+    responses=_ERRORS,
 )
 async def videos(
-    body: VideoBody, request: Request, runtime: RuntimeDep, principal: PrincipalDep
+    body: VideoBody,
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> dict[str, Any]:
+    wait = prefer.wait_seconds(request.headers.get(prefer.HEADER))
     unknown = body.unknown_fields()
     if unknown:
         raise InvalidParameter(f"unknown field(s) in body: {', '.join(unknown)}")
@@ -44,7 +55,15 @@ async def videos(
     )
     if not result.replay:
         runtime.wakeup.set()
-    data = wire.model_run(result.run, links(request, runtime), replay=result.replay)
+    if wait is None:
+        data = wire.model_run(result.run, links(request, runtime), replay=result.replay)
+        return wire.ok(data, "提交成功")
+    view = await prefer.wait_for_end(
+        runtime, principal, result.run.id, seconds=wait, family="model"
+    )
+    response.headers[prefer.APPLIED] = f"wait={wait}"
+    data = wire.model_run(view.run, links(request, runtime), replay=result.replay)
+    data["execution"] = wire.execution(view, links(request, runtime))
     return wire.ok(data, "提交成功")
 
 

@@ -1,17 +1,18 @@
-"""Workflow runs: submit, quote, cancel, list, info, execution."""
+"""Workflow runs: submit (optionally waiting), quote, cancel, list, info, execution, and the
+live event stream."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from wfrun.api import wire
+from wfrun.api import live, prefer, wire
 from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, callback_url, links
 from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody, idempotency_key
 from wfrun.domain.runs import RunStatus
 from wfrun.errors import InvalidParameter
-from wfrun.services import run_views, runs
+from wfrun.services import run_stream, run_views, runs
 
 router = APIRouter(prefix="/workflow/run", tags=["runs"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -21,6 +22,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown workflow, revision or run"},
     409: {"description": "Workflow has no published revision"},
     422: {"description": "Idempotency key reused with a different request"},
+}
+
+_STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The event stream",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    400: {"description": "Bad run_order_id or last_event_id / Last-Event-ID"},
+    401: _ERRORS[401],
+    404: {"description": "Unknown run"},
+    429: {"description": "Too many open streams for this API key (TOO_MANY_STREAMS)"},
 }
 
 
@@ -38,14 +50,38 @@ def _request(body: QuoteBody, key: str = "", callback_url: str | None = None) ->
     )
 
 
-@router.post("/submit", summary="Submit a paid run (idempotent)", responses=_ERRORS)
-async def submit(body: SubmitBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+@router.post(
+    "/submit",
+    summary="Submit a paid run (idempotent)",
+    description=(
+        "With the request header `Prefer: wait=N` (N ≤ 60) the answer comes when the run "
+        "ends or after N seconds, and `data.execution` holds its `run/execution` view "
+        "(response header `Preference-Applied: wait=N`)."
+    ),
+    responses=_ERRORS,
+)
+async def submit(
+    body: SubmitBody,
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    wait = prefer.wait_seconds(request.headers.get(prefer.HEADER))
     callback = callback_url(body.callback_url, runtime)
-    request = _request(body, idempotency_key(body.idempotency_key), callback)
-    result = await runs.submit_run(runtime.db, principal, request, runtime.policy)
+    run_request = _request(body, idempotency_key(body.idempotency_key), callback)
+    result = await runs.submit_run(runtime.db, principal, run_request, runtime.policy)
     if not result.replay:
         runtime.wakeup.set()
-    return wire.ok(wire.submit_data(result.run, result.replay), "提交成功")
+    if wait is None:
+        return wire.ok(wire.submit_data(result.run, result.replay), "提交成功")
+    view = await prefer.wait_for_end(
+        runtime, principal, result.run.id, seconds=wait, family="workflow"
+    )
+    response.headers[prefer.APPLIED] = f"wait={wait}"
+    data = wire.submit_data(view.run, result.replay)
+    data["execution"] = wire.execution(view, links(request, runtime))
+    return wire.ok(data, "提交成功")
 
 
 @router.post(
@@ -121,3 +157,33 @@ async def run_execution(
         runtime.db, principal, run_order_id, lease_seconds=runtime.settings.worker.lease_seconds
     )
     return wire.ok(wire.execution(view, links(request, runtime)))
+
+
+@router.get(
+    "/events",
+    summary="Live event stream of one run, or of every run of the account (SSE)",
+    description=(
+        "`text/event-stream`: events `status`, `progress`, `log`, `output`, `done` (data: "
+        "JSON; `done` carries the run's `run/info` data, then a one-run stream ends). `id:` "
+        "increases; resume with the `Last-Event-ID` header or `last_event_id`. A "
+        "`: keepalive` comment every 15 s. At most `live.max_streams_per_key` open streams "
+        "per API key (429 `TOO_MANY_STREAMS`)."
+    ),
+    responses=_STREAM_RESPONSES,
+    response_class=live.EventStream,
+    status_code=200,
+)
+async def run_events(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    run_order_id: str | None = Query(None, min_length=1, max_length=64),
+    last_event_id: str | None = Query(None, max_length=64),
+) -> live.EventStream:
+    after = live.parse_last_event_id(request.headers.get("last-event-id"), last_event_id)
+    if run_order_id is not None:
+        await run_stream.find_run(runtime.db, principal, run_order_id)
+    key = principal.api_key_id
+    runtime.live.open_stream(key, runtime.settings.live.max_streams_per_key)
+    stream = live.StreamRequest(runtime, principal, run_order_id, after, links(request, runtime))
+    return live.EventStream(live.events(stream), runtime, lambda: runtime.live.close_stream(key))

@@ -76,9 +76,12 @@ async def _instance(rt: Runtime) -> LoadedInstance:
 
 
 async def _attempts(rt: Runtime, run_id: str) -> int:
+    """Attempts the run's job has used up: claims, less the waits that gave one back (a wait
+    keeps the claim's number, the fencing token, and grants one more instead)."""
     async with rt.db.transaction() as conn:
-        query = select(jobs.c.attempts).where(jobs.c.run_id == run_id)
-        return int((await conn.execute(query)).scalar_one())
+        query = select(jobs.c.attempts, jobs.c.max_attempts).where(jobs.c.run_id == run_id)
+        attempts, granted = (await conn.execute(query)).one()
+    return int(attempts - (granted - rt.settings.worker.max_attempts))
 
 
 def _events(view: dict[str, Any], kind: str) -> list[str]:
@@ -173,6 +176,28 @@ async def test_a_restart_during_a_run_waits_then_runs_it_again_charged_once(runt
     assert prompts == [engine_prompt_id(run_id)] * 2  # the same engine prompt id, re-queued
     bill = m.success(quote=QUOTE, fixed_fee=FEE, price_per_second=PER_SECOND, execution_ms=4_321)
     await _assert_charged_once(http, alice, run_id, bill)
+
+
+async def test_a_cancel_while_the_run_waits_for_its_instance_ends_it_now(runtime, http, comfy):
+    """The instance that accepted the prompt is down and the run waits for it (its job due only
+    at the time limit, 600 s away): a cancel ends it at once, released in full, instead of
+    leaving its money frozen until the instance answers or the limit passes."""
+    workflow_id = await _workflow(runtime, timeout_seconds=600)
+    alice = await customer(runtime, balance="10")
+    await comfy.hold(running=True)
+    async with api.running_worker(runtime, _worker(runtime)):
+        run_id = (await api.submit(http, alice, workflow_id, "cancel-waiting"))["run_order_id"]
+        await comfy.wait_held(engine_prompt_id(run_id))
+        await comfy.crash()
+
+        async def waiting() -> bool:
+            return bool(_events(await api.execution(http, alice, run_id), "waiting"))
+
+        await until(waiting, what="the run to wait for its instance")
+        assert (await api.cancel(http, alice, run_id))["cancel_outcome"] == "cancel_requested"
+        view = await api.wait_status(http, alice, run_id, "cancelled")
+    assert view["status"] == "cancelled"
+    await _assert_charged_once(http, alice, run_id, m.released(QUOTE))
 
 
 async def test_a_long_outage_ends_the_run_at_its_time_limit_released_once(runtime, http, comfy):

@@ -133,10 +133,17 @@ async def test_unfinished_runs_are_handed_back_and_taken_at_once(rt, http, stand
         assert any(e["event_type"] == "handed_back" for e in view["logs"]), view["logs"]
     assert (handed[scene.queued].status, handed[scene.queued].attempts) == ("todo", 0)
     assert _logged_sync(caplog, "handed back 2 unfinished run(s)")
+    # the prompts stay on the instance for the next owner: nothing withdrawn or interrupted
+    assert (standin.calls("POST", "/interrupt"), standin.calls("POST", "/queue")) == ([], [])
     await standin.release()
     async with api.running_worker(rt, _worker(rt, drain_seconds=600)):
         for run_id in (scene.running, scene.pending, scene.queued):
             await api.wait_status(http, scene.alice, run_id, "succeeded")
+    # each prompt was queued once: the next owner attached to the ones it was handed
+    posted = [r.json()["prompt_id"] for r in standin.calls("POST", "/prompt")]
+    assert sorted(posted) == sorted(
+        engine_prompt_id(r) for r in (scene.running, scene.pending, scene.queued)
+    )
     # the handed-back runs started again under attempt 2: the hand-back kept the fencing token
     assert {run_id: job.attempts for run_id, job in (await _jobs(rt, [*handed])).items()} == {
         scene.running: 2,

@@ -147,11 +147,23 @@ async def report_execution_time(sink: ProgressSink, milliseconds: int | None) ->
         await hook(milliseconds)
 
 
+HAND_BACK = "wfrun: handed back"
+"""The message a stopping worker cancels a run's task with (``task.cancel(HAND_BACK)``): the
+run goes on elsewhere, so an engine leaves its remote work running for the next owner to
+attach to, instead of withdrawing it as on any other cancellation."""
+
+
+def handed_back(cancelled: BaseException) -> bool:
+    """Whether this cancellation is a stopping worker's hand-back (:data:`HAND_BACK`)."""
+    return HAND_BACK in cancelled.args
+
+
 class Engine(Protocol):
     async def execute(
         self, spec: RunSpec, sink: ProgressSink, interrupt: threading.Event
     ) -> dict[str, NodeResult]:
-        """Run ``spec`` to completion; returns results keyed by output node id.
+        """Run ``spec`` to completion; returns results keyed by output node id. Cancelling the
+        call stops it; remote work is withdrawn unless the cancel says :data:`HAND_BACK`.
 
         Raises:
             EnginePermanent | EngineTransient: the run failed.

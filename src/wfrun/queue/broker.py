@@ -218,9 +218,11 @@ async def reschedule(
 async def defer(
     conn: Connection, *, job_id: str, attempt: int, at: datetime, error: str | None = None
 ) -> bool:
-    """Hand a claimed job back without using up an attempt (nothing could run it yet), due
-    again at ``at``; it keeps its place in the queue order. Fenced by ``attempt``: False when
-    another claim owns the job now."""
+    """Hand a job back within the transaction that claimed it, without using up an attempt
+    (nothing could run it yet, nothing was written under the attempt), due again at ``at``; it
+    keeps its place in the queue order. Fenced by ``attempt``: False when another claim owns
+    the job now. After the claim committed use :func:`hand_back`, which keeps the fencing
+    token."""
     values: dict[str, Any] = {
         "status": JobStatus.TODO,
         "attempts": jobs.c.attempts - 1,
@@ -239,25 +241,37 @@ async def defer(
 
 
 async def hand_back(
-    conn: Connection, *, job_id: str, attempt: int, now: datetime, error: str
+    conn: Connection,
+    *,
+    job_id: str,
+    attempt: int,
+    now: datetime,
+    error: str,
+    at: datetime | None = None,
 ) -> bool:
-    """A stopping worker gives a claimed job back, claimable at once and in its place.
+    """Give a job back that a committed claim holds, without using up an attempt: a stopping
+    worker's runs (claimable at once, in their place), a run waiting for its instance or for
+    a busy engine (claimable ``at``).
 
-    ``attempts`` stays (it is the fencing token: the next claim writes as attempt + 1, so
-    nothing the stopping worker might still write can match), and ``max_attempts`` grows by
-    one, so a deploy does not use up the run's attempts. False when this attempt no longer
-    owns the job."""
+    ``attempts`` stays — it is the fencing token: the next claim writes as attempt + 1, so
+    nothing the previous owner might still write (a progress write in flight) can match — and
+    ``max_attempts`` grows by one instead. (:func:`defer` lowers ``attempts``; it is only for
+    the claim's own transaction, where nothing was written under the attempt yet.) False when
+    this attempt no longer owns the job."""
+    values: dict[str, Any] = {
+        "status": JobStatus.TODO,
+        "max_attempts": jobs.c.max_attempts + 1,
+        "lease_until": None,
+        "worker_id": None,
+        "last_error": error,
+        "updated_at": now,
+    }
+    if at is not None:
+        values["scheduled_at"] = at
     result = await conn.execute(
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.attempts == attempt, jobs.c.status == JobStatus.DOING)
-        .values(
-            status=JobStatus.TODO,
-            max_attempts=jobs.c.max_attempts + 1,
-            lease_until=None,
-            worker_id=None,
-            last_error=error,
-            updated_at=now,
-        )
+        .values(**values)
     )
     return result.rowcount == 1
 

@@ -44,10 +44,11 @@ async def wait_for_instance(db: Database, claim: Claim, *, accepted: bool, error
     if end is None or end <= now or instance_id is None:
         return False
     async with db.transaction(write=True) as conn:
-        deferred = await broker.defer(
+        deferred = await broker.hand_back(
             conn,
             job_id=claim.job_id,
             attempt=claim.attempt,
+            now=now,
             at=end if accepted else now,
             error=f"instance unreachable: {error}",
         )

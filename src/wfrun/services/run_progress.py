@@ -110,10 +110,11 @@ async def wait_for_engine(db: Database, claim: Claim, *, delay: timedelta, error
     if now + delay - started > timedelta(seconds=claim.spec.timeout_seconds):
         return False
     async with db.transaction(write=True) as conn:
-        deferred = await broker.defer(
+        deferred = await broker.hand_back(
             conn,
             job_id=claim.job_id,
             attempt=claim.attempt,
+            now=now,
             at=now + delay,
             error=f"engine busy: {error}",
         )

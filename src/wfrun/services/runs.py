@@ -379,6 +379,7 @@ async def _request_cancel(conn: Connection, run: Run, now: datetime) -> CancelRe
     await runs_db.request_cancel(conn, run.id, now)
     await log_event(conn, run, now, "cancel_requested", "cancellation requested")
     await broker.expedite(conn, run.id, now)  # a parked provider run: act now
+    await broker.wake_jobs(conn, [run.id], now)  # one waiting for a retry or its instance
     requested = await runs_db.find_run(conn, run.id)
     assert requested is not None
     return CancelResult(requested, "cancel_requested")

@@ -22,6 +22,8 @@ from datetime import timedelta
 
 from wfrun import ids
 from wfrun.config import WorkerSettings
+from wfrun.domain.scheduling import INSTANCE_KINDS
+from wfrun.engines.base import HAND_BACK
 from wfrun.errors import DatabaseUnavailable
 from wfrun.queue import broker
 from wfrun.queue.notify import JobListener
@@ -324,8 +326,9 @@ class Worker:
         active = list(self._active.values())
         for entry in active:
             entry.control.handing_back = True  # before anything can interrupt the run
-            entry.task.cancel()
-            entry.control.interrupt.set()  # a built-in engine's node stops at its next check
+            entry.task.cancel(HAND_BACK)  # a ComfyUI prompt stays, for the next owner
+            if entry.claim.spec.engine_kind not in INSTANCE_KINDS:
+                entry.control.interrupt.set()  # a built-in engine's node stops at its next check
         await asyncio.gather(*(entry.task for entry in active), return_exceptions=True)
         try:
             returned = await worker_registry.hand_back(

@@ -37,6 +37,7 @@ from wfrun.engines.base import (
     OutputFile,
     ProgressSink,
     RunSpec,
+    handed_back,
     report_execution_time,
 )
 from wfrun.engines.comfyui.channel import Inbox
@@ -101,8 +102,9 @@ class ComfyUIEngine:
         inbox = session.channel.subscribe(prompt_id)
         try:
             return await self._run(session, spec, prompt_id, inbox, sink, interrupt, deadline)
-        except asyncio.CancelledError:
-            session.spawn(session.withdraw(prompt_id))
+        except asyncio.CancelledError as cancelled:
+            if not handed_back(cancelled):  # a hand-back leaves it for the next owner
+                session.spawn(session.withdraw(prompt_id))
             raise
         finally:
             session.channel.unsubscribe(prompt_id, inbox)

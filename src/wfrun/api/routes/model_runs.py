@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from wfrun.api import wire
+from wfrun.api.contract.envelope import documented
+from wfrun.api.contract.model_runs import ModelRunCancelData, ModelRunData, ModelRunSubmitData
 from wfrun.api.deps import PrincipalDep, RuntimeDep, links
 from wfrun.api.schemas import ModelRunCancelBody, VideoBody, idempotency_key
 from wfrun.errors import InvalidParameter
@@ -24,7 +26,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post(
-    "/videos", summary="Submit a Seedance video task (idempotent per API key)", responses=_ERRORS
+    "/videos",
+    summary="Submit a Seedance video task (idempotent per API key)",
+    **documented(ModelRunSubmitData, 402, 404, 422, 503),
 )
 async def videos(
     body: VideoBody, request: Request, runtime: RuntimeDep, principal: PrincipalDep
@@ -48,7 +52,7 @@ async def videos(
 @router.post(
     "/cancel",
     summary="Cancel a model run (upstream too); a task that finished first is settled",
-    responses=_ERRORS,
+    **documented(ModelRunCancelData, 404, 503),
 )
 async def cancel(
     body: ModelRunCancelBody, request: Request, runtime: RuntimeDep, principal: PrincipalDep
@@ -65,7 +69,11 @@ async def cancel(
     return wire.ok(data, "取消成功" if cancelled else "操作成功")
 
 
-@router.get("/info", summary="One model run: status, settlement, outputs, usage", responses=_ERRORS)
+@router.get(
+    "/info",
+    summary="One model run: status, settlement, outputs, usage",
+    **documented(ModelRunData, 404, 503),
+)
 async def info(
     request: Request,
     runtime: RuntimeDep,

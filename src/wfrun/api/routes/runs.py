@@ -7,6 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from wfrun.api import wire
+from wfrun.api.contract.envelope import documented
+from wfrun.api.contract.runs import (
+    CancelData,
+    ExecutionData,
+    QuoteData,
+    RunInfoData,
+    RunPage,
+    SubmitData,
+)
 from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, links
 from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody, idempotency_key
 from wfrun.domain.runs import RunStatus
@@ -37,7 +46,11 @@ def _request(body: QuoteBody, key: str = "") -> runs.RunRequest:
     )
 
 
-@router.post("/submit", summary="Submit a paid run (idempotent)", responses=_ERRORS)
+@router.post(
+    "/submit",
+    summary="Submit a paid run (idempotent)",
+    **documented(SubmitData, 402, 404, 409, 422),
+)
 async def submit(body: SubmitBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     request = _request(body, idempotency_key(body.idempotency_key))
     result = await runs.submit_run(runtime.db, principal, request, runtime.policy)
@@ -47,7 +60,9 @@ async def submit(body: SubmitBody, runtime: RuntimeDep, principal: PrincipalDep)
 
 
 @router.post(
-    "/quote", summary="Validate inputs and price a run, without side effects", responses=_ERRORS
+    "/quote",
+    summary="Validate inputs and price a run, without side effects",
+    **documented(QuoteData, 404, 409),
 )
 async def quote(body: QuoteBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     result = await runs.quote_run(runtime.db, principal, _request(body), runtime.policy)
@@ -56,7 +71,11 @@ async def quote(body: QuoteBody, runtime: RuntimeDep, principal: PrincipalDep) -
     )
 
 
-@router.post("/cancel", summary="Cancel a queued or running run (idempotent)", responses=_ERRORS)
+@router.post(
+    "/cancel",
+    summary="Cancel a queued or running run (idempotent)",
+    **documented(CancelData, 404, 409),
+)
 async def cancel(body: CancelBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     result = await runs.cancel_run(runtime.db, principal, body.run_order_id)
     run = result.run
@@ -73,7 +92,7 @@ async def cancel(body: CancelBody, runtime: RuntimeDep, principal: PrincipalDep)
     return wire.ok(data, msg)
 
 
-@router.get("/list", summary="The caller's runs, newest first")
+@router.get("/list", summary="The caller's runs, newest first", **documented(RunPage))
 async def run_list(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -95,7 +114,7 @@ async def run_list(
     return wire.ok(wire.page(wire.items(rows, wire.run_list_item), total, page, page_size))
 
 
-@router.get("/info", summary="Billing view of one run", responses=_ERRORS)
+@router.get("/info", summary="Billing view of one run", **documented(RunInfoData, 404))
 async def run_info(
     request: Request,
     runtime: RuntimeDep,
@@ -107,7 +126,9 @@ async def run_info(
 
 
 @router.get(
-    "/execution", summary="Live view: status, queue, progress, logs, outputs", responses=_ERRORS
+    "/execution",
+    summary="Live view: status, queue, progress, logs, outputs",
+    **documented(ExecutionData, 404),
 )
 async def run_execution(
     request: Request,

@@ -15,7 +15,7 @@ UNDOCUMENTED = {
     ("/healthz", "get"),  # the load balancer's probe, not part of the public API
     ("/api/open/v2/openapi.json", "get"),  # the document itself and its viewer
     ("/api/open/v2/docs", "get"),
-    ("/docs/oauth2-redirect", "get"),
+    ("/api/open/v2/redoc", "get"),
 }
 """Routes deliberately left out of the document; any other route must be in it."""
 

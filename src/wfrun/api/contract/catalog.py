@@ -45,7 +45,7 @@ class MarketPage(BaseModel):
     """One page of published workflows."""
 
     model_config = CLOSED
-    items: list[MarketItem]
+    items: list[MarketItem] = f("Workflows on this page.", [])
     total: int = f("Workflows matching, all pages.", 1)
     page: int = f("This page.", 1)
     page_size: int = f("Items per page.", 20)
@@ -94,8 +94,8 @@ class MarketInfoData(MarketItem):
 
     covers: list[str] = f("Cover images.", [])
     external_cost_notice: str | None = f("Notice about external costs.", None)
-    editable_parameter_manifest: list[InputEntry]
-    candidate_output_manifest: list[OutputEntry]
+    editable_parameter_manifest: list[InputEntry] = f("Inputs you may set.", [])
+    candidate_output_manifest: list[OutputEntry] = f("Outputs a run produces.", [])
     price_table: PriceTableData
 
 
@@ -127,7 +127,7 @@ class BillPage(BaseModel):
     """Charges, one bill per settled run."""
 
     model_config = CLOSED
-    order_list: list[Bill]
+    order_list: list[Bill] = f("Bills on this page.", [])
     total: int = f("Bills matching, all pages.", 1)
 
 
@@ -145,7 +145,7 @@ class RechargePage(BaseModel):
     """Top-ups of the caller's balance."""
 
     model_config = CLOSED
-    order_list: list[Recharge]
+    order_list: list[Recharge] = f("Top-ups on this page.", [])
     total: int = f("Top-ups, all pages.", 1)
 
 

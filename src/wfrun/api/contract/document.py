@@ -117,13 +117,14 @@ def _complete_operation(operation: dict[str, Any], *, secured: bool) -> None:
     responses: dict[str, Any] = operation["responses"]
     _drop_fastapi_422(responses)
     operation["security"] = [{SCHEME: []}] if secured else []
-    statuses = [400, 500]  # refuse_bad_text guards every request
+    statuses = [400, 413, 500]  # refuse_bad_text and BodyLimit guard every request
     if secured:
         statuses += [401, 503]
-    if "requestBody" in operation:
-        statuses.append(413)
     for status in statuses:
         responses.setdefault(str(status), _error_response(status))
+    for status, response in responses.items():
+        if int(status) >= 400:  # JSON even where the success is not (an HTML page)
+            response["content"] = _error_response(int(status))["content"]
     for parameter in operation.get("parameters", []):
         _describe(parameter, requests.PARAMETERS.get(parameter["name"], {}))
     operation["responses"] = dict(sorted(responses.items()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 STATUS_DESCRIPTIONS: dict[int, str] = {
@@ -105,7 +106,12 @@ def redirect(*statuses: int) -> dict[str, Any]:
         "description": "Redirect to a fresh signed, expiring download link",
         "headers": {"Location": {"description": "The link.", "schema": {"type": "string"}}},
     }
-    return {"response_model": None, "status_code": 307, "responses": responses}
+    return {
+        "response_model": None,
+        "response_class": RedirectResponse,
+        "status_code": 307,
+        "responses": responses,
+    }
 
 
 def binary(*statuses: int) -> dict[str, Any]:
@@ -115,4 +121,4 @@ def binary(*statuses: int) -> dict[str, Any]:
         "description": "The file, with its guessed media type",
         "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
     }
-    return {"response_model": None, "responses": responses}
+    return {"response_model": None, "response_class": FileResponse, "responses": responses}

@@ -92,7 +92,7 @@ class RunPage(BaseModel):
     """One page of the caller's runs, newest first."""
 
     model_config = CLOSED
-    items: list[RunListItem]
+    items: list[RunListItem] = f("Runs on this page.", [])
     total: int = f("Runs matching, all pages.", 1)
     page: int = f("This page, from 1.", 1)
     page_size: int = f("Items per page.", 20)
@@ -164,7 +164,7 @@ class ExecutionData(BaseModel):
     queue_info: QueueInfo | None = f("While queued.", None)
     progress_percent: float | None = f("0-100.", 40.0)
     progress_snapshot: dict[str, Any] | None = f("Engine progress detail.", {"node": "3"})
-    logs: list[LogEntry]
+    logs: list[LogEntry] = f("Log lines so far, oldest first.", [])
     actual_execution_duration_sec: float | None = f("Execution time so far.", 12.5)
     compute_cost: float | None = f("Compute charged, in yuan (number).", 0.84)
     external_model_cost: float | None = f("External cost, in yuan (number).", 0)

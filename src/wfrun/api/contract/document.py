@@ -64,7 +64,7 @@ def secured_operations(routes: Iterable[Any]) -> Iterable[Operation]:
     for route, original in _api_routes(routes):
         if get_principal in set(_calls(original.dependant)):
             path = getattr(route, "path_format", None) or original.path_format
-            yield from ((path, m.lower()) for m in original.methods)
+            yield from ((path, m.lower()) for m in original.methods or ())
 
 
 def _calls(dependant: Dependant) -> Iterable[Any]:
@@ -81,7 +81,7 @@ def _api_routes(routes: Iterable[Any]) -> Iterable[tuple[Any, APIRoute]]:
     except ImportError:  # older FastAPI: already flat
         flat: Iterable[Any] = routes
     else:
-        flat = iter_route_contexts(routes)
+        flat = iter_route_contexts(list(routes))
     for route in flat:
         original = getattr(route, "original_route", route)
         if isinstance(original, APIRoute) and original.include_in_schema:
@@ -122,9 +122,9 @@ def _complete_operation(operation: dict[str, Any], *, secured: bool) -> None:
         statuses += [401, 503]
     for status in statuses:
         responses.setdefault(str(status), _error_response(status))
-    for status, response in responses.items():
-        if int(status) >= 400:  # JSON even where the success is not (an HTML page)
-            response["content"] = _error_response(int(status))["content"]
+    for code, response in responses.items():
+        if int(code) >= 400:  # JSON even where the success is not (an HTML page)
+            response["content"] = _error_response(int(code))["content"]
     for parameter in operation.get("parameters", []):
         _describe(parameter, requests.PARAMETERS.get(parameter["name"], {}))
     operation["responses"] = dict(sorted(responses.items()))

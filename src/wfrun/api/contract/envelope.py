@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 STATUS_DESCRIPTIONS: dict[int, str] = {
@@ -122,3 +122,14 @@ def binary(*statuses: int) -> dict[str, Any]:
         "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
     }
     return {"response_model": None, "response_class": FileResponse, "responses": responses}
+
+
+def event_stream(description: str, *statuses: int) -> dict[str, Any]:
+    """Decorator keywords of a route answering ``text/event-stream`` (the suite's check accepts
+    its answers once this is declared; describe the events in ``description``)."""
+    responses = error_responses(*statuses)
+    responses[200] = {
+        "description": description,
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+    return {"response_model": None, "response_class": StreamingResponse, "responses": responses}

@@ -150,7 +150,7 @@ class RechargePage(BaseModel):
 
 
 class AssetData(BaseModel):
-    """A stored file to pass as an input by its ``asset_uri``."""
+    """A stored file; pass its `asset_uri` as an input."""
 
     model_config = CLOSED
     asset_id: str = f("The asset.", ASSET_ID)

@@ -85,7 +85,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def documented(
-    data: type[BaseModel] | None, *statuses: int, description: str = "Success"
+    data: type[BaseModel] | None, *statuses: int, description: str | None = None
 ) -> dict[str, Any]:
     """Decorator keywords documenting a route: its 200 as the success envelope around ``data``
     (or left to ``response_class``, for non-JSON answers), plus the error envelope under the
@@ -95,7 +95,8 @@ def documented(
     the model describes, and the test suite checks real responses against it."""
     responses = error_responses(*statuses)
     if data is not None:
-        responses[200] = {"model": ok_envelope(data), "description": description}
+        words = description or (data.__doc__ or "Success").strip()
+        responses[200] = {"model": ok_envelope(data), "description": words}
     return {"response_model": None, "responses": responses}
 
 

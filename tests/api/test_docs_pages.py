@@ -8,6 +8,7 @@ import re
 import shutil
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from playwright.async_api import Request, Route, async_playwright
 
@@ -19,12 +20,12 @@ ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 
 
 @pytest.fixture
-async def pages(runtime, server: LiveServer, http) -> dict[str, str]:
+async def pages(runtime, server: LiveServer) -> dict[str, str]:
     """Each docs page's HTML (the pages do not touch the database: SQLite is enough)."""
     if not runtime.db.is_sqlite:
         pytest.skip("the docs pages do not depend on the database")
     found = {}
-    async with http.__class__(base_url=server.base_url) as root:
+    async with httpx.AsyncClient(base_url=server.base_url) as root:
         for page in PAGES:
             answer = await root.get(page)
             assert answer.status_code == 200
@@ -34,8 +35,8 @@ async def pages(runtime, server: LiveServer, http) -> dict[str, str]:
     return found
 
 
-async def test_docs_pages_reference_only_wfrun(pages, server: LiveServer, http):
-    async with http.__class__(base_url=server.base_url) as root:
+async def test_docs_pages_reference_only_wfrun(pages, server: LiveServer):
+    async with httpx.AsyncClient(base_url=server.base_url) as root:
         for page, html in pages.items():
             assert not re.search(r"(https?:)?//[a-z0-9]", html, re.IGNORECASE), page
             references = REFERENCE.findall(html)

@@ -15,7 +15,7 @@ UNDOCUMENTED = {
     ("/healthz", "get"),  # the load balancer's probe, not part of the public API
     ("/api/open/v2/openapi.json", "get"),  # the document itself and its viewer
     ("/api/open/v2/docs", "get"),
-    ("/docs/oauth2-redirect", "get"),
+    ("/api/open/v2/redoc", "get"),
 }
 """Routes deliberately left out of the document; any other route must be in it."""
 WEBHOOKS = {
@@ -74,7 +74,18 @@ async def test_openapi_lists_every_endpoint(runtime, http):
     events = paths["/api/open/v2/workflow/run/events"]["get"]
     assert "text/event-stream" in events["responses"]["200"]["content"]
     assert {"404", "429"} <= set(events["responses"])
-    assert {p["name"] for p in events["parameters"]} == {"run_order_id", "last_event_id"}
+    names = {p["name"] for p in events["parameters"]}
+    assert names == {"run_order_id", "last_event_id", "Last-Event-ID"}
+    for path in ("/api/open/v2/workflow/run/submit", "/api/open/v2/model-runs/videos"):
+        operation = paths[path]["post"]
+        assert [p["name"] for p in operation["parameters"]] == ["Prefer"]
+        assert "Preference-Applied" in operation["responses"]["200"]["headers"]
+        body = document["components"]["schemas"][
+            operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit(
+                "/", 1
+            )[1]
+        ]
+        assert "callback_url" in body["properties"]
 
 
 async def test_unknown_paths_and_methods_use_the_envelope(http):

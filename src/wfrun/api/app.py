@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from starlette.types import Scope
 
 from wfrun import __version__
-from wfrun.api import errors
+from wfrun.api import contract, errors
 from wfrun.api.deps import API_PREFIX
 from wfrun.api.guards import BodyLimit, CatchAll, Limit
 from wfrun.api.routes import (
@@ -55,7 +55,7 @@ def create_app(
         summary="Sell AI workflow runs over a chenyu Open API v2 compatible API.",
         lifespan=_lifespan(settings, runtime, background),
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # contract.install serves /docs and /redoc without a CDN
         redoc_url=None,
         dependencies=[Depends(refuse_bad_text)],
     )
@@ -63,6 +63,7 @@ def create_app(
     app.add_middleware(BodyLimit, limit_for=_body_limits(settings))
     app.add_middleware(CatchAll)  # added last: the outermost
     _add_routes(app)
+    contract.install(app, settings)
     return app
 
 

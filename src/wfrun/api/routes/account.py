@@ -7,19 +7,25 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from wfrun.api import wire
+from wfrun.api.contract.catalog import BalanceData, BillPage, RechargePage
+from wfrun.api.contract.envelope import documented
 from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep
 from wfrun.services import billing
 
 router = APIRouter(tags=["billing"])
 
 
-@router.get("/balance/info", summary="The caller's balance")
+@router.get("/balance/info", summary="The caller's balance", **documented(BalanceData))
 async def balance_info(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     account = await billing.balance(runtime.db, principal.account_id)
     return wire.ok(wire.balance(account))
 
 
-@router.get("/bill/list", summary="Charges: one bill per settled run (chenyu numbers in yuan)")
+@router.get(
+    "/bill/list",
+    summary="Charges: one bill per settled run (chenyu numbers in yuan)",
+    **documented(BillPage),
+)
 async def bill_list(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -36,7 +42,7 @@ async def bill_list(
     return wire.ok({"order_list": wire.items(rows, wire.bill), "total": total})
 
 
-@router.get("/recharge/list", summary="Top-ups of the caller's balance")
+@router.get("/recharge/list", summary="Top-ups of the caller's balance", **documented(RechargePage))
 async def recharge_list(
     runtime: RuntimeDep, principal: PrincipalDep, page: Page = 1, page_size: PageSize = 20
 ) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from wfrun.api import wire
+from wfrun.api.contract.catalog import AssetData
+from wfrun.api.contract.envelope import documented, redirect
 from wfrun.api.deps import PrincipalDep, RuntimeDep, api_base, links
 from wfrun.api.uploads import receive_upload
 from wfrun.errors import InvalidParameter
@@ -57,6 +59,7 @@ def _ttl(fields: dict[str, str], default: int) -> int:
     "",
     summary="Upload a file (multipart, at most 100 MB) as a temporary asset",
     openapi_extra=_UPLOAD_DOC,
+    **documented(AssetData),
 )
 async def upload(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     limits = runtime.settings.assets
@@ -86,7 +89,11 @@ async def upload(request: Request, runtime: RuntimeDep, principal: PrincipalDep)
     return wire.ok(data, "上传成功")
 
 
-@router.get("/{asset_id}", summary="One of the caller's assets, with fresh signed links")
+@router.get(
+    "/{asset_id}",
+    summary="One of the caller's assets, with fresh signed links",
+    **documented(AssetData, 404),
+)
 async def get_asset(
     asset_id: str, request: Request, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -94,7 +101,11 @@ async def get_asset(
     return wire.ok(wire.asset(found, links(request, runtime), api_base(request, runtime)))
 
 
-@router.get("/{asset_id}/content", summary="Redirect to a fresh signed download link")
+@router.get(
+    "/{asset_id}/content",
+    summary="Redirect to a fresh signed download link",
+    **redirect(404),
+)
 async def asset_content(
     asset_id: str, request: Request, runtime: RuntimeDep, principal: PrincipalDep
 ) -> RedirectResponse:

@@ -8,13 +8,18 @@ import time
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
+from wfrun.api.contract.envelope import binary
 from wfrun.api.deps import RuntimeDep
 from wfrun.errors import FileNotFound
 
 router = APIRouter(tags=["files"])
 
 
-@router.get("/files/{key:path}", summary="Download a stored file through a signed link")
+@router.get(
+    "/files/{key:path}",
+    summary="Download a stored file through a signed link",
+    **binary(403, 404),
+)
 async def download(
     key: str,
     runtime: RuntimeDep,

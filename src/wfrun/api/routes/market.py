@@ -7,13 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from wfrun.api import wire
+from wfrun.api.contract.catalog import MarketInfoData, MarketPage
+from wfrun.api.contract.envelope import documented
 from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep
 from wfrun.services import catalog
 
 router = APIRouter(prefix="/workflow/market", tags=["market"])
 
 
-@router.get("/list", summary="Published workflows visible to the caller")
+@router.get("/list", summary="Published workflows visible to the caller", **documented(MarketPage))
 async def market_list(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -34,7 +36,11 @@ async def market_list(
     return wire.ok(wire.page(wire.items(rows, wire.market_item), total, page, page_size))
 
 
-@router.get("/info", summary="The published revision of one workflow")
+@router.get(
+    "/info",
+    summary="The published revision of one workflow",
+    **documented(MarketInfoData, 404, 409),
+)
 async def market_info(
     runtime: RuntimeDep,
     principal: PrincipalDep,

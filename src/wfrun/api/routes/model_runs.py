@@ -7,20 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from wfrun.api import prefer, wire
+from wfrun.api.contract.envelope import documented
+from wfrun.api.contract.model_runs import ModelRunCancelData, ModelRunData, ModelRunSubmitData
+from wfrun.api.contract.requests import PREFER_WAIT, PREFERENCE_APPLIED
 from wfrun.api.deps import PrincipalDep, RuntimeDep, callback_url, links
 from wfrun.api.schemas import ModelRunCancelBody, VideoBody, idempotency_key
 from wfrun.errors import InvalidParameter
 from wfrun.services import model_runs
 
 router = APIRouter(prefix="/model-runs", tags=["model runs"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid request or inputs"},
-    401: {"description": "Missing or invalid API key"},
-    402: {"description": "Insufficient balance; nothing frozen"},
-    404: {"description": "Unknown model run"},
-    422: {"description": "Idempotency key reused with a different request"},
-    503: {"description": "The provider is not configured on this server"},
-}
 
 
 @router.post(
@@ -30,7 +25,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "With the request header `Prefer: wait=N` (N ≤ 60) the answer comes when the task "
         "ends or after N seconds, with `data.execution` (its `run/execution` view)."
     ),
-    responses=_ERRORS,
+    **documented(
+        ModelRunSubmitData,
+        402,
+        404,
+        422,
+        503,
+        parameters=[PREFER_WAIT],
+        headers=PREFERENCE_APPLIED,
+    ),
 )
 async def videos(
     body: VideoBody,
@@ -70,7 +73,7 @@ async def videos(
 @router.post(
     "/cancel",
     summary="Cancel a model run (upstream too); a task that finished first is settled",
-    responses=_ERRORS,
+    **documented(ModelRunCancelData, 404, 503),
 )
 async def cancel(
     body: ModelRunCancelBody, request: Request, runtime: RuntimeDep, principal: PrincipalDep
@@ -87,7 +90,11 @@ async def cancel(
     return wire.ok(data, "取消成功" if cancelled else "操作成功")
 
 
-@router.get("/info", summary="One model run: status, settlement, outputs, usage", responses=_ERRORS)
+@router.get(
+    "/info",
+    summary="One model run: status, settlement, outputs, usage",
+    **documented(ModelRunData, 404, 503),
+)
 async def info(
     request: Request,
     runtime: RuntimeDep,

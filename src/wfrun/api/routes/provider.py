@@ -10,13 +10,19 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from wfrun.api import wire
+from wfrun.api.contract.envelope import documented
+from wfrun.api.contract.model_runs import CallbackData
 from wfrun.api.deps import RuntimeDep
 from wfrun.services.ark_callbacks import CALLBACK_PATH, accept_callback
 
 router = APIRouter(tags=["provider callbacks"])
 
 
-@router.post(CALLBACK_PATH + "/{run_id}", summary="Ark task status callback (signed URL)")
+@router.post(
+    CALLBACK_PATH + "/{run_id}",
+    summary="Ark task status callback (signed URL)",
+    **documented(CallbackData, 403, 404, 503),
+)
 async def ark_callback(
     run_id: str,
     runtime: RuntimeDep,

@@ -9,17 +9,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from wfrun.api import wire
+from wfrun.api.contract.envelope import documented
+from wfrun.api.contract.model_runs import VerificationData
 from wfrun.api.deps import PrincipalDep, RuntimeDep, api_base
 from wfrun.clock import to_rfc3339
 from wfrun.db.real_person import Verification
 from wfrun.services import real_person
 
 router = APIRouter(prefix="/real-person", tags=["real-person verification"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid API key"},
-    404: {"description": "Unknown verification"},
-    503: {"description": "The asset control plane is not configured or refused"},
-}
 
 
 def _data(verification: Verification) -> dict[str, Any]:
@@ -37,7 +34,7 @@ def _data(verification: Verification) -> dict[str, Any]:
 @router.post(
     "/verifications",
     summary="Start a liveness verification of the person whose material you will use",
-    responses=_ERRORS,
+    **documented(VerificationData, 503),
 )
 async def start(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     registry = runtime.seedance.materials if runtime.seedance else None
@@ -48,7 +45,9 @@ async def start(request: Request, runtime: RuntimeDep, principal: PrincipalDep) 
 
 
 @router.get(
-    "/verifications/{verification_id}", summary="One verification's state", responses=_ERRORS
+    "/verifications/{verification_id}",
+    summary="One verification's state",
+    **documented(VerificationData, 404),
 )
 async def show(verification_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Any:
     return wire.ok(_data(await real_person.get(runtime.db, principal, verification_id)))
@@ -58,7 +57,7 @@ async def show(verification_id: str, runtime: RuntimeDep, principal: PrincipalDe
     "/verifications/{verification_id}/callback",
     summary="Where Ark sends the person's browser after the liveness check",
     response_class=HTMLResponse,
-    responses=_ERRORS,
+    **documented(None, 404, 503),
 )
 async def callback(
     verification_id: str,

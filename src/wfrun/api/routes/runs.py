@@ -8,6 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from wfrun.api import live, prefer, wire
+from wfrun.api.contract.envelope import documented, event_stream
+from wfrun.api.contract.requests import LAST_EVENT_ID, PREFER_WAIT, PREFERENCE_APPLIED
+from wfrun.api.contract.runs import (
+    CancelData,
+    ExecutionData,
+    QuoteData,
+    RunInfoData,
+    RunPage,
+    SubmitData,
+)
 from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, callback_url, links
 from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody, idempotency_key
 from wfrun.domain.runs import RunStatus
@@ -15,25 +25,6 @@ from wfrun.errors import InvalidParameter
 from wfrun.services import run_stream, run_views, runs
 
 router = APIRouter(prefix="/workflow/run", tags=["runs"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid request or inputs"},
-    401: {"description": "Missing or invalid API key"},
-    402: {"description": "Insufficient balance; nothing frozen"},
-    404: {"description": "Unknown workflow, revision or run"},
-    409: {"description": "Workflow has no published revision"},
-    422: {"description": "Idempotency key reused with a different request"},
-}
-
-_STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The event stream",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    },
-    400: {"description": "Bad run_order_id or last_event_id / Last-Event-ID"},
-    401: _ERRORS[401],
-    404: {"description": "Unknown run"},
-    429: {"description": "Too many open streams for this API key (TOO_MANY_STREAMS)"},
-}
 
 
 def _request(body: QuoteBody, key: str = "", callback_url: str | None = None) -> runs.RunRequest:
@@ -58,7 +49,9 @@ def _request(body: QuoteBody, key: str = "", callback_url: str | None = None) ->
         "ends or after N seconds, and `data.execution` holds its `run/execution` view "
         "(response header `Preference-Applied: wait=N`)."
     ),
-    responses=_ERRORS,
+    **documented(
+        SubmitData, 402, 404, 409, 422, parameters=[PREFER_WAIT], headers=PREFERENCE_APPLIED
+    ),
 )
 async def submit(
     body: SubmitBody,
@@ -85,7 +78,9 @@ async def submit(
 
 
 @router.post(
-    "/quote", summary="Validate inputs and price a run, without side effects", responses=_ERRORS
+    "/quote",
+    summary="Validate inputs and price a run, without side effects",
+    **documented(QuoteData, 404, 409),
 )
 async def quote(body: QuoteBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     result = await runs.quote_run(runtime.db, principal, _request(body), runtime.policy)
@@ -94,7 +89,11 @@ async def quote(body: QuoteBody, runtime: RuntimeDep, principal: PrincipalDep) -
     )
 
 
-@router.post("/cancel", summary="Cancel a queued or running run (idempotent)", responses=_ERRORS)
+@router.post(
+    "/cancel",
+    summary="Cancel a queued or running run (idempotent)",
+    **documented(CancelData, 404, 409),
+)
 async def cancel(body: CancelBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     result = await runs.cancel_run(runtime.db, principal, body.run_order_id)
     run = result.run
@@ -111,7 +110,7 @@ async def cancel(body: CancelBody, runtime: RuntimeDep, principal: PrincipalDep)
     return wire.ok(data, msg)
 
 
-@router.get("/list", summary="The caller's runs, newest first")
+@router.get("/list", summary="The caller's runs, newest first", **documented(RunPage))
 async def run_list(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -133,7 +132,7 @@ async def run_list(
     return wire.ok(wire.page(wire.items(rows, wire.run_list_item), total, page, page_size))
 
 
-@router.get("/info", summary="Billing view of one run", responses=_ERRORS)
+@router.get("/info", summary="Billing view of one run", **documented(RunInfoData, 404))
 async def run_info(
     request: Request,
     runtime: RuntimeDep,
@@ -145,7 +144,9 @@ async def run_info(
 
 
 @router.get(
-    "/execution", summary="Live view: status, queue, progress, logs, outputs", responses=_ERRORS
+    "/execution",
+    summary="Live view: status, queue, progress, logs, outputs",
+    **documented(ExecutionData, 404),
 )
 async def run_execution(
     request: Request,
@@ -169,9 +170,13 @@ async def run_execution(
         "`: keepalive` comment every 15 s. At most `live.max_streams_per_key` open streams "
         "per API key (429 `TOO_MANY_STREAMS`)."
     ),
-    responses=_STREAM_RESPONSES,
-    response_class=live.EventStream,
-    status_code=200,
+    **event_stream(
+        "`text/event-stream`: events `status`, `progress`, `log`, `output`, `done` (data: "
+        "JSON; `done` carries the run's `run/info` data, then a one-run stream ends)",
+        404,
+        429,
+        parameters=[LAST_EVENT_ID],
+    ),
 )
 async def run_events(
     request: Request,

@@ -9,16 +9,19 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from wfrun.api import webhook_wire as hooks_wire
 from wfrun.api import wire
+from wfrun.api.contract.envelope import documented
+from wfrun.api.contract.webhooks import (
+    DeliveryData,
+    DeliveryPage,
+    EndpointData,
+    EndpointList,
+    SecretData,
+)
 from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep
 from wfrun.services import webhook_log, webhooks
 from wfrun.services.webhooks import EndpointChange
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid request (e.g. a URL the address policy refuses)"},
-    401: {"description": "Missing or invalid API key"},
-    404: {"description": "No such endpoint or delivery of the caller's account"},
-}
 Url = Field(min_length=1, max_length=2048)
 
 
@@ -52,7 +55,11 @@ class DeliveryIdBody(BaseModel):
     delivery_id: StrictStr = Field(min_length=1, max_length=64)
 
 
-@router.post("/endpoints", summary="Add an endpoint; answers its secret once", responses=_ERRORS)
+@router.post(
+    "/endpoints",
+    summary="Add an endpoint; answers its secret once",
+    **documented(EndpointData),
+)
 async def create(
     body: EndpointBody, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -63,14 +70,20 @@ async def create(
     return wire.ok(hooks_wire.endpoint(endpoint, secret=secret), "操作成功")
 
 
-@router.get("/endpoints", summary="The caller's endpoints (secrets are never shown again)")
+@router.get(
+    "/endpoints",
+    summary="The caller's endpoints (secrets are never shown again)",
+    **documented(EndpointList),
+)
 async def list_endpoints(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     items = await webhooks.list_all(runtime.db, principal.account_id)
     return wire.ok({"items": [hooks_wire.endpoint(e) for e in items], "total": len(items)})
 
 
 @router.post(
-    "/endpoints/update", summary="Change an endpoint (re-enables a disabled one)", responses=_ERRORS
+    "/endpoints/update",
+    summary="Change an endpoint (re-enables a disabled one)",
+    **documented(EndpointData, 404),
 )
 async def update(body: UpdateBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     change = EndpointChange(
@@ -82,7 +95,11 @@ async def update(body: UpdateBody, runtime: RuntimeDep, principal: PrincipalDep)
     return wire.ok(hooks_wire.endpoint(endpoint), "操作成功")
 
 
-@router.post("/endpoints/delete", summary="Delete an endpoint", responses=_ERRORS)
+@router.post(
+    "/endpoints/delete",
+    summary="Delete an endpoint",
+    **documented(EndpointData, 404, description="The deleted endpoint"),
+)
 async def delete(
     body: EndpointIdBody, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -93,7 +110,7 @@ async def delete(
 @router.post(
     "/endpoints/rotate-secret",
     summary="New secret (answered once); the old one also signs for 24 h",
-    responses=_ERRORS,
+    **documented(EndpointData, 404, description="The endpoint with its new secret"),
 )
 async def rotate_secret(
     body: EndpointIdBody, runtime: RuntimeDep, principal: PrincipalDep
@@ -104,13 +121,21 @@ async def rotate_secret(
     return wire.ok(hooks_wire.endpoint(endpoint, secret=secret), "操作成功")
 
 
-@router.get("/secret", summary="The account's default secret (signs callback_url deliveries)")
+@router.get(
+    "/secret",
+    summary="The account's default secret (signs callback_url deliveries)",
+    **documented(SecretData),
+)
 async def secret(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     value = await webhooks.default_secret(runtime.db, runtime.webhook_box, principal.account_id)
     return wire.ok({"secret": value})
 
 
-@router.get("/deliveries", summary="The delivery log: attempts, status, latency, excerpt")
+@router.get(
+    "/deliveries",
+    summary="The delivery log: attempts, status, latency, excerpt",
+    **documented(DeliveryPage, 404),
+)
 async def deliveries(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -131,7 +156,9 @@ async def deliveries(
 
 
 @router.post(
-    "/deliveries/resend", summary="Send a delivery again (same webhook-id)", responses=_ERRORS
+    "/deliveries/resend",
+    summary="Send a delivery again (same webhook-id)",
+    **documented(DeliveryData, 404, description="The delivery, pending again"),
 )
 async def resend(
     body: DeliveryIdBody, runtime: RuntimeDep, principal: PrincipalDep

@@ -22,8 +22,6 @@ ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 @pytest.fixture
 async def pages(runtime, server: LiveServer) -> dict[str, str]:
     """Each docs page's HTML (the pages do not touch the database: SQLite is enough)."""
-    if not runtime.db.is_sqlite:
-        pytest.skip("the docs pages do not depend on the database")
     found = {}
     async with httpx.AsyncClient(base_url=server.base_url) as root:
         for page in PAGES:
@@ -35,6 +33,7 @@ async def pages(runtime, server: LiveServer) -> dict[str, str]:
     return found
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_docs_pages_reference_only_wfrun(pages, server: LiveServer):
     async with httpx.AsyncClient(base_url=server.base_url) as root:
         for page, html in pages.items():
@@ -51,6 +50,7 @@ async def test_docs_pages_reference_only_wfrun(pages, server: LiveServer):
                 assert len(answer.content) > 100, reference
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_swagger_ui_renders_the_operations_offline(pages, server: LiveServer, http):
     """Real Chromium (Debian's, never a downloaded build); requests off loopback are aborted
     and recorded, so a page that needs the internet fails here."""

@@ -249,23 +249,12 @@ async def hand_back(
     error: str,
     at: datetime | None = None,
 ) -> bool:
-    """Give a job back that a committed claim holds, without using up an attempt: a stopping
-    worker's runs (claimable at once, in their place), a run waiting for its instance or for
-    a busy engine (claimable ``at``).
-
-    ``attempts`` stays — it is the fencing token: the next claim writes as attempt + 1, so
-    nothing the previous owner might still write (a progress write in flight) can match — and
-    ``max_attempts`` grows by one instead. (:func:`defer` lowers ``attempts``; it is only for
-    the claim's own transaction, where nothing was written under the attempt yet.) False when
-    this attempt no longer owns the job."""
-    values: dict[str, Any] = {
-        "status": JobStatus.TODO,
-        "max_attempts": jobs.c.max_attempts + 1,
-        "lease_until": None,
-        "worker_id": None,
-        "last_error": error,
-        "updated_at": now,
-    }
+    """Give back a job a committed claim holds without using an attempt (a stopping worker's
+    runs; a run waiting for its instance or a busy engine, due ``at``). ``attempts`` stays as
+    the fencing token, ``max_attempts`` grows by one (:func:`defer` is for the claim's own
+    transaction). False when this attempt no longer owns the job."""
+    values: dict[str, Any] = {"status": JobStatus.TODO, "max_attempts": jobs.c.max_attempts + 1}
+    values |= {"lease_until": None, "worker_id": None, "last_error": error, "updated_at": now}
     if at is not None:
         values["scheduled_at"] = at
     result = await conn.execute(

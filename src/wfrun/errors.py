@@ -305,3 +305,16 @@ def all_error_classes() -> list[type[ServiceError]]:
         found.append(cls)
         stack.extend(cls.__subclasses__())
     return found
+
+
+# ---- start-up ------------------------------------------------------------------------------
+
+
+class MissingExtra(Exception):
+    """Start-up: a configured feature needs an optional extra that is not installed. Not a
+    ServiceError: it stops a process from starting, it never answers a request."""
+
+    def __init__(self, setting: str, extra: str) -> None:
+        super().__init__(f"{setting} needs the {extra} extra: pip install 'wfrun[{extra}]'")
+        self.setting = setting
+        self.extra = extra

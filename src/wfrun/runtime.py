@@ -21,6 +21,7 @@ from wfrun.domain.seedance import ModelPrice, PriceBook
 from wfrun.engines.base import Engine
 from wfrun.engines.registry import build_engines, close_engines
 from wfrun.engines.seedance.ark import ArkGateway
+from wfrun.engines.seedance.ark import require_sdk as require_ark_sdk
 from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.queue.notify import ChannelListener
@@ -32,6 +33,7 @@ from wfrun.storage.base import ObjectStore
 from wfrun.storage.links import Links
 from wfrun.storage.local import LocalStorage
 from wfrun.storage.s3 import S3Config, S3Storage
+from wfrun.storage.s3 import require_sdk as require_s3_sdk
 from wfrun.storage.signing import UrlSigner
 
 STREAM_CHANNEL = "wfrun_stream"
@@ -99,7 +101,12 @@ class Runtime:
 
 
 async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
-    """Open the database (migrating it to head), storage and engines."""
+    """Open the database (migrating it to head), storage and engines.
+
+    Raises:
+        MissingExtra: before anything is created, when a configured part's extra is missing.
+    """
+    check_extras(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     if migrate:
@@ -122,6 +129,20 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         seedance=build_seedance(settings, db, storage, signer),
         live=LiveSignal(poll_seconds=settings.live.fallback_poll_seconds),
     )
+
+
+def check_extras(settings: Settings) -> None:
+    """The optional SDKs the settings need are installed: boto3 for ``storage.backend = "s3"``
+    (``wfrun[s3]``), Volcengine's Ark SDK when ``seedance.ark_api_key`` is set
+    (``wfrun[seedance]``). Neither is imported otherwise.
+
+    Raises:
+        MissingExtra: naming the setting and the extra to install.
+    """
+    if settings.storage.backend == "s3":
+        require_s3_sdk()
+    if settings.seedance.ark_api_key:
+        require_ark_sdk()
 
 
 def price_book(config: SeedanceSettings) -> PriceBook:

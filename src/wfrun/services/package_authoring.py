@@ -116,7 +116,7 @@ def draft_package(graph: Mapping[str, Any], draft: Draft) -> dict[str, Any]:
         "title": draft.title,
         "description": "",
         "tags": [],
-        "visibility": "private",
+        "visibility": "public",
         "engine": draft.engine,
         "graph": dict(graph),
         "inputs": inputs,

@@ -19,6 +19,7 @@ from wfrun.errors import MissingExtra
 from wfrun.storage.base import check_key
 
 if TYPE_CHECKING:
+    from boto3.s3.transfer import TransferConfig
     from botocore.exceptions import ClientError
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.literals import BucketLocationConstraintType
@@ -68,6 +69,18 @@ def require_sdk() -> None:
         raise MissingExtra('storage.backend = "s3"', "s3") from None
 
 
+def _transfer_config() -> TransferConfig:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=8 * _MIB,
+        multipart_chunksize=8 * _MIB,
+        max_concurrency=4,
+        use_threads=True,
+        preferred_transfer_client="classic",
+    )
+
+
 def _is_missing(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in _MISSING_CODES
 
@@ -78,19 +91,12 @@ class S3Storage:
     def __init__(self, config: S3Config) -> None:
         require_sdk()
         import boto3
-        from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
         style = _ADDRESSING_STYLES.get(config.addressing_style)
         if style is None:
             raise ValueError(f"unknown S3 addressing style {config.addressing_style!r}")
-        self.transfer_config = TransferConfig(
-            multipart_threshold=8 * _MIB,
-            multipart_chunksize=8 * _MIB,
-            max_concurrency=4,
-            use_threads=True,
-            preferred_transfer_client="classic",
-        )
+        self.transfer_config = _transfer_config()
         self.config = config
         self.bucket = config.bucket
         self.prefix = _normalise_prefix(config.prefix)

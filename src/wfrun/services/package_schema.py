@@ -7,16 +7,25 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from wfrun.domain import manifest as m
 from wfrun.domain.money import parse_amount
 
 _KEY_BINDING = re.compile(r"^n(?P<node>[A-Za-z0-9]+)_(?P<input>[A-Za-z_][A-Za-z0-9_]*)$")
 _OUTPUT_BINDING = re.compile(r"^n(?P<node>[A-Za-z0-9]+)_")
-Amount = str | int
+
+
+def _exact_amount(value: str | int) -> str | int:
+    if parse_amount(value) < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+Amount = Annotated[str | int, AfterValidator(_exact_amount)]
+"""A yuan amount: a decimal string (or a whole number), at most 8 decimals, not negative."""
 ENGINES = ("local", "comfyui", "seedance")
 
 
@@ -77,13 +86,6 @@ class TokenPrice(_Strict):
     per_million: Amount
     per_million_with_video: Amount
 
-    @field_validator("per_million", "per_million_with_video")
-    @classmethod
-    def _exact(cls, value: Amount) -> Amount:
-        if parse_amount(value) < 0:
-            raise ValueError("must not be negative")
-        return value
-
 
 class Pricing(_Strict):
     token_prices: dict[str, TokenPrice] = Field(
@@ -97,13 +99,6 @@ class Pricing(_Strict):
     external_estimate: Amount = "0"
     may_incur_external_model_cost: bool = False
     external_cost_notice: str = ""
-
-    @field_validator("fixed_fee", "price_per_second", "external_estimate")
-    @classmethod
-    def _exact(cls, value: Amount) -> Amount:
-        if parse_amount(value) < 0:
-            raise ValueError("must not be negative")
-        return value
 
 
 class Package(_Strict):

@@ -10,7 +10,8 @@ A package is one JSON document an operator imports with ``wfrun workflows import
       "engine": "local" | "comfyui" | "seedance",
       "graph": { "<node id>": {"class_type": "…", "inputs": {…}} },   # ComfyUI API format
       "inputs": [ {"key": "n2_width", "type": "integer", "bind": {"node": "2", "input": "width"},
-                   "display_name": "…", "required": false, "default_value": 512, "min": 16, …} ],
+                   "display_name": "…", "required": false, "default_value": 512, "min": 16, …},
+                 {"key": "n3_seed", "enabled": false, …} ],    # a candidate, not offered
       "outputs": [ {"key": "n5_images", "type": "image", "bind": {"node": "5"}, "multiple": true} ],
       "pricing": {"fixed_fee": "0.01", "price_per_second": "0.002", "estimated_seconds": 5},
       "timeout_seconds": 600,

@@ -337,6 +337,36 @@ def test_the_offline_check_uses_a_given_object_info():
     assert unchecked.notes[-1].startswith("graph not checked against any /object_info")
 
 
+def test_subgraph_node_ids_get_keys_that_fit_and_explicit_binds():
+    graph = {
+        "75:10": {"class_type": "LoadImage", "inputs": {"image": "in.png"}},
+        "75:11": {"class_type": "ImageInvert", "inputs": {"image": ["75:10", 0]}},
+        "75:12": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["75:11", 0], "filename_prefix": "x"},
+        },
+    }
+    draft = authoring.draft_package(graph, authoring.Draft("local", "sub", "Sub"))
+    assert [(e["key"], e.get("bind")) for e in draft["inputs"]] == [
+        ("n75_10_image", {"node": "75:10", "input": "image"}),
+        ("n75_12_filename_prefix", {"node": "75:12", "input": "filename_prefix"}),
+    ]
+    assert [(o["key"], o.get("bind")) for o in draft["outputs"]] == [
+        ("n75_12_images", {"node": "75:12"})
+    ]
+    draft["pricing"] = {"fixed_fee": "0.01"}
+    draft["inputs"][1]["enabled"] = True
+    report = check_document(draft)
+    assert report.ok
+    assert report.package is not None
+    assert [
+        (s.key, s.binding.node_id, s.binding.input_name) for s in input_specs(report.package)
+    ] == [
+        ("n75_10_image", "75:10", "image"),
+        ("n75_12_filename_prefix", "75:12", "filename_prefix"),
+    ]
+
+
 def test_export_graph_reads_exports_and_refuses_the_rest():
     assert authoring.export_graph(SCALE) == SCALE
     assert authoring.export_graph({"prompt": SCALE, "client_id": "x"}) == SCALE

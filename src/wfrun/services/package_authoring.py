@@ -53,6 +53,7 @@ OUTPUT_NODES = {
 _OUTPUT_TYPES = {"IMAGE": "image", "VIDEO": "video", "AUDIO": "audio", "STRING": "text"}
 _OUTPUT_NAMES = {"image": "images", "video": "videos", "audio": "audio", "text": "text"}
 _SEED_NAMES = frozenset({"seed", "noise_seed"})
+_CONVENTIONAL_KEY = re.compile(r"n[A-Za-z0-9]+_[A-Za-z_][A-Za-z0-9_]{0,61}")
 PRICE_PLACEHOLDERS = {
     "fixed_fee": f'{r.PLACEHOLDER}: yuan charged per run, a decimal string like "0.02"',
     "price_per_second": f'{r.PLACEHOLDER}: yuan per second of execution, like "0.002" (or "0")',
@@ -134,23 +135,33 @@ def _node_inputs(
     node_id: str, node: Mapping[str, Any], definition: Mapping[str, Any] | None
 ) -> list[dict[str, Any]]:
     declared = _declared_inputs(definition)
+    given = node.get("inputs")
     entries = []
-    for name, value in (node.get("inputs") or {}).items():
-        if _is_link(value) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+    for name, value in (given if isinstance(given, dict) else {}).items():
+        if _is_link(value):
             continue
         if definition is not None and name not in declared:
             continue  # a UI-only widget (LoadImage's "upload"): ComfyUI ignores it
-        key = f"n{node_id}_{name}"
-        if len(key) > 64:
-            continue
+        keyed = _keyed(node_id, name, name)
         label = f"{_title(node, definition)}: {name}"
         spec = declared.get(name)
         media = _media_type(node["class_type"], name, spec)
         if media is not None:
-            entries.append(_media_entry(key, label, media))
+            entries.append(_media_entry(keyed, label, media))
         else:
-            entries.append(_candidate(key, label, name, value, spec))
+            entries.append(_candidate(keyed, label, name, value, spec))
     return [e for e in entries if e]
+
+
+def _keyed(node_id: str, name: str | None, suffix: str) -> dict[str, Any]:
+    """An entry's key, ``n<node>_<suffix>`` (chenyu's convention, which binds by itself); when
+    the node id or the name does not fit a key (a subgraph node ``75:72``), a key made to fit
+    and an explicit ``bind``."""
+    key = f"n{node_id}_{suffix}"
+    if len(key) <= 64 and _CONVENTIONAL_KEY.fullmatch(key):
+        return {"key": key}
+    bind = {"node": node_id} | ({"input": name} if name is not None else {})
+    return {"key": re.sub(r"[^A-Za-z0-9_]", "_", key)[:64], "bind": bind}
 
 
 def _declared_inputs(definition: Mapping[str, Any] | None) -> dict[str, list[Any]]:
@@ -194,9 +205,9 @@ def _media_type(class_type: str, name: str, spec: list[Any] | None) -> str | Non
     return flags[0] if flags else None
 
 
-def _media_entry(key: str, label: str, media: str) -> dict[str, Any]:
+def _media_entry(keyed: dict[str, Any], label: str, media: str) -> dict[str, Any]:
     return {
-        "key": key,
+        **keyed,
         "enabled": True,
         "type": media,
         "display_name": label,
@@ -207,13 +218,13 @@ def _media_entry(key: str, label: str, media: str) -> dict[str, Any]:
 
 
 def _candidate(
-    key: str, label: str, name: str, value: Any, spec: list[Any] | None
+    keyed: dict[str, Any], label: str, name: str, value: Any, spec: list[Any] | None
 ) -> dict[str, Any]:
     typed = _typed_from_definition(name, spec, value) if spec else None
     typed = typed or _typed_from_value(name, value)
     if typed is None:
         return {}
-    entry: dict[str, Any] = {"key": key, "enabled": False, "display_name": label}
+    entry: dict[str, Any] = {**keyed, "enabled": False, "display_name": label}
     tooltip = _config(spec).get("tooltip")
     if isinstance(tooltip, str) and tooltip:
         entry["description"] = tooltip
@@ -267,7 +278,7 @@ def _output(
     if kind is None:
         return None
     return {
-        "key": f"n{node_id}_{_OUTPUT_NAMES.get(kind, 'files')}",
+        **_keyed(node_id, None, _OUTPUT_NAMES.get(kind, "files")),
         "type": kind,
         "display_name": _title(node, definition),
         "multiple": kind != "text",

@@ -17,7 +17,7 @@ from wfrun.errors import DatabaseUnavailable
 from wfrun.storage.base import ObjectStore
 
 log = logging.getLogger(__name__)
-PROBE_PREFIX = "readyz"
+PROBE_PREFIX = "readyz-probe"
 
 
 class State(StrEnum):
@@ -83,7 +83,7 @@ def _migrations(current: str | None, head: str | None) -> Part:
 
 
 async def _storage(storage: ObjectStore, timeout: float) -> Part:
-    key = f"{PROBE_PREFIX}/{uuid.uuid4().hex}"
+    key = f"{PROBE_PREFIX}-{uuid.uuid4().hex}"  # top level: no directory is left behind
     try:
         async with asyncio.timeout(timeout):
             await storage.put(key, b"ready", content_type="text/plain")
@@ -92,5 +92,11 @@ async def _storage(storage: ObjectStore, timeout: float) -> Part:
         return Part("storage", State.FAILING, f"no answer within {timeout:g} s")
     except Exception as exc:  # noqa: BLE001 (any backend's refusal: OSError, botocore, …)
         log.warning("readiness: storage probe failed: %s: %s", type(exc).__name__, exc)
-        return Part("storage", State.FAILING, f"a probe write failed ({type(exc).__name__})")
+        return Part("storage", State.FAILING, f"a probe write failed ({_why(exc)})")
     return Part("storage", State.OK, "a probe object was written and deleted")
+
+
+def _why(exc: Exception) -> str:
+    """The error's class and, for an OS error, its text without the path."""
+    name = type(exc).__name__
+    return f"{name}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else name

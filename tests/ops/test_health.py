@@ -3,15 +3,19 @@ the failing part), through real servers on loopback, on SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import databases
 from tests.support.server import start_server
 from wfrun import __version__
 from wfrun.config import Settings
@@ -89,6 +93,11 @@ async def test_database_down_is_not_ready_but_alive(down: Runtime):
         assert alive.status_code == 200
         assert alive.json()["data"] == {"version": __version__}
         ready = await get(live.base_url, "/readyz")
+        metrics = await get(live.base_url, "/metrics")
+    assert metrics.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
+    assert families["wfrun_metrics_database_up"].samples[0].value == 0
+    assert "wfrun_runs" not in families
     assert ready.status_code == 503
     assert ready.headers["retry-after"] == str(down.settings.api.retry_after_seconds)
     error = error_of(ready)
@@ -127,3 +136,43 @@ def moto_endpoint_or_none(database_url: str, request: pytest.FixtureRequest) -> 
         return None
     endpoint: str = request.getfixturevalue("moto_endpoint")
     return endpoint
+
+
+@pytest.fixture
+async def unmigrated(
+    settings: Settings, database_url: str, tmp_path: Path
+) -> AsyncIterator[Runtime]:
+    """A runtime on an empty database of the test's dialect (never migrated)."""
+    name = f"wfrun_empty_{os.getpid()}"
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'empty.db'}"
+    else:
+        admin = await asyncpg.connect(databases.PG_ADMIN_DSN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        url = databases.pg_url(name)
+    rt = await build_runtime(settings.model_copy(update={"database_url": url}), migrate=False)
+    rt.listen = _no_follower  # type: ignore[method-assign]
+    try:
+        yield rt
+    finally:
+        await rt.close()
+        if not database_url.startswith("sqlite"):
+            await databases.drop_pg_database(name)
+
+
+async def test_schema_behind_the_code_is_not_ready(unmigrated: Runtime):
+    async with start_server(unmigrated) as live:
+        ready = await get(live.base_url, "/readyz")
+        metrics = await get(live.base_url, "/metrics")
+    assert ready.status_code == 503
+    error = error_of(ready)
+    assert error["reason"] == "Not ready: migrations."
+    assert error["detail"] == (
+        f"migrations failing: the database is at no revision, this code expects "
+        f"{head_revision()} (run `wfrun db upgrade`)"
+    )
+    assert metrics.status_code == 200  # its database values left out, the rest served
+    families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
+    assert families["wfrun_metrics_database_up"].samples[0].value == 0

@@ -29,8 +29,7 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         self.database = DatabaseCollector()
         self.registry.register(self.database)
-        self.scrape_lock = asyncio.Lock()
-        """Serialises scrapes: one snapshot is taken and rendered at a time."""
+        self.scrape_lock = asyncio.Lock()  # one snapshot taken and rendered at a time
         self.http_requests = Counter(
             "wfrun_http_requests",
             "HTTP requests answered, by method, route template and status.",

@@ -30,7 +30,8 @@ async def take_snapshot(db: Database) -> Snapshot:
 
 async def scrape(metrics: Metrics, db: Database, *, timeout: float) -> bytes:
     """The text exposition with fresh database values; when the database does not answer
-    within ``timeout`` seconds, the rest with ``wfrun_metrics_database_up 0``."""
+    within ``timeout`` seconds (or the queries fail), the rest with
+    ``wfrun_metrics_database_up 0``."""
     async with metrics.scrape_lock:
         started = time.monotonic()
         try:
@@ -39,6 +40,9 @@ async def scrape(metrics: Metrics, db: Database, *, timeout: float) -> bytes:
         except (DatabaseUnavailable, TimeoutError) as exc:
             detail = exc.detail if isinstance(exc, DatabaseUnavailable) else "timed out"
             log.warning("metrics: database values left out (%s)", detail)
+            metrics.database.unavailable(time.monotonic() - started)
+        except Exception:  # e.g. a schema behind the code: the rest is still worth serving
+            log.exception("metrics: database values left out")
             metrics.database.unavailable(time.monotonic() - started)
         else:
             metrics.database.update(snapshot, time.monotonic() - started)

@@ -6,6 +6,8 @@ dispatch and engine observed), HTTP requests by route template; a port of its ow
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
 
 import httpx
@@ -191,3 +193,30 @@ def _after_engine_run(url: str) -> Samples | None:
     samples = parse(httpx.get(url, timeout=30).text)
     done = value(samples, "wfrun_engine_duration_seconds_count", engine="local", outcome="ok")
     return samples if done else None
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+SUFFIXES = ("_total", "_bucket", "_count", "_sum")
+
+
+def _family(name: str) -> str:
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
+
+
+async def test_docs_and_dashboard_name_only_served_metrics(runtime: Runtime, server):
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        text = (await client.get("/metrics")).text
+    served = {family.name for family in text_string_to_metric_families(text)}
+    dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    in_dashboard = {_family(n) for e in exprs for n in re.findall(r"\bwfrun_[a-z_]+", e)}
+    documented = {
+        _family(n) for n in re.findall(r"`(wfrun_[a-z_]+)`", (DOCS / "operating.md").read_text())
+    }
+    ours = {n for n in served if n.startswith("wfrun_")}
+    assert len(ours) == 15
+    assert documented == ours  # every metric served is documented, and nothing else
+    assert in_dashboard == ours  # and charted

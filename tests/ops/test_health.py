@@ -3,6 +3,7 @@ the failing part), through real servers on loopback, on SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -48,7 +49,13 @@ async def _no_follower() -> None:
 @pytest.fixture
 async def down(settings: Settings, database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
     """A runtime whose database is down (built without migrating: nothing to connect to)."""
-    url = unreachable_url(database_url, tmp_path)
+    async with unmigrated_runtime(settings, unreachable_url(database_url, tmp_path)) as rt:
+        yield rt
+
+
+@contextlib.asynccontextmanager
+async def unmigrated_runtime(settings: Settings, url: str) -> AsyncIterator[Runtime]:
+    """A runtime on ``url`` as it is (not migrated; no follower of other processes)."""
     rt = await build_runtime(settings.model_copy(update={"database_url": url}), migrate=False)
     rt.listen = _no_follower  # type: ignore[method-assign]
     try:
@@ -152,12 +159,10 @@ async def unmigrated(
         await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.close()
         url = databases.pg_url(name)
-    rt = await build_runtime(settings.model_copy(update={"database_url": url}), migrate=False)
-    rt.listen = _no_follower  # type: ignore[method-assign]
     try:
-        yield rt
+        async with unmigrated_runtime(settings, url) as rt:
+            yield rt
     finally:
-        await rt.close()
         if not database_url.startswith("sqlite"):
             await databases.drop_pg_database(name)
 

@@ -5,7 +5,6 @@ dispatch and engine observed), HTTP requests by route template; a port of its ow
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chaos.harness import chaos_settings, cluster, submit_acknowledged
-from tests.support import databases
 from tests.support.api import info
 from tests.support.factories import (
     customer,
@@ -28,7 +26,6 @@ from tests.support.uvicorn_runner import serve_on_loopback, stop_serving
 from tests.support.waiting import until_sync
 from wfrun.api.app import create_app
 from wfrun.config import MetricsSettings
-from wfrun.db.database import Database
 from wfrun.domain.lanes import lane_key
 from wfrun.domain.money import parse_amount
 from wfrun.runtime import Runtime
@@ -153,20 +150,6 @@ async def test_metrics_port_of_its_own(runtime: Runtime):
         assert other.status_code == 404
     finally:
         await stop_serving(server, task)
-
-
-@pytest.fixture
-def fresh_url(database_url: str) -> str:
-    """The test's database, emptied (the PostgreSQL one is shared by the session)."""
-    if not database_url.startswith("sqlite"):
-
-        async def clean() -> None:
-            db = Database(database_url)
-            await databases.truncate_all(db)
-            await db.dispose()
-
-        asyncio.run(clean())
-    return database_url
 
 
 @pytest.mark.slow

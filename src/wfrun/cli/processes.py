@@ -118,7 +118,7 @@ def _banner(runtime: Runtime, port: int, demo_key: str | None) -> None:
     "--metrics-port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Serve this worker's /metrics on this port (bound to metrics.host; 0 picks one).",
+    help="Serve this worker's /metrics on this port (on metrics.host; 0 picks one; not with --once).",
 )
 @click.pass_context
 def worker(

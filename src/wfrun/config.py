@@ -92,6 +92,9 @@ class ApiSettings(BaseModel):
         ge=1,
         description="Retry-After (seconds) of every 503 (unavailable) and 429 (too many) answer.",
     )
+    ready_timeout_seconds: float = Field(
+        2.0, gt=0, description="/readyz gives each part (database, storage) this long to answer."
+    )
 
 
 class LiveSettings(BaseModel):
@@ -299,6 +302,18 @@ class SeedanceSettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """/metrics (Prometheus text; docs/operating.md)."""
+
+    port: int | None = Field(
+        None, ge=0, le=65535, description="Serve /metrics on this port, not the API's own."
+    )
+    host: str = Field("127.0.0.1", description="Bind address of the metrics port.")
+    scrape_timeout_seconds: float = Field(
+        2.0, gt=0, description="A scrape's database queries give up after this long."
+    )
+
+
 class Settings(BaseSettings):
     """Everything wfrun needs to run; one instance per process."""
 
@@ -336,6 +351,7 @@ class Settings(BaseSettings):
     assets: AssetSettings = Field(default_factory=AssetSettings)
     seedance: SeedanceSettings = Field(default_factory=SeedanceSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @classmethod
     def settings_customise_sources(

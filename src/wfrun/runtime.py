@@ -24,6 +24,7 @@ from wfrun.engines.seedance.ark import ArkGateway
 from wfrun.engines.seedance.ark import require_sdk as require_ark_sdk
 from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
 from wfrun.fetch import FetchPolicy, SafeFetcher
+from wfrun.metrics import Metrics
 from wfrun.queue.notify import ChannelListener
 from wfrun.services.live import LiveSignal, StreamPoller
 from wfrun.services.runs import Policy
@@ -58,6 +59,8 @@ class Runtime:
     """Volcengine Ark (Seedance) access, when ``seedance.ark_api_key`` is set."""
     live: LiveSignal = field(default_factory=lambda: LiveSignal(poll_seconds=0.1))
     """Wakes event streams, waiting submits and webhook delivery when runs change."""
+    metrics: Metrics = field(default_factory=Metrics)
+    """This process's Prometheus registry and instruments (never the global registry)."""
     _listener: ChannelListener | StreamPoller | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -128,6 +131,7 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         webhook_policy=webhook_policy(settings.webhooks),
         seedance=build_seedance(settings, db, storage, signer),
         live=LiveSignal(poll_seconds=settings.live.fallback_poll_seconds),
+        metrics=Metrics(),
     )
 
 

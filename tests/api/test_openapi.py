@@ -12,7 +12,6 @@ from wfrun.api.app import create_app
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 UNDOCUMENTED = {
-    ("/healthz", "get"),  # the load balancer's probe, not part of the public API
     ("/api/open/v2/openapi.json", "get"),  # the document itself and its viewer
     ("/api/open/v2/docs", "get"),
     ("/api/open/v2/redoc", "get"),

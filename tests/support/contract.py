@@ -26,8 +26,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-NOT_API = ("/healthz", "/api/open/v2/openapi.json", "/api/open/v2/docs", "/api/open/v2/redoc")
-"""Served but deliberately not operations of the document (its viewer, the probe)."""
+NOT_API = ("/api/open/v2/openapi.json", "/api/open/v2/docs", "/api/open/v2/redoc")
+"""Served but deliberately not operations of the document (the document and its viewer)."""
 ASSETS_PREFIX = "/api/open/v2/docs-assets/"
 MAX_BODY = 4 * 1024 * 1024
 ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}

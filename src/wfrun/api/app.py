@@ -15,10 +15,12 @@ from wfrun import __version__
 from wfrun.api import contract, errors
 from wfrun.api.deps import API_PREFIX
 from wfrun.api.guards import BodyLimit, CatchAll, Limit
+from wfrun.api.metrics import RequestMetrics, metrics_port
 from wfrun.api.routes import (
     account,
     assets,
     files,
+    health,
     market,
     model_runs,
     provider,
@@ -61,8 +63,11 @@ def create_app(
     )
     errors.install(app, retry_after=settings.api.retry_after_seconds)
     app.add_middleware(BodyLimit, limit_for=_body_limits(settings))
+    app.add_middleware(RequestMetrics)  # inside CatchAll: a bug's 500 is observed as raised
     app.add_middleware(CatchAll)  # added last: the outermost
     _add_routes(app)
+    if settings.metrics.port is None:  # else /metrics is served on its own port only
+        app.include_router(health.metrics_router)
     contract.install(app, settings)
     return app
 
@@ -80,7 +85,7 @@ def _add_routes(app: FastAPI) -> None:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(files.router)
     app.include_router(provider.router)
-    app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
+    app.include_router(health.router)
 
 
 UPLOAD_PATH = f"{API_PREFIX}/assets"
@@ -112,7 +117,8 @@ def _lifespan(
         stop = asyncio.Event()
         task = asyncio.create_task(background(rt, stop)) if background is not None else None
         try:
-            yield
+            async with metrics_port(app, settings, rt):
+                yield
         finally:
             stop.set()
             if task is not None:
@@ -121,7 +127,3 @@ def _lifespan(
                 await rt.close()
 
     return lifespan
-
-
-async def _health() -> dict[str, Any]:
-    return {"code": 0, "msg": "ok", "data": {"version": __version__}}

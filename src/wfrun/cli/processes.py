@@ -21,6 +21,7 @@ from wfrun.cli.sockets import listen_tcp
 from wfrun.config import Settings
 from wfrun.db.database import Database
 from wfrun.errors import DatabaseUnavailable, ServiceError
+from wfrun.metrics.exposition import serving_process
 from wfrun.runtime import Runtime, build_runtime
 from wfrun.services.seed import KEY_FILE, ensure_demo
 from wfrun.workers.loops import Backoff, pause
@@ -113,18 +114,26 @@ def _banner(runtime: Runtime, port: int, demo_key: str | None) -> None:
     default=None,
     help="Runs at once (default from settings).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve this worker's /metrics on this port (on metrics.host; 0 picks one; not with --once).",
+)
 @click.pass_context
-def worker(ctx: click.Context, once: bool, concurrency: int | None) -> None:
+def worker(
+    ctx: click.Context, once: bool, concurrency: int | None, metrics_port: int | None
+) -> None:
     """Run a worker: claim queued runs from the database and execute them."""
     settings: Settings = ctx.obj
     if concurrency:
         settings = settings.model_copy(
             update={"worker": settings.worker.model_copy(update={"concurrency": concurrency})}
         )
-    asyncio.run(_work(settings, once=once))
+    asyncio.run(_work(settings, once=once, metrics_port=metrics_port))
 
 
-async def _work(settings: Settings, *, once: bool) -> None:
+async def _work(settings: Settings, *, once: bool, metrics_port: int | None = None) -> None:
     if once:
         await _work_once(settings)
         return
@@ -139,7 +148,11 @@ async def _work(settings: Settings, *, once: bool) -> None:
         await runtime.listen()  # other processes' run changes wake its webhook delivery
         loop_worker = Worker(runtime)
         click.echo(f"worker {loop_worker.id} on {_describe(runtime.db)}", err=True)
-        await loop_worker.run(signals.stop, signals.hurry)
+        host = settings.metrics.host
+        async with serving_process(runtime.metrics, host, metrics_port) as bound:
+            if bound is not None:
+                click.echo(f"worker metrics at http://{host}:{bound}/metrics", err=True)
+            await loop_worker.run(signals.stop, signals.hurry)
     finally:
         await runtime.close()
 

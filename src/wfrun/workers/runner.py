@@ -49,6 +49,7 @@ from wfrun.engines.base import (
 from wfrun.engines.binding import bind_inputs
 from wfrun.errors import DatabaseUnavailable, ServiceError
 from wfrun.fetch import SafeFetcher
+from wfrun.metrics import Metrics
 from wfrun.services import instance_waits, run_deadlines, run_outcomes, run_progress
 from wfrun.services.claims import CancelRequested, Claim, Fenced
 from wfrun.storage.base import ObjectStore
@@ -82,6 +83,7 @@ class RunnerDeps:
     retry_delay: timedelta = timedelta(seconds=5)
     busy_delay: timedelta = timedelta(seconds=10)
     seedance: SeedanceDeps | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 async def run_claim(deps: RunnerDeps, claim: Claim, control: RunControl) -> None:
@@ -146,7 +148,9 @@ async def _engine_run(
     spec = await _prepare(deps, claim, left)
     if control.interrupt.is_set():  # cancelled while its media were fetched: never executed
         raise EngineInterrupted()
-    results = await deps.engines[claim.spec.engine_kind].execute(spec, sink, control.interrupt)
+    engine = claim.spec.engine_kind
+    with deps.metrics.engine_attempt(engine, submitted=claim.run.created_at, now=utcnow()):
+        results = await deps.engines[engine].execute(spec, sink, control.interrupt)
     await sink.flush()  # progress gathered since the last write (workers.progress)
     if sink.cancel_seen:  # at its last node boundary: cancelled all the same, as before
         raise CancelRequested()

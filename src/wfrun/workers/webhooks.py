@@ -28,6 +28,7 @@ from wfrun.domain import webhooks
 from wfrun.errors import DatabaseUnavailable
 from wfrun.fetch import FetchPolicy
 from wfrun.fetch.sender import SafeSender
+from wfrun.metrics import Metrics
 from wfrun.runtime import Runtime, public_base, webhook_policy
 from wfrun.services import webhook_delivery, webhook_progress
 from wfrun.services.live import LiveSignal, Watch
@@ -63,6 +64,7 @@ class WebhookDelivery:
     policy: FetchPolicy
     render: Render
     live: LiveSignal | None = None
+    metrics: Metrics | None = None
     _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -75,6 +77,7 @@ class WebhookDelivery:
             webhook_policy(settings),
             run_info_renderer(runtime),
             runtime.live,
+            runtime.metrics,
         )
 
     @property
@@ -147,9 +150,18 @@ class WebhookDelivery:
         headers = webhooks.headers(outgoing.secrets, delivery.message_id, stamp, delivery.payload)
         body = delivery.payload.encode()
         sent = await sender.post(outgoing.url, body, headers, webhooks.EXCERPT_BYTES)
+        if self.metrics is not None:
+            self.metrics.count_webhook(_outcome(sent.ok, sent.status_code))
         try:
             await webhook_delivery.record(self.db, outgoing, sent, started, self.retry)
         except DatabaseUnavailable as exc:  # the lease lapses and the delivery is sent again
             log.warning("webhook delivery %s not recorded: %s", delivery.id, exc.detail)
         except Exception:
             log.exception("recording webhook delivery %s failed", delivery.id)
+
+
+def _outcome(ok: bool, status_code: int | None) -> str:
+    """A delivery attempt's ``wfrun_webhook_deliveries_total`` outcome."""
+    if ok:
+        return "delivered"
+    return "unreachable" if not status_code else "rejected"

@@ -79,6 +79,7 @@ def _runner_deps(runtime: Runtime, settings: WorkerSettings) -> RunnerDeps:
         retry_delay=timedelta(seconds=settings.retry_delay_seconds),
         busy_delay=timedelta(seconds=settings.busy_delay_seconds),
         seedance=runtime.seedance,
+        metrics=runtime.metrics,
     )
 
 

@@ -305,3 +305,13 @@ def all_error_classes() -> list[type[ServiceError]]:
         found.append(cls)
         stack.extend(cls.__subclasses__())
     return found
+
+
+class ConfigError(Exception):
+    """A configuration or start-up mistake (an unknown setting, a bad value, a port in use, a
+    database that does not exist), told in one line: what, where, what to do. Not a
+    ServiceError: it never reaches the API; the CLI prints ``error: <message>`` and exits 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -12,16 +13,17 @@ from wfrun.config import (
     SeedanceSettings,
     Settings,
     WebhookSettings,
-    ensure_secret_key,
 )
 from wfrun.db.database import Database
 from wfrun.db.migrate import upgrade
+from wfrun.db.probe import probe
 from wfrun.domain.money import parse_amount
 from wfrun.domain.seedance import ModelPrice, PriceBook
 from wfrun.engines.base import Engine
 from wfrun.engines.registry import build_engines, close_engines
 from wfrun.engines.seedance.ark import ArkGateway
 from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
+from wfrun.errors import ConfigError, DatabaseUnavailable
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.queue.notify import ChannelListener
 from wfrun.services.live import LiveSignal, StreamPoller
@@ -99,14 +101,22 @@ class Runtime:
 
 
 async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
-    """Open the database (migrating it to head), storage and engines."""
+    """Open the database (migrating it to head), storage and engines.
+
+    Raises:
+        ConfigError: the database URL is wrong (the database or user does not exist…).
+        DatabaseUnavailable: the database is out of reach (the caller may wait for it)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     if migrate:
         try:
             await upgrade(db)
-        except BaseException:  # e.g. the database is unavailable: leave no pool behind
+        except BaseException as exc:  # e.g. the database is unavailable: leave no pool behind
             await db.dispose()
+            if isinstance(exc, Exception) and not isinstance(exc, DatabaseUnavailable):
+                verdict = await probe(settings.resolved_database_url)
+                if verdict.problem and not verdict.transient:
+                    raise ConfigError(verdict.problem) from exc
             raise
     storage = await build_storage(settings)
     signer = UrlSigner(ensure_secret_key(settings))
@@ -122,6 +132,20 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         seedance=build_seedance(settings, db, storage, signer),
         live=LiveSignal(poll_seconds=settings.live.fallback_poll_seconds),
     )
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """Return the signing key, creating and persisting one in ``data_dir`` on first use."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
 
 
 def price_book(config: SeedanceSettings) -> PriceBook:

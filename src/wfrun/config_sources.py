@@ -247,10 +247,11 @@ def _leaves(model: type[BaseModel], data: Mapping[str, Any], prefix: tuple[str, 
 
 def _unknown(name: str, known: list[str], where: str = "") -> str:
     location = f" {where}" if where else ""
-    close = difflib.get_close_matches(name.upper(), [k.upper() for k in known], n=1)
+    by_key = {k.upper().removeprefix(PREFIX): k for k in known}  # compare what differs
+    close = difflib.get_close_matches(name.upper().removeprefix(PREFIX), list(by_key), n=1)
     if not close:
         return f"unknown setting {name}{location} (wfrun config show lists every setting)"
-    suggestion = next(k for k in known if k.upper() == close[0])
+    suggestion = by_key[close[0]]
     return f"unknown setting {name}{location} (did you mean {suggestion}?)"
 
 

@@ -66,8 +66,7 @@ async def probe(url: str, *, timeout: float = 10.0) -> Verdict:
     except OSError as exc:
         reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         return Verdict(
-            f"PostgreSQL at {where} is not reachable ({reason}); "
-            f"start it or {_FIX_URL}",
+            f"PostgreSQL at {where} is not reachable ({reason}); start it or {_FIX_URL}",
             transient=True,
         )
     except DBAPIError as exc:

@@ -93,7 +93,7 @@ async def _open(settings: Settings) -> Runtime:
     try:
         return await build_runtime(settings)
     except DatabaseUnavailable as exc:
-        raise ConfigError(f"{exc.detail} ({settings.sources.origin('database_url')})") from None
+        raise ConfigError(f"cannot open the database: {exc.detail}") from None
 
 
 class _Server(uvicorn.Server):

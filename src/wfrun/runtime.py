@@ -106,8 +106,9 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     Raises:
         ConfigError: the database URL is wrong (the database or user does not exist…).
         DatabaseUnavailable: the database is out of reach (the caller may wait for it)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
+    if db.is_sqlite:  # the default SQLite file lives there; otherwise made when first written
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         try:
             await upgrade(db)

@@ -38,7 +38,7 @@ def refused(tmp_path: Path, command: str, expected: str, **settings: str) -> Non
     assert not data.exists()
 
 
-@pytest.mark.parametrize("command", ["serve", "worker", "worker --once"])
+@pytest.mark.parametrize("command", ["serve", "worker", "worker --once", "accounts list"])
 def test_database_that_does_not_exist(tmp_path: Path, command: str):
     host = "127.0.0.1:5432"
     expected = (

@@ -72,6 +72,14 @@ def test_serve_on_a_port_in_use(tmp_path: Path):
         refused(tmp_path, f"serve --port {port}", expected)
 
 
+def test_serve_on_a_port_that_cannot_be(tmp_path: Path):
+    expected = (
+        "cannot listen on 127.0.0.1:70000: bind(): port must be 0-65535.; choose another "
+        "address with --host/--port or WFRUN_HOST/WFRUN_PORT"
+    )
+    refused(tmp_path, "serve --port 70000", expected)
+
+
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_unknown_database_scheme(tmp_path: Path, command: str):
     expected = (

@@ -88,9 +88,9 @@ def listen(settings: Settings) -> socket.socket:
     """The API's listening socket, bound before anything else happens."""
     try:
         return listen_tcp(settings.host, settings.port)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.EADDRINUSE:
+    except (OSError, OverflowError) as exc:  # OverflowError: a port beyond 65535
+        reason = getattr(exc, "strerror", None) or str(exc)
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
             hint = (
                 "another process listens there (another wfrun serve?); stop it or choose "
                 "another port with --port or WFRUN_PORT"

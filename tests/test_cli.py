@@ -123,7 +123,7 @@ BAD_PACKAGES = [
     ),
     (
         lambda d: d["pricing"].update(fixed_fee="0.000000001"),
-        "pricing.fixed_fee: Value error, '0.000000001' has more than 8 decimal places",
+        "pricing.fixed_fee: '0.000000001' has more than 8 decimal places",
     ),
     (
         lambda d: d["graph"]["2"]["inputs"].update(crop="sideways"),

@@ -307,11 +307,25 @@ def all_error_classes() -> list[type[ServiceError]]:
     return found
 
 
+# ---- start-up ------------------------------------------------------------------------------
+
+
 class ConfigError(Exception):
     """A configuration or start-up mistake (an unknown setting, a bad value, a port in use, a
-    database that does not exist), told in one line: what, where, what to do. Not a
-    ServiceError: it never reaches the API; the CLI prints ``error: <message>`` and exits 2."""
+    database that does not exist, a missing extra), told in one line: what, where, what to do.
+    Not a ServiceError: it never reaches the API; the CLI prints ``error: <message>`` and
+    exits 2."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class MissingExtra(ConfigError):
+    """Start-up: a configured feature needs an optional extra that is not installed. Not a
+    ServiceError: it stops a process from starting, it never answers a request."""
+
+    def __init__(self, setting: str, extra: str) -> None:
+        super().__init__(f"{setting} needs the {extra} extra: pip install 'wfrun[{extra}]'")
+        self.setting = setting
+        self.extra = extra

@@ -22,6 +22,7 @@ from wfrun.domain.seedance import ModelPrice, PriceBook
 from wfrun.engines.base import Engine
 from wfrun.engines.registry import build_engines, close_engines
 from wfrun.engines.seedance.ark import ArkGateway
+from wfrun.engines.seedance.ark import require_sdk as require_ark_sdk
 from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
 from wfrun.errors import ConfigError, DatabaseUnavailable
 from wfrun.fetch import FetchPolicy, SafeFetcher
@@ -34,6 +35,7 @@ from wfrun.storage.base import ObjectStore
 from wfrun.storage.links import Links
 from wfrun.storage.local import LocalStorage
 from wfrun.storage.s3 import S3Config, S3Storage
+from wfrun.storage.s3 import require_sdk as require_s3_sdk
 from wfrun.storage.signing import UrlSigner
 
 STREAM_CHANNEL = "wfrun_stream"
@@ -104,8 +106,11 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     """Open the database (migrating it to head), storage and engines.
 
     Raises:
+        MissingExtra: before anything is created, when a configured part's extra is missing.
         ConfigError: the database URL is wrong (the database or user does not exist…).
-        DatabaseUnavailable: the database is out of reach (the caller may wait for it)."""
+        DatabaseUnavailable: the database is out of reach (the caller may wait for it).
+    """
+    check_extras(settings)
     db = Database(settings.resolved_database_url)
     if db.is_sqlite:  # the default SQLite file lives there; otherwise made when first written
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +152,20 @@ def ensure_secret_key(settings: Settings) -> str:
     path.write_text(key)
     path.chmod(0o600)
     return key
+
+
+def check_extras(settings: Settings) -> None:
+    """The optional SDKs the settings need are installed: boto3 for ``storage.backend = "s3"``
+    (``wfrun[s3]``), Volcengine's Ark SDK when ``seedance.ark_api_key`` is set
+    (``wfrun[seedance]``). Neither is imported otherwise.
+
+    Raises:
+        MissingExtra: naming the setting and the extra to install.
+    """
+    if settings.storage.backend == "s3":
+        require_s3_sdk()
+    if settings.seedance.ark_api_key:
+        require_ark_sdk()
 
 
 def price_book(config: SeedanceSettings) -> PriceBook:

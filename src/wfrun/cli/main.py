@@ -17,6 +17,7 @@ from wfrun.cli.accounts import accounts_group, keys_group
 from wfrun.cli.checks import db, ledger_group, seedance_group
 from wfrun.cli.config_cmd import config_group
 from wfrun.cli.instances import instances_group
+from wfrun.cli.packages import packages_group
 from wfrun.cli.processes import serve, worker
 from wfrun.cli.webhooks import webhooks_group
 from wfrun.cli.workflows import workflows_group
@@ -62,6 +63,7 @@ for _command in (
     ledger_group,
     seedance_group,
     webhooks_group,
+    packages_group,
     config_group,
 ):
     cli.add_command(_command)

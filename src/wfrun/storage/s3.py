@@ -1,5 +1,7 @@
 """Object storage in any S3-compatible store (AWS S3, MinIO, R2, Ceph, moto, ...).
 
+boto3 is the ``s3`` extra (``pip install 'wfrun[s3]'``), imported when an :class:`S3Storage` is
+built, never before: a store configured without it fails at start-up with :class:`MissingExtra`.
 One boto3 client per :class:`S3Storage` (boto3 clients are thread-safe); every call runs in a
 worker thread via :func:`asyncio.to_thread`, so the event loop never blocks. A single PUT is
 atomic in S3, so readers never see a partial object; :meth:`S3Storage.put_file` streams the file
@@ -13,14 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
-import boto3
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
+from wfrun.errors import MissingExtra
 from wfrun.storage.base import check_key
 
 if TYPE_CHECKING:
+    from boto3.s3.transfer import TransferConfig
+    from botocore.exceptions import ClientError
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.literals import BucketLocationConstraintType
 
@@ -59,14 +59,20 @@ def _normalise_prefix(prefix: str) -> str:
         raise ValueError(f"unsafe S3 key prefix {prefix!r}") from None
 
 
-def _is_missing(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") in _MISSING_CODES
+def require_sdk() -> None:
+    """Raises:
+    MissingExtra: boto3 (the ``s3`` extra) is not installed."""
+    try:
+        import boto3  # noqa: F401
+        import botocore  # noqa: F401
+    except ImportError:
+        raise MissingExtra('storage.backend = "s3"', "s3") from None
 
 
-class S3Storage:
-    """Objects under ``config.prefix`` in ``config.bucket``."""
+def _transfer_config() -> TransferConfig:
+    from boto3.s3.transfer import TransferConfig
 
-    transfer_config = TransferConfig(
+    return TransferConfig(
         multipart_threshold=8 * _MIB,
         multipart_chunksize=8 * _MIB,
         max_concurrency=4,
@@ -74,10 +80,23 @@ class S3Storage:
         preferred_transfer_client="classic",
     )
 
+
+def _is_missing(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in _MISSING_CODES
+
+
+class S3Storage:
+    """Objects under ``config.prefix`` in ``config.bucket``."""
+
     def __init__(self, config: S3Config) -> None:
+        require_sdk()
+        import boto3
+        from botocore.config import Config
+
         style = _ADDRESSING_STYLES.get(config.addressing_style)
         if style is None:
             raise ValueError(f"unknown S3 addressing style {config.addressing_style!r}")
+        self.transfer_config = _transfer_config()
         self.config = config
         self.bucket = config.bucket
         self.prefix = _normalise_prefix(config.prefix)
@@ -137,6 +156,8 @@ class S3Storage:
         return await asyncio.to_thread(self._get, name)
 
     def _get(self, name: str) -> bytes:
+        from botocore.exceptions import ClientError
+
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=name)
         except ClientError as error:
@@ -154,6 +175,8 @@ class S3Storage:
         return await asyncio.to_thread(self._exists, name)
 
     def _exists(self, name: str) -> bool:
+        from botocore.exceptions import ClientError
+
         try:
             self.client.head_object(Bucket=self.bucket, Key=name)
         except ClientError as error:
@@ -167,6 +190,8 @@ class S3Storage:
         await asyncio.to_thread(self._delete, name)
 
     def _delete(self, name: str) -> None:
+        from botocore.exceptions import ClientError
+
         try:
             self.client.delete_object(Bucket=self.bucket, Key=name)
         except ClientError as error:  # S3 says 204 for absent keys; some clones say 404
@@ -189,6 +214,8 @@ class S3Storage:
         await asyncio.to_thread(self._ensure_bucket)
 
     def _ensure_bucket(self) -> None:
+        from botocore.exceptions import ClientError
+
         try:
             self.client.head_bucket(Bucket=self.bucket)
             return

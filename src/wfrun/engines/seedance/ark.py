@@ -5,6 +5,9 @@ after a lost response and make a second billable task (seedance-ark.md §3.3). I
 failure is classified here: :class:`ArkRejected` (Ark answered; nothing was created),
 :class:`ArkBusy` (rate limited; nothing was created), :class:`ArkUnknown` (no answer, or a
 5xx: the task may exist; the caller reconciles with :meth:`ArkGateway.find_created`).
+
+The SDK is the ``seedance`` extra (``pip install 'wfrun[seedance]'``), imported when an
+:class:`ArkGateway` is built (Seedance is configured), never before.
 """
 
 from __future__ import annotations
@@ -16,12 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from volcenginesdkarkruntime import AsyncArk  # type: ignore[import-untyped]
-from volcenginesdkarkruntime._exceptions import (  # type: ignore[import-untyped]
-    ArkAPIConnectionError,
-    ArkAPIError,
-    ArkAPIStatusError,
-)
+
+from wfrun.errors import MissingExtra
 
 log = logging.getLogger(__name__)
 LIST_PAGE = 500  # §1.6: page_size in [1, 500]
@@ -86,7 +85,25 @@ class TaskView:
         )
 
 
+def require_sdk() -> None:
+    """Raises:
+    MissingExtra: the Ark SDK (the ``seedance`` extra) is not installed."""
+    try:
+        import volcenginesdkarkruntime  # type: ignore[import-untyped]  # noqa: F401
+        import volcenginesdkcore  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        raise MissingExtra(
+            "the Seedance engine (seedance.ark_api_key is set)", "seedance"
+        ) from None
+
+
 def _classify(exc: Exception) -> ArkCallError:
+    from volcenginesdkarkruntime._exceptions import (  # type: ignore[import-untyped]
+        ArkAPIConnectionError,
+        ArkAPIError,
+        ArkAPIStatusError,
+    )
+
     if isinstance(exc, ArkAPIStatusError):
         status = exc.status_code
         code = exc.code or ""
@@ -107,6 +124,9 @@ class ArkGateway:
     """One per worker process; safe to share between coroutines (``AsyncArk``)."""
 
     def __init__(self, *, base_url: str, api_key: str, timeout: float) -> None:
+        require_sdk()
+        from volcenginesdkarkruntime import AsyncArk
+
         self._client = AsyncArk(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
         self._files = httpx.AsyncClient(timeout=httpx.Timeout(timeout * 4, connect=timeout))
 
@@ -189,12 +209,11 @@ class ArkGateway:
         """One task, or None when Ark no longer knows it (404)."""
         try:
             task = await self._client.content_generation.tasks.get(task_id=task_id)
-        except ArkAPIStatusError as exc:
-            if exc.status_code == 404:
-                return None
-            raise _classify(exc) from exc
         except Exception as exc:
-            raise _classify(exc) from exc
+            error = _classify(exc)
+            if isinstance(error, ArkRejected) and error.status == 404:
+                return None
+            raise error from exc
         return TaskView.of(task)
 
     async def cancel(self, task_id: str) -> None:

@@ -2,6 +2,7 @@
 
 The control plane takes AK/SK V4 signatures only (§4.4), so it is called through the official
 ``volcenginesdkcore`` generic client, whose calls are synchronous; each runs in a thread.
+The SDK (the ``seedance`` extra) is imported when a :class:`MaterialRegistry` is built.
 Registration is reconcilable: every asset is named after its run and position, and an asset
 of that name already in the group is reused instead of registered twice.
 """
@@ -14,9 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import volcenginesdkcore  # type: ignore[import-untyped]
-from volcenginesdkcore.rest import ApiException  # type: ignore[import-untyped]
-from volcenginesdkcore.universal import UniversalApi, UniversalInfo  # type: ignore[import-untyped]
+from wfrun.engines.seedance.ark import require_sdk
 
 ASSET_TYPES = {"image": "Image", "video": "Video", "audio": "Audio"}
 
@@ -45,11 +44,19 @@ class ControlPlane:
 
 class MaterialRegistry:
     def __init__(self, config: ControlPlane, *, poll_interval: float, ready_timeout: float):
+        require_sdk()
         self.config = config
         self.poll_interval = poll_interval
         self.ready_timeout = ready_timeout
 
     def _call(self, action: str, body: dict[str, Any]) -> Any:
+        import volcenginesdkcore  # type: ignore[import-untyped]
+        from volcenginesdkcore.rest import ApiException  # type: ignore[import-untyped]
+        from volcenginesdkcore.universal import (  # type: ignore[import-untyped]
+            UniversalApi,
+            UniversalInfo,
+        )
+
         cfg = volcenginesdkcore.Configuration()
         cfg.ak, cfg.sk, cfg.region = (
             self.config.access_key_id,
@@ -128,7 +135,8 @@ class MaterialRegistry:
             delay = min(delay * 2, 5.0)
 
 
-def _material_error(action: str, exc: ApiException) -> MaterialError:
+def _material_error(action: str, exc: Any) -> MaterialError:
+    """From the SDK's ``ApiException``."""
     code = ""
     message = str(exc.reason or "")
     try:

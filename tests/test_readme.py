@@ -27,7 +27,7 @@ def walkthrough() -> str:
 
 
 async def _start_serve(
-    env: dict[str, str], cwd: Path
+    env: dict[str, str], cwd: Path, *args: str
 ) -> tuple[asyncio.subprocess.Process, str, asyncio.Task[bytes]]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -36,6 +36,7 @@ async def _start_serve(
         "serve",
         "--port",
         "0",
+        *args,
         cwd=cwd,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -80,7 +81,8 @@ async def test_readme_walkthrough_runs_verbatim(
     env = {**os.environ, "WFRUN_DATA_DIR": str(tmp_path / "data")}
     if not database_url.startswith("sqlite"):
         env |= _scale_out_env(database_url, request.getfixturevalue("moto_endpoint"))
-    process, port, drain = await _start_serve(env, tmp_path)
+    demo = () if database_url.startswith("sqlite") else ("--demo",)  # never by default on PG
+    process, port, drain = await _start_serve(env, tmp_path, *demo)
     try:
         walk = await asyncio.create_subprocess_exec(
             "bash",

@@ -2,23 +2,39 @@
 
 Sources, highest priority first: explicit keyword arguments, ``WFRUN_*`` environment variables
 (nested groups with ``__``, e.g. ``WFRUN_WORKER__LEASE_SECONDS``), the TOML file named by
-``WFRUN_CONFIG`` (or passed as ``config_file``), then the defaults below.
+``WFRUN_CONFIG``, then the defaults below. :func:`load_settings` (every entrypoint) refuses
+unknown names, a missing config file, bad TOML and bad values with one
+:class:`~wfrun.errors.ConfigError` line (``wfrun.config_sources``); fields marked
+``json_schema_extra=SECRET`` (or ``URL_PASSWORD``) are masked by ``wfrun config show``.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
+
+from wfrun.config_seedance import SeedancePrice as SeedancePrice  # noqa: PLC0414 (re-export)
+from wfrun.config_seedance import SeedanceSettings as SeedanceSettings  # noqa: PLC0414
+from wfrun.config_sources import (
+    CONFIG_VARIABLE,
+    SECRET,
+    URL_PASSWORD,
+    Sources,
+    database_scheme_problem,
+    gather,
+    masked_paths,
+)
+from wfrun.errors import ConfigError
 
 
 class WorkerSettings(BaseModel):
@@ -151,8 +167,12 @@ class StorageSettings(BaseModel):
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint; None = AWS.")
     s3_region: str = Field("us-east-1", description="S3 region.")
     s3_prefix: str = Field("", description="Key prefix inside the bucket.")
-    s3_access_key_id: str | None = Field(None, description="S3 access key id.")
-    s3_secret_access_key: str | None = Field(None, description="S3 secret access key.")
+    s3_access_key_id: str | None = Field(
+        None, description="S3 access key id.", json_schema_extra=SECRET
+    )
+    s3_secret_access_key: str | None = Field(
+        None, description="S3 secret access key.", json_schema_extra=SECRET
+    )
     s3_addressing_style: Literal["path", "virtual", "auto"] = Field(
         "path", description="S3 addressing style."
     )
@@ -216,92 +236,6 @@ class WebhookSettings(BaseModel):
     )
 
 
-class SeedancePrice(BaseModel):
-    """CNY per million output tokens (decimal strings), as Ark bills (seedance-ark.md §2)."""
-
-    per_million: str = Field(description="Without a reference video.")
-    per_million_with_video: str = Field(description="With a reference video.")
-
-
-def _default_seedance_prices() -> dict[str, SeedancePrice]:
-    # seedance-ark.md §2.2 list prices (online tier); check your console before selling.
-    table = {
-        "doubao-seedance-2-0-260128": ("46", "28"),
-        "doubao-seedance-2-0-260128@1080p": ("51", "31"),
-        "doubao-seedance-2-0-fast-260128": ("37", "22"),
-        "doubao-seedance-2-0-mini-260615": ("23", "23"),
-        "doubao-seedance-1-5-pro-251215": ("16", "16"),
-    }
-    return {
-        k: SeedancePrice(per_million=a, per_million_with_video=b) for k, (a, b) in table.items()
-    }
-
-
-class SeedanceSettings(BaseModel):
-    """Volcengine Ark (Seedance video): credentials, tracking and prices."""
-
-    ark_base_url: str = Field(
-        "https://ark.cn-beijing.volces.com/api/v3", description="Ark data-plane base URL."
-    )
-    ark_api_key: str | None = Field(None, description="Ark API key; unset = engine disabled.")
-    request_timeout_seconds: float = Field(30.0, gt=0, description="Per Ark call.")
-    control_host: str = Field(
-        "ark.cn-beijing.volcengineapi.com", description="Asset control-plane host (AK/SK)."
-    )
-    control_scheme: Literal["https", "http"] = Field("https", description="Control-plane scheme.")
-    region: str = Field("cn-beijing", description="Volcengine region.")
-    access_key_id: str | None = Field(None, description="AK for real-person registration.")
-    secret_access_key: str | None = Field(None, description="SK for real-person registration.")
-    project_name: str = Field("default", description="Ark project of the key and the assets.")
-    real_person_group_id: str | None = Field(
-        None,
-        description=(
-            "Default LivenessFace asset group (a verified, authorising person) for accounts "
-            "that verified no person of their own (POST /real-person/verifications); unset = "
-            "their real-person runs are refused at submit."
-        ),
-    )
-    asset_ready_timeout_seconds: float = Field(
-        600.0, gt=0, description="Longest wait for a registered asset to become Active."
-    )
-    poll_min_seconds: float = Field(2.0, gt=0, description="First status check of a task.")
-    poll_max_seconds: float = Field(30.0, gt=0, description="Longest gap between checks.")
-    tracker_batch: int = Field(
-        200, ge=1, le=500, description="Tasks checked per Ark list call (≤ 500)."
-    )
-    execution_expires_after: int = Field(
-        172_800, ge=7200, le=259_200, description="Ark task expiry (§1.3), seconds."
-    )
-    max_output_bytes: int = Field(1024**3, ge=1, description="Largest result video accepted.")
-    media_url_ttl_seconds: int = Field(
-        49 * 3600,
-        ge=600,
-        le=7 * 86400,
-        description=(
-            "Lifetime of signed media URLs handed to Ark: longer than a task may wait in Ark's "
-            "queue (execution_expires_after, 48 h by default); S3 presigning allows 7 days."
-        ),
-    )
-    callback_base_url: str | None = Field(
-        None,
-        description=(
-            "Public origin of this wfrun that Ark can reach; when set, tasks carry a signed "
-            "callback_url and Ark's status callbacks trigger an immediate check (polling stays "
-            "the source of truth: callbacks are unsigned by Ark)."
-        ),
-    )
-    model_run_fee: str = Field("0", description="Platform fee per model run (CNY).")
-    cancel_wait_seconds: float = Field(
-        10.0,
-        ge=0,
-        description="How long /model-runs/cancel waits for the upstream cancel to settle.",
-    )
-    prices: dict[str, SeedancePrice] = Field(
-        default_factory=_default_seedance_prices,
-        description="Per model id, or 'model@resolution' for a resolution-specific price.",
-    )
-
-
 class MetricsSettings(BaseModel):
     """/metrics (Prometheus text; docs/operating.md)."""
 
@@ -328,6 +262,7 @@ class Settings(BaseSettings):
             "SQLAlchemy-style URL: sqlite:///path or postgresql://user@host/db. "
             "Default: a SQLite file in data_dir."
         ),
+        json_schema_extra=URL_PASSWORD,
     )
     storage_dir: Path | None = Field(
         None, description="Local object storage; default data_dir/files."
@@ -340,9 +275,17 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         None,
         description="HMAC key for signed URLs; default: generated once and kept in data_dir.",
+        json_schema_extra=SECRET,
     )
     signed_url_ttl_seconds: int = Field(3600, ge=1, description="Lifetime of a signed file link.")
-    seed_demo: bool = Field(True, description="Seed the demo account/workflow into an empty store.")
+    seed_demo: bool | None = Field(
+        None,
+        description=(
+            "Seed the demo operator, customer (100 CNY), key and workflow into an empty "
+            "database on `wfrun serve`: unset = on SQLite only, never on PostgreSQL; "
+            "`serve --demo`/`--no-demo` decide for one start."
+        ),
+    )
     api: ApiSettings = Field(default_factory=ApiSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
@@ -352,6 +295,20 @@ class Settings(BaseSettings):
     seedance: SeedanceSettings = Field(default_factory=SeedanceSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    _sources: Sources = PrivateAttr(default_factory=Sources)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        problem = database_scheme_problem(url)
+        if problem:
+            raise ValueError(problem)
+        return url
+
+    @property
+    def sources(self) -> Sources:
+        """Where each value came from (:func:`load_settings` fills it; else all defaults)."""
+        return self._sources
 
     @classmethod
     def settings_customise_sources(
@@ -363,7 +320,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("WFRUN_CONFIG")
+        config_file = os.environ.get(CONFIG_VARIABLE)
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
@@ -380,19 +337,18 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from the environment/config file, with explicit overrides on top."""
-    return Settings(**overrides)
+    """Build settings from the environment and config file, explicit overrides on top.
 
-
-def ensure_secret_key(settings: Settings) -> str:
-    """Return the signing key, creating and persisting one in ``data_dir`` on first use."""
-    if settings.secret_key:
-        return settings.secret_key
-    path = settings.data_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    path.write_text(key)
-    path.chmod(0o600)
-    return key
+    Raises:
+        ConfigError: an unknown ``WFRUN_*`` variable or TOML key, a missing or unreadable
+            config file, bad TOML, or a value the model refuses (one line naming its source).
+    """
+    sources = gather(Settings, os.environ, overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(sources.explain(exc, hide=masked_paths(Settings))) from None
+    except SettingsError as exc:
+        raise ConfigError(f"{exc}: lists and groups take JSON in a variable") from None
+    settings._sources = sources
+    return settings

@@ -310,7 +310,18 @@ def all_error_classes() -> list[type[ServiceError]]:
 # ---- start-up ------------------------------------------------------------------------------
 
 
-class MissingExtra(Exception):
+class ConfigError(Exception):
+    """A configuration or start-up mistake (an unknown setting, a bad value, a port in use, a
+    database that does not exist, a missing extra), told in one line: what, where, what to do.
+    Not a ServiceError: it never reaches the API; the CLI prints ``error: <message>`` and
+    exits 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MissingExtra(ConfigError):
     """Start-up: a configured feature needs an optional extra that is not installed. Not a
     ServiceError: it stops a process from starting, it never answers a request."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -12,10 +13,10 @@ from wfrun.config import (
     SeedanceSettings,
     Settings,
     WebhookSettings,
-    ensure_secret_key,
 )
 from wfrun.db.database import Database
 from wfrun.db.migrate import upgrade
+from wfrun.db.probe import probe
 from wfrun.domain.money import parse_amount
 from wfrun.domain.seedance import ModelPrice, PriceBook
 from wfrun.engines.base import Engine
@@ -23,6 +24,7 @@ from wfrun.engines.registry import build_engines, close_engines
 from wfrun.engines.seedance.ark import ArkGateway
 from wfrun.engines.seedance.ark import require_sdk as require_ark_sdk
 from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
+from wfrun.errors import ConfigError, DatabaseUnavailable
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.metrics import Metrics
 from wfrun.queue.notify import ChannelListener
@@ -108,15 +110,22 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
 
     Raises:
         MissingExtra: before anything is created, when a configured part's extra is missing.
+        ConfigError: the database URL is wrong (the database or user does not exist…).
+        DatabaseUnavailable: the database is out of reach (the caller may wait for it).
     """
     check_extras(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
+    if db.is_sqlite:  # the default SQLite file lives there; otherwise made when first written
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         try:
             await upgrade(db)
-        except BaseException:  # e.g. the database is unavailable: leave no pool behind
+        except BaseException as exc:  # e.g. the database is unavailable: leave no pool behind
             await db.dispose()
+            if isinstance(exc, Exception) and not isinstance(exc, DatabaseUnavailable):
+                verdict = await probe(settings.resolved_database_url)
+                if verdict.problem and not verdict.transient:
+                    raise ConfigError(verdict.problem) from exc
             raise
     storage = await build_storage(settings)
     signer = UrlSigner(ensure_secret_key(settings))
@@ -133,6 +142,20 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         live=LiveSignal(poll_seconds=settings.live.fallback_poll_seconds),
         metrics=Metrics(),
     )
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """Return the signing key, creating and persisting one in ``data_dir`` on first use."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
 
 
 def check_extras(settings: Settings) -> None:

@@ -15,12 +15,14 @@ import click
 from wfrun import __version__
 from wfrun.cli.accounts import accounts_group, keys_group
 from wfrun.cli.checks import db, ledger_group, seedance_group
+from wfrun.cli.config_cmd import config_group
 from wfrun.cli.instances import instances_group
 from wfrun.cli.packages import packages_group
 from wfrun.cli.processes import serve, worker
 from wfrun.cli.webhooks import webhooks_group
 from wfrun.cli.workflows import workflows_group
 from wfrun.config import Settings, load_settings
+from wfrun.errors import ConfigError
 
 
 @click.group()
@@ -43,7 +45,11 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    cli()
+    try:
+        cli()
+    except ConfigError as exc:  # a bad setting: one line, exit 2 (before anything is created)
+        click.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(2) from None
 
 
 for _command in (
@@ -58,5 +64,6 @@ for _command in (
     seedance_group,
     webhooks_group,
     packages_group,
+    config_group,
 ):
     cli.add_command(_command)

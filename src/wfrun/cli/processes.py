@@ -17,13 +17,13 @@ import uvicorn
 from wfrun import __version__
 from wfrun.api.app import create_app
 from wfrun.api.deps import API_PREFIX
-from wfrun.cli.sockets import listen_tcp
+from wfrun.cli import startup
 from wfrun.config import Settings
 from wfrun.db.database import Database
-from wfrun.errors import DatabaseUnavailable, ServiceError
+from wfrun.errors import ConfigError, DatabaseUnavailable, ServiceError
 from wfrun.metrics.exposition import serving_process
 from wfrun.runtime import Runtime, build_runtime
-from wfrun.services.seed import KEY_FILE, ensure_demo
+from wfrun.services.seed import KEY_FILE, Demo, ensure_demo
 from wfrun.workers.loops import Backoff, pause
 from wfrun.workers.stopping import StopSignals
 from wfrun.workers.worker import Worker, run_embedded
@@ -41,32 +41,60 @@ log = logging.getLogger(__name__)
     help="Data directory; created and seeded on first start.",
 )
 @click.option("--no-worker", is_flag=True, help="Serve the API only (run workers separately).")
+@click.option(
+    "--demo/--no-demo",
+    default=None,
+    help=(
+        "Seed a demo customer (100 CNY), key and workflow into an empty database "
+        "(default: on SQLite only, never on PostgreSQL; WFRUN_SEED_DEMO)."
+    ),
+)
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None, no_worker: bool
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    no_worker: bool,
+    demo: bool | None,
 ) -> None:
     """Run the HTTP API (and a worker) on the configured store."""
     base: Settings = ctx.obj
     updates = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v}
     if port == 0:
         updates["port"] = 0
+    if demo is not None:
+        updates["seed_demo"] = demo
     settings = base.model_copy(update=updates)
-    asyncio.run(_serve(settings, embedded_worker=not no_worker))
+    with startup.one_line():
+        asyncio.run(_serve(settings, embedded_worker=not no_worker))
 
 
 async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
-    runtime = await build_runtime(settings)
-    try:
-        demo_key = await _seed(runtime)
-        signals = StopSignals()
-        background = functools.partial(run_embedded, signals=signals) if embedded_worker else None
-        app = create_app(settings, runtime=runtime, background=background)
-        config = uvicorn.Config(app, log_level="info", access_log=False)
-        with listen_tcp(settings.host, settings.port) as sock:  # bound first: for the banner
-            _banner(runtime, sock.getsockname()[1], demo_key)
+    """Check, bind, probe, then create: a mistake found before the last step leaves nothing
+    behind (no data directory, SQLite file, secret key or demo)."""
+    startup.check_paths(settings)
+    with startup.listen(settings) as sock:  # bound first: a port in use creates nothing
+        await startup.check_database(settings)
+        runtime = await _open(settings)
+        try:
+            demo = await _seed(runtime)
+            signals = StopSignals()
+            worker = functools.partial(run_embedded, signals=signals) if embedded_worker else None
+            app = create_app(settings, runtime=runtime, background=worker)
+            config = uvicorn.Config(app, log_level="info", access_log=False)
+            _banner(runtime, sock.getsockname()[1], demo)
             await _Server(config, signals).serve(sockets=[sock])
-    finally:
-        await runtime.close()
+        finally:
+            await runtime.close()
+
+
+async def _open(settings: Settings) -> Runtime:
+    """The runtime; the database going away since the probe is a start-up failure too."""
+    try:
+        return await build_runtime(settings)
+    except DatabaseUnavailable as exc:
+        raise ConfigError(f"cannot open the database: {exc.detail}") from None
 
 
 class _Server(uvicorn.Server):
@@ -87,23 +115,30 @@ class _Server(uvicorn.Server):
         self.loop.call_soon_threadsafe(self.signals.request)
 
 
-async def _seed(runtime: Runtime) -> str | None:
-    if not runtime.settings.seed_demo:
+async def _seed(runtime: Runtime) -> Demo | None:
+    """The demo, seeded into an empty database when wanted: ``seed_demo`` (``--demo`` /
+    ``--no-demo``) when set, else on SQLite only (a production PostgreSQL gets none)."""
+    wanted = runtime.settings.seed_demo
+    if wanted is None:
+        wanted = runtime.db.is_sqlite
+    if not wanted:
         return None
-    demo = await ensure_demo(
+    return await ensure_demo(
         runtime.db, runtime.settings.data_dir, with_seedance=runtime.seedance is not None
     )
-    return demo.api_key
 
 
-def _banner(runtime: Runtime, port: int, demo_key: str | None) -> None:
+def _banner(runtime: Runtime, port: int, demo: Demo | None) -> None:
     url = f"http://{runtime.settings.host}:{port}{API_PREFIX}"
     store = "sqlite" if runtime.db.is_sqlite else "postgresql"
     click.echo(f"wfrun {__version__} serving {url} ({store}, data in {runtime.settings.data_dir})")
     click.echo(f"API docs: {url}/docs")
-    if demo_key:
-        click.echo(f"demo API key (also in {runtime.settings.data_dir / KEY_FILE}):")
-        click.echo(demo_key)
+    key_file = runtime.settings.data_dir / KEY_FILE
+    if demo is not None and demo.api_key:  # just created: printed this once
+        click.echo(f"demo API key (also kept in {key_file}):")
+        click.echo(demo.api_key)
+    elif demo is not None and key_file.exists():
+        click.echo(f"demo API key: kept in {key_file}")
 
 
 @click.command()
@@ -130,10 +165,15 @@ def worker(
         settings = settings.model_copy(
             update={"worker": settings.worker.model_copy(update={"concurrency": concurrency})}
         )
-    asyncio.run(_work(settings, once=once, metrics_port=metrics_port))
+    with startup.one_line():
+        asyncio.run(_work(settings, once=once, metrics_port=metrics_port))
 
 
 async def _work(settings: Settings, *, once: bool, metrics_port: int | None = None) -> None:
+    """A wrong configuration exits 2 before anything is created; a database that is down
+    (not wrong) is waited for, or with ``--once`` an outage (exit 1)."""
+    startup.check_paths(settings)
+    await startup.check_database(settings, wait_if_down=True)
     if once:
         await _work_once(settings)
         return

@@ -25,6 +25,8 @@ KEY_FILE = "demo_api_key"
 @dataclass(frozen=True)
 class Demo:
     api_key: str | None
+    """The demo key when this call created it (print it once), else None (it is in
+    ``data_dir/demo_api_key`` if this data directory seeded the store)."""
 
 
 def demo_package(name: str = "poster") -> Any:
@@ -40,12 +42,11 @@ async def _store_is_empty(db: Database) -> bool:
 
 
 async def ensure_demo(db: Database, data_dir: Path, *, with_seedance: bool = False) -> Demo:
-    """Seed the demo into an empty store; return the demo key if this data dir knows it.
+    """Seed the demo into an empty store; return its key if it was just created.
     ``with_seedance`` (Ark is configured) also publishes the Seedance video demo."""
     key_file = data_dir / KEY_FILE
     if not await _store_is_empty(db):
-        known = key_file.read_text().strip() if key_file.exists() else None
-        return Demo(api_key=known)
+        return Demo(api_key=None)
     operator = await accounts.create_account(db, display_name="wfrun demo operator")
     user = await accounts.create_account(db, display_name="demo user")
     await accounts.top_up(db, account_id=user, amount=DEMO_BALANCE, memo="demo credit")

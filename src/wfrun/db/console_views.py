@@ -1,0 +1,106 @@
+"""Read-only views across accounts for the console's operator pages: all runs, the queue by
+lane, failing webhook deliveries. Callers own the transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import RowMapping, case, func, select
+
+from wfrun.db.database import Connection
+from wfrun.db.rows import records
+from wfrun.db.runs import Run
+from wfrun.db.schema import jobs, runs
+from wfrun.db.webhook_deliveries import Delivery
+from wfrun.db.webhook_schema import webhook_deliveries
+
+
+@dataclass(frozen=True, slots=True)
+class LaneLoad:
+    """Jobs waiting (``todo``) and running (``doing``) in one lane."""
+
+    lane: str
+    waiting: int
+    running: int
+    oldest_waiting: datetime | None
+
+
+async def all_runs(
+    conn: Connection,
+    *,
+    account_id: str | None,
+    workflow_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Run], int]:
+    """Workflow runs of every account (or one), newest first, with the total count."""
+    conditions = [runs.c.family == "workflow"]
+    if account_id:
+        conditions.append(runs.c.account_id == account_id)
+    if workflow_id:
+        conditions.append(runs.c.workflow_id == workflow_id)
+    if status:
+        conditions.append(runs.c.status == status)
+    total_query = select(func.count()).select_from(runs).where(*conditions)
+    total = int((await conn.execute(total_query)).scalar_one())
+    query = (
+        select(runs)
+        .where(*conditions)
+        .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return records(Run, (await conn.execute(query)).mappings()), total
+
+
+async def lane_loads(conn: Connection) -> list[LaneLoad]:
+    """Each lane with active jobs: how many wait, how many run, and the oldest waiting job's
+    creation time."""
+    waiting = func.sum(case((jobs.c.status == "todo", 1), else_=0))
+    running = func.sum(case((jobs.c.status == "doing", 1), else_=0))
+    oldest = func.min(case((jobs.c.status == "todo", jobs.c.created_at), else_=None))
+    query = (
+        select(
+            jobs.c.lane,
+            waiting.label("waiting"),
+            running.label("running"),
+            oldest.label("oldest_waiting"),
+        )
+        .where(jobs.c.status.in_(("todo", "doing")))
+        .group_by(jobs.c.lane)
+        .order_by(jobs.c.lane)
+    )
+    rows = (await conn.execute(query)).mappings()
+    return [
+        LaneLoad(str(r["lane"]), int(r["waiting"] or 0), int(r["running"] or 0), _aware(r))
+        for r in rows
+    ]
+
+
+def _aware(row: RowMapping) -> datetime | None:
+    """``min(CASE …)`` loses the column type: SQLite answers a naive text timestamp."""
+    value: datetime | str | None = row["oldest_waiting"]
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def failing_deliveries(conn: Connection, *, limit: int) -> list[Delivery]:
+    """Webhook deliveries that failed for good or whose last attempt failed, newest first."""
+    query = (
+        select(webhook_deliveries)
+        .where(
+            (webhook_deliveries.c.status == "failed")
+            | (
+                webhook_deliveries.c.last_error.is_not(None)
+                & (webhook_deliveries.c.status != "succeeded")
+            )
+        )
+        .order_by(webhook_deliveries.c.updated_at.desc())
+        .limit(limit)
+    )
+    return records(Delivery, (await conn.execute(query)).mappings())

@@ -20,8 +20,7 @@ from tests.web.console import (
     serve_console,
     signed_in_client,
 )
-from wfrun.services import accounts, runs
-from wfrun.services.accounts import Principal
+from wfrun.services import accounts
 from wfrun.web.words_en import EN
 from wfrun.web.words_zh import ZH
 

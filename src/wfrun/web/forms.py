@@ -45,6 +45,14 @@ class Field:
         return "1" if self.spec.type in ("integer", "seed") else "any"
 
     @property
+    def min_text(self) -> str:
+        return "" if self.spec.min is None else _plain(self.spec.min)
+
+    @property
+    def max_text(self) -> str:
+        return "" if self.spec.max is None else _plain(self.spec.max)
+
+    @property
     def accept(self) -> str:
         return ",".join(self.spec.accept) or f"{self.spec.type}/*"
 

@@ -15,7 +15,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Request, Route, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Request,
+    Route,
+    ViewportSize,
+    async_playwright,
+)
 
 from tests.web.console import PASSWORD, Console, World, invitation_path, seed_world, serve_console
 from wfrun.domain.money import format_amount, parse_amount
@@ -25,8 +33,8 @@ from wfrun.workers.worker import run_embedded
 ROOT = Path(__file__).parents[2]
 SAMPLE = ROOT / "docs" / "sample.png"
 SHOTS = ROOT / "docs" / "screenshots"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 BILL_FIELDS = ("quote_amount", "compute_cost", "total_cost", "final_amount", "released_amount")
 RECORD_STATUSES = """
 document.addEventListener("DOMContentLoaded", () => {

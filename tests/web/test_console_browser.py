@@ -49,6 +49,14 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
+UNLABELLED = """
+[...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                && !(el.tagName === "BUTTON" && el.textContent.trim()))
+  .map(el => el.outerHTML)
+"""
+
+
 class Shots:
     """Screenshots of a page at desktop and phone width (only when ``enabled``)."""
 
@@ -56,6 +64,9 @@ class Shots:
         self.browser, self.enabled = browser, enabled
 
     async def take(self, page: Page, name: str) -> None:
+        """Also checks that every form control of the page has an accessible name."""
+        unlabelled = await page.evaluate(UNLABELLED)
+        assert unlabelled == [], (name, unlabelled)
         if not self.enabled:
             return
         SHOTS.mkdir(parents=True, exist_ok=True)

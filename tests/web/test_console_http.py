@@ -20,7 +20,7 @@ from tests.web.console import (
     serve_console,
     signed_in_client,
 )
-from wfrun.services import accounts
+from wfrun.services import accounts, console_views
 from wfrun.web.words_en import EN
 from wfrun.web.words_zh import ZH
 
@@ -174,3 +174,25 @@ async def test_the_language_follows_the_browser_and_the_switch(runtime, world: W
 def test_both_catalogues_hold_every_word():
     assert set(EN) == set(ZH)
     assert all(value.strip() for value in (*EN.values(), *ZH.values()))
+
+
+async def test_a_refused_submit_shows_the_error_in_words_and_keeps_the_form(
+    runtime, world: World, console
+):
+    async with signed_in_client(runtime, console, world.customer_id, "one@example.com") as client:
+        page = await client.get(f"/console/workflows/{world.workflow_id}")
+        form = {
+            "csrf_token": csrf_of(page.text),
+            "idempotency_key": "console-1",
+            "in_n1_image": "",
+            "in_n6_value": "kept caption",
+        }
+        refused = await client.post(f"/console/workflows/{world.workflow_id}/run", data=form)
+        assert refused.status_code == 400
+        assert 'data-code="INVALID_WORKFLOW_INPUT"' in refused.text
+        assert "n1_image" in refused.text
+        assert ">kept caption</textarea>" in refused.text
+        runs, _ = await console_views.all_runs(
+            runtime.db, account_id=None, workflow_id=None, status=None, page=1, size=10
+        )
+        assert runs == []  # nothing was submitted, nothing frozen

@@ -90,9 +90,11 @@ class Ctx:
             raise NotFound(f"no console page at {self.request.url.path}")
         return identity
 
-    async def check_csrf(self) -> None:
+    async def check_csrf(self, *, header_only: bool = False) -> None:
+        """Refuse (403) a POST without the session's token: the ``X-CSRF-Token`` header, or
+        the form's ``csrf_token`` field (not read when ``header_only``: a streamed body)."""
         sent = self.request.headers.get(CSRF_HEADER)
-        if sent is None:
+        if sent is None and not header_only:
             form = await self.request.form()
             value = form.get(CSRF_FIELD)
             sent = value if isinstance(value, str) else None

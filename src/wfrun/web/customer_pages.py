@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
+from wfrun.db.workflows import WorkflowRevision
 from wfrun.domain.runs import RunStatus, is_terminal
+from wfrun.errors import ServiceError
 from wfrun.services import catalog, run_views, runs
 from wfrun.web import forms
 from wfrun.web.context import Ctx, build_ctx
@@ -45,12 +47,23 @@ async def workflow_page(ctx: CtxDep, workflow_id: str) -> Response:
     row = await catalog.market_info(
         ctx.runtime.db, account_id=me.principal.account_id, workflow_id=workflow_id
     )
+    return _form_page(ctx, row)
+
+
+def _form_page(
+    ctx: Ctx, row: WorkflowRevision, error: ServiceError | None = None, values: Any = None
+) -> Response:
+    """The workflow's form; after a refused submit, with the error in words and the values
+    sent (a fresh idempotency key: the refused request created nothing)."""
     spec = catalog.revision_spec(row)
     return ctx.page(
         "workflow.html",
+        http_status=200 if error is None else ctx.bridge.status_for(type(error)),
         info=ctx.bridge.market_info(row),
         fields=forms.fields(spec.inputs),
         idempotency_key=f"console-{secrets.token_hex(12)}",
+        error=error,
+        values=values or {},
     )
 
 
@@ -64,14 +77,17 @@ async def submit(ctx: CtxDep, workflow_id: str) -> Response:
     )
     spec = catalog.revision_spec(row)
     key = form.get("idempotency_key")
-    request = runs.RunRequest(
-        workflow_id=workflow_id,
-        revision_id=row.revision_id,
-        inputs=forms.inputs_from(dict(form), spec.inputs),
-        accept_external_cost_risk=form.get("accept_external_cost_risk") == "on",
-        idempotency_key=key if isinstance(key, str) and key else secrets.token_hex(12),
-    )
-    result = await runs.submit_run(ctx.runtime.db, me.principal, request, ctx.runtime.policy)
+    try:
+        request = runs.RunRequest(
+            workflow_id=workflow_id,
+            revision_id=row.revision_id,
+            inputs=forms.inputs_from(dict(form), spec.inputs),
+            accept_external_cost_risk=form.get("accept_external_cost_risk") == "on",
+            idempotency_key=key if isinstance(key, str) and key else secrets.token_hex(12),
+        )
+        result = await runs.submit_run(ctx.runtime.db, me.principal, request, ctx.runtime.policy)
+    except ServiceError as exc:
+        return _form_page(ctx, row, exc, {k: v for k, v in form.items() if isinstance(v, str)})
     if not result.replay:
         ctx.runtime.wakeup.set()
     return ctx.redirect(f"/runs/{result.run.id}")

@@ -1,5 +1,5 @@
-"""Read-only views across accounts for the console's operator pages: all runs, the queue by
-lane, failing webhook deliveries. Callers own the transaction."""
+"""Read-only views across accounts for the console's operator pages: the queue by lane and
+failing webhook deliveries. Callers own the transaction."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from sqlalchemy import RowMapping, case, func, select
 
 from wfrun.db.database import Connection
 from wfrun.db.rows import records
-from wfrun.db.runs import Run
-from wfrun.db.schema import jobs, runs
+from wfrun.db.schema import jobs
 from wfrun.db.webhook_deliveries import Delivery
 from wfrun.db.webhook_schema import webhook_deliveries
 
@@ -24,35 +23,6 @@ class LaneLoad:
     waiting: int
     running: int
     oldest_waiting: datetime | None
-
-
-async def all_runs(
-    conn: Connection,
-    *,
-    account_id: str | None,
-    workflow_id: str | None,
-    status: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[Run], int]:
-    """Workflow runs of every account (or one), newest first, with the total count."""
-    conditions = [runs.c.family == "workflow"]
-    if account_id:
-        conditions.append(runs.c.account_id == account_id)
-    if workflow_id:
-        conditions.append(runs.c.workflow_id == workflow_id)
-    if status:
-        conditions.append(runs.c.status == status)
-    total_query = select(func.count()).select_from(runs).where(*conditions)
-    total = int((await conn.execute(total_query)).scalar_one())
-    query = (
-        select(runs)
-        .where(*conditions)
-        .order_by(runs.c.created_at.desc(), runs.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return records(Run, (await conn.execute(query)).mappings()), total
 
 
 async def lane_loads(conn: Connection) -> list[LaneLoad]:

@@ -27,7 +27,7 @@ async def all_runs(
     size: int,
 ) -> tuple[list[Run], int]:
     async with db.transaction() as conn:
-        return await views_db.all_runs(
+        return await runs_db.list_runs(
             conn,
             account_id=account_id,
             workflow_id=workflow_id,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
+from wfrun.db.runs import Run
 from wfrun.db.workflows import WorkflowRevision
 from wfrun.domain.runs import RunStatus, is_terminal
 from wfrun.errors import ServiceError
@@ -75,15 +76,10 @@ async def submit(ctx: CtxDep, workflow_id: str) -> Response:
     row = await catalog.market_info(
         ctx.runtime.db, account_id=me.principal.account_id, workflow_id=workflow_id
     )
-    spec = catalog.revision_spec(row)
     key = form.get("idempotency_key")
     try:
-        request = runs.RunRequest(
-            workflow_id=workflow_id,
-            revision_id=row.revision_id,
-            inputs=forms.inputs_from(dict(form), spec.inputs),
-            accept_external_cost_risk=form.get("accept_external_cost_risk") == "on",
-            idempotency_key=key if isinstance(key, str) and key else secrets.token_hex(12),
+        request = forms.run_request(
+            form, row, key if isinstance(key, str) and key else secrets.token_hex(12)
         )
         result = await runs.submit_run(ctx.runtime.db, me.principal, request, ctx.runtime.policy)
     except ServiceError as exc:
@@ -156,14 +152,27 @@ async def run_history(
         page=page,
         size=PAGE_SIZE,
     )
+    filters = {"status": status.value if status else "", "workflow_id": workflow_id or ""}
+    return run_list(ctx, "runs.html", (rows, total), page, PAGE_SIZE, filters)
+
+
+def run_list(
+    ctx: Ctx,
+    template: str,
+    found: tuple[list[Run], int],
+    page: int,
+    size: int,
+    filters: dict[str, str],
+) -> Response:
+    """A page of runs (each as its ``run/info`` data, with its account), under filters."""
+    rows, total = found
     links = ctx.bridge.links(ctx.request, ctx.runtime)
-    return ctx.page(
-        "runs.html",
-        runs_rows=[(run.account_id, ctx.bridge.run_info(run, links)) for run in rows],
-        total=total,
-        page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
-        status=status.value if status else "",
-        workflow_id=workflow_id or "",
-        statuses=STATUSES,
-    )
+    values: dict[str, Any] = {
+        "runs": [(run.account_id, ctx.bridge.run_info(run, links)) for run in rows],
+        "total": total,
+        "page": page,
+        "pages": max(1, -(-total // size)),
+        "statuses": STATUSES,
+        **filters,
+    }
+    return ctx.page(template, **values)

@@ -7,8 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wfrun.db.workflows import WorkflowRevision
 from wfrun.domain.manifest import InputSpec
 from wfrun.errors import InvalidWorkflowInput
+from wfrun.services.catalog import revision_spec
+from wfrun.services.runs import RunRequest
 
 _NUMBER_TYPES = {"integer", "number", "seed"}
 
@@ -76,6 +79,19 @@ def _kind(spec: InputSpec) -> str:
 
 def fields(specs: tuple[InputSpec, ...]) -> list[Field]:
     return [Field(spec, _kind(spec)) for spec in specs]
+
+
+def run_request(
+    form: Mapping[str, Any], row: WorkflowRevision, idempotency_key: str = ""
+) -> RunRequest:
+    """The submit (or quote) request a posted workflow form makes, on the revision shown."""
+    return RunRequest(
+        workflow_id=row.id,
+        revision_id=row.revision_id,
+        inputs=inputs_from(form, revision_spec(row).inputs),
+        accept_external_cost_risk=form.get("accept_external_cost_risk") == "on",
+        idempotency_key=idempotency_key,
+    )
 
 
 def inputs_from(form: Mapping[str, Any], specs: tuple[InputSpec, ...]) -> dict[str, Any]:

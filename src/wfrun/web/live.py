@@ -28,13 +28,7 @@ async def quote(ctx: CtxDep, workflow_id: str) -> dict[str, Any]:
     row = await catalog.market_info(
         ctx.runtime.db, account_id=me.principal.account_id, workflow_id=workflow_id
     )
-    spec = catalog.revision_spec(row)
-    request = runs.RunRequest(
-        workflow_id=workflow_id,
-        revision_id=row.revision_id,
-        inputs=forms.inputs_from(dict(form), spec.inputs),
-        accept_external_cost_risk=form.get("accept_external_cost_risk") == "on",
-    )
+    request = forms.run_request(form, row)
     result = await runs.quote_run(ctx.runtime.db, me.principal, request, ctx.runtime.policy)
     data = ctx.bridge.quote_data(
         result.workflow_id, result.revision_id, result.spec.prices, result.quote

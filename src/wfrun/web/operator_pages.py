@@ -17,6 +17,7 @@ from wfrun.domain.runs import RunStatus
 from wfrun.errors import InvalidParameter
 from wfrun.services import accounts, billing, catalog, console_auth, console_views, instances
 from wfrun.web.context import Ctx, build_ctx
+from wfrun.web.customer_pages import run_list
 from wfrun.web.routing import PageRoute
 
 router = APIRouter(prefix="/operator", route_class=PageRoute)
@@ -108,7 +109,7 @@ async def runs_page(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     ctx.operator()
-    rows, total = await console_views.all_runs(
+    found = await console_views.all_runs(
         ctx.runtime.db,
         account_id=account_id or None,
         workflow_id=workflow_id or None,
@@ -116,18 +117,12 @@ async def runs_page(
         page=page,
         size=PAGE_SIZE,
     )
-    links = ctx.bridge.links(ctx.request, ctx.runtime)
-    return ctx.page(
-        "op_runs.html",
-        runs=[(run.account_id, ctx.bridge.run_info(run, links)) for run in rows],
-        total=total,
-        page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
-        account_id=account_id or "",
-        workflow_id=workflow_id or "",
-        status=status.value if status else "",
-        statuses=[s.value for s in RunStatus],
-    )
+    filters = {
+        "account_id": account_id or "",
+        "workflow_id": workflow_id or "",
+        "status": status.value if status else "",
+    }
+    return run_list(ctx, "op_runs.html", found, page, PAGE_SIZE, filters)
 
 
 @router.post("/runs/{run_id}/cancel")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import quote
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -20,24 +21,11 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 class PageRoute(APIRoute):
     """Renders :class:`ServiceError` as an error page and sends strangers to sign in."""
 
-    def get_route_handler(self) -> Handler:
-        original = super().get_route_handler()
-
-        async def handler(request: Request) -> Response:
-            try:
-                return await original(request)
-            except SignInRequired:
-                ctx = await build_ctx(request)
-                return ctx.redirect(f"/login?next={request.url.path}")
-            except ServiceError as exc:
-                ctx = await build_ctx(request)
-                return ctx.error_page(exc)
-
-        return handler
-
-
-class JsonRoute(APIRoute):
-    """Strangers get the API's 401 envelope (raised as a ServiceError by the route)."""
+    async def on_failure(self, request: Request, exc: SignInRequired | ServiceError) -> Response:
+        ctx = await build_ctx(request)
+        if isinstance(exc, SignInRequired):
+            return ctx.redirect(f"/login?next={quote(request.url.path)}")
+        return ctx.error_page(exc)
 
     def get_route_handler(self) -> Handler:
         original = super().get_route_handler()
@@ -45,7 +33,17 @@ class JsonRoute(APIRoute):
         async def handler(request: Request) -> Response:
             try:
                 return await original(request)
-            except SignInRequired:
-                raise Unauthenticated("sign in to the console first") from None
+            except (SignInRequired, ServiceError) as exc:
+                return await self.on_failure(request, exc)
 
         return handler
+
+
+class JsonRoute(PageRoute):
+    """Failures leave as the API's error envelope (its handlers render them); strangers get
+    401."""
+
+    async def on_failure(self, request: Request, exc: SignInRequired | ServiceError) -> Response:
+        if isinstance(exc, SignInRequired):
+            raise Unauthenticated("sign in to the console first") from None
+        raise exc

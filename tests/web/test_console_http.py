@@ -21,6 +21,7 @@ from tests.web.console import (
     signed_in_client,
 )
 from wfrun.services import accounts, console_views
+from wfrun.web import i18n
 from wfrun.web.words_en import EN
 from wfrun.web.words_zh import ZH
 
@@ -196,3 +197,12 @@ async def test_a_refused_submit_shows_the_error_in_words_and_keeps_the_form(
             runtime.db, account_id=None, workflow_id=None, status=None, page=1, size=10
         )
         assert runs == []  # nothing was submitted, nothing frozen
+
+
+def test_the_language_pick_honours_quality_values():
+    assert i18n.pick(None, "fr-FR, zh;q=0.8, en;q=0.9") == "en"
+    assert i18n.pick(None, "fr-FR, zh-TW;q=0.8, en;q=0.5") == "zh"
+    assert i18n.pick(None, "zh;q=0, de") == "en"
+    assert i18n.pick(None, None) == "en"
+    assert i18n.pick("zh", "en") == "zh"
+    assert i18n.pick("xx", "zh-CN") == "zh"

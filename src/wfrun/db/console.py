@@ -124,6 +124,13 @@ async def record_attempt(
     )
 
 
+async def prune_attempts(conn: Connection, before: datetime) -> None:
+    """Forget login attempts older than ``before`` (they no longer count for any limit)."""
+    await conn.execute(
+        delete(console_login_attempts).where(console_login_attempts.c.attempted_at < before)
+    )
+
+
 async def failed_attempts_since(conn: Connection, subject: str, since: datetime) -> int:
     query = select(func.count()).where(
         console_login_attempts.c.subject == subject,

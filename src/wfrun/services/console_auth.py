@@ -21,12 +21,13 @@ from wfrun.clock import utcnow
 from wfrun.db import accounts as accounts_db
 from wfrun.db import console as console_db
 from wfrun.db.console import ConsoleUser
-from wfrun.db.database import ConstraintViolated, Database
+from wfrun.db.database import Database
 from wfrun.errors import InvalidParameter, TooManyRequests, Unauthenticated
 from wfrun.services.accounts import Principal, authenticate
 
 ROLES = ("customer", "operator")
 MIN_PASSWORD = 8
+ATTEMPTS_KEPT = timedelta(days=1)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + "A" * 43 + "="
 
@@ -56,6 +57,9 @@ class Invite:
 
 @dataclass(frozen=True)
 class LoginLimit:
+    """At most ``attempts`` failed sign-ins per email and address within ``window`` (which
+    must stay within :data:`ATTEMPTS_KEPT`)."""
+
     attempts: int = 5
     window: timedelta = timedelta(minutes=15)
 
@@ -210,14 +214,14 @@ async def _refuse_if_limited(db: Database, subject: str, limit: LoginLimit) -> N
 
 
 async def _record(db: Database, subject: str, succeeded: bool) -> None:
-    attempt_id = f"clog_{secrets.token_hex(12)}"
-    try:
-        async with db.transaction(write=True) as conn:
-            await console_db.record_attempt(
-                conn, attempt_id=attempt_id, subject=subject, succeeded=succeeded, now=utcnow()
-            )
-    except ConstraintViolated:  # pragma: no cover - 96 random bits
-        pass
+    """Record an attempt; attempts older than a day are dropped on the way (no limit looks
+    that far back), so the table stays small."""
+    attempt_id, now = f"clog_{secrets.token_hex(12)}", utcnow()
+    async with db.transaction(write=True) as conn:
+        await console_db.prune_attempts(conn, now - ATTEMPTS_KEPT)
+        await console_db.record_attempt(
+            conn, attempt_id=attempt_id, subject=subject, succeeded=succeeded, now=now
+        )
 
 
 async def sign_in(

@@ -85,6 +85,8 @@
       status.dataset.status = d.run_status;
       status.className = "status s-" + d.run_status;
       status.textContent = words[d.run_status] || d.run_status;
+      var queue = document.getElementById("queue-info");
+      if (queue && d.run_status !== "queued") { queue.remove(); }
     });
     function line(d) {
       var li = document.createElement("li");

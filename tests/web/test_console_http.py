@@ -4,6 +4,7 @@ pages do not exist for customers, and the language follows the browser or the sw
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tests.web.console import (
     serve_console,
     signed_in_client,
 )
-from wfrun.services import accounts, console_views
+from wfrun.services import accounts, catalog, console_views, seed
 from wfrun.web import i18n
 from wfrun.web.words_en import EN
 from wfrun.web.words_zh import ZH
@@ -206,3 +207,100 @@ def test_the_language_pick_honours_quality_values():
     assert i18n.pick(None, None) == "en"
     assert i18n.pick("zh", "en") == "zh"
     assert i18n.pick("xx", "zh-CN") == "zh"
+
+
+async def _console_submit(client: httpx.AsyncClient, world: World) -> str:
+    """Upload the sample through the console and run the demo from its form; the run's id."""
+    page = await client.get(f"/console/workflows/{world.workflow_id}")
+    token = csrf_of(page.text)
+    uploaded = await client.post(
+        "/console/upload",
+        headers={"X-CSRF-Token": token},
+        files={"file": ("sample.png", SAMPLE.read_bytes(), "image/png")},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    form = {
+        "csrf_token": token,
+        "idempotency_key": "console-cancel",
+        "in_n1_image": uploaded.json()["data"]["asset_uri"],
+    }
+    submitted = await client.post(f"/console/workflows/{world.workflow_id}/run", data=form)
+    assert submitted.status_code == 303, submitted.text
+    return submitted.headers["location"].rsplit("/", 1)[1]
+
+
+async def test_a_customer_cancels_a_queued_run(runtime, world: World, console):
+    async with signed_in_client(runtime, console, world.customer_id, "one@example.com") as client:
+        run_id = await _console_submit(client, world)
+        page = await client.get(f"/console/runs/{run_id}")
+        assert 'data-status="queued"' in page.text
+        assert (await accounts.get_account(runtime.db, world.customer_id)).frozen == 3_000_000
+        cancel = await client.post(
+            f"/console/runs/{run_id}/cancel", data={"csrf_token": csrf_of(page.text)}
+        )
+        assert cancel.status_code == 303
+        after = await client.get(f"/console/runs/{run_id}")
+        assert 'data-status="cancelled"' in after.text
+        assert '<dd data-field="freeze_status">released</dd>' in after.text
+    account = await accounts.get_account(runtime.db, world.customer_id)
+    assert (account.available, account.frozen) == (10_000_000_000, 0)
+
+
+async def test_an_operator_invites_imports_publishes_and_cancels(runtime, world: World, console):
+    async with signed_in_client(runtime, console, world.customer_id, "one@example.com") as client:
+        run_id = await _console_submit(client, world)
+    async with signed_in_client(runtime, console, world.operator_id, "ops@example.com") as boss:
+        page = await boss.get(f"/console/operator/accounts/{world.customer_id}")
+        token = csrf_of(page.text)
+        invited = await boss.post(
+            f"/console/operator/accounts/{world.customer_id}/invite",
+            data={"csrf_token": token, "email": "two@example.com"},
+        )
+        link = re.search(r'id="invite-link" class="mono" readonly value="([^"]+)"', invited.text)
+        assert link, invited.text
+        assert link.group(1).startswith(console.base_url + "/console/invite/")
+        package = json.dumps(seed.demo_package()).encode()
+        imported = await boss.post(
+            "/console/operator/workflows/import",
+            data={"csrf_token": token, "publish": "on"},
+            files={"package": ("poster.json", package, "application/json")},
+        )
+        assert imported.status_code == 303
+        detail = await catalog.describe(runtime.db, world.workflow_id)
+        first, second = (r.id for r in detail.revisions)
+        assert detail.workflow.published_revision_id == second
+        back = await boss.post(
+            f"/console/operator/workflows/{world.workflow_id}/publish",
+            data={"csrf_token": token, "revision_id": first},
+        )
+        assert back.status_code == 303
+        assert (
+            await catalog.describe(runtime.db, world.workflow_id)
+        ).workflow.published_revision_id == first
+        revision = await boss.get(f"/console/operator/revisions/{first}")
+        assert "&#34;n1_image&#34;" in revision.text or '"n1_image"' in revision.text
+        listed = await boss.get("/console/operator/runs", params={"status": "queued"})
+        assert run_id in listed.text
+        queue = await boss.get("/console/operator/queue")
+        assert re.search(r'<td class="num">1</td><td class="num">0</td>', queue.text), queue.text
+        cancelled = await boss.post(
+            f"/console/operator/runs/{run_id}/cancel", data={"csrf_token": token}
+        )
+        assert cancelled.status_code == 303
+    async with signed_in_client(runtime, console, world.customer_id, "two@example.com") as two:
+        page = await two.get(f"/console/runs/{run_id}")  # the same account, another person
+        assert 'data-status="cancelled"' in page.text
+
+
+async def test_an_import_without_the_csrf_token_is_refused_and_leaves_nothing_open(
+    runtime, world: World, console
+):
+    async with signed_in_client(runtime, console, world.operator_id, "ops@example.com") as boss:
+        package = json.dumps(seed.demo_package()).encode()
+        refused = await boss.post(
+            "/console/operator/workflows/import",
+            data={"publish": "on"},
+            files={"package": ("poster.json", package, "application/json")},
+        )
+        assert refused.status_code == 403
+    assert len((await catalog.describe(runtime.db, world.workflow_id)).revisions) == 1

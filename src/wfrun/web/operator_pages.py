@@ -146,13 +146,7 @@ async def import_package(ctx: CtxDep) -> Response:
     me = ctx.operator()
     await ctx.check_csrf()
     form = await ctx.request.form()
-    upload = form.get("package")
-    if not isinstance(upload, UploadFile):
-        raise InvalidParameter("package: choose a workflow package file (JSON)")
-    try:
-        document = json.loads(await upload.read())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidParameter(f"package: not JSON ({exc})") from None
+    document = await _package(form.get("package"))
     result = await catalog.import_package(
         ctx.runtime.db,
         owner_id=me.principal.account_id,
@@ -160,6 +154,15 @@ async def import_package(ctx: CtxDep) -> Response:
         publish=form.get("publish") == "on",
     )
     return ctx.redirect(f"/operator/workflows?imported={result.revision_id}")
+
+
+async def _package(upload: object) -> object:
+    if not isinstance(upload, UploadFile):
+        raise InvalidParameter("package: choose a workflow package file (JSON)")
+    try:
+        return json.loads(await upload.read())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidParameter(f"package: not JSON ({exc})") from None
 
 
 @router.post("/workflows/{workflow_id}/publish")

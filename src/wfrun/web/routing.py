@@ -35,6 +35,8 @@ class PageRoute(APIRoute):
                 return await original(request)
             except (SignInRequired, ServiceError) as exc:
                 return await self.on_failure(request, exc)
+            finally:
+                await request.close()  # a parsed form's spooled files
 
         return handler
 

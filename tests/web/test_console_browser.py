@@ -18,6 +18,7 @@ import pytest
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Page,
     Request,
     Route,
@@ -83,6 +84,16 @@ class Shots:
 
 
 async def _loopback_only(context: BrowserContext, outside: list[str]) -> None:
+    """Refuse (and record) requests off loopback; record the pages' console errors (a CSP
+    violation, a script error) there too."""
+
+    def console_error(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            outside.append(f"console: {message.text}")
+
+    context.on("console", console_error)
+    context.on("weberror", lambda error: outside.append(f"page error: {error.error}"))
+
     async def only_loopback(route: Route, request: Request) -> None:
         if urlsplit(request.url).hostname == "127.0.0.1":
             await route.continue_()

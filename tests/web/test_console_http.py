@@ -144,6 +144,8 @@ async def test_signing_in_with_the_password_and_out(runtime, world: World, conso
         assert "SameSite=lax" in cookie
         billing = await client.get("/console/billing")
         assert billing.status_code == 200
+        assert "default-src 'self'" in billing.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in billing.headers["content-security-policy"]
         assert '<strong class="amount" id="balance-available">100.00000000</strong>' in billing.text
         out = await client.post("/console/logout", data={"csrf_token": csrf_of(billing.text)})
         assert out.status_code == 303

@@ -22,6 +22,17 @@ from wfrun.web.bridge import Bridge
 from wfrun.web.session import CSRF_FIELD, CSRF_HEADER, Session, Sessions, csrf_matches
 
 PREFIX = "/console"
+SECURITY_HEADERS = {
+    # Scripts, styles and fonts only from wfrun itself; media also from object storage
+    # (S3 presigned links live on the bucket's own host); no framing, forms post only here.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data: http: https:; "
+        "media-src 'self' blob: http: https:; frame-ancestors 'none'; form-action 'self'; "
+        "base-uri 'none'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 class SignInRequired(Exception):
@@ -105,7 +116,7 @@ class Ctx:
         body = self.console.env.get_template(template).render(
             ctx=self, t=self.t, me=self.identity, csrf=self.session.csrf, prefix=PREFIX, **values
         )
-        response = HTMLResponse(body, status_code=http_status)
+        response = HTMLResponse(body, status_code=http_status, headers=SECURITY_HEADERS)
         self.keep_session(response)
         return response
 

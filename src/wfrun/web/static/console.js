@@ -94,15 +94,14 @@
       li.textContent = (d.at || "") + " " + (d.node_id ? d.node_id + " " : "") + (d.message || "");
       logs.appendChild(li);
       if (d.progress_percent !== null && d.progress_percent !== undefined) {
-        bar.setAttribute("aria-valuenow", d.progress_percent);
-        bar.firstElementChild.style.width = d.progress_percent + "%";
+        bar.value = d.progress_percent;
       }
     }
     source.addEventListener("progress", function (e) { line(data(e)); });
     source.addEventListener("log", function (e) { line(data(e)); });
     source.addEventListener("done", function () {
       source.close();
-      bar.setAttribute("aria-valuenow", 100);
+      bar.value = 100;
       window.location.reload();
     });
   }

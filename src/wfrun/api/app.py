@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from starlette.types import Scope
 
-from wfrun import __version__
+from wfrun import __version__, web
 from wfrun.api import contract, errors
+from wfrun.api.console_bridge import console_bridge
 from wfrun.api.deps import API_PREFIX
 from wfrun.api.guards import BodyLimit, CatchAll, Limit
 from wfrun.api.metrics import RequestMetrics, metrics_port
@@ -69,6 +70,7 @@ def create_app(
     if settings.metrics.port is None:  # else /metrics is served on its own port only
         app.include_router(health.metrics_router)
     contract.install(app, settings)
+    web.mount(app, console_bridge())
     return app
 
 
@@ -89,6 +91,7 @@ def _add_routes(app: FastAPI) -> None:
 
 
 UPLOAD_PATH = f"{API_PREFIX}/assets"
+UPLOAD_PATHS = (UPLOAD_PATH, web.UPLOAD_PATH)
 JSON_LIMIT_HINT = "upload large media with POST /assets and pass its asset:// URI"
 
 
@@ -97,7 +100,7 @@ def _body_limits(settings: Settings) -> Callable[[Scope], Limit]:
     request ``api.max_json_bytes``. Read per request: changed settings apply at once."""
 
     def limit_for(scope: Scope) -> Limit:
-        if scope.get("method") == "POST" and scope.get("path") == UPLOAD_PATH:
+        if scope.get("method") == "POST" and scope.get("path") in UPLOAD_PATHS:
             max_bytes = settings.assets.max_upload_bytes + MULTIPART_OVERHEAD
             return Limit(max_bytes, AssetTooLarge)
         return Limit(settings.api.max_json_bytes, hint=JSON_LIMIT_HINT)

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from wfrun.cli import console_admin
 from wfrun.cli.common import json_option, run_async
 from wfrun.cli.output import emit, plain
 from wfrun.domain.money import parse_amount
@@ -23,13 +24,16 @@ def accounts_group() -> None:
 
 @accounts_group.command("create")
 @click.argument("display_name")
+@console_admin.operator_option
 @json_option
 @click.pass_context
-def accounts_create(ctx: click.Context, display_name: str, as_json: bool) -> None:
+def accounts_create(ctx: click.Context, display_name: str, operator: bool, as_json: bool) -> None:
     """Create an account; prints its id."""
 
     async def work(rt: Runtime) -> Any:
         account_id = await accounts.create_account(rt.db, display_name=display_name)
+        if operator:
+            await console_admin.make_operator(rt, account_id)
         return await accounts.get_account(rt.db, account_id)
 
     row = plain(run_async(ctx, work))
@@ -83,6 +87,10 @@ def accounts_list(ctx: click.Context, as_json: bool) -> None:
         return [plain(r) for r in await accounts.list_accounts(rt.db)]
 
     emit(run_async(ctx, work), as_json=as_json)
+
+
+accounts_group.add_command(console_admin.invite_command)
+accounts_group.add_command(console_admin.set_role_command)
 
 
 # ---- keys --------------------------------------------------------------------------------------

@@ -133,13 +133,17 @@ async def find_run(conn: Connection, run_id: str, *, account_id: str | None = No
 async def list_runs(
     conn: Connection,
     *,
-    account_id: str,
+    account_id: str | None,
     workflow_id: str | None,
     status: str | None,
     limit: int,
     offset: int,
 ) -> tuple[list[Run], int]:
-    conditions = [runs.c.account_id == account_id, runs.c.family == "workflow"]
+    """Workflow runs, newest first, with the total count; every account's when
+    ``account_id`` is None (the console's operator view)."""
+    conditions = [runs.c.family == "workflow"]
+    if account_id is not None:
+        conditions.append(runs.c.account_id == account_id)
     if workflow_id:
         conditions.append(runs.c.workflow_id == workflow_id)
     if status:

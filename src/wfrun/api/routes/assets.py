@@ -13,8 +13,11 @@ from wfrun.api.contract.catalog import AssetData
 from wfrun.api.contract.envelope import documented, redirect
 from wfrun.api.deps import PrincipalDep, RuntimeDep, api_base, links
 from wfrun.api.uploads import receive_upload
+from wfrun.db.assets import Asset
 from wfrun.errors import InvalidParameter
+from wfrun.runtime import Runtime
 from wfrun.services import assets
+from wfrun.services.accounts import Principal
 
 router = APIRouter(prefix="/assets", tags=["assets"])
 
@@ -62,6 +65,14 @@ def _ttl(fields: dict[str, str], default: int) -> int:
     **documented(AssetData),
 )
 async def upload(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    created = await receive_asset(request, runtime, principal)
+    data = wire.asset(created, links(request, runtime), api_base(request, runtime))
+    return wire.ok(data, "上传成功")
+
+
+async def receive_asset(request: Request, runtime: Runtime, principal: Principal) -> Asset:
+    """Stream the request's multipart ``file`` into a new asset of ``principal`` (also the
+    console's upload)."""
     limits = runtime.settings.assets
     received = await receive_upload(
         request, tmp_dir=runtime.settings.data_dir / "tmp", max_bytes=limits.max_upload_bytes
@@ -85,8 +96,7 @@ async def upload(request: Request, runtime: RuntimeDep, principal: PrincipalDep)
         )
     finally:
         received.path.unlink(missing_ok=True)
-    data = wire.asset(created, links(request, runtime), api_base(request, runtime))
-    return wire.ok(data, "上传成功")
+    return created
 
 
 @router.get(

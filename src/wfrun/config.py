@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -299,6 +299,26 @@ class SeedanceSettings(BaseModel):
     )
 
 
+class LogSettings(BaseModel):
+    """What the process logs, and how it writes it (to stderr)."""
+
+    format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description=(
+            "json: one JSON object per line; console: readable lines; auto: console when "
+            "stderr is a terminal, else json."
+        ),
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level written (DEBUG, INFO, WARNING or ERROR)."
+    )
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
 class Settings(BaseSettings):
     """Everything wfrun needs to run; one instance per process."""
 
@@ -336,6 +356,7 @@ class Settings(BaseSettings):
     assets: AssetSettings = Field(default_factory=AssetSettings)
     seedance: SeedanceSettings = Field(default_factory=SeedanceSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,7 @@ from starlette.types import Scope
 
 from wfrun import __version__
 from wfrun.api import contract, errors
+from wfrun.api.access_log import AccessLog
 from wfrun.api.deps import API_PREFIX
 from wfrun.api.guards import BodyLimit, CatchAll, Limit
 from wfrun.api.routes import (
@@ -61,7 +62,8 @@ def create_app(
     )
     errors.install(app, retry_after=settings.api.retry_after_seconds)
     app.add_middleware(BodyLimit, limit_for=_body_limits(settings))
-    app.add_middleware(CatchAll)  # added last: the outermost
+    app.add_middleware(CatchAll)
+    app.add_middleware(AccessLog)  # added last: the outermost (its ids are on every answer)
     _add_routes(app)
     contract.install(app, settings)
     return app

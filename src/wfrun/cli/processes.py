@@ -60,7 +60,8 @@ async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
         signals = StopSignals()
         background = functools.partial(run_embedded, signals=signals) if embedded_worker else None
         app = create_app(settings, runtime=runtime, background=background)
-        config = uvicorn.Config(app, log_level="info", access_log=False)
+        # uvicorn logs through wfrun's log configuration; wfrun's AccessLog writes the access log
+        config = uvicorn.Config(app, log_config=None, log_level="info", access_log=False)
         with listen_tcp(settings.host, settings.port) as sock:  # bound first: for the banner
             _banner(runtime, sock.getsockname()[1], demo_key)
             await _Server(config, signals).serve(sockets=[sock])

@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -300,23 +300,14 @@ class SeedanceSettings(BaseModel):
 
 
 class LogSettings(BaseModel):
-    """What the process logs, and how it writes it (to stderr)."""
+    """What the process logs to stderr, and how."""
 
     format: Literal["auto", "json", "console"] = Field(
-        "auto",
-        description=(
-            "json: one JSON object per line; console: readable lines; auto: console when "
-            "stderr is a terminal, else json."
-        ),
+        "auto", description="json lines, readable console lines, or auto: console on a terminal."
     )
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Lowest level written (DEBUG, INFO, WARNING or ERROR)."
+    level: str = Field(
+        "INFO", pattern="(?i)^(debug|info|warning|error)$", description="Lowest level written."
     )
-
-    @field_validator("level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):

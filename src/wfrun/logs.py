@@ -147,7 +147,7 @@ def configure(settings: LogSettings, stream: TextIO | None = None) -> None:
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    level = logging.getLevelName(settings.level)
+    level = logging.getLevelNamesMapping()[settings.level.upper()]
     root.setLevel(level)
     for name, quiet in QUIET.items():
         logging.getLogger(name).setLevel(max(level, quiet) if level > logging.DEBUG else level)

@@ -22,7 +22,7 @@ from wfrun.db.webhook_deliveries import Delivery
 from wfrun.domain.failures import Failure
 from wfrun.domain.money import format_amount
 from wfrun.domain.pricing import Settlement
-from wfrun.domain.runs import RunStatus
+from wfrun.domain.runs import FreezeStatus, RunStatus
 
 runs_log = logging.getLogger("wfrun.runs")
 instances_log = logging.getLogger("wfrun.instances")
@@ -56,16 +56,20 @@ def status_changed(conn: Connection, run: Run, *, previous: RunStatus | None) ->
     _later(conn, runs_log, level, "run status changed", **fields)
 
 
-def settled(conn: Connection, run: Run, settlement: Settlement) -> None:
-    """``run``'s freeze resolved: what was frozen, what the run costs (the account's charge),
-    what went back to the account and what the charge took beyond the freeze."""
+def settled(
+    conn: Connection, run_id: str, account_id: str, status: FreezeStatus, settlement: Settlement
+) -> None:
+    """A run's freeze resolved (``settled`` or ``released``): what was frozen, what the run
+    costs (the account's charge), what went back to the account and what the charge took
+    beyond the freeze."""
     _later(
         conn,
         runs_log,
         logging.INFO,
         "run settled",
-        **run_fields(run),
-        status=run.status.value,
+        run_order_id=run_id,
+        account_id=account_id,
+        freeze_status=status.value,
         frozen=format_amount(settlement.frozen),
         final_amount=format_amount(settlement.final_amount),
         released_amount=format_amount(settlement.released_amount),

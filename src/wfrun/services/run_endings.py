@@ -9,8 +9,7 @@ moved on, none of it:
    worker, still under its attempt), writing its settlement and error columns;
 3. resolve its freeze exactly once (settle or release; the freeze row, then the account);
 4. close its open jobs;
-5. log the ending and publish the change to the outbox (and, once committed, log the change
-   and the settlement in the process log: ``ops_log``).
+5. log the ending and publish the change to the outbox.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from wfrun.domain.pricing import Settlement
 from wfrun.domain.runs import FreezeStatus, RunStatus, transition
 from wfrun.queue import broker
 from wfrun.queue.broker import JobStatus
-from wfrun.services import billing, ops_log
+from wfrun.services import billing
 from wfrun.services.run_changes import publish_change
 from wfrun.services.run_log import log_event
 
@@ -93,7 +92,6 @@ async def end_run(
         percent=None if failure is not None else moved.progress_percent,
     )
     await publish_change(conn, moved, previous=run.status, now=now)
-    ops_log.settled(conn, moved, ending.settlement)
     return moved
 
 

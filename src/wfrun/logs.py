@@ -146,8 +146,9 @@ def configure(settings: LogSettings, stream: TextIO | None = None) -> None:
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
-    root.addHandler(handler)
     level = logging.getLevelNamesMapping()[settings.level.upper()]
+    handler.setLevel(level)  # also below loggers that set their own level (uvicorn's)
+    root.addHandler(handler)
     root.setLevel(level)
     for name, quiet in QUIET.items():
         logging.getLogger(name).setLevel(max(level, quiet) if level > logging.DEBUG else level)

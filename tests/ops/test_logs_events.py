@@ -15,8 +15,7 @@ import pytest
 from tests.support.api import running_worker
 from tests.support.factories import customer, operator, publish_package, sleepy_package
 from tests.support.receiver import running_receiver
-from tests.support.waiting import until
-from tests.webhooks.support import add_endpoint, deliveries, ok, quick_workflow, submit
+from tests.webhooks.support import add_endpoint, ok, quick_workflow, settled, submit
 from wfrun.clock import utcnow
 from wfrun.config import Settings, WebhookSettings
 from wfrun.domain.money import format_amount
@@ -187,12 +186,8 @@ async def test_failed_webhook_deliveries_are_logged_until_given_up(
         endpoint = await add_endpoint(http, alice, receiver.url, ["run.succeeded"])
         run_id = ok(await submit(http, alice, workflow, "k1"))["run_order_id"]
         async with running_worker(runtime):
-
-            async def failed() -> bool:
-                found = await deliveries(http, alice, run_order_id=run_id)
-                return bool(found) and found[0]["status"] == "failed"
-
-            await until(failed, what="the delivery to fail for good")
+            [delivery] = await settled(http, alice, run_order_id=run_id)
+    assert delivery["status"] == "failed"
     failures = lines(caplog, "wfrun.webhooks")
     fields = ("run_order_id", "account_id", "event_type", "target", "status_code", "error")
     assert {tuple(x[k] for k in fields) for x in failures} == {

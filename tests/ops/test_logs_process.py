@@ -19,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
+from tests.chaos.conftest import fresh_url  # noqa: F401 (the chaos tests' fixture)
 from tests.chaos.harness import (
     Cluster,
     Customer,
@@ -27,7 +28,6 @@ from tests.chaos.harness import (
     chaos_settings,
     cluster,
 )
-from tests.support import databases
 from tests.support.waiting import until_sync
 from wfrun.db.database import Database
 from wfrun.db.schema import runs
@@ -35,20 +35,6 @@ from wfrun.domain.money import format_amount
 
 PREFIX = "/api/open/v2"
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
-
-
-@pytest.fixture
-def empty_url(database_url: str) -> str:
-    """The test's database, emptied (the PostgreSQL one is shared by the session)."""
-    if not database_url.startswith("sqlite"):
-
-        async def clean() -> None:
-            db = Database(database_url)
-            await databases.truncate_all(db)
-            await db.dispose()
-
-        asyncio.run(clean())
-    return database_url
 
 
 def serve(group: Cluster, name: str = "serve", **env: str) -> tuple[Proc, Path, str]:
@@ -114,15 +100,15 @@ def set_freeze_status(url: str, run_id: str, value: str) -> None:
     asyncio.run(write())
 
 
-def test_serve_logs_requests_runs_and_a_bug_as_json_lines(empty_url, tmp_path):
-    settings = chaos_settings(empty_url, tmp_path / "data")
+def test_serve_logs_requests_runs_and_a_bug_as_json_lines(fresh_url, tmp_path):  # noqa: F811
+    settings = chaos_settings(fresh_url, tmp_path / "data")
     with cluster(settings, tmp_path) as group:
         who = group.provision(seconds=0.05)
         _, log, url = serve(group)
         with httpx.Client(base_url=url, timeout=30) as http:
             run_id = _submit_and_finish(http, who, settings, log)
             _requests_get_ids(http, who, log)
-            _a_bug_is_one_line_and_one_traceback(http, who, empty_url, run_id, log)
+            _a_bug_is_one_line_and_one_traceback(http, who, fresh_url, run_id, log)
         assert logged(log, logger="uvicorn.access") == []
         json_lines(log)  # still every line JSON
 

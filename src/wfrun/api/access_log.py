@@ -104,13 +104,18 @@ def log_unhandled(scope: Scope, exc: BaseException) -> None:
 
 
 class AccessLog:
+    """Request ids and the access log (see the module docstring); HTTP requests only."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self._request(scope, receive, send)
+        else:  # lifespan, websockets
             await self.app(scope, receive, send)
-            return
+
+    async def _request(self, scope: Scope, receive: Receive, send: Send) -> None:
         given = accepted_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
         request_id = given or new_request_id()
         clear_contextvars()  # this request's task: nothing of another request is bound

@@ -15,7 +15,9 @@ context. An exception is logged with its traceback once: a later line carrying t
 exception object (e.g. uvicorn's "Exception in ASGI application" after wfrun logged the error
 with its request) is dropped.
 
-Nothing happens at import; entrypoints call :func:`configure` once (``wfrun.cli.main``).
+Nothing happens at import; entrypoints call :func:`configure` once (``wfrun.cli.main``), and
+structlog itself is imported with the first line written (a command that logs nothing stays
+quick).
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from typing import Literal, TextIO
-
-import structlog
-from structlog.typing import EventDict, Processor
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from wfrun.config import LogSettings, load_settings
+
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, Processor
 
 Format = Literal["json", "console"]
 
@@ -65,6 +67,8 @@ def _is_terminal(stream: TextIO) -> bool:
 def _shared() -> list[Processor]:
     """What every line gets, stdlib's or structlog's: the request context, level, logger
     name, ``extra`` fields and an ISO-8601 UTC timestamp."""
+    import structlog
+
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -87,6 +91,8 @@ def _tidy(_logger: object, _method: str, event: EventDict) -> EventDict:
 
 
 def _renderer(fmt: Format, stream: TextIO) -> list[Processor]:
+    import structlog
+
     if fmt == "json":
         return [
             structlog.processors.format_exc_info,
@@ -119,29 +125,47 @@ class _Handler(logging.StreamHandler[TextIO]):
     """The handler :func:`configure` installs (and replaces when called again)."""
 
 
-def configure(settings: LogSettings, stream: TextIO | None = None) -> None:
-    """Route every log line of the process to ``stream`` (default: stderr) in the format
-    ``settings`` pick. Calling it again replaces the previous configuration."""
-    out = stream if stream is not None else sys.stderr
-    fmt = resolve_format(settings.format, out)
+class _Formatter(logging.Formatter):
+    """structlog's ``ProcessorFormatter``, built at the first line: importing structlog (and
+    the ``rich`` it loads where installed) costs a command that logs nothing ~0.1–0.3 s."""
+
+    def __init__(self, fmt: Format, stream: TextIO) -> None:
+        super().__init__()
+        self._fmt_name, self._stream = fmt, stream
+        self._built: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._built is None:
+            self._built = _processor_formatter(self._fmt_name, self._stream)
+        return self._built.format(record)
+
+
+def _processor_formatter(fmt: Format, stream: TextIO) -> logging.Formatter:
+    import structlog
+
     shared = _shared()
-    structlog.configure(
+    structlog.configure(  # structlog's own loggers, if any, end on the same handler
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    handler = _Handler(out)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                _tidy,
-                *_renderer(fmt, out),
-            ],
-        )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _tidy,
+            *_renderer(fmt, stream),
+        ],
     )
+
+
+def configure(settings: LogSettings, stream: TextIO | None = None) -> None:
+    """Route every log line of the process to ``stream`` (default: stderr) in the format
+    ``settings`` pick. Calling it again replaces the previous configuration."""
+    out = stream if stream is not None else sys.stderr
+    handler = _Handler(out)
+    handler.setFormatter(_Formatter(resolve_format(settings.format, out), out))
     handler.addFilter(_OncePerException())
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:

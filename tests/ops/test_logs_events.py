@@ -18,6 +18,7 @@ from tests.support.receiver import running_receiver
 from tests.webhooks.support import add_endpoint, ok, quick_workflow, settled, submit
 from wfrun.clock import utcnow
 from wfrun.config import Settings, WebhookSettings
+from wfrun.db.runs import Run
 from wfrun.domain.money import format_amount
 from wfrun.domain.pricing import release
 from wfrun.domain.runs import RunStatus
@@ -53,7 +54,7 @@ def lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[dict[str, Any]]
     ]
 
 
-async def _submitted(rt: Runtime) -> tuple[Principal, runs.Run]:
+async def _submitted(rt: Runtime) -> tuple[Principal, Run]:
     workflow_id = await publish_package(rt, await operator(rt), sleepy_package())
     alice = await customer(rt, balance="1")
     principal = Principal(alice.account_id, "key_test", "alice")
@@ -136,17 +137,18 @@ async def test_instance_health_changes_are_logged_once_each(runtime, caplog):
     added = await instances.add_instance(
         runtime.db, url="http://127.0.0.1:9", capacity=1, labels={}
     )
-    probes = [
-        {"ok": False, "error": "ReadTimeout: slow"},
-        {"ok": False, "error": "ReadTimeout: slow"},
-        {"ok": False, "error": "ReadTimeout: slow"},  # the third in a row: unhealthy
-        {"ok": False, "error": "ReadTimeout: slow"},  # still unhealthy: no new line
-        {"ok": True, "error": None},  # back
-        {"ok": True, "error": None},
-        {"ok": False, "error": "ConnectError: refused", "down": True},  # down at once
+    slow, refused = "ReadTimeout: slow", "ConnectError: refused"
+    probes: list[tuple[bool, str | None, bool]] = [
+        (False, slow, False),
+        (False, slow, False),
+        (False, slow, False),  # the third in a row: unhealthy
+        (False, slow, False),  # still unhealthy: no new line
+        (True, None, False),  # back
+        (True, None, False),
+        (False, refused, True),  # down at once
     ]
-    for probe in probes:
-        await instances.record_probe(runtime.db, added.id, **probe)
+    for ok_, error, down in probes:
+        await instances.record_probe(runtime.db, added.id, ok=ok_, error=error, down=down)
     fields = ("event", "level", "instance_id", "url", "healthy", "why")
     assert [{k: x[k] for k in fields} for x in lines(caplog, "wfrun.instances")] == [
         {

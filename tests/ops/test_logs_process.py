@@ -174,8 +174,9 @@ def _requests_get_ids(http: httpx.Client, who: Customer, log: Path) -> None:
     line = access(log, refused.headers["x-request-id"])
     assert (refused.status_code, line["status"], "account_id" in line) == (401, 401, False)
     assert line["path"] == f"{PREFIX}/workflow/run/list"
-    for unfit in ("has space", "tab\there", "x" * 129, "é".encode()):
-        answer = http.get("/workflow/run/list", headers=auth | {"X-Request-Id": unfit})
+    for unfit in (b"has space", b"tab\there", b"x" * 129, "é".encode()):
+        headers = {k.encode(): v.encode() for k, v in auth.items()} | {b"X-Request-Id": unfit}
+        answer = http.get("/workflow/run/list", headers=headers)
         fresh = answer.headers["x-request-id"]
         assert GENERATED_ID.fullmatch(fresh), (unfit, fresh)
         assert access(log, fresh)["status"] == 200

@@ -248,6 +248,17 @@ class MetricsSettings(BaseModel):
     )
 
 
+class LogSettings(BaseModel):
+    """What the process logs to stderr, and how."""
+
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="json lines, readable console lines, or auto: console on a terminal."
+    )
+    level: str = Field(
+        "INFO", pattern="(?i)^(debug|info|warning|error)$", description="Lowest level written."
+    )
+
+
 class Settings(BaseSettings):
     """Everything wfrun needs to run; one instance per process."""
 
@@ -309,6 +320,8 @@ class Settings(BaseSettings):
     def sources(self) -> Sources:
         """Where each value came from (:func:`load_settings` fills it; else all defaults)."""
         return self._sources
+
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod
     def settings_customise_sources(

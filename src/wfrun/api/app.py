@@ -13,6 +13,7 @@ from starlette.types import Scope
 
 from wfrun import __version__, web
 from wfrun.api import contract, errors
+from wfrun.api.access_log import AccessLog
 from wfrun.api.console_bridge import console_bridge
 from wfrun.api.deps import API_PREFIX
 from wfrun.api.guards import BodyLimit, CatchAll, Limit
@@ -65,7 +66,8 @@ def create_app(
     errors.install(app, retry_after=settings.api.retry_after_seconds)
     app.add_middleware(BodyLimit, limit_for=_body_limits(settings))
     app.add_middleware(RequestMetrics)  # inside CatchAll: a bug's 500 is observed as raised
-    app.add_middleware(CatchAll)  # added last: the outermost
+    app.add_middleware(CatchAll)
+    app.add_middleware(AccessLog)  # added last: the outermost (its ids are on every answer)
     _add_routes(app)
     if settings.metrics.port is None:  # else /metrics is served on its own port only
         app.include_router(health.metrics_router)

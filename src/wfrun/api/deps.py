@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from wfrun.api.access_log import remember_account
 from wfrun.api.wire import Links
 from wfrun.errors import InvalidApiKey, MissingApiKey
 from wfrun.runtime import Runtime
@@ -28,7 +29,9 @@ async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidApiKey("the Authorization header must be 'Bearer <key>'")
-    return await authenticate(runtime.db, token.strip())
+    principal = await authenticate(runtime.db, token.strip())
+    remember_account(request.scope, principal.account_id)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

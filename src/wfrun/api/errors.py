@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,8 +17,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wfrun import errors as e
-
-log = logging.getLogger(__name__)
 
 FAILURE_CODE = 1
 
@@ -145,8 +142,8 @@ class _Handlers:
 
     async def unexpected(self, _request: Request, exc: Exception) -> JSONResponse:
         """Only for what escapes ``guards.CatchAll``: Starlette re-raises after answering and
-        the server then drops the connection, so the answer says so."""
-        log.exception("unhandled error", exc_info=exc)
+        the server then drops the connection, so the answer says so. The error was logged
+        already, with its request (``access_log.AccessLog``), so it is not logged again."""
         return internal_error_response(close=True)
 
 

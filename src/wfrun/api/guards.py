@@ -15,7 +15,6 @@ the answer rather than a reset connection.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,9 +22,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wfrun import errors as e
+from wfrun.api.access_log import log_unhandled
 from wfrun.api.errors import error_response, internal_error_response
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,5 +144,5 @@ class CatchAll:
         except Exception as exc:
             if started:  # half a response is out: only closing the connection tells the truth
                 raise
-            log.exception("unhandled error", exc_info=exc)
+            log_unhandled(scope, exc)
             await internal_error_response()(scope, receive, send)

@@ -6,13 +6,12 @@ variables and ``WFRUN_CONFIG``; ``--data-dir`` overrides the data directory.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
-from wfrun import __version__
+from wfrun import __version__, logs
 from wfrun.cli.accounts import accounts_group, keys_group
 from wfrun.cli.checks import db, ledger_group, seedance_group
 from wfrun.cli.config_cmd import config_group
@@ -44,7 +43,7 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(logs.settings_or_default())
     try:
         cli()
     except ConfigError as exc:  # a bad setting: one line, exit 2 (before anything is created)

@@ -82,7 +82,7 @@ async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
             signals = StopSignals()
             worker = functools.partial(run_embedded, signals=signals) if embedded_worker else None
             app = create_app(settings, runtime=runtime, background=worker)
-            config = uvicorn.Config(app, log_level="info", access_log=False)
+            config = uvicorn.Config(app, log_config=None, log_level="info", access_log=False)
             _banner(runtime, sock.getsockname()[1], demo)
             await _Server(config, signals).serve(sockets=[sock])
         finally:

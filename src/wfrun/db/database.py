@@ -34,6 +34,7 @@ from wfrun.errors import DatabaseUnavailable
 
 _WRITE = "wfrun_write"
 _CHANGED = "wfrun_changed_accounts"
+_AFTER_COMMIT = "wfrun_after_commit"
 log = logging.getLogger(__name__)
 
 # PostgreSQL SQLSTATEs (and classes) meaning "not now", not "wrong": connection exceptions,
@@ -66,6 +67,12 @@ def note_change(conn: Connection, account_id: str) -> None:
     once it commits, :attr:`Database.commit_hooks` hear of it (in-process wake-ups)."""
     accounts: set[str] = conn.info.setdefault(_CHANGED, set())
     accounts.add(account_id)
+
+
+def after_commit(conn: Connection, action: Callable[[], None]) -> None:
+    """Call ``action`` once this transaction has committed (never after a rollback): the log
+    lines that report what it wrote."""
+    conn.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 
 CommitHook = Callable[[frozenset[str]], None]
@@ -108,6 +115,7 @@ class Database:
         """
         async with self._connection() as conn:
             conn.info.pop(_CHANGED, None)
+            conn.info.pop(_AFTER_COMMIT, None)
             try:
                 if write and self.is_sqlite:
                     await conn.execution_options(**{_WRITE: True})
@@ -122,7 +130,10 @@ class Database:
                     raise
                 raise unavailable from exc
             changed: set[str] | None = conn.info.pop(_CHANGED, None)
+            actions: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
         self._available()
+        for action in actions:
+            action()
         if changed:
             for hook in self.commit_hooks:
                 hook(frozenset(changed))

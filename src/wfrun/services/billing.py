@@ -20,6 +20,7 @@ from wfrun.domain.money import format_amount
 from wfrun.domain.pricing import Settlement
 from wfrun.domain.runs import FreezeStatus
 from wfrun.errors import InsufficientBalance
+from wfrun.services import ops_log
 
 
 async def freeze(
@@ -54,7 +55,8 @@ async def freeze(
 async def resolve_freeze(
     conn: Connection, *, run_id: str, settlement: Settlement, now: datetime
 ) -> Freeze | None:
-    """Settle or release the run's freeze; None when it was already resolved."""
+    """Settle or release the run's freeze (a process log line once committed); None when it
+    was already resolved."""
     status = FreezeStatus.SETTLED if settlement.final_amount > 0 else FreezeStatus.RELEASED
     closed = await runs_db.close_freeze(conn, run_id, status, now)
     if closed is None:
@@ -67,6 +69,7 @@ async def resolve_freeze(
         conn, kind=kind, account_id=closed.account_id, postings=postings, now=now, run_id=run_id
     )
     await accounts_db.apply_balance(conn, closed.account_id, postings)
+    ops_log.settled(conn, run_id, closed.account_id, status, settlement)
     return closed
 
 

@@ -29,7 +29,7 @@ from wfrun.domain.runs import RunStatus, is_terminal, transition
 from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
 from wfrun.queue import broker
 from wfrun.queue.broker import Job, JobStatus
-from wfrun.services import lanes, run_deadlines
+from wfrun.services import lanes, ops_log, run_deadlines
 from wfrun.services.catalog import revision_spec
 from wfrun.services.queue_deadlines import timed_out
 from wfrun.services.run_changes import publish_change
@@ -205,6 +205,7 @@ def _exhausted(job: Job) -> Failure:
 
 async def _give_up(conn: Connection, job: Job, run: Run, now: datetime) -> None:
     failure = _exhausted(job)
+    ops_log.gave_up(conn, run, attempts=job.max_attempts, failure=failure)
     if not is_terminal(run.status):
         ending = Ending(
             RunStatus.FAILED,

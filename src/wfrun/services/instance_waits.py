@@ -20,19 +20,16 @@ scheduled past it, and the claim that finds the run past it ends it ``ENGINE_TIM
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from wfrun.clock import to_rfc3339, utcnow
 from wfrun.db import instances as instances_db
 from wfrun.db.database import Database
 from wfrun.queue import broker
-from wfrun.services import run_deadlines
+from wfrun.services import ops_log, run_deadlines
 from wfrun.services.claims import Claim
 from wfrun.services.instances import UNHEALTHY_AFTER
 from wfrun.services.run_log import log_event
-
-log = logging.getLogger(__name__)
 
 
 async def wait_for_instance(db: Database, claim: Claim, *, accepted: bool, error: str) -> bool:
@@ -61,7 +58,12 @@ async def wait_for_instance(db: Database, claim: Claim, *, accepted: bool, error
             conn, claim.run, now, "waiting", _why(claim, accepted, error, end), level="warning"
         )
     if marked:
-        log.warning("instance %s marked unhealthy: %s", claim.instance_url, error)
+        why = "a dispatch or connection to it failed"
+        ops_log.instance_health(
+            instance_id, claim.instance_url, healthy=False, error=error, why=why
+        )
+    wait = (end - now).total_seconds() if accepted else 0.0
+    ops_log.deferred(claim.run, attempt=claim.attempt, delay_seconds=wait, why=f"instance: {error}")
     return True
 
 

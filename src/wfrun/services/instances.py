@@ -6,18 +6,21 @@ have and take nothing new. Removing an instance with runs in flight is refused (
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from wfrun.clock import utcnow
 from wfrun.db import instances as instances_db
-from wfrun.db.database import Database
+from wfrun.db.database import Connection, Database, after_commit
 from wfrun.db.instances import Instance, LoadedInstance
 from wfrun.errors import InstanceBusy, InstanceExists, InstanceNotFound, InvalidParameter
 from wfrun.queue import broker
+from wfrun.services import ops_log
 
 KINDS = ("comfyui",)
 UNHEALTHY_AFTER = 3
@@ -115,15 +118,44 @@ async def record_probe(
     """
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        if down and await instances_db.mark_down(
-            conn, instance_id, error=error or "down", now=now, unhealthy_after=UNHEALTHY_AFTER
-        ):
-            return False
-        came_back = await instances_db.record_probe(
-            conn, instance_id, ok=ok, error=error, now=now, unhealthy_after=UNHEALTHY_AFTER
-        )
+        came_back = await _record_probe(conn, instance_id, ok=ok, error=error, down=down, now=now)
     if came_back:
         async with db.transaction(write=True) as conn:
             waiting = await instances_db.running_run_ids(conn, instance_id)
             await broker.wake_jobs(conn, waiting, now)
     return came_back
+
+
+async def _record_probe(
+    conn: Connection, instance_id: str, *, ok: bool, error: str | None, down: bool, now: datetime
+) -> bool:
+    """:func:`record_probe`'s write; a health change is logged once it commits."""
+    before = await instances_db.find_instance(conn, instance_id)
+    if down and await instances_db.mark_down(
+        conn, instance_id, error=error or "down", now=now, unhealthy_after=UNHEALTHY_AFTER
+    ):
+        why = "it refused or dropped the connection"
+        _health_changed(conn, before, healthy=False, error=error, why=why)
+        return False
+    came_back = await instances_db.record_probe(
+        conn, instance_id, ok=ok, error=error, now=now, unhealthy_after=UNHEALTHY_AFTER
+    )
+    if came_back:
+        _health_changed(conn, before, healthy=True, error=None, why="a probe got an answer again")
+    elif not ok and before is not None and before.healthy:
+        after = await instances_db.find_instance(conn, instance_id)
+        if after is not None and not after.healthy:
+            why = f"{UNHEALTHY_AFTER} probes in a row failed"
+            _health_changed(conn, after, healthy=False, error=error, why=why)
+    return came_back
+
+
+def _health_changed(
+    conn: Connection, instance: Instance | None, *, healthy: bool, error: str | None, why: str
+) -> None:
+    if instance is None:
+        return
+    report = functools.partial(
+        ops_log.instance_health, instance.id, instance.url, healthy=healthy, error=error, why=why
+    )
+    after_commit(conn, report)

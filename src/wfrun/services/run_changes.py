@@ -3,7 +3,8 @@
 Three places change a run's status — submit (→ queued), the claim that starts it (→ running)
 and :func:`wfrun.services.run_endings.end_run` (→ succeeded | failed | cancelled) — and each
 calls :func:`publish_change` right after its conditional update matched. Nothing else writes
-the outbox, so a consumer sees every change exactly once, and never one that rolled back.
+the outbox, so a consumer sees every change exactly once, and never one that rolled back. Each
+change is also a line of the process log once its transaction commits (``ops_log``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from wfrun.db.database import Connection
 from wfrun.db.runs import Run
 from wfrun.db.stream import note_change
 from wfrun.domain.runs import RunStatus, change_event_type
+from wfrun.services import ops_log
 
 
 async def publish_change(
@@ -40,3 +42,4 @@ async def publish_change(
         },
     )
     note_change(conn, run.account_id)
+    ops_log.status_changed(conn, run, previous=previous)

@@ -12,6 +12,7 @@ from wfrun.clock import utcnow
 from wfrun.db import runs as runs_db
 from wfrun.db.database import Database
 from wfrun.queue import broker
+from wfrun.services import ops_log
 from wfrun.services.claims import CancelRequested, Claim, Fenced
 from wfrun.services.run_log import log_event
 
@@ -99,6 +100,11 @@ async def retry_later(db: Database, claim: Claim, *, delay: timedelta, error: st
                 level="warning",
                 attempt=claim.attempt,
             )
+    if done:
+        seconds = delay.total_seconds()
+        ops_log.retry_scheduled(
+            claim.run, attempt=claim.attempt, delay_seconds=seconds, error=error
+        )
     return done
 
 
@@ -129,4 +135,6 @@ async def wait_for_engine(db: Database, claim: Claim, *, delay: timedelta, error
             level="warning",
             attempt=claim.attempt,
         )
+    why = f"engine busy: {error}"
+    ops_log.deferred(claim.run, attempt=claim.attempt, delay_seconds=delay.total_seconds(), why=why)
     return True

@@ -27,6 +27,7 @@ from wfrun.db.webhook_deliveries import Delivery
 from wfrun.db.webhook_endpoints import Endpoint
 from wfrun.domain import webhooks
 from wfrun.fetch.sender import Sent
+from wfrun.services import ops_log
 from wfrun.services.webhook_secrets import SecretBox
 from wfrun.services.webhooks import default_secret_in
 
@@ -162,13 +163,15 @@ async def record(
     """Log the attempt and move the delivery on: done, due again later, or failed for good.
     A failing endpoint whose streak outlasts ``retry.disable_after`` is disabled."""
     delivery, now = outgoing.delivery, utcnow()
+    outcome = _outcome(delivery, sent, retry, now)
     async with db.transaction(write=True) as conn:
         await deliveries_db.log_attempt(conn, _attempt_row(delivery, sent, started))
-        await deliveries_db.finish_attempt(
-            conn, delivery.id, delivery.attempts, _outcome(delivery, sent, retry, now)
-        )
+        await deliveries_db.finish_attempt(conn, delivery.id, delivery.attempts, outcome)
         if delivery.endpoint_id is not None:
             await _endpoint_health(conn, delivery.endpoint_id, sent.ok, retry, now)
+    if not sent.ok:
+        error = outcome["last_error"]
+        ops_log.webhook_failed(delivery, status_code=sent.status_code, error=error, outcome=outcome)
 
 
 def _attempt_row(delivery: Delivery, sent: Sent, started: datetime) -> dict[str, Any]:

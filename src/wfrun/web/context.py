@@ -11,10 +11,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from wfrun.config import ensure_secret_key
 from wfrun.domain.money import format_amount
 from wfrun.errors import Forbidden, NotFound, ServiceError, Unauthenticated
-from wfrun.runtime import Runtime
+from wfrun.runtime import Runtime, ensure_secret_key
 from wfrun.services import console_auth
 from wfrun.services.console_auth import Identity
 from wfrun.web import i18n

@@ -20,6 +20,8 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
+from structlog.contextvars import bind_contextvars
+
 from wfrun import ids
 from wfrun.config import WorkerSettings
 from wfrun.domain.scheduling import INSTANCE_KINDS
@@ -245,6 +247,8 @@ class Worker:
         return "started"
 
     async def _run(self, claim: Claim, control: RunControl) -> None:
+        # its own task: every line logged while the run executes names it
+        bind_contextvars(run_order_id=claim.run.id, account_id=claim.run.account_id)
         try:
             await run_claim(self.deps, claim, control)
         except DatabaseUnavailable as exc:  # nothing could be written: the lease will lapse

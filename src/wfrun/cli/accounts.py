@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -10,7 +10,10 @@ from wfrun.cli.common import amount_of, json_option, run_db
 from wfrun.cli.output import emit, plain
 from wfrun.db.database import Database
 from wfrun.errors import InsufficientBalance, InvalidParameter
-from wfrun.services import accounts, operator
+from wfrun.services import accounts
+
+if TYPE_CHECKING:
+    from wfrun.services.operator import Adjustment
 
 # ---- accounts ----------------------------------------------------------------------------------
 
@@ -76,7 +79,9 @@ def accounts_adjust(
     One balanced ledger entry (kind adjust) with the memo; history is never edited."""
     minor = amount_of(amount, "AMOUNT")
 
-    async def work(db: Database) -> operator.Adjustment:
+    from wfrun.services import operator  # only this command posts corrections
+
+    async def work(db: Database) -> Adjustment:
         return await operator.adjust_balance(
             db, account_id=account_id, amount=minor, memo=memo, allow_negative=allow_negative
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection as SyncConnection
 
 from wfrun.db.database import Database
@@ -34,8 +34,15 @@ def newest_revision() -> str | None:
     return heads[0] if len(heads) == 1 else None
 
 
+_EXISTS = {
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'",
+    "postgresql": "SELECT to_regclass('alembic_version')",
+}
+"""Whether the version table exists, without reflection (one catalogue query)."""
+
+
 def _recorded(connection: SyncConnection) -> str | None:
-    if not inspect(connection).has_table("alembic_version"):
+    if connection.execute(text(_EXISTS[connection.dialect.name])).scalar() is None:
         return None
     found = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     return None if found is None else str(found)

@@ -38,10 +38,6 @@ json_option = click.option(
 )
 
 
-def wants_json(ctx: click.Context) -> bool:
-    return bool(ctx.meta.get(JSON_KEY))
-
-
 def settings_of(ctx: click.Context) -> Settings:
     settings: Settings = ctx.obj
     return settings

@@ -24,6 +24,7 @@ from wfrun.clock import utcnow
 from wfrun.db import accounts as accounts_db
 from wfrun.db import operator as operator_db
 from wfrun.db import runs as runs_db
+from wfrun.db.accounts import Account
 from wfrun.db.database import Connection, Database
 from wfrun.db.operator import RunFilter, RunRefund
 from wfrun.db.runs import Run, RunEvent
@@ -132,6 +133,14 @@ async def refund_run(db: Database, *, run_order_id: str, amount: int | None, mem
         return await _post_refund(conn, run, amount, memo, charged=charged, refunded=refunded)
 
 
+def _with_room(account: Account, amount: int) -> Account:
+    """``account``, unless crediting ``amount`` would overflow the database's integer."""
+    if account.available + amount > MAX_MINOR:
+        limit = format_amount(MAX_MINOR)
+        raise InvalidParameter(f"account {account.id} would hold more than {limit}")
+    return account
+
+
 def _charged(run: Run) -> int:
     if run.status not in _ENDED:
         raise InvalidParameter(f"run {run.id} is {run.status}; refund it once it has ended")
@@ -165,9 +174,7 @@ async def _replay(
 async def _post_refund(
     conn: Connection, run: Run, amount: int, memo: str, *, charged: int, refunded: int
 ) -> Refund:
-    account = await accounts_db.get_account(conn, run.account_id)
-    if account.available + amount > MAX_MINOR:  # the database's integer would overflow
-        raise InvalidParameter(f"account {account.id} would hold more than the largest amount")
+    account = _with_room(await accounts_db.get_account(conn, run.account_id), amount)
     now = utcnow()
     postings = ledger.refund(amount)
     entry_id = await accounts_db.record_entry(
@@ -216,9 +223,7 @@ async def adjust_balance(
         raise InvalidParameter("an adjustment must not be zero")
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        account = await accounts_db.get_account(conn, account_id)
-        if account.available + amount > MAX_MINOR:
-            raise InvalidParameter(f"account {account_id} would hold more than the largest amount")
+        account = _with_room(await accounts_db.get_account(conn, account_id), amount)
         floor = None if allow_negative or amount > 0 else 0
         if not await operator_db.try_adjust_available(conn, account_id, amount, floor=floor):
             raise InsufficientBalance(

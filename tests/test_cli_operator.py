@@ -17,11 +17,11 @@ from tests.support.factories import customer, drain, operator, publish_demo, sle
 from tests.support.money import cny
 from wfrun.cli.main import cli
 from wfrun.config import Settings
+from wfrun.errors import InvalidParameter
 from wfrun.runtime import Runtime
 from wfrun.services import catalog
+from wfrun.services import operator as operator_service
 from wfrun.services.accounts import get_account
-
-FEE = "0.01"
 
 
 async def wfrun(settings: Settings, *args: str, code: int = 0) -> Any:
@@ -35,7 +35,7 @@ async def wfrun(settings: Settings, *args: str, code: int = 0) -> Any:
 
 
 async def _charged_run(runtime: Runtime, http: httpx.AsyncClient) -> tuple[str, str]:
-    """A customer (10 CNY) and their succeeded run, charged exactly ``FEE``."""
+    """A customer (10 CNY) and their succeeded run, charged exactly 0.01 CNY (its fixed fee)."""
     who = await customer(runtime, balance="10")
     owner = await operator(runtime)
     package = sleepy_package(seconds=0, price_per_second="0") | {"visibility": "public"}
@@ -196,3 +196,23 @@ def test_retiring_an_unknown_workflow_is_not_found(invoke, command):
     assert json.loads(result.stdout) == {
         "error": {"code": "WORKFLOW_NOT_FOUND", "detail": "workflow wf_missing does not exist"}
     }
+
+
+async def test_concurrent_refunds_never_exceed_the_charge(runtime, http):
+    """Two refunds of 0.006 of a 0.01 charge at once: the run's row lock (PostgreSQL) or the
+    write lock (SQLite) lets one through; the other is refused whole."""
+    account, run = await _charged_run(runtime, http)
+    outcomes = await asyncio.gather(
+        *(
+            operator_service.refund_run(
+                runtime.db, run_order_id=run, amount=cny("0.006"), memo=f"m{i}"
+            )
+            for i in range(2)
+        ),
+        return_exceptions=True,
+    )
+    refunds = [o for o in outcomes if isinstance(o, operator_service.Refund)]
+    refused = [o for o in outcomes if isinstance(o, InvalidParameter)]
+    assert (len(refunds), len(refused)) == (1, 1), outcomes
+    assert refunds[0].available == cny("9.996")
+    assert await _available(runtime, account) == cny("9.996")

@@ -19,6 +19,8 @@ from wfrun.domain.money import parse_amount
 from wfrun.domain.seedance import ModelPrice, PriceBook
 from wfrun.engines.base import Engine
 from wfrun.engines.registry import build_engines, close_engines
+from wfrun.engines.seedance.ark import ArkGateway
+from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.queue.notify import ChannelListener
 from wfrun.services.live import LiveSignal, StreamPoller
@@ -28,6 +30,7 @@ from wfrun.services.webhook_secrets import SecretBox
 from wfrun.storage.base import ObjectStore
 from wfrun.storage.links import Links
 from wfrun.storage.local import LocalStorage
+from wfrun.storage.s3 import S3Config, S3Storage
 from wfrun.storage.signing import UrlSigner
 
 STREAM_CHANNEL = "wfrun_stream"
@@ -151,9 +154,6 @@ def build_seedance(
     config = settings.seedance
     if not config.ark_api_key:
         return None
-    from wfrun.engines.seedance.ark import ArkGateway  # the Ark SDK: only when configured
-    from wfrun.engines.seedance.materials import ControlPlane, MaterialRegistry
-
     materials = None
     if config.access_key_id and config.secret_access_key:
         materials = MaterialRegistry(
@@ -192,8 +192,6 @@ async def build_storage(settings: Settings) -> ObjectStore:
         storage_dir = settings.resolved_storage_dir
         storage_dir.mkdir(parents=True, exist_ok=True)
         return LocalStorage(storage_dir)
-    from wfrun.storage.s3 import S3Config, S3Storage  # boto3: only when configured
-
     s3 = S3Storage(
         S3Config(
             bucket=config.s3_bucket,

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from wfrun.config import SeedanceSettings
 from wfrun.db.database import Database
 from wfrun.domain.seedance import PriceBook
+from wfrun.engines.seedance.ark import ArkGateway
+from wfrun.engines.seedance.materials import MaterialRegistry
 from wfrun.storage.base import ObjectStore
 from wfrun.storage.links import Links
 from wfrun.storage.signing import UrlSigner
-
-if TYPE_CHECKING:  # the Ark SDK is imported only where Seedance is configured
-    from wfrun.engines.seedance.ark import ArkGateway
-    from wfrun.engines.seedance.materials import MaterialRegistry
 
 
 @dataclass(frozen=True)

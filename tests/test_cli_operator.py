@@ -11,12 +11,14 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from tests.support import api
 from tests.support.factories import customer, drain, operator, publish_demo, sleepy_package
 from tests.support.money import cny
 from wfrun.cli.main import cli
 from wfrun.config import Settings
+from wfrun.db.schema import refunds
 from wfrun.errors import InvalidParameter
 from wfrun.runtime import Runtime
 from wfrun.services import catalog
@@ -216,3 +218,26 @@ async def test_concurrent_refunds_never_exceed_the_charge(runtime, http):
     assert (len(refunds), len(refused)) == (1, 1), outcomes
     assert refunds[0].available == cny("9.996")
     assert await _available(runtime, account) == cny("9.996")
+
+
+async def test_ledger_check_catches_a_refund_that_disagrees_with_its_entry(runtime, settings, http):
+    """The audit's refund checks bite: a refund row edited behind wfrun's back (to more than
+    its entry credited, and more than the run was charged) fails ``wfrun ledger check``."""
+    _, run = await _charged_run(runtime, http)
+    refund = await wfrun(settings, "runs", "refund", run, "--amount", "0.004", "--memo", "m")
+    await _set_refund_amount(runtime, refund["id"], cny("0.02"))
+    try:
+        broken = await wfrun(settings, "ledger", "check", code=1)
+    finally:
+        await _set_refund_amount(runtime, refund["id"], cny("0.004"))
+    assert broken["ok"] is False
+    assert [p.split(":")[0] for p in broken["problems"]] == [
+        "refund entry that is not one refund's revenue → available of its amount",
+        "run refunded more than it was charged",
+    ]
+    assert await wfrun(settings, "ledger", "check") == {"ok": True, "problems": []}
+
+
+async def _set_refund_amount(runtime: Runtime, refund_id: str, amount: int) -> None:
+    async with runtime.db.transaction(write=True) as conn:
+        await conn.execute(update(refunds).where(refunds.c.id == refund_id).values(amount=amount))

@@ -127,6 +127,9 @@ async def test_cancel_lists_and_refuses_refunding_what_charged_nothing(runtime, 
     assert await wfrun(settings, "runs", "list", "--status", "queued") == []
     by_status = await wfrun(settings, "runs", "list", "--status", "cancelled", "--limit", "1")
     assert [r["id"] for r in by_status] == [run]
+    by_workflow = await wfrun(settings, "runs", "list", "--workflow", imported.workflow_id)
+    assert [r["id"] for r in by_workflow] == [run]
+    assert await wfrun(settings, "runs", "list", "--workflow", "wf_other") == []
     missing = await wfrun(settings, "runs", "show", "wfrun_missing", code=1)
     assert missing["error"]["code"] == "RUN_NOT_FOUND"
 

@@ -339,6 +339,12 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @property
+    def public_origin(self) -> str:
+        """Where links handed to others (Ark, invitations) point: ``public_base_url``, else
+        the API's own bind address (only right when they can reach it)."""
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``data_dir/wfrun.db``."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'wfrun.db').resolve()}"

@@ -42,6 +42,10 @@ def new_ledger_id() -> str:
     return f"led_{_hex(20)}"
 
 
+def new_refund_id() -> str:
+    return f"rfd_{_hex(20)}"
+
+
 def new_worker_id() -> str:
     return f"worker_{_hex(12)}"
 

@@ -27,7 +27,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Literal, TextIO
 
-from wfrun.config import LogSettings, load_settings
+from wfrun.config import LogSettings
 
 if TYPE_CHECKING:
     from structlog.typing import EventDict, Processor
@@ -39,15 +39,6 @@ QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING}
 warnings unless the level is DEBUG."""
 
 _LOGGED = "_wfrun_logged"
-
-
-def settings_or_default() -> LogSettings:
-    """The configured log settings, or the defaults when the settings do not load (the
-    command that loads them next says what is wrong, in the format chosen here)."""
-    try:
-        return load_settings().log
-    except Exception:  # noqa: BLE001 - any problem is reported by the command itself
-        return LogSettings()
 
 
 def resolve_format(setting: str, stream: TextIO) -> Format:

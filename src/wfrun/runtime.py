@@ -15,7 +15,6 @@ from wfrun.config import (
     WebhookSettings,
 )
 from wfrun.db.database import Database
-from wfrun.db.migrate import upgrade
 from wfrun.db.probe import probe
 from wfrun.domain.money import parse_amount
 from wfrun.domain.seedance import ModelPrice, PriceBook
@@ -118,6 +117,8 @@ async def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     if db.is_sqlite:  # the default SQLite file lives there; otherwise made when first written
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
+        from wfrun.db.migrate import upgrade  # Alembic: only when migrating
+
         try:
             await upgrade(db)
         except BaseException as exc:  # e.g. the database is unavailable: leave no pool behind
@@ -189,12 +190,6 @@ def price_book(config: SeedanceSettings) -> PriceBook:
     return PriceBook(models, by_resolution)
 
 
-def public_base(settings: Settings) -> str:
-    """Where links handed to third parties (Ark) point: ``public_base_url``, else the API's
-    own bind address (only right when the provider can reach it)."""
-    return (settings.public_base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
-
-
 def build_seedance(
     settings: Settings, db: Database, storage: ObjectStore, signer: UrlSigner
 ) -> SeedanceDeps | None:
@@ -223,7 +218,7 @@ def build_seedance(
             api_key=config.ark_api_key,
             timeout=config.request_timeout_seconds,
         ),
-        links=Links(signer, storage, public_base(settings), config.media_url_ttl_seconds),
+        links=Links(signer, storage, settings.public_origin, config.media_url_ttl_seconds),
         prices=price_book(config),
         settings=config,
         materials=materials,

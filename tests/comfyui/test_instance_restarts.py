@@ -9,6 +9,7 @@ stopped, so the engine time ComfyUI reports, and every bill, is exact.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -20,9 +21,11 @@ from tests.comfyui.standin import ComfyStandin
 from tests.support import api
 from tests.support import money as m
 from tests.support.factories import Customer, customer, operator, sleepy_package
+from tests.support.jobs import due_at, retry_due_now, started_ago
 from tests.support.money import cny
 from tests.support.waiting import until
 from wfrun.db.instances import LoadedInstance
+from wfrun.db.runs import find_run
 from wfrun.db.schema import jobs
 from wfrun.domain.money import format_amount
 from wfrun.engines.comfyui import ComfyUIEngine
@@ -201,17 +204,29 @@ async def test_a_cancel_while_the_run_waits_for_its_instance_ends_it_now(runtime
 
 
 async def test_a_long_outage_ends_the_run_at_its_time_limit_released_once(runtime, http, comfy):
-    workflow_id = await _workflow(runtime, timeout_seconds=4)
+    workflow_id = await _workflow(runtime, timeout_seconds=60)
     alice = await customer(runtime, balance="10")
     await comfy.hold(running=True)
     async with api.running_worker(runtime, _worker(runtime)):
         run_id = (await api.submit(http, alice, workflow_id, "outage"))["run_order_id"]
         await comfy.wait_held(engine_prompt_id(run_id))
         await comfy.crash()  # and it never comes back
+
+        async def waiting() -> bool:
+            return bool(_events(await api.execution(http, alice, run_id), "waiting"))
+
+        await until(waiting, what="the run to wait for its instance")
+        async with runtime.db.transaction() as conn:
+            run = await find_run(conn, run_id)
+        assert run is not None
+        assert run.started_at is not None
+        assert await due_at(runtime, run_id) <= run.started_at + timedelta(seconds=60)
+        await started_ago(runtime, run_id, 61)  # the limit passes (no sleep racing a busy
+        await retry_due_now(runtime, run_id)  # machine), and the wait comes due with it
         view = await api.wait_status(http, alice, run_id)
     assert view["status"] == "failed"
     assert view["error"]["engine_code"] == "ENGINE_TIMEOUT"
-    assert "time limit of 4 s" in view["error"]["detail"]
+    assert "time limit of 60 s" in view["error"]["detail"]
     assert len(_events(view, "waiting")) == 1  # it waited for the instance, then timed out
     assert await _attempts(runtime, run_id) <= 1
     await _assert_charged_once(http, alice, run_id, m.released(QUOTE))

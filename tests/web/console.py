@@ -62,7 +62,7 @@ class World:
 async def seed_world(runtime: Runtime, *, balance: int = 10_000_000_000) -> World:
     """An operator (with the demo workflow published) and a customer with credit."""
     operator = await accounts.create_account(runtime.db, display_name="Ops")
-    await make_operator(runtime, operator)
+    await make_operator(runtime.db, operator)
     customer = await accounts.create_account(runtime.db, display_name="Customer One")
     await accounts.top_up(runtime.db, account_id=customer, amount=balance, memo="welcome")
     imported = await catalog.import_package(
@@ -80,7 +80,11 @@ def csrf_of(html: str) -> str:
 async def invitation_path(runtime: Runtime, account_id: str, email: str, **ttl: float) -> str:
     """The path of the link ``wfrun accounts invite`` prints."""
     made = await invite_link(
-        runtime, account_id=account_id, email=email, ttl=timedelta(**ttl or {"hours": 1})
+        runtime.db,
+        runtime.settings,
+        account_id=account_id,
+        email=email,
+        ttl=timedelta(**ttl or {"hours": 1}),
     )
     return urlsplit(made.link).path
 

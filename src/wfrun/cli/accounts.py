@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from wfrun.cli import console_admin
-from wfrun.cli.common import json_option, run_async
+from wfrun.cli.common import amount_of, json_option, run_db
 from wfrun.cli.output import emit, plain
-from wfrun.domain.money import parse_amount
-from wfrun.errors import InvalidParameter
-from wfrun.runtime import Runtime
+from wfrun.db.database import Database
+from wfrun.errors import InsufficientBalance, InvalidParameter
 from wfrun.services import accounts
+
+if TYPE_CHECKING:
+    from wfrun.services.operator import Adjustment
 
 # ---- accounts ----------------------------------------------------------------------------------
 
@@ -30,13 +32,13 @@ def accounts_group() -> None:
 def accounts_create(ctx: click.Context, display_name: str, operator: bool, as_json: bool) -> None:
     """Create an account; prints its id."""
 
-    async def work(rt: Runtime) -> Any:
-        account_id = await accounts.create_account(rt.db, display_name=display_name)
+    async def work(db: Database) -> Any:
+        account_id = await accounts.create_account(db, display_name=display_name)
         if operator:
-            await console_admin.make_operator(rt, account_id)
-        return await accounts.get_account(rt.db, account_id)
+            await console_admin.make_operator(db, account_id)
+        return await accounts.get_account(db, account_id)
 
-    row = plain(run_async(ctx, work))
+    row = plain(run_db(ctx, work))
     emit(row, as_json=as_json, text=row["id"])
 
 
@@ -50,18 +52,50 @@ def accounts_topup(
     ctx: click.Context, account_id: str, amount: str, memo: str, as_json: bool
 ) -> None:
     """Add AMOUNT yuan (e.g. 12.50) of credit to ACCOUNT_ID."""
-    try:
-        minor = parse_amount(amount)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="AMOUNT") from None
+    minor = amount_of(amount, "AMOUNT")
 
-    async def work(rt: Runtime) -> Any:
+    async def work(db: Database) -> Any:
         if minor <= 0:
             raise InvalidParameter(f"amount must be positive, got {amount}")
-        return await accounts.top_up(rt.db, account_id=account_id, amount=minor, memo=memo)
+        return await accounts.top_up(db, account_id=account_id, amount=minor, memo=memo)
 
-    row = plain(run_async(ctx, work))
+    row = plain(run_db(ctx, work))
     emit(row, as_json=as_json, text=f"{row['id']} available {row['available']} CNY")
+
+
+@accounts_group.command("adjust", context_settings={"ignore_unknown_options": True})
+@click.argument("account_id")
+@click.argument("amount")
+@click.option("--memo", required=True, help="Why (kept in the ledger).")
+@click.option("--allow-negative", is_flag=True, help="Let a debit take available below zero.")
+@json_option
+@click.pass_context
+def accounts_adjust(
+    ctx: click.Context,
+    account_id: str,
+    amount: str,
+    memo: str,
+    allow_negative: bool,
+    as_json: bool,
+) -> None:
+    """Correct ACCOUNT_ID's available balance by AMOUNT yuan: 5.00 credits, -5.00 debits.
+
+    One balanced ledger entry (kind adjust) with the memo; history is never edited."""
+    minor = amount_of(amount, "AMOUNT")
+
+    from wfrun.services import operator  # only this command posts corrections
+
+    async def work(db: Database) -> Adjustment:
+        return await operator.adjust_balance(
+            db, account_id=account_id, amount=minor, memo=memo, allow_negative=allow_negative
+        )
+
+    row = plain(run_db(ctx, work, refusals=(InsufficientBalance,)))
+    emit(
+        row,
+        as_json=as_json,
+        text=f"{row['entry_id']} {account_id} available {row['available']} CNY",
+    )
 
 
 @accounts_group.command("show")
@@ -71,10 +105,10 @@ def accounts_topup(
 def accounts_show(ctx: click.Context, account_id: str, as_json: bool) -> None:
     """Show an account's balances."""
 
-    async def work(rt: Runtime) -> Any:
-        return await accounts.get_account(rt.db, account_id)
+    async def work(db: Database) -> Any:
+        return await accounts.get_account(db, account_id)
 
-    emit(plain(run_async(ctx, work)), as_json=as_json)
+    emit(plain(run_db(ctx, work)), as_json=as_json)
 
 
 @accounts_group.command("list")
@@ -83,10 +117,10 @@ def accounts_show(ctx: click.Context, account_id: str, as_json: bool) -> None:
 def accounts_list(ctx: click.Context, as_json: bool) -> None:
     """List accounts."""
 
-    async def work(rt: Runtime) -> Any:
-        return [plain(r) for r in await accounts.list_accounts(rt.db)]
+    async def work(db: Database) -> Any:
+        return [plain(r) for r in await accounts.list_accounts(db)]
 
-    emit(run_async(ctx, work), as_json=as_json)
+    emit(run_db(ctx, work), as_json=as_json)
 
 
 accounts_group.add_command(console_admin.invite_command)
@@ -109,10 +143,10 @@ def keys_group() -> None:
 def keys_create(ctx: click.Context, account_id: str, name: str, as_json: bool) -> None:
     """Create an API key for ACCOUNT_ID; the secret is printed once."""
 
-    async def work(rt: Runtime) -> accounts.CreatedKey:
-        return await accounts.create_key(rt.db, account_id=account_id, name=name)
+    async def work(db: Database) -> accounts.CreatedKey:
+        return await accounts.create_key(db, account_id=account_id, name=name)
 
-    key = run_async(ctx, work)
+    key = run_db(ctx, work)
     data = {"key_id": key.key_id, "account_id": key.account_id, "api_key": key.secret}
     emit(data, as_json=as_json, text=key.secret)
 
@@ -124,10 +158,10 @@ def keys_create(ctx: click.Context, account_id: str, name: str, as_json: bool) -
 def keys_revoke(ctx: click.Context, key_id: str, as_json: bool) -> None:
     """Revoke a key by its id (key_…)."""
 
-    async def work(rt: Runtime) -> bool:
-        return await accounts.revoke_key(rt.db, key_id)
+    async def work(db: Database) -> bool:
+        return await accounts.revoke_key(db, key_id)
 
-    changed = run_async(ctx, work)
+    changed = run_db(ctx, work)
     emit(
         {"key_id": key_id, "revoked": True, "changed": changed},
         as_json=as_json,
@@ -142,8 +176,8 @@ def keys_revoke(ctx: click.Context, key_id: str, as_json: bool) -> None:
 def keys_list(ctx: click.Context, account_id: str | None, as_json: bool) -> None:
     """List keys (ids and prefixes, never secrets)."""
 
-    async def work(rt: Runtime) -> Any:
-        keys = await accounts.list_keys(rt.db, account_id)
+    async def work(db: Database) -> Any:
+        keys = await accounts.list_keys(db, account_id)
         return [plain(key, omit={"key_hash"}) for key in keys]
 
-    emit(run_async(ctx, work), as_json=as_json)
+    emit(run_db(ctx, work), as_json=as_json)

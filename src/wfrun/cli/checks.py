@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
-from wfrun.cli.common import json_option, run_async
-from wfrun.db.audit import ledger_problems
-from wfrun.db.migrate import current_revision, head_revision
-from wfrun.runtime import Runtime
-from wfrun.services.seedance_check import Check, check_seedance
+from wfrun.cli.common import json_option, run_async, run_db
+from wfrun.cli.output import emit
+from wfrun.db.database import Database
+
+if TYPE_CHECKING:
+    from wfrun.runtime import Runtime
+    from wfrun.services.seedance_check import Check
 
 # ---- db ----------------------------------------------------------------------------------------
 
@@ -22,14 +25,19 @@ def db() -> None:
 
 
 @db.command("upgrade")
+@json_option
 @click.pass_context
-def db_upgrade(ctx: click.Context) -> None:
-    """Apply all migrations (also done on every start)."""
+def db_upgrade(ctx: click.Context, as_json: bool) -> None:
+    """Apply all migrations (the one admin command that migrates; serve and worker do too)."""
+    from wfrun.db.migrate import current_revision, head_revision, upgrade
 
-    async def work(rt: Runtime) -> str | None:
-        return await current_revision(rt.db)
+    async def work(database: Database) -> str | None:
+        await upgrade(database)
+        return await current_revision(database)
 
-    click.echo(f"database at revision {run_async(ctx, work)} (head {head_revision()})")
+    revision = run_db(ctx, work, current=False)
+    data = {"revision": revision, "head": head_revision()}
+    emit(data, as_json=as_json, text=f"database at revision {revision} (head {data['head']})")
 
 
 # ---- ledger ------------------------------------------------------------------------------------
@@ -41,18 +49,20 @@ def ledger_group() -> None:
 
 
 @ledger_group.command("check")
+@json_option
 @click.pass_context
-def ledger_check(ctx: click.Context) -> None:
+def ledger_check(ctx: click.Context, as_json: bool) -> None:
     """Verify the ledger invariants; exits 1 and lists problems if any fail."""
+    from wfrun.db.audit import ledger_problems
 
-    async def work(rt: Runtime) -> list[str]:
-        async with rt.db.transaction() as conn:
+    async def work(database: Database) -> list[str]:
+        async with database.transaction() as conn:
             return await ledger_problems(conn)
 
-    problems = run_async(ctx, work)
-    for problem in problems:
-        click.echo(problem)
-    click.echo("ledger balances" if not problems else f"{len(problems)} problem(s)")
+    problems = run_db(ctx, work)
+    summary = "ledger balances" if not problems else f"{len(problems)} problem(s)"
+    text = "\n".join([*problems, summary])
+    emit({"ok": not problems, "problems": problems}, as_json=as_json, text=text)
     sys.exit(1 if problems else 0)
 
 
@@ -69,14 +79,12 @@ def seedance_group() -> None:
 @click.pass_context
 def seedance_check(ctx: click.Context, as_json: bool) -> None:
     """Check the Ark API key, the AK/SK and the default real-person group; exits 1 on failure."""
+    from wfrun.services.seedance_check import check_seedance
 
     async def work(rt: Runtime) -> list[Check]:
         return await check_seedance(rt.seedance)
 
     checks = run_async(ctx, work)
-    if as_json:
-        click.echo(json.dumps([c.__dict__ for c in checks], ensure_ascii=False))
-    else:
-        for c in checks:
-            click.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+    text = "\n".join(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in checks)
+    emit([asdict(c) for c in checks], as_json=as_json, text=text)
     sys.exit(0 if all(c.ok for c in checks) else 1)

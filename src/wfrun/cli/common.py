@@ -1,25 +1,104 @@
-"""What every admin command shares: the settings, the runtime, ``--json``."""
+"""What every admin command shares: the settings, the database (or the whole runtime),
+``--json``, amounts, and turning a ServiceError into one line and an exit status.
+
+Admin commands never migrate: a database behind this wfrun is refused in one line (exit 2)
+naming ``wfrun db upgrade``, the one command (besides ``serve`` and ``worker``) that migrates.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from wfrun.config import Settings
+from wfrun.cli.lazy import JSON_KEY, CommandError
+from wfrun.domain.money import parse_amount
 from wfrun.errors import ServiceError
-from wfrun.runtime import Runtime, build_runtime
+
+if TYPE_CHECKING:
+    from wfrun.config import Settings
+    from wfrun.db.database import Database
+    from wfrun.runtime import Runtime
 
 T = TypeVar("T")
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _inherit_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    return bool(value or ctx.meta.get(JSON_KEY))
+
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=_inherit_json,
+    help="Machine-readable output and errors (also accepted before the command).",
+)
 
 
 def settings_of(ctx: click.Context) -> Settings:
     settings: Settings = ctx.obj
     return settings
+
+
+def amount_of(text: str, hint: str) -> int:
+    """A plain decimal yuan amount (``12.50``, ``-3``) in minor units, or a usage error."""
+    try:
+        return parse_amount(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+async def _require_current(db: Database) -> None:
+    from wfrun.db.schema_state import newest_revision, recorded_revision
+
+    recorded, newest = await recorded_revision(db), newest_revision()
+    if recorded != newest:
+        raise CommandError(
+            "DATABASE_NOT_CURRENT",
+            f"the database is at revision {recorded or '(none)'}, this wfrun needs {newest}: "
+            "run `wfrun db upgrade`",
+            exit_code=2,
+        )
+
+
+def _run(coroutine: Coroutine[Any, Any, T], refusals: tuple[type[ServiceError], ...]) -> T:
+    try:
+        return asyncio.run(coroutine)
+    except ServiceError as exc:
+        raise CommandError(
+            exc.engine_code, exc.detail, exit_code=2 if isinstance(exc, refusals) else 1
+        ) from None
+
+
+def run_db(
+    ctx: click.Context,
+    work: Callable[[Database], Awaitable[T]],
+    *,
+    refusals: tuple[type[ServiceError], ...] = (),
+    current: bool = True,
+) -> T:
+    """Open the database, check its schema is current (unless not ``current``), run ``work``
+    with it, close it. A ServiceError prints one line and exits 1; one of ``refusals`` (a
+    refusal the operator may override with a flag the line names) exits 2, like a usage
+    error."""
+    from wfrun.db.database import Database
+
+    settings = settings_of(ctx)
+
+    async def main() -> T:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        try:
+            if current:
+                await _require_current(db)
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return _run(main(), refusals)
 
 
 def run_async(
@@ -28,19 +107,15 @@ def run_async(
     *,
     refusals: tuple[type[ServiceError], ...] = (),
 ) -> T:
-    """Build a runtime, run ``work`` with it, close it. A ServiceError prints one line and
-    exits with status 1; one of ``refusals`` (a refusal the operator may override with a
-    flag the line names) exits with 2, like a usage error."""
+    """Like :func:`run_db` with the whole runtime (storage, engines, Seedance), unmigrated."""
+    from wfrun.runtime import build_runtime
 
     async def main() -> T:
-        runtime = await build_runtime(settings_of(ctx))
+        runtime = await build_runtime(settings_of(ctx), migrate=False)
         try:
+            await _require_current(runtime.db)
             return await work(runtime)
         finally:
             await runtime.close()
 
-    try:
-        return asyncio.run(main())
-    except ServiceError as exc:
-        click.echo(f"error: {exc.engine_code}: {exc.detail}", err=True)
-        sys.exit(2 if isinstance(exc, refusals) else 1)
+    return _run(main(), refusals)

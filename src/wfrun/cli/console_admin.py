@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 
 import click
 
-from wfrun.cli.common import json_option, run_async
+from wfrun.cli.common import json_option, run_db, settings_of
 from wfrun.cli.output import emit
 from wfrun.clock import to_rfc3339
-from wfrun.runtime import Runtime, public_base
+from wfrun.config import Settings
+from wfrun.db.database import Database
 from wfrun.services import console_auth
 
 DEFAULT_INVITE_HOURS = 72
@@ -27,17 +28,22 @@ class InviteLink:
 
 
 async def invite_link(
-    rt: Runtime, *, account_id: str, email: str, ttl: timedelta = timedelta(hours=72)
+    db: Database,
+    settings: Settings,
+    *,
+    account_id: str,
+    email: str,
+    ttl: timedelta = timedelta(hours=72),
 ) -> InviteLink:
     """Invite ``email`` to sign in to ``account_id``'s console; the link is under
     ``public_base_url`` (else the server's host and port)."""
-    made = await console_auth.invite(rt.db, account_id=account_id, email=email, ttl=ttl)
-    link = public_base(rt.settings) + console_auth.invite_path(made.token)
+    made = await console_auth.invite(db, account_id=account_id, email=email, ttl=ttl)
+    link = settings.public_origin + console_auth.invite_path(made.token)
     return InviteLink(account_id, made.email, link, made.expires_at)
 
 
-async def make_operator(rt: Runtime, account_id: str) -> None:
-    await console_auth.set_role(rt.db, account_id, "operator")
+async def make_operator(db: Database, account_id: str) -> None:
+    await console_auth.set_role(db, account_id, "operator")
 
 
 @click.command("invite")
@@ -57,10 +63,11 @@ def invite_command(
 ) -> None:
     """Print a one-time link with which EMAIL sets a console password for ACCOUNT_ID."""
 
-    async def work(rt: Runtime) -> InviteLink:
-        return await invite_link(rt, account_id=account_id, email=email, ttl=timedelta(hours=hours))
+    async def work(db: Database) -> InviteLink:
+        ttl = timedelta(hours=hours)
+        return await invite_link(db, settings_of(ctx), account_id=account_id, email=email, ttl=ttl)
 
-    made = run_async(ctx, work)
+    made = run_db(ctx, work)
     data = {
         "account_id": made.account_id,
         "email": made.email,
@@ -78,10 +85,10 @@ def invite_command(
 def set_role_command(ctx: click.Context, account_id: str, role: str, as_json: bool) -> None:
     """Make ACCOUNT_ID a customer or an operator (operators see the console's operator pages)."""
 
-    async def work(rt: Runtime) -> None:
-        await console_auth.set_role(rt.db, account_id, role)
+    async def work(db: Database) -> None:
+        await console_auth.set_role(db, account_id, role)
 
-    run_async(ctx, work)
+    run_db(ctx, work)
     emit({"account_id": account_id, "role": role}, as_json=as_json, text=f"{account_id} {role}")
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from wfrun.cli.common import json_option, run_async
+from wfrun.cli.common import json_option, run_db
 from wfrun.cli.output import emit, plain
-from wfrun.runtime import Runtime
+from wfrun.db.database import Database
 from wfrun.services import instances
 
 # ---- instances ---------------------------------------------------------------------------------
@@ -36,12 +36,12 @@ def instances_add(
 ) -> None:
     """Register a ComfyUI server at URL (e.g. http://10.0.0.5:8188)."""
 
-    async def work(rt: Runtime) -> Any:
+    async def work(db: Database) -> Any:
         return await instances.add_instance(
-            rt.db, url=url, capacity=capacity, labels=instances.parse_labels(labels)
+            db, url=url, capacity=capacity, labels=instances.parse_labels(labels)
         )
 
-    row = plain(run_async(ctx, work))
+    row = plain(run_db(ctx, work))
     emit(row, as_json=as_json, text=f"{row['id']} {row['url']}")
 
 
@@ -51,10 +51,10 @@ def instances_add(
 def instances_list(ctx: click.Context, as_json: bool) -> None:
     """List instances with state, health and runs in flight."""
 
-    async def work(rt: Runtime) -> Any:
-        return [plain(r) for r in await instances.list_instances(rt.db)]
+    async def work(db: Database) -> Any:
+        return [plain(r) for r in await instances.list_instances(db)]
 
-    emit(run_async(ctx, work), as_json=as_json)
+    emit(run_db(ctx, work), as_json=as_json)
 
 
 @instances_group.command("drain")
@@ -65,10 +65,10 @@ def instances_list(ctx: click.Context, as_json: bool) -> None:
 def instances_drain(ctx: click.Context, instance: str, resume: bool, as_json: bool) -> None:
     """Stop giving INSTANCE (id or URL) new runs; the ones it has finish."""
 
-    async def work(rt: Runtime) -> Any:
-        return await instances.drain_instance(rt.db, instance, resume=resume)
+    async def work(db: Database) -> Any:
+        return await instances.drain_instance(db, instance, resume=resume)
 
-    row = plain(run_async(ctx, work))
+    row = plain(run_db(ctx, work))
     emit(row, as_json=as_json, text=f"{row['id']} {row['state']}")
 
 
@@ -79,8 +79,8 @@ def instances_drain(ctx: click.Context, instance: str, resume: bool, as_json: bo
 def instances_remove(ctx: click.Context, instance: str, as_json: bool) -> None:
     """Unregister INSTANCE (id or URL); refused while it has runs in flight."""
 
-    async def work(rt: Runtime) -> None:
-        await instances.remove_instance(rt.db, instance)
+    async def work(db: Database) -> None:
+        await instances.remove_instance(db, instance)
 
-    run_async(ctx, work)
+    run_db(ctx, work)
     emit({"removed": instance}, as_json=as_json, text=f"{instance} removed")

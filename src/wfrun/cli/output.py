@@ -16,7 +16,20 @@ from wfrun.domain.money import format_amount
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-MONEY_COLUMNS = {"available", "frozen", "amount", "quote_amount", "final_amount"}
+MONEY_COLUMNS = {
+    "available",
+    "frozen",
+    "amount",
+    "quote_amount",
+    "quote_external",
+    "final_amount",
+    "released_amount",
+    "compute_cost",
+    "external_model_cost",
+    "absorbed_external_cost",
+    "charged",
+    "refunded",
+}
 
 
 def plain(record: DataclassInstance, *, omit: Collection[str] = ()) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 import signal
-import sys
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -18,6 +17,7 @@ from wfrun import __version__
 from wfrun.api.app import create_app
 from wfrun.api.deps import API_PREFIX
 from wfrun.cli import startup
+from wfrun.cli.lazy import fail
 from wfrun.config import Settings
 from wfrun.db.database import Database
 from wfrun.errors import ConfigError, DatabaseUnavailable, ServiceError
@@ -66,8 +66,7 @@ def serve(
     if demo is not None:
         updates["seed_demo"] = demo
     settings = base.model_copy(update=updates)
-    with startup.one_line():
-        asyncio.run(_serve(settings, embedded_worker=not no_worker))
+    asyncio.run(_serve(settings, embedded_worker=not no_worker))
 
 
 async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
@@ -165,8 +164,7 @@ def worker(
         settings = settings.model_copy(
             update={"worker": settings.worker.model_copy(update={"concurrency": concurrency})}
         )
-    with startup.one_line():
-        asyncio.run(_work(settings, once=once, metrics_port=metrics_port))
+    asyncio.run(_work(settings, once=once, metrics_port=metrics_port))
 
 
 async def _work(settings: Settings, *, once: bool, metrics_port: int | None = None) -> None:
@@ -227,8 +225,7 @@ async def _when_reachable(settings: Settings, stop: asyncio.Event) -> Runtime | 
 
 
 def _fail(exc: ServiceError) -> NoReturn:
-    click.echo(f"error: {exc.engine_code}: {exc.detail}", err=True)
-    sys.exit(1)
+    fail(exc.engine_code, exc.detail)
 
 
 def _describe(db: Database) -> str:

@@ -12,35 +12,12 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
-
-import click
 
 from wfrun.cli.sockets import listen_tcp
 from wfrun.config import Settings
 from wfrun.db.probe import Verdict, probe, sqlite_file
 from wfrun.errors import ConfigError
-
-EXIT_CONFIG = 2
-
-
-def fail(message: str) -> NoReturn:
-    """Print ``error: message`` (one line) on stderr and exit with status 2."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_CONFIG)
-
-
-@contextmanager
-def one_line() -> Iterator[None]:
-    """Turn a :class:`ConfigError` raised inside into its one line and exit status 2."""
-    try:
-        yield
-    except ConfigError as exc:
-        fail(exc.message)
 
 
 def check_paths(settings: Settings) -> None:

@@ -3,16 +3,18 @@ its deliveries (the same services and wire shapes as ``/webhooks/*``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from wfrun.api import webhook_wire
 from wfrun.cli.common import json_option, run_async
 from wfrun.cli.output import emit
-from wfrun.runtime import Runtime
 from wfrun.services import webhook_log, webhooks
 from wfrun.services.webhooks import EndpointChange
+
+if TYPE_CHECKING:
+    from wfrun.runtime import Runtime
 
 _EVENT = click.option(
     "--event", "events", multiple=True, help="An event type to send (repeat); default: all."

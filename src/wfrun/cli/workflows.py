@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from wfrun.cli.common import json_option, run_async
+from wfrun.cli.common import json_option, run_db
+from wfrun.cli.lazy import fail
 from wfrun.cli.output import emit, plain
+from wfrun.db.database import Database
 from wfrun.errors import InstancesUnreachable, NoAbleInstance
-from wfrun.runtime import Runtime
-from wfrun.services import catalog
+from wfrun.services import catalog, operator
 from wfrun.services.instance_check import CheckOptions, NodeCheck
 
 # ---- workflows ---------------------------------------------------------------------------------
@@ -77,17 +77,16 @@ def workflows_import(
     try:
         document = json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        click.echo(f"error: INVALID_WORKFLOW_PACKAGE: {file} is not JSON: {exc}", err=True)
-        sys.exit(1)
+        fail("INVALID_WORKFLOW_PACKAGE", f"{file} is not JSON: {exc}")
 
     options = CheckOptions(allow_no_instance=allow_no_instance, skip_node_check=skip_node_check)
 
-    async def work(rt: Runtime) -> catalog.ImportResult:
+    async def work(db: Database) -> catalog.ImportResult:
         return await catalog.import_package(
-            rt.db, owner_id=owner_id, document=document, publish=publish, options=options
+            db, owner_id=owner_id, document=document, publish=publish, options=options
         )
 
-    result = run_async(ctx, work, refusals=REFUSALS)
+    result = run_db(ctx, work, refusals=REFUSALS)
     emit(
         _import_data(result),
         as_json=as_json,
@@ -126,12 +125,12 @@ def workflows_publish(
 
     options = CheckOptions(allow_no_instance=allow_no_instance, skip_node_check=skip_node_check)
 
-    async def work(rt: Runtime) -> catalog.PublishResult:
+    async def work(db: Database) -> catalog.PublishResult:
         return await catalog.publish(
-            rt.db, workflow_id=workflow_id, revision_id=revision_id, options=options
+            db, workflow_id=workflow_id, revision_id=revision_id, options=options
         )
 
-    result = run_async(ctx, work, refusals=REFUSALS)
+    result = run_db(ctx, work, refusals=REFUSALS)
     emit(
         {
             "workflow_id": workflow_id,
@@ -144,15 +143,16 @@ def workflows_publish(
 
 
 @workflows_group.command("list")
+@click.option("--all", "archived", is_flag=True, help="Archived workflows too.")
 @json_option
 @click.pass_context
-def workflows_list(ctx: click.Context, as_json: bool) -> None:
-    """List workflows."""
+def workflows_list(ctx: click.Context, archived: bool, as_json: bool) -> None:
+    """List workflows (not the archived ones, unless --all)."""
 
-    async def work(rt: Runtime) -> Any:
-        return [plain(r) for r in await catalog.list_all(rt.db)]
+    async def work(db: Database) -> Any:
+        return [plain(r) for r in await catalog.list_all(db, archived=archived)]
 
-    emit(run_async(ctx, work), as_json=as_json)
+    emit(run_db(ctx, work), as_json=as_json)
 
 
 @workflows_group.command("show")
@@ -162,8 +162,36 @@ def workflows_list(ctx: click.Context, as_json: bool) -> None:
 def workflows_show(ctx: click.Context, workflow_id: str, as_json: bool) -> None:
     """Show a workflow and its revisions."""
 
-    async def work(rt: Runtime) -> Any:
-        detail = await catalog.describe(rt.db, workflow_id)
+    async def work(db: Database) -> Any:
+        detail = await catalog.describe(db, workflow_id)
         return {**plain(detail.workflow), "revisions": [plain(r) for r in detail.revisions]}
 
-    emit(run_async(ctx, work), as_json=True)  # nested data reads best as JSON either way
+    emit(run_db(ctx, work), as_json=True)  # nested data reads best as JSON either way
+
+
+@workflows_group.command("unpublish")
+@click.argument("workflow_id")
+@json_option
+@click.pass_context
+def workflows_unpublish(ctx: click.Context, workflow_id: str, as_json: bool) -> None:
+    """Take WORKFLOW_ID off the market: new runs are refused, runs in flight finish
+    (``publish`` puts it back)."""
+
+    async def work(db: Database) -> Any:
+        return plain(await operator.unpublish_workflow(db, workflow_id))
+
+    emit(run_db(ctx, work), as_json=as_json, text=f"{workflow_id} unpublished")
+
+
+@workflows_group.command("archive")
+@click.argument("workflow_id")
+@json_option
+@click.pass_context
+def workflows_archive(ctx: click.Context, workflow_id: str, as_json: bool) -> None:
+    """Unpublish WORKFLOW_ID and hide it from ``workflows list`` (``--all`` shows it;
+    ``publish`` brings it back)."""
+
+    async def work(db: Database) -> Any:
+        return plain(await operator.archive_workflow(db, workflow_id))
+
+    emit(run_db(ctx, work), as_json=as_json, text=f"{workflow_id} archived")

@@ -1,5 +1,5 @@
-"""Ledger invariants as queries (reliability.md INV-1, 3, 5, 7, 8). Each returns problems found;
-an empty list means the books balance. Run after every test and by ``wfrun ledger check``."""
+"""Ledger invariants as queries (reliability.md INV-1, 3, 5, 7, 8; and the operator's refunds).
+Each returns problems found; an empty list means the books balance. Run after every test and by ``wfrun ledger check``."""
 
 from __future__ import annotations
 
@@ -52,6 +52,20 @@ _CHECKS: dict[str, str] = {
         JOIN ledger_entries e ON e.run_id = r.id AND e.kind IN ('settle', 'release')
         JOIN ledger_postings p ON p.entry_id = e.id AND p.bucket = 'revenue'
         GROUP BY r.id, r.final_amount HAVING SUM(p.amount) <> r.final_amount""",
+    "ledger entry of an unknown kind": """
+        SELECT e.id, e.kind FROM ledger_entries e
+        WHERE e.kind NOT IN ('topup', 'freeze', 'settle', 'release', 'refund', 'adjust')""",
+    "refund entry that is not one refund's revenue → available of its amount": """
+        SELECT e.id, f.id, f.amount, SUM(p.amount) FROM ledger_entries e
+        LEFT JOIN refunds f ON f.entry_id = e.id
+        LEFT JOIN ledger_postings p ON p.entry_id = e.id AND p.bucket = 'available'
+        WHERE e.kind = 'refund' OR f.id IS NOT NULL
+        GROUP BY e.id, e.kind, e.run_id, f.id, f.amount, f.account_id, e.account_id
+        HAVING f.id IS NULL OR e.kind <> 'refund' OR e.run_id IS NOT NULL
+            OR f.account_id <> e.account_id OR COALESCE(SUM(p.amount), 0) <> f.amount""",
+    "run refunded more than it was charged": """
+        SELECT r.id, r.final_amount, SUM(f.amount) FROM runs r JOIN refunds f ON f.run_id = r.id
+        GROUP BY r.id, r.final_amount HAVING SUM(f.amount) > COALESCE(r.final_amount, 0)""",
 }
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import errno
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
-import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
@@ -143,9 +143,11 @@ class Database:
         """A pooled connection; failing to get one is the database being unavailable when the
         cause says so (a raw socket or server-state error from the driver, a pool timeout)."""
         conn = self.engine.connect()
+        failures: tuple[type[Exception], ...] = (OSError, PoolTimeout, DBAPIError)
+        failures += _asyncpg_errors("PostgresError")
         try:
             await conn.start()
-        except (OSError, asyncpg.PostgresError, PoolTimeout, DBAPIError) as exc:
+        except failures as exc:
             unavailable = self._unavailable(exc, "cannot connect")
             if unavailable is None:
                 raise
@@ -188,6 +190,16 @@ def unavailable_cause(exc: BaseException) -> str | None:
     return _driver_cause(exc)
 
 
+def _asyncpg_errors(*names: str) -> tuple[type[Exception], ...]:
+    """asyncpg's exception classes of these names, once asyncpg is loaded (SQLAlchemy imports
+    it with the first PostgreSQL connection; until then none of them can be raised, and the
+    SQLite-only admin commands never pay for importing it)."""
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is None:
+        return ()
+    return tuple(getattr(asyncpg.exceptions, name) for name in names)
+
+
 def _driver_cause(exc: BaseException) -> str | None:
     sqlite_code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(sqlite_code, int):
@@ -200,7 +212,7 @@ def _driver_cause(exc: BaseException) -> str | None:
     if isinstance(exc, OSError):  # the message would name the server's address
         code = errno.errorcode.get(exc.errno or 0, "")
         return f"{type(exc).__name__} {code}".strip()
-    if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError):
+    if isinstance(exc, _asyncpg_errors("InterfaceError", "ConnectionDoesNotExistError")):
         return f"{type(exc).__name__}: {exc}"
     return None
 

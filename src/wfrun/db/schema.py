@@ -108,6 +108,7 @@ workflows = Table(
     Column("published_revision_id", Id, nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
+    _ts("archived_at", nullable=True),
     UniqueConstraint("owner_id", "slug"),
 )
 
@@ -278,6 +279,22 @@ ledger_postings = Table(
     Column("amount", Money, nullable=False),
     Index("ix_ledger_postings_account_bucket", "account_id", "bucket"),
 )
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("entry_id", Id, ForeignKey("ledger_entries.id"), nullable=False, unique=True),
+    Column("amount", Money, nullable=False),
+    Column("memo", String(500), nullable=False),
+    _ts("created_at"),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    UniqueConstraint("run_id", "memo", name="one_refund_per_memo"),
+)
+"""Refunds of runs (operator side): each one a ``refund`` ledger entry; at most the run's final
+amount in all, one per ``(run, memo)``."""
 
 jobs = Table(
     "jobs",

@@ -38,6 +38,8 @@ class Workflow:
     published_revision_id: str | None
     created_at: datetime
     updated_at: datetime
+    archived_at: datetime | None
+    """Set when the operator archived it: unpublished, refused for new runs, hidden."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +202,19 @@ async def find_for_submit(
     system: bool = False,
 ) -> WorkflowRevision | None:
     """The workflow (visible to the account, or wfrun's own ``system`` one) joined with the
-    requested or published revision."""
+    requested or published revision. An archived workflow has none; a pinned revision of an
+    unpublished workflow runs only for its owner (who tries it before publishing)."""
     if revision_id is None:
         join = revisions.c.id == workflows.c.published_revision_id
     else:
         join = (revisions.c.id == revision_id) & (revisions.c.workflow_id == workflows.c.id)
+        join &= workflows.c.published_revision_id.is_not(None) | (
+            workflows.c.owner_id == account_id
+        )
     visible = workflows.c.visibility == "system" if system else _visible_to(account_id)
-    query = _with_revision(_REVISION_COLUMNS, join).where(workflows.c.id == workflow_id, visible)
+    query = _with_revision(_REVISION_COLUMNS, join).where(
+        workflows.c.id == workflow_id, visible, workflows.c.archived_at.is_(None)
+    )
     return record_or_none(WorkflowRevision, (await conn.execute(query)).mappings().first())
 
 
@@ -220,7 +228,7 @@ async def market_page(
     offset: int,
 ) -> tuple[list[MarketItem], int]:
     """Published workflows visible to the account, newest first, with the total count."""
-    conditions = [_visible_to(account_id)]
+    conditions = [_visible_to(account_id), workflows.c.archived_at.is_(None)]
     if keyword:
         conditions.append(workflows.c.title.ilike(f"%{_escape_like(keyword)}%", escape="\\"))
     if tag:
@@ -239,6 +247,9 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def list_workflows(conn: Connection) -> list[Workflow]:
+async def list_workflows(conn: Connection, *, archived: bool = True) -> list[Workflow]:
+    """Every workflow, oldest first (without ``archived``: not the archived ones)."""
     query = select(workflows).order_by(workflows.c.created_at)
+    if not archived:
+        query = query.where(workflows.c.archived_at.is_(None))
     return records(Workflow, (await conn.execute(query)).mappings())

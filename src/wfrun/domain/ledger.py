@@ -9,6 +9,9 @@ and ``revenue`` (what runs were charged). Every movement below is balanced by co
 - settle:  frozen → revenue (final) and frozen → available (the rest); a shortfall is charged
            available → revenue, so available may go below zero
 - release: frozen → available (all of it)
+- refund:  revenue → available (an operator gives back part or all of a run's final amount;
+           a compensating entry, never an edit of the run's own)
+- adjust:  adjustment ↔ available (an operator's correction: a credit or a debit)
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class Bucket(StrEnum):
     FROZEN = "frozen"
     FUNDING = "funding"
     REVENUE = "revenue"
+    ADJUSTMENT = "adjustment"
+    """The other side of operators' balance corrections."""
 
 
 class EntryKind(StrEnum):
@@ -31,6 +36,8 @@ class EntryKind(StrEnum):
     FREEZE = "freeze"
     SETTLE = "settle"
     RELEASE = "release"
+    REFUND = "refund"
+    ADJUST = "adjust"
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,19 @@ def resolve(settlement: Settlement) -> list[Posting]:
             Posting(Bucket.AVAILABLE, settlement.frozen - final),
         ]
     )
+
+
+def refund(amount: int) -> list[Posting]:
+    if amount <= 0:
+        raise ValueError("a refund must be positive")
+    return _balanced([Posting(Bucket.REVENUE, -amount), Posting(Bucket.AVAILABLE, amount)])
+
+
+def adjust(amount: int) -> list[Posting]:
+    """A correction: a credit (``amount`` > 0) or a debit (< 0) of available."""
+    if amount == 0:
+        raise ValueError("an adjustment must not be zero")
+    return _balanced([Posting(Bucket.ADJUSTMENT, -amount), Posting(Bucket.AVAILABLE, amount)])
 
 
 def balance_deltas(postings: list[Posting]) -> tuple[int, int]:

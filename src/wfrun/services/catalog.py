@@ -104,7 +104,7 @@ async def import_package(
         await workflows_db.insert_revision(conn, revision)
         if publish:
             await workflows_db.update_workflow(
-                conn, workflow_id, {"published_revision_id": revision["id"]}
+                conn, workflow_id, {"published_revision_id": revision["id"], "archived_at": None}
             )
     return ImportResult(workflow_id, revision["id"], number, created, publish, checked)
 
@@ -195,7 +195,9 @@ async def publish(
     checked = await check_revision(db, revision, options)
     async with db.transaction(write=True) as conn:
         await workflows_db.update_workflow(
-            conn, workflow.id, {"published_revision_id": chosen, "updated_at": utcnow()}
+            conn,
+            workflow.id,
+            {"published_revision_id": chosen, "archived_at": None, "updated_at": utcnow()},
         )
     return PublishResult(chosen, checked)
 
@@ -207,9 +209,10 @@ async def _get_workflow(conn: Connection, workflow_id: str) -> Workflow:
     return workflow
 
 
-async def list_all(db: Database) -> list[Workflow]:
+async def list_all(db: Database, *, archived: bool = True) -> list[Workflow]:
+    """Every workflow (without ``archived``: not those the operator archived)."""
     async with db.transaction() as conn:
-        return await workflows_db.list_workflows(conn)
+        return await workflows_db.list_workflows(conn, archived=archived)
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,11 @@ async def _why_unresolved(conn: Connection, principal: Principal, request: RunRe
     )
     if not visible:
         return WorkflowNotFound(f"workflow {request.workflow_id} does not exist")
-    if request.revision_id is not None:
+    assert workflow is not None
+    retired = workflow.archived_at is not None or (
+        workflow.published_revision_id is None and workflow.owner_id != principal.account_id
+    )
+    if request.revision_id is not None and not retired:
         return RevisionNotFound(
             f"revision {request.revision_id} is not a revision of workflow {request.workflow_id}"
         )

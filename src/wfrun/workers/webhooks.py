@@ -29,7 +29,7 @@ from wfrun.errors import DatabaseUnavailable
 from wfrun.fetch import FetchPolicy
 from wfrun.fetch.sender import SafeSender
 from wfrun.metrics import Metrics
-from wfrun.runtime import Runtime, public_base, webhook_policy
+from wfrun.runtime import Runtime, webhook_policy
 from wfrun.services import webhook_delivery, webhook_progress
 from wfrun.services.live import LiveSignal, Watch
 from wfrun.services.webhook_delivery import Outgoing, Render, RetryPolicy
@@ -45,7 +45,7 @@ def run_info_renderer(runtime: Runtime) -> Render:
     with links signed for the public base URL."""
     settings = runtime.settings
     links = Links(
-        runtime.signer, runtime.storage, public_base(settings), settings.signed_url_ttl_seconds
+        runtime.signer, runtime.storage, settings.public_origin, settings.signed_url_ttl_seconds
     )
 
     def render(run: Run) -> dict[str, Any]:

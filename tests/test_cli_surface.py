@@ -104,17 +104,20 @@ def test_errors_without_json_are_one_line_on_stderr(settings, invoke):
 
 
 def test_global_options_go_before_or_after_the_command(settings, invoke, tmp_path):
-    for i, line in enumerate(
-        [
-            ["--data-dir", str(tmp_path / "d0"), "accounts", "list", "--json"],
-            ["accounts", "--json", "list", "--data-dir", str(tmp_path / "d1")],
-            ["--json", "accounts", "list", f"--data-dir={tmp_path / 'd2'}"],
+    def placements(group: str, command: str) -> list[list[str]]:
+        return [
+            ["--data-dir", str(tmp_path / "d0"), group, command, "--json"],
+            [group, "--json", command, "--data-dir", str(tmp_path / "d1")],
+            ["--json", group, command, f"--data-dir={tmp_path / 'd2'}"],
         ]
-    ):
+
+    for line in placements("accounts", "list"):
         result = call(settings, *line)
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout) == []
-        assert (tmp_path / f"d{i}").is_dir()  # the data dir the command used
+    for i, line in enumerate(placements("config", "show")):
+        shown = json.loads(call(settings, *line).stdout)
+        assert shown["settings"]["data_dir"]["value"] == str(tmp_path / f"d{i}")
 
 
 def test_hoist_moves_only_global_options_and_nothing_after_double_dash():

@@ -108,7 +108,7 @@ def test_serve_data_dir_that_is_a_file(tmp_path: Path):
     (tmp_path / "data").write_text("x")
     expected = (
         f"data directory {tmp_path / 'data'} is a file, not a directory; choose another with "
-        "--data-dir or WFRUN_DATA_DIR"
+        "--data-dir or WFRUN_DATA_DIR (now from command line)"
     )
     done = run(tmp_path, "serve", "--data-dir", "data")
     assert (done.returncode, error_lines(done)) == (2, [f"error: {expected}"]), done.stderr

@@ -15,7 +15,7 @@ import click
 
 from wfrun.cli.lazy import JSON_KEY, CommandError
 from wfrun.domain.money import parse_amount
-from wfrun.errors import ServiceError
+from wfrun.errors import ConfigError, ServiceError
 
 if TYPE_CHECKING:
     from wfrun.config import Settings
@@ -64,6 +64,26 @@ async def _require_current(db: Database) -> None:
         )
 
 
+async def _worked(
+    db: Database, url: str, work: Callable[[Database], Awaitable[T]], *, current: bool
+) -> T:
+    """``work`` done on a database that answers (and is current): a wrong URL (no such
+    database or user, refused credentials) is one line naming it (exit 2)."""
+    try:
+        if current:
+            await _require_current(db)
+        return await work(db)
+    except (CommandError, ServiceError):
+        raise
+    except Exception as exc:
+        from wfrun.db.probe import probe
+
+        verdict = await probe(url)
+        if verdict.problem and not verdict.transient:
+            raise ConfigError(verdict.problem) from exc
+        raise
+
+
 def _run(coroutine: Coroutine[Any, Any, T], refusals: tuple[type[ServiceError], ...]) -> T:
     try:
         return asyncio.run(coroutine)
@@ -89,12 +109,11 @@ def run_db(
     settings = settings_of(ctx)
 
     async def main() -> T:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
+        if db.is_sqlite:  # the default SQLite file lives there
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            if current:
-                await _require_current(db)
-            return await work(db)
+            return await _worked(db, settings.resolved_database_url, work, current=current)
         finally:
             await db.dispose()
 

@@ -15,7 +15,15 @@ from wfrun.clock import utcnow
 from wfrun.domain.money import parse_amount
 from wfrun.domain.runs import RunStatus
 from wfrun.errors import InvalidParameter
-from wfrun.services import accounts, billing, catalog, console_auth, console_views, instances
+from wfrun.services import (
+    accounts,
+    billing,
+    catalog,
+    console_auth,
+    console_views,
+    instances,
+    operator,
+)
 from wfrun.web.context import Ctx, build_ctx
 from wfrun.web.customer_pages import run_list
 from wfrun.web.routing import PageRoute
@@ -78,12 +86,32 @@ async def top_up(
 ) -> Response:
     ctx.operator()
     await ctx.check_csrf()
-    try:
-        minor = parse_amount(amount)
-    except (ValueError, TypeError) as exc:
-        raise InvalidParameter(f"amount: {exc}") from None
+    minor = _amount(amount)
     await accounts.top_up(ctx.runtime.db, account_id=account_id, amount=minor, memo=memo)
     return ctx.redirect(f"/operator/accounts/{account_id}")
+
+
+@router.post("/accounts/{account_id}/adjust")
+async def adjust(
+    ctx: CtxDep,
+    account_id: str,
+    amount: Annotated[str, Form(max_length=40)] = "",
+    memo: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """A correction (signed: a credit or a debit), posted with its memo; never below zero."""
+    ctx.operator()
+    await ctx.check_csrf()
+    await operator.adjust_balance(
+        ctx.runtime.db, account_id=account_id, amount=_amount(amount), memo=memo
+    )
+    return ctx.redirect(f"/operator/accounts/{account_id}")
+
+
+def _amount(text: str) -> int:
+    try:
+        return parse_amount(text)
+    except (ValueError, TypeError) as exc:
+        raise InvalidParameter(f"amount: {exc}") from None
 
 
 @router.post("/accounts/{account_id}/invite")
@@ -133,6 +161,22 @@ async def cancel(ctx: CtxDep, run_id: str) -> Response:
     return ctx.redirect("/operator/runs")
 
 
+@router.post("/runs/{run_id}/refund")
+async def refund(
+    ctx: CtxDep,
+    run_id: str,
+    amount: Annotated[str, Form(max_length=40)] = "",
+    memo: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Give back part (``amount``) or all (blank) of what the run was charged: a compensating
+    ledger entry with the memo (the run's bill stays as it was)."""
+    ctx.operator()
+    await ctx.check_csrf()
+    minor = _amount(amount) if amount.strip() else None
+    await operator.refund_run(ctx.runtime.db, run_order_id=run_id, amount=minor, memo=memo)
+    return ctx.redirect("/operator/runs")
+
+
 @router.get("/workflows")
 async def workflows_page(ctx: CtxDep, imported: str | None = None) -> Response:
     ctx.operator()
@@ -172,6 +216,15 @@ async def publish(
     ctx.operator()
     await ctx.check_csrf()
     await catalog.publish(ctx.runtime.db, workflow_id=workflow_id, revision_id=revision_id or None)
+    return ctx.redirect("/operator/workflows")
+
+
+@router.post("/workflows/{workflow_id}/unpublish")
+async def unpublish(ctx: CtxDep, workflow_id: str) -> Response:
+    """Off the market: new runs refused; runs in flight finish."""
+    ctx.operator()
+    await ctx.check_csrf()
+    await operator.unpublish_workflow(ctx.runtime.db, workflow_id)
     return ctx.redirect("/operator/workflows")
 
 

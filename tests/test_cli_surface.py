@@ -15,6 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+from wfrun.cli.config_cmd import mask_url_password
 from wfrun.cli.lazy import hoist
 from wfrun.cli.main import COMMANDS, cli
 from wfrun.config import Settings
@@ -136,6 +137,11 @@ def test_hoist_moves_only_global_options_and_nothing_after_double_dash():
 def test_admin_commands_refuse_a_database_behind_and_db_upgrade_migrates(tmp_path):
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     settings = Settings(database_url=url, data_dir=tmp_path / "data", seed_demo=False)
+    missing = call(settings, "accounts", "list", "--json")
+    assert missing.exit_code == 2
+    assert json.loads(missing.stdout)["error"]["code"] == "NO_DATABASE"
+    assert not (tmp_path / "fresh.db").exists()  # a mistyped location creates nothing
+    (tmp_path / "fresh.db").touch()  # an empty SQLite database: behind this wfrun
     behind = call(settings, "accounts", "list")
     assert behind.exit_code == 2
     assert behind.stderr == (
@@ -194,3 +200,19 @@ def test_help_imports_no_command_and_no_database():
 def test_admin_commands_import_no_server_sdk_or_migrations(module: str):
     found: Any = _imported_after(f"import wfrun.cli.{module}")
     assert [m for m in found if m in HEAVY] == []
+
+
+def test_a_commands_own_refusal_is_json_under_json(settings, tmp_path):
+    not_json = tmp_path / "graph.json"
+    not_json.write_text("{not json")
+    for args in (["packages", "check"], ["packages", "init"]):
+        result = call(settings, *args, str(not_json), "--json")
+        assert result.exit_code == 1
+        error = json.loads(result.stdout)["error"]
+        assert error["code"] == "INVALID_WORKFLOW_PACKAGE"
+        assert error["detail"].startswith(f"{not_json} is not JSON: ")
+
+
+def test_the_database_password_is_masked_whole():
+    assert mask_url_password("postgresql://u:p@ss@h:5432/db") == "postgresql://u:********@h:5432/db"
+    assert mask_url_password("postgresql://u@h/db") == "postgresql://u@h/db"

@@ -5,6 +5,7 @@ directory does not exist afterwards); and the demo data only where it belongs (i
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from pathlib import Path
 
@@ -206,8 +207,38 @@ def test_sqlite_gets_the_demo_and_its_key_is_printed_once(tmp_path: Path):
 
 
 @pytest.mark.slow
+def test_the_banner_is_one_json_object_under_json(tmp_path: Path):
+    env = environment()
+    first = json.loads(serve_banner(tmp_path, "--json", env=env))
+    key_file = ".wfrun/demo_api_key"
+    assert first["demo_api_key"] == (tmp_path / key_file).read_text().strip()
+    assert first["demo_api_key_file"] == key_file
+    assert first["database"] == "sqlite"
+    assert first["url"].endswith("/api/open/v2")
+    second = json.loads(serve_banner(tmp_path, "--json", env=env))
+    assert (second["demo_api_key"], second["demo_api_key_file"]) == (None, key_file)
+
+
+@pytest.mark.slow
 def test_no_demo_on_sqlite(tmp_path: Path):
     banner = serve_banner(tmp_path, "--no-demo", env=environment())
     assert len(banner.splitlines()) == 2, banner
     assert not (tmp_path / ".wfrun" / "demo_api_key").exists()
     assert asyncio.run(_accounts(f"sqlite:///{tmp_path / '.wfrun' / 'wfrun.db'}")) == []
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_metrics_port_in_use(tmp_path: Path, command: str):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        expected = (
+            f"cannot listen on 127.0.0.1:{port}: Address already in use; another process "
+            "listens there; stop it or choose another with --metrics-port or "
+            "WFRUN_METRICS__PORT/WFRUN_METRICS__HOST"
+        )
+        if command == "serve":
+            refused(tmp_path, "serve --port 0", expected, WFRUN_METRICS__PORT=str(port))
+        else:
+            refused(tmp_path, f"worker --metrics-port {port}", expected)

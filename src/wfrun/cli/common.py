@@ -88,9 +88,8 @@ def _run(coroutine: Coroutine[Any, Any, T], refusals: tuple[type[ServiceError], 
     try:
         return asyncio.run(coroutine)
     except ServiceError as exc:
-        raise CommandError(
-            exc.engine_code, exc.detail, exit_code=2 if isinstance(exc, refusals) else 1
-        ) from None
+        overridable = isinstance(exc, refusals)  # the line names the flag that overrides it
+        raise CommandError(exc.engine_code, exc.detail, exit_code=2 if overridable else 1) from None
 
 
 def run_db(
@@ -108,6 +107,8 @@ def run_db(
 
     settings = settings_of(ctx)
 
+    _usable_store(settings, create=not current)
+
     async def main() -> T:
         db = Database(settings.resolved_database_url)
         if db.is_sqlite:  # the default SQLite file lives there
@@ -120,6 +121,23 @@ def run_db(
     return _run(main(), refusals)
 
 
+def _usable_store(settings: Settings, *, create: bool) -> None:
+    """The data directory can be made and written; a SQLite database exists unless this
+    command (``db upgrade``) creates it — a mistyped ``--data-dir`` creates nothing."""
+    from wfrun.cli.startup import check_paths
+    from wfrun.db.probe import sqlite_file
+
+    check_paths(settings)
+    database = sqlite_file(settings.resolved_database_url)
+    if not create and database is not None and not database.exists():
+        raise CommandError(
+            "NO_DATABASE",
+            f"no database at {database}: choose the data directory with --data-dir, or create "
+            "one with `wfrun db upgrade` (or `wfrun serve`)",
+            exit_code=2,
+        )
+
+
 def run_async(
     ctx: click.Context,
     work: Callable[[Runtime], Awaitable[T]],
@@ -128,6 +146,8 @@ def run_async(
 ) -> T:
     """Like :func:`run_db` with the whole runtime (storage, engines, Seedance), unmigrated."""
     from wfrun.runtime import build_runtime
+
+    _usable_store(settings_of(ctx), create=False)
 
     async def main() -> T:
         runtime = await build_runtime(settings_of(ctx), migrate=False)

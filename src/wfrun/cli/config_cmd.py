@@ -68,5 +68,6 @@ def _leaves(model: BaseModel, dumped: dict[str, Any], prefix: str) -> list[tuple
 
 
 def mask_url_password(url: str) -> str:
-    """``scheme://user:secret@host/db`` → ``scheme://user:********@host/db``."""
-    return re.sub(r"^([^:/]+://[^:@/]*:)[^@/]*@", rf"\g<1>{MASK}@", url)
+    """``scheme://user:secret@host/db`` → ``scheme://user:********@host/db`` (the secret may
+    itself hold ``@``: the host follows the last one before the path)."""
+    return re.sub(r"^([^:/]+://[^:@/]*:)[^/]*@", rf"\g<1>{MASK}@", url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -99,6 +100,10 @@ class RootGroup(LazyGroup):
             code = 2
         except click.Abort:
             click.echo("Aborted!", err=True)
+            code = 1
+        except Exception as exc:  # noqa: BLE001 - a bug: one line (JSON under --json) + traceback
+            report(CommandError("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"), as_json=as_json)
+            traceback.print_exc()
             code = 1
         if not standalone_mode:
             return code

@@ -36,7 +36,7 @@ COMMANDS = (
 EPILOG = (
     "--data-dir and --json may also follow the command. Under --json a command prints one "
     'JSON document on stdout, an error too: {"error": {"code": ..., "detail": ...}}. '
-    "Exit status: 0 ok, 1 failed, 2 refused or misused."
+    "Exit status: 0 ok, 1 failed or refused, 2 misused (options, configuration, database)."
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from wfrun.cli.common import json_option
+from wfrun.cli.lazy import fail
 from wfrun.cli.output import emit
 from wfrun.errors import InvalidWorkflowPackage
 from wfrun.services import package_authoring as authoring
@@ -28,12 +29,11 @@ def packages_group() -> None:
 
 
 def _read_json(path: Path) -> Any:
-    """The file's JSON; None (with the problem printed, exit 1) when it is not JSON."""
+    """The file's JSON; a refusal (exit 1, JSON under ``--json``) when it is not JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        click.echo(f"error: INVALID_WORKFLOW_PACKAGE: {path} is not JSON: {exc}", err=True)
-        sys.exit(1)
+        fail("INVALID_WORKFLOW_PACKAGE", f"{path} is not JSON: {exc}")
 
 
 @packages_group.command("init")
@@ -68,8 +68,7 @@ def packages_init(
     try:
         graph = authoring.export_graph(_read_json(export))
     except InvalidWorkflowPackage as exc:
-        click.echo(f"error: {exc.code}: {export}: {exc.detail}", err=True)
-        sys.exit(1)
+        fail(exc.engine_code, f"{export}: {exc.detail}")
     draft = authoring.Draft(
         engine=engine,
         slug=slug or authoring.slug_for(export.stem),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import signal
 from pathlib import Path
@@ -17,7 +18,7 @@ from wfrun import __version__
 from wfrun.api.app import create_app
 from wfrun.api.deps import API_PREFIX
 from wfrun.cli import startup
-from wfrun.cli.lazy import fail
+from wfrun.cli.lazy import JSON_KEY, fail
 from wfrun.config import Settings
 from wfrun.db.database import Database
 from wfrun.errors import ConfigError, DatabaseUnavailable, ServiceError
@@ -66,13 +67,15 @@ def serve(
     if demo is not None:
         updates["seed_demo"] = demo
     settings = base.model_copy(update=updates)
-    asyncio.run(_serve(settings, embedded_worker=not no_worker))
+    as_json = bool(ctx.meta.get(JSON_KEY))
+    asyncio.run(_serve(settings, embedded_worker=not no_worker, as_json=as_json))
 
 
-async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
+async def _serve(settings: Settings, *, embedded_worker: bool, as_json: bool = False) -> None:
     """Check, bind, probe, then create: a mistake found before the last step leaves nothing
     behind (no data directory, SQLite file, secret key or demo)."""
     startup.check_paths(settings)
+    startup.check_metrics_port(settings.metrics.host, settings.metrics.port)
     with startup.listen(settings) as sock:  # bound first: a port in use creates nothing
         await startup.check_database(settings)
         runtime = await _open(settings)
@@ -82,7 +85,7 @@ async def _serve(settings: Settings, *, embedded_worker: bool) -> None:
             worker = functools.partial(run_embedded, signals=signals) if embedded_worker else None
             app = create_app(settings, runtime=runtime, background=worker)
             config = uvicorn.Config(app, log_config=None, log_level="info", access_log=False)
-            _banner(runtime, sock.getsockname()[1], demo)
+            _banner(runtime, sock.getsockname()[1], demo, as_json=as_json)
             await _Server(config, signals).serve(sockets=[sock])
         finally:
             await runtime.close()
@@ -127,15 +130,24 @@ async def _seed(runtime: Runtime) -> Demo | None:
     )
 
 
-def _banner(runtime: Runtime, port: int, demo: Demo | None) -> None:
+def _banner(runtime: Runtime, port: int, demo: Demo | None, *, as_json: bool) -> None:
+    """Where it serves; the demo key when it was just created (under ``--json``: one object)."""
     url = f"http://{runtime.settings.host}:{port}{API_PREFIX}"
     store = "sqlite" if runtime.db.is_sqlite else "postgresql"
+    key_file = runtime.settings.data_dir / KEY_FILE
+    new_key = demo.api_key if demo is not None and demo.api_key else None
+    if as_json:
+        kept = str(key_file) if demo is not None and key_file.exists() else None
+        banner: dict[str, str | None] = {"version": __version__, "url": url, "database": store}
+        banner |= {"docs": f"{url}/docs", "data_dir": str(runtime.settings.data_dir)}
+        banner |= {"demo_api_key": new_key}
+        click.echo(json.dumps(banner | {"demo_api_key_file": kept}))
+        return
     click.echo(f"wfrun {__version__} serving {url} ({store}, data in {runtime.settings.data_dir})")
     click.echo(f"API docs: {url}/docs")
-    key_file = runtime.settings.data_dir / KEY_FILE
-    if demo is not None and demo.api_key:  # just created: printed this once
+    if new_key:  # just created: printed this once
         click.echo(f"demo API key (also kept in {key_file}):")
-        click.echo(demo.api_key)
+        click.echo(new_key)
     elif demo is not None and key_file.exists():
         click.echo(f"demo API key: kept in {key_file}")
 
@@ -171,6 +183,8 @@ async def _work(settings: Settings, *, once: bool, metrics_port: int | None = No
     """A wrong configuration exits 2 before anything is created; a database that is down
     (not wrong) is waited for, or with ``--once`` an outage (exit 1)."""
     startup.check_paths(settings)
+    if not once:
+        startup.check_metrics_port(settings.metrics.host, metrics_port)
     await startup.check_database(settings, wait_if_down=True)
     if once:
         await _work_once(settings)

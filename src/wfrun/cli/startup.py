@@ -63,19 +63,30 @@ def writable_dir(path: Path, what: str, fix: str, *, create: bool = True) -> Non
 
 def listen(settings: Settings) -> socket.socket:
     """The API's listening socket, bound before anything else happens."""
+    in_use = (
+        "another process listens there (another wfrun serve?); stop it or choose another port "
+        "with --port or WFRUN_PORT"
+    )
+    other = "choose another address with --host/--port or WFRUN_HOST/WFRUN_PORT"
+    return _bound(settings.host, settings.port, in_use, other)
+
+
+def check_metrics_port(host: str, port: int | None) -> None:
+    """A separate metrics port (``WFRUN_METRICS__PORT``, ``worker --metrics-port``) is free:
+    bound and let go at once, before anything is created."""
+    if port:
+        options = "--metrics-port or WFRUN_METRICS__PORT/WFRUN_METRICS__HOST"
+        in_use = f"another process listens there; stop it or choose another with {options}"
+        _bound(host, port, in_use, f"choose another address with {options}").close()
+
+
+def _bound(host: str, port: int, in_use: str, other: str) -> socket.socket:
     try:
-        return listen_tcp(settings.host, settings.port)
+        return listen_tcp(host, port)
     except (OSError, OverflowError) as exc:  # OverflowError: a port beyond 65535
         reason = getattr(exc, "strerror", None) or str(exc)
-        if getattr(exc, "errno", None) == errno.EADDRINUSE:
-            hint = (
-                "another process listens there (another wfrun serve?); stop it or choose "
-                "another port with --port or WFRUN_PORT"
-            )
-        else:
-            hint = "choose another address with --host/--port or WFRUN_HOST/WFRUN_PORT"
-        where = f"{settings.host}:{settings.port}"
-        raise ConfigError(f"cannot listen on {where}: {reason}; {hint}") from None
+        hint = in_use if getattr(exc, "errno", None) == errno.EADDRINUSE else other
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}; {hint}") from None
 
 
 async def check_database(settings: Settings, *, wait_if_down: bool = False) -> Verdict:

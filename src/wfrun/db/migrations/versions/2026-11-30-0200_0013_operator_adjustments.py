@@ -9,7 +9,7 @@ with the same memo finds the first instead of paying twice. ``workflows.archived
 workflow the operator archived (unpublished, refused for new runs, hidden from lists).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-30 02:00:00
 """
 

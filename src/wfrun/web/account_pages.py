@@ -8,12 +8,24 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query
 from starlette.responses import Response
 
-from wfrun.errors import ApiKeyNotFound
+from wfrun.errors import ApiKeyNotFound, Forbidden
 from wfrun.services import accounts, billing, webhook_log, webhooks
+from wfrun.services.console_auth import Identity
 from wfrun.web.context import Ctx, build_ctx
 from wfrun.web.routing import PageRoute
 
 router = APIRouter(route_class=PageRoute)
+
+
+def _manager(ctx: Ctx) -> Identity:
+    """The signed-in person, who may manage keys and webhook endpoints: not a session opened
+    with an API key (a leaked key must not mint keys that outlive its revocation)."""
+    me = ctx.user()
+    if me.via_key:
+        raise Forbidden("a session opened with an API key cannot change keys or webhooks")
+    return me
+
+
 CtxDep = Annotated[Ctx, Depends(build_ctx)]
 PAGE_SIZE = 20
 
@@ -47,7 +59,7 @@ async def keys_page(ctx: CtxDep) -> Response:
 
 @router.post("/keys")
 async def create_key(ctx: CtxDep, name: Annotated[str, Form(max_length=200)] = "") -> Response:
-    me = ctx.user()
+    me = _manager(ctx)
     await ctx.check_csrf()
     db = ctx.runtime.db
     created = await accounts.create_key(db, account_id=me.principal.account_id, name=name)
@@ -57,7 +69,7 @@ async def create_key(ctx: CtxDep, name: Annotated[str, Form(max_length=200)] = "
 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(ctx: CtxDep, key_id: str) -> Response:
-    me = ctx.user()
+    me = _manager(ctx)
     await ctx.check_csrf()
     mine = {k.id for k in await accounts.list_keys(ctx.runtime.db, me.principal.account_id)}
     if key_id not in mine:
@@ -98,7 +110,7 @@ async def create_endpoint(
     url: Annotated[str, Form(max_length=2048)] = "",
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    me = ctx.user()
+    me = _manager(ctx)
     await ctx.check_csrf()
     rt = ctx.runtime
     change = webhooks.EndpointChange(url=url.strip(), description=description)
@@ -110,7 +122,7 @@ async def create_endpoint(
 
 @router.post("/webhooks/{endpoint_id}/delete")
 async def delete_endpoint(ctx: CtxDep, endpoint_id: str) -> Response:
-    me = ctx.user()
+    me = _manager(ctx)
     await ctx.check_csrf()
     await webhooks.delete(ctx.runtime.db, me.principal.account_id, endpoint_id)
     return ctx.redirect("/webhooks")

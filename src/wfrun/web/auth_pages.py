@@ -53,7 +53,7 @@ async def login(
             identity = await console_auth.sign_in(
                 db, email=email, password=password, address=address, limit=LOGIN_LIMIT
             )
-            session = fresh(user_id=identity.principal.api_key_id)
+            session = fresh(user_id=identity.principal.api_key_id, epoch=identity.epoch)
     except ServiceError as exc:
         status = ctx.bridge.status_for(type(exc))
         return ctx.page("login.html", http_status=status, error=exc, email=email, next=next)
@@ -63,6 +63,8 @@ async def login(
 @router.post("/logout")
 async def logout(ctx: CtxDep) -> Response:
     await ctx.check_csrf()
+    if ctx.session.user_id is not None and ctx.identity is not None:
+        await console_auth.sign_out(ctx.runtime.db, ctx.session.user_id)
     return ctx.redirect("/login", fresh())
 
 
@@ -89,7 +91,7 @@ async def accept_invitation(
     except ServiceError as exc:
         status = ctx.bridge.status_for(type(exc))
         return ctx.page("invite.html", http_status=status, email=email, token=token, error=exc)
-    return ctx.redirect("/", fresh(user_id=user.id))
+    return ctx.redirect("/", fresh(user_id=user.id, epoch=user.session_epoch))
 
 
 @router.get("/lang/{lang}")

@@ -68,7 +68,10 @@ class Console:
 
     def sessions_for(self, runtime: Runtime) -> Sessions:
         if self.sessions is None:
-            self.sessions = Sessions(ensure_secret_key(runtime.settings))
+            public = str(runtime.settings.public_base_url or "")
+            self.sessions = Sessions(
+                ensure_secret_key(runtime.settings), secure=public.startswith("https://")
+            )
         return self.sessions
 
 
@@ -151,7 +154,7 @@ async def build_ctx(request: Request) -> Ctx:
 async def _identity(runtime: Runtime, session: Session) -> Identity | None:
     try:
         if session.user_id is not None:
-            return await console_auth.user_identity(runtime.db, session.user_id)
+            return await console_auth.user_identity(runtime.db, session.user_id, session.epoch)
         if session.key_id is not None:
             return await console_auth.key_identity(runtime.db, session.key_id)
     except Unauthenticated:

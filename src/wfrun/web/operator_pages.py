@@ -4,6 +4,7 @@ all runs, workflows and revisions, engine instances, the queue, webhook failures
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import timedelta
 from typing import Annotated
 
@@ -74,6 +75,7 @@ async def _account(
         recharge_total=total,
         invite_link=invite_link,
         done=done,
+        form_keys=(secrets.token_urlsafe(18), secrets.token_urlsafe(18)),
     )
 
 
@@ -83,11 +85,19 @@ async def top_up(
     account_id: str,
     amount: Annotated[str, Form(max_length=40)] = "",
     memo: Annotated[str, Form(max_length=500)] = "",
+    form_key: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
+    """A credit; the form's one-time key makes a double submit credit once."""
     ctx.operator()
     await ctx.check_csrf()
     minor = _amount(amount)
-    await accounts.top_up(ctx.runtime.db, account_id=account_id, amount=minor, memo=memo)
+    await accounts.top_up(
+        ctx.runtime.db,
+        account_id=account_id,
+        amount=minor,
+        memo=memo,
+        idempotency_key=_form_key("topup", form_key),
+    )
     return ctx.redirect(f"/operator/accounts/{account_id}")
 
 
@@ -97,14 +107,25 @@ async def adjust(
     account_id: str,
     amount: Annotated[str, Form(max_length=40)] = "",
     memo: Annotated[str, Form(max_length=500)] = "",
+    form_key: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    """A correction (signed: a credit or a debit), posted with its memo; never below zero."""
+    """A correction (signed: a credit or a debit), posted with its memo; never below zero;
+    once per form (its one-time key)."""
     ctx.operator()
     await ctx.check_csrf()
     await operator.adjust_balance(
-        ctx.runtime.db, account_id=account_id, amount=_amount(amount), memo=memo
+        ctx.runtime.db,
+        account_id=account_id,
+        amount=_amount(amount),
+        memo=memo,
+        idempotency_key=_form_key("adjust", form_key),
     )
     return ctx.redirect(f"/operator/accounts/{account_id}")
+
+
+def _form_key(kind: str, form_key: str) -> str | None:
+    """The idempotency key of a money form (None for a form without one: a script's post)."""
+    return f"console-{kind}:{form_key}" if form_key.strip() else None
 
 
 def _amount(text: str) -> int:

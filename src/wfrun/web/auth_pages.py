@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form
 from starlette.responses import Response
@@ -21,10 +22,15 @@ LOGIN_LIMIT = console_auth.LoginLimit(attempts=5, window=timedelta(minutes=15))
 
 
 def _next(target: str | None) -> str:
-    """Where to go after signing in: a console path only (never another site)."""
-    if target and target.startswith(PREFIX + "/") and "//" not in target and "\\" not in target:
-        return target[len(PREFIX) :]
-    return "/"
+    """Where to go after signing in: a console path (with its query string), never another
+    site."""
+    if not target or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    path = parts.path
+    if parts.scheme or parts.netloc or not path.startswith(PREFIX + "/") or "//" in path:
+        return "/"
+    return path[len(PREFIX) :] + (f"?{parts.query}" if parts.query else "")
 
 
 @router.get("/login")

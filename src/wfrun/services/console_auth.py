@@ -29,6 +29,8 @@ from wfrun.services.accounts import Principal, authenticate
 ROLES = ("customer", "operator")
 MIN_PASSWORD = 8
 ATTEMPTS_KEPT = timedelta(days=1)
+INVITE_TTL = timedelta(hours=72)
+"""How long an invitation link works (the CLI's ``--hours`` default and the console's)."""
 _SCRYPT = {"n": 2**17, "r": 8, "p": 1}
 _MAXMEM = 2**28  # scrypt needs 128 * r * n bytes (128 MiB here); the default cap is 32 MiB
 _DUMMY_HASH = "scrypt$131072$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + "A" * 43 + "="

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query
@@ -32,7 +31,6 @@ from wfrun.web.routing import PageRoute
 router = APIRouter(prefix="/operator", route_class=PageRoute)
 CtxDep = Annotated[Ctx, Depends(build_ctx)]
 PAGE_SIZE = 50
-INVITE_TTL = timedelta(days=7)
 
 
 @router.get("")
@@ -142,7 +140,7 @@ async def invite(
     ctx.operator()
     await ctx.check_csrf()
     made = await console_auth.invite(
-        ctx.runtime.db, account_id=account_id, email=email, ttl=INVITE_TTL
+        ctx.runtime.db, account_id=account_id, email=email, ttl=console_auth.INVITE_TTL
     )
     base = ctx.runtime.settings.public_base_url or str(ctx.request.base_url)
     link = base.rstrip("/") + console_auth.invite_path(made.token)

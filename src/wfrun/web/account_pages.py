@@ -31,14 +31,21 @@ PAGE_SIZE = 20
 
 
 @router.get("/billing")
-async def billing_page(ctx: CtxDep, page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+async def billing_page(
+    ctx: CtxDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    topups_page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """The balance, a page of bills and a page of top-ups (each list pages on its own)."""
     me = ctx.user()
     db, account_id = ctx.runtime.db, me.principal.account_id
     account = await billing.balance(db, account_id)
     bills, bill_total = await billing.bills(
         db, account_id, order_number=None, page=page, size=PAGE_SIZE
     )
-    recharges, recharge_total = await billing.recharges(db, account_id, page=1, size=PAGE_SIZE)
+    recharges, recharge_total = await billing.recharges(
+        db, account_id, page=topups_page, size=PAGE_SIZE
+    )
     return ctx.page(
         "billing.html",
         account=account,
@@ -47,6 +54,8 @@ async def billing_page(ctx: CtxDep, page: Annotated[int, Query(ge=1, le=100_000)
         recharges=recharges,
         recharge_total=recharge_total,
         page=page,
+        topups_page=topups_page,
+        size=PAGE_SIZE,
     )
 
 
@@ -80,19 +89,23 @@ async def revoke_key(ctx: CtxDep, key_id: str) -> Response:
 
 @router.get("/webhooks")
 async def webhooks_page(
-    ctx: CtxDep, endpoint_id: Annotated[str | None, Query(max_length=64)] = None
+    ctx: CtxDep,
+    endpoint_id: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     me = ctx.user()
-    return await _webhooks(ctx, me.principal.account_id, endpoint_id or None, secret=None)
+    return await _webhooks(
+        ctx, me.principal.account_id, endpoint_id or None, secret=None, page=page
+    )
 
 
 async def _webhooks(
-    ctx: Ctx, account_id: str, endpoint_id: str | None, *, secret: str | None
+    ctx: Ctx, account_id: str, endpoint_id: str | None, *, secret: str | None, page: int = 1
 ) -> Response:
     db = ctx.runtime.db
     endpoints = await webhooks.list_all(db, account_id)
     deliveries, total = await webhook_log.page(
-        db, account_id, endpoint_id=endpoint_id, run_id=None, page_no=1, size=PAGE_SIZE
+        db, account_id, endpoint_id=endpoint_id, run_id=None, page_no=page, size=PAGE_SIZE
     )
     return ctx.page(
         "webhooks.html",
@@ -101,6 +114,8 @@ async def _webhooks(
         delivery_total=total,
         endpoint_id=endpoint_id or "",
         secret=secret,
+        page=page,
+        size=PAGE_SIZE,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -46,6 +47,12 @@ def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _query(values: dict[str, Any], **changes: Any) -> str:
+    """A link's query string: ``values`` with ``changes``, empty ones left out, encoded."""
+    merged = {**values, **changes}
+    return "?" + urlencode({k: v for k, v in merged.items() if v not in (None, "")})
+
+
 def build_environment() -> Environment:
     env = Environment(
         loader=PackageLoader("wfrun.web", "templates"),
@@ -55,6 +62,7 @@ def build_environment() -> Environment:
     )
     env.filters["money"] = _money
     env.filters["when"] = _when
+    env.globals["query"] = _query
     return env
 
 

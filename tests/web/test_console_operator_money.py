@@ -13,6 +13,7 @@ from tests.support.waiting import until
 from tests.web.console import World, csrf_of, seed_world, serve_console, signed_in_client
 from tests.web.test_console_http import _console_submit
 from wfrun.db.runs import find_run
+from wfrun.domain.money import format_amount
 from wfrun.domain.runs import RunStatus
 from wfrun.runtime import Runtime
 from wfrun.services import accounts, catalog
@@ -61,6 +62,15 @@ async def test_an_operator_refunds_part_then_the_rest_and_no_more(runtime, world
             more = await boss.post(url, data={"csrf_token": token, "amount": "", "memo": "c"})
             assert more.status_code == 400
             assert "refunded in full" in more.text
+            listed = await boss.get("/console/operator/runs")
+            assert f'href="/console/operator/runs/{run_id}"' in listed.text
+            detail = await boss.get(f"/console/operator/runs/{run_id}")
+            assert detail.status_code == 200
+            assert f'href="/console/operator/accounts/{world.customer_id}"' in detail.text
+            final = format_amount(charged)
+            assert f'<dd class="amount" data-field="final_amount">{final}</dd>' in detail.text
+            assert '<td>a</td><td class="num amount">0.00100000</td>' in detail.text
+            assert 'id="run-logs"' in detail.text
     assert await _available(runtime, world.customer_id) == START
 
 

@@ -73,3 +73,17 @@ async def test_another_accounts_endpoint_key_and_private_workflow_are_not_found(
         assert hidden.workflow_id not in market.text
     assert [k.revoked_at for k in await accounts.list_keys(runtime.db, other)] == [None]
     assert [e.id for e in await webhooks.list_all(runtime.db, other)] == [endpoint.id]
+
+
+async def test_a_package_too_large_says_what_limits_it(runtime, world: World, console):
+    limit = runtime.settings.api.max_json_bytes
+    async with signed_in_client(runtime, console, world.operator_id, "ops@example.com") as boss:
+        token = csrf_of((await boss.get("/console/operator/workflows")).text)
+        refused = await boss.post(
+            "/console/operator/workflows/import",
+            data={"csrf_token": token},
+            files={"package": ("big.json", b"{" + b" " * limit + b"}", "application/json")},
+        )
+    assert refused.status_code == 413
+    assert "WFRUN_API__MAX_JSON_BYTES" in refused.text
+    assert "POST /assets" not in refused.text

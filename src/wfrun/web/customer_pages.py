@@ -111,10 +111,11 @@ async def run_page(ctx: CtxDep, run_id: str) -> Response:
         "run.html",
         view=view,
         info=info,
-        outputs=_outputs(view.run.outputs, ctx.bridge.outputs(view.run, links)),
+        outputs=outputs_of(view.run.outputs, ctx.bridge.outputs(view.run, links)),
         progress=_progress(view),
         terminal=is_terminal(view.run.status),
-        words={status: ctx.t(f"status_{status}") for status in STATUSES},
+        words={status: ctx.t(f"status_{status}") for status in STATUSES}
+        | {"_lost": ctx.t("stream_lost")},
     )
 
 
@@ -125,7 +126,7 @@ def _progress(view: run_views.ExecutionView) -> int:
     return int(percents[-1]) if percents else 0
 
 
-def _outputs(stored: dict[str, Any] | None, wire: dict[str, Any]) -> list[dict[str, Any]]:
+def outputs_of(stored: dict[str, Any] | None, wire: dict[str, Any]) -> list[dict[str, Any]]:
     """Each output as ``{key, type, values}`` (values: URLs for media, strings for text)."""
     shown = []
     for key, value in wire.items():

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from wfrun.clock import utcnow
 from wfrun.domain.money import parse_amount
-from wfrun.domain.runs import RunStatus
+from wfrun.domain.runs import RunStatus, is_terminal
 from wfrun.errors import InvalidParameter
 from wfrun.services import (
     accounts,
@@ -25,7 +25,7 @@ from wfrun.services import (
     operator,
 )
 from wfrun.web.context import Ctx, build_ctx
-from wfrun.web.customer_pages import run_list
+from wfrun.web.customer_pages import outputs_of, run_list
 from wfrun.web.routing import PageRoute
 
 router = APIRouter(prefix="/operator", route_class=PageRoute)
@@ -172,6 +172,21 @@ async def runs_page(
     return run_list(ctx, "op_runs.html", found, page, PAGE_SIZE, filters)
 
 
+@router.get("/runs/{run_id}")
+async def run_page(ctx: CtxDep, run_id: str) -> Response:
+    """Any account's run: its facts, outputs, bill, refunds (and the refund form), logs."""
+    ctx.operator()
+    detail = await operator.describe_run(ctx.runtime.db, run_id)
+    links = ctx.bridge.links(ctx.request, ctx.runtime)
+    return ctx.page(
+        "op_run.html",
+        detail=detail,
+        info=ctx.bridge.run_info(detail.run, links),
+        outputs=outputs_of(detail.run.outputs, ctx.bridge.outputs(detail.run, links)),
+        terminal=is_terminal(detail.run.status),
+    )
+
+
 @router.post("/runs/{run_id}/cancel")
 async def cancel(ctx: CtxDep, run_id: str) -> Response:
     ctx.operator()
@@ -193,7 +208,7 @@ async def refund(
     await ctx.check_csrf()
     minor = _amount(amount) if amount.strip() else None
     await operator.refund_run(ctx.runtime.db, run_order_id=run_id, amount=minor, memo=memo)
-    return ctx.redirect("/operator/runs")
+    return ctx.redirect(f"/operator/runs/{run_id}")
 
 
 @router.get("/workflows")

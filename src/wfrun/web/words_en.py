@@ -109,6 +109,7 @@ EN: dict[str, str] = {
     "published": "published",
     "queue": "Queue",
     "queue_empty": "Nothing is waiting or running.",
+    "stream_lost": "Live updates were interrupted; trying again in {s} s…",
     "queue_place": "Place {position} in the queue, about {eta} s to wait",
     "quote": "Quote",
     "quote_amount": "Quote",

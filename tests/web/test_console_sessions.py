@@ -106,11 +106,15 @@ async def test_an_api_key_session_is_a_customer_that_cannot_touch_keys_and_ends_
         assert (await client.get("/console/operator/accounts")).status_code == 404
         page = await client.get("/console/keys")
         assert page.status_code == 200
+        assert 'id="key-session-note"' in page.text
+        assert 'action="/console/keys"' not in page.text
         token = csrf_of(page.text)
         made = await client.post("/console/keys", data={"csrf_token": token, "name": "more"})
         assert made.status_code == 403
         revoke = await client.post(f"/console/keys/{key.key_id}/revoke", data={"csrf_token": token})
         assert revoke.status_code == 403
+        hooks_page = await client.get("/console/webhooks")
+        assert 'id="key-session-note"' in hooks_page.text
         hook = {"csrf_token": token, "url": "https://example.com/hook"}
         assert (await client.post("/console/webhooks", data=hook)).status_code == 403
         assert [k.id for k in await accounts.list_keys(runtime.db, world.operator_id)] == [

@@ -95,6 +95,12 @@ async def _loopback_only(context: BrowserContext, outside: list[str]) -> None:
             outside.append(f"console: {message.text}")
 
     context.on("console", console_error)
+    context.on(
+        "response",
+        lambda r: outside.append(f"answer {r.status}: {r.request.method} {r.url}")
+        if r.status >= 400
+        else None,
+    )
     context.on("weberror", lambda error: outside.append(f"page error: {error.error}"))
 
     async def only_loopback(route: Route, request: Request) -> None:

@@ -6,6 +6,8 @@ leave one live link and survive racing each other."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 import time
 from datetime import timedelta
@@ -23,6 +25,8 @@ from tests.web.console import (
     serve_console,
     signed_in_client,
 )
+from wfrun.clock import utcnow
+from wfrun.db import console as console_db
 from wfrun.errors import InvalidParameter, TooManyRequests, Unauthenticated
 from wfrun.runtime import ensure_secret_key
 from wfrun.services import accounts, console_auth
@@ -200,3 +204,38 @@ async def test_racing_invitations_and_role_changes_do_not_fail(runtime, world: W
         except InvalidParameter:  # a retired link
             continue
     assert live == 1
+
+
+async def test_a_weak_stored_hash_is_redone_at_sign_in(runtime, world: World):
+    made = await console_auth.invite(
+        runtime.db, account_id=world.customer_id, email="weak@example.com", ttl=timedelta(hours=1)
+    )
+    await console_auth.accept_invitation(runtime.db, made.token, PASSWORD)
+    salt = b"s" * 16
+    digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    weak = "$".join(
+        [
+            "scrypt",
+            "16384",
+            "8",
+            "1",
+            base64.b64encode(salt).decode(),
+            base64.b64encode(digest).decode(),
+        ]
+    )
+    async with runtime.db.transaction(write=True) as conn:
+        await console_db.set_password(conn, made.user_id, weak, utcnow())
+    assert console_auth.is_weak(weak)
+    await console_auth.sign_in(
+        runtime.db,
+        email="weak@example.com",
+        password=PASSWORD,
+        address="10.0.0.9",
+        limit=console_auth.LoginLimit(),
+    )
+    async with runtime.db.transaction() as conn:
+        user = await console_db.find_user(conn, made.user_id)
+    assert user is not None
+    assert user.password_hash is not None
+    assert user.password_hash.split("$")[1:4] == ["131072", "8", "1"]
+    assert console_auth.verify_password(PASSWORD, user.password_hash)

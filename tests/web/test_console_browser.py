@@ -97,9 +97,11 @@ async def _loopback_only(context: BrowserContext, outside: list[str]) -> None:
     context.on("console", console_error)
     context.on(
         "response",
-        lambda r: outside.append(f"answer {r.status}: {r.request.method} {r.url}")
-        if r.status >= 400
-        else None,
+        lambda r: (
+            outside.append(f"answer {r.status}: {r.request.method} {r.url}")
+            if r.status >= 400
+            else None
+        ),
     )
     context.on("weberror", lambda error: outside.append(f"page error: {error.error}"))
 

@@ -8,22 +8,16 @@ import re
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.web.console import PASSWORD, World, csrf_of, seed_world, serve_console, signed_in_client
+from tests.web.console import PASSWORD, World, csrf_of, serve_console, signed_in_client
 from wfrun.api.app import create_app
 from wfrun.db.schema import metadata
 from wfrun.runtime import Runtime
 from wfrun.web.context import PREFIX
 from wfrun.web.session import Sessions, fresh
-
-
-@pytest.fixture
-async def world(runtime) -> World:
-    return await seed_world(runtime)
 
 
 def _routes(routes: list[Any], prefix: str = "") -> list[tuple[str, set[str]]]:

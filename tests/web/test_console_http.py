@@ -18,8 +18,6 @@ from tests.web.console import (
     csrf_of,
     invitation_path,
     revision_of,
-    seed_world,
-    serve_console,
     signed_in_client,
 )
 from wfrun.services import accounts, catalog, console_views, seed
@@ -28,17 +26,6 @@ from wfrun.web.words_en import EN
 from wfrun.web.words_zh import ZH
 
 SAMPLE = Path(__file__).parents[2] / "docs" / "sample.png"
-
-
-@pytest.fixture
-async def world(runtime) -> World:
-    return await seed_world(runtime)
-
-
-@pytest.fixture
-async def console(runtime, world):
-    async with serve_console(runtime, worker=False) as live:
-        yield live
 
 
 async def test_a_customer_cannot_open_another_accounts_run(runtime, world: World, console):

@@ -6,21 +6,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from tests.web.console import World, csrf_of, seed_world, serve_console, signed_in_client
+from tests.web.console import World, csrf_of, signed_in_client
 from wfrun.services import accounts, catalog, seed, webhooks
-
-
-@pytest.fixture
-async def world(runtime) -> World:
-    return await seed_world(runtime)
-
-
-@pytest.fixture
-async def console(runtime, world):
-    async with serve_console(runtime, worker=False) as live:
-        yield live
 
 
 async def test_top_ups_page_apart_from_bills(runtime, world: World, console):

@@ -13,7 +13,6 @@ import time
 from datetime import timedelta
 
 import httpx
-import pytest
 
 from tests.web.console import (
     PASSWORD,
@@ -21,8 +20,6 @@ from tests.web.console import (
     accept,
     csrf_of,
     invitation_path,
-    seed_world,
-    serve_console,
     signed_in_client,
 )
 from wfrun.clock import utcnow
@@ -31,17 +28,6 @@ from wfrun.errors import InvalidParameter, TooManyRequests, Unauthenticated
 from wfrun.runtime import ensure_secret_key
 from wfrun.services import accounts, console_auth
 from wfrun.web.session import COOKIE, MAX_AGE, Session, Sessions
-
-
-@pytest.fixture
-async def world(runtime) -> World:
-    return await seed_world(runtime)
-
-
-@pytest.fixture
-async def console(runtime, world):
-    async with serve_console(runtime, worker=False) as live:
-        yield live
 
 
 async def _status_with(console, cookie: str, path: str = "/console/billing") -> int:

@@ -21,6 +21,7 @@ from wfrun.services import accounts, catalog, seed
 from wfrun.workers.worker import run_embedded
 
 CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
+REVISION = re.compile(r'name="revision_id" value="([^"]*)"')
 PASSWORD = "correct horse battery"
 
 
@@ -74,6 +75,13 @@ async def seed_world(runtime: Runtime, *, balance: int = 10_000_000_000) -> Worl
 def csrf_of(html: str) -> str:
     found = CSRF.search(html)
     assert found, "the page carries its CSRF token"
+    return found.group(1)
+
+
+def revision_of(html: str) -> str:
+    """The revision a workflow form shows (its hidden ``revision_id``)."""
+    found = REVISION.search(html)
+    assert found, "the form carries the revision it shows"
     return found.group(1)
 
 

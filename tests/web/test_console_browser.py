@@ -65,20 +65,23 @@ class Shots:
         self.browser, self.enabled = browser, enabled
 
     async def take(self, page: Page, name: str) -> None:
-        """Also checks that every form control of the page has an accessible name."""
+        """Also checks that every form control of the page has an accessible name and that
+        the page fits a phone's width (nothing wider than the 390 px viewport)."""
         unlabelled = await page.evaluate(UNLABELLED)
         assert unlabelled == [], (name, unlabelled)
-        if not self.enabled:
-            return
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=SHOTS / f"{name}-desktop.png", full_page=True)
+        if self.enabled:
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=SHOTS / f"{name}-desktop.png", full_page=True)
         phone = await self.browser.new_context(
             viewport=PHONE, storage_state=await page.context.storage_state(), locale="en-US"
         )
         try:
             small = await phone.new_page()
             await small.goto(page.url)
-            await small.screenshot(path=SHOTS / f"{name}-phone.png", full_page=True)
+            width = await small.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], (name, width)
+            if self.enabled:
+                await small.screenshot(path=SHOTS / f"{name}-phone.png", full_page=True)
         finally:
             await phone.close()
 
@@ -92,6 +95,14 @@ async def _loopback_only(context: BrowserContext, outside: list[str]) -> None:
             outside.append(f"console: {message.text}")
 
     context.on("console", console_error)
+    context.on(
+        "response",
+        lambda r: (
+            outside.append(f"answer {r.status}: {r.request.method} {r.url}")
+            if r.status >= 400
+            else None
+        ),
+    )
     context.on("weberror", lambda error: outside.append(f"page error: {error.error}"))
 
     async def only_loopback(route: Route, request: Request) -> None:
@@ -139,7 +150,7 @@ async def test_a_customer_runs_the_demo_and_an_operator_tops_them_up(
         browser = await driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         shots = Shots(browser, enabled=database_url.startswith("sqlite"))
         try:
-            run_id = await _customer_runs_the_demo(runtime, console, browser, shots, outside)
+            run_id = await _customer_runs_the_demo(runtime, console, browser, world, shots, outside)
             info = await _api_run_info(console, key.secret, run_id)
             await _customer_sees_the_bill(console, browser, run_id, info, shots)
             await _operator_tops_up(runtime, console, browser, world, shots, outside)
@@ -149,7 +160,7 @@ async def test_a_customer_runs_the_demo_and_an_operator_tops_them_up(
 
 
 async def _customer_runs_the_demo(
-    runtime, console: Console, browser: Browser, shots: Shots, outside: list[str]
+    runtime, console: Console, browser: Browser, world: World, shots: Shots, outside: list[str]
 ) -> str:
     context = await browser.new_context(viewport=DESKTOP, locale="en-US")
     await _loopback_only(context, outside)
@@ -157,9 +168,8 @@ async def _customer_runs_the_demo(
     page = await context.new_page()
     await page.goto(console.url("/console/login"))
     await shots.take(page, "login")
-    customer = (await accounts.list_accounts(runtime.db))[1]
     await _accept_invitation(
-        page, console, await invitation_path(runtime, customer.id, "one@example.com")
+        page, console, await invitation_path(runtime, world.customer_id, "one@example.com")
     )
     await shots.take(page, "market")
     await page.get_by_role("link", name="Demo poster: resize, invert and soften an image").click()

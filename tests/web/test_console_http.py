@@ -17,8 +17,7 @@ from tests.web.console import (
     accept,
     csrf_of,
     invitation_path,
-    seed_world,
-    serve_console,
+    revision_of,
     signed_in_client,
 )
 from wfrun.services import accounts, catalog, console_views, seed
@@ -27,17 +26,6 @@ from wfrun.web.words_en import EN
 from wfrun.web.words_zh import ZH
 
 SAMPLE = Path(__file__).parents[2] / "docs" / "sample.png"
-
-
-@pytest.fixture
-async def world(runtime) -> World:
-    return await seed_world(runtime)
-
-
-@pytest.fixture
-async def console(runtime, world):
-    async with serve_console(runtime, worker=False) as live:
-        yield live
 
 
 async def test_a_customer_cannot_open_another_accounts_run(runtime, world: World, console):
@@ -187,6 +175,7 @@ async def test_a_refused_submit_shows_the_error_in_words_and_keeps_the_form(
         page = await client.get(f"/console/workflows/{world.workflow_id}")
         form = {
             "csrf_token": csrf_of(page.text),
+            "revision_id": revision_of(page.text),
             "idempotency_key": "console-1",
             "in_n1_image": "",
             "in_n6_value": "kept caption",
@@ -223,6 +212,7 @@ async def _console_submit(client: httpx.AsyncClient, world: World) -> str:
     assert uploaded.status_code == 200, uploaded.text
     form = {
         "csrf_token": token,
+        "revision_id": revision_of(page.text),
         "idempotency_key": "console-cancel",
         "in_n1_image": uploaded.json()["data"]["asset_uri"],
     }
@@ -306,3 +296,29 @@ async def test_an_import_without_the_csrf_token_is_refused_and_leaves_nothing_op
         )
         assert refused.status_code == 403
     assert len((await catalog.describe(runtime.db, world.workflow_id)).revisions) == 1
+
+
+async def test_the_form_submits_the_revision_it_showed_or_nothing(runtime, world: World, console):
+    async with signed_in_client(runtime, console, world.customer_id, "one@example.com") as client:
+        page = await client.get(f"/console/workflows/{world.workflow_id}")
+        shown = revision_of(page.text)
+        await catalog.import_package(
+            runtime.db, owner_id=world.operator_id, document=seed.demo_package(), publish=True
+        )
+        current = (await catalog.describe(runtime.db, world.workflow_id)).workflow
+        assert current.published_revision_id != shown
+        form = {
+            "csrf_token": csrf_of(page.text),
+            "revision_id": shown,
+            "idempotency_key": "console-stale",
+            "in_n1_image": "",
+        }
+        stale = await client.post(f"/console/workflows/{world.workflow_id}/run", data=form)
+        assert stale.status_code == 409
+        assert 'data-code="WORKFLOW_NOT_PUBLISHED"' in stale.text
+        assert f"revision {shown} shown on the page is no longer published" in stale.text
+        assert revision_of(stale.text) == current.published_revision_id
+    runs, _ = await console_views.all_runs(
+        runtime.db, account_id=None, workflow_id=None, status=None, page=1, size=10
+    )
+    assert runs == []

@@ -5,12 +5,15 @@ workflow off the customer's market. Every form needs the session's CSRF token.""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.support.waiting import until
 from tests.web.console import World, csrf_of, seed_world, serve_console, signed_in_client
 from tests.web.test_console_http import _console_submit
 from wfrun.db.runs import find_run
+from wfrun.domain.money import format_amount
 from wfrun.domain.runs import RunStatus
 from wfrun.runtime import Runtime
 from wfrun.services import accounts, catalog
@@ -59,6 +62,15 @@ async def test_an_operator_refunds_part_then_the_rest_and_no_more(runtime, world
             more = await boss.post(url, data={"csrf_token": token, "amount": "", "memo": "c"})
             assert more.status_code == 400
             assert "refunded in full" in more.text
+            listed = await boss.get("/console/operator/runs")
+            assert f'href="/console/operator/runs/{run_id}"' in listed.text
+            detail = await boss.get(f"/console/operator/runs/{run_id}")
+            assert detail.status_code == 200
+            assert f'href="/console/operator/accounts/{world.customer_id}"' in detail.text
+            final = format_amount(charged)
+            assert f'<dd class="amount" data-field="final_amount">{final}</dd>' in detail.text
+            assert '<td>a</td><td class="num amount">0.00100000</td>' in detail.text
+            assert 'id="run-logs"' in detail.text
     assert await _available(runtime, world.customer_id) == START
 
 
@@ -100,3 +112,31 @@ async def test_an_operator_unpublishes_a_workflow_off_the_market(runtime, world:
         assert detail.workflow.published_revision_id is None
         async with signed_in_client(runtime, console, world.customer_id, "two@x.com") as two:
             assert world.workflow_id not in (await two.get("/console/")).text
+
+
+async def test_a_money_form_posted_twice_moves_the_balance_once(runtime, world: World):
+    async with (
+        serve_console(runtime, worker=False) as console,
+        signed_in_client(runtime, console, world.operator_id, "ops@x.com") as boss,
+    ):
+        page = await boss.get(f"/console/operator/accounts/{world.customer_id}")
+        keys = re.findall(r'name="form_key" value="([^"]+)"', page.text)
+        assert len(keys) == 2
+        assert keys[0] != keys[1]
+        base = f"/console/operator/accounts/{world.customer_id}"
+        token = csrf_of(page.text)
+        topup = {"csrf_token": token, "amount": "12.5", "memo": "t", "form_key": keys[0]}
+        for _ in range(2):
+            assert (await boss.post(f"{base}/topup", data=topup)).status_code == 303
+        assert await _available(runtime, world.customer_id) == START + 1_250_000_000
+        adjust = {"csrf_token": token, "amount": "-2.5", "memo": "fix", "form_key": keys[1]}
+        for _ in range(2):
+            assert (await boss.post(f"{base}/adjust", data=adjust)).status_code == 303
+        assert await _available(runtime, world.customer_id) == START + 1_000_000_000
+        other = adjust | {"amount": "-3"}  # the same key for another change: refused
+        assert (await boss.post(f"{base}/adjust", data=other)).status_code == 400
+        fresh = await boss.get(base)
+        again = re.findall(r'name="form_key" value="([^"]+)"', fresh.text)
+        topup |= {"form_key": again[0]}  # a new render, a new key: a second top-up
+        assert (await boss.post(f"{base}/topup", data=topup)).status_code == 303
+        assert await _available(runtime, world.customer_id) == START + 2_250_000_000

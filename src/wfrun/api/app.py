@@ -95,6 +95,10 @@ def _add_routes(app: FastAPI) -> None:
 UPLOAD_PATH = f"{API_PREFIX}/assets"
 UPLOAD_PATHS = (UPLOAD_PATH, web.UPLOAD_PATH)
 JSON_LIMIT_HINT = "upload large media with POST /assets and pass its asset:// URI"
+CONSOLE_LIMIT_HINT = (
+    "a console form or workflow package may weigh at most api.max_json_bytes "
+    "(WFRUN_API__MAX_JSON_BYTES); keep media out of a package and upload them as assets"
+)
 
 
 def _body_limits(settings: Settings) -> Callable[[Scope], Limit]:
@@ -105,7 +109,9 @@ def _body_limits(settings: Settings) -> Callable[[Scope], Limit]:
         if scope.get("method") == "POST" and scope.get("path") in UPLOAD_PATHS:
             max_bytes = settings.assets.max_upload_bytes + MULTIPART_OVERHEAD
             return Limit(max_bytes, AssetTooLarge)
-        return Limit(settings.api.max_json_bytes, hint=JSON_LIMIT_HINT)
+        console = str(scope.get("path", "")).startswith(web.PREFIX + "/")
+        hint = CONSOLE_LIMIT_HINT if console else JSON_LIMIT_HINT
+        return Limit(settings.api.max_json_bytes, hint=hint)
 
     return limit_for
 

@@ -16,7 +16,7 @@ from wfrun.config import Settings
 from wfrun.db.database import Database
 from wfrun.services import console_auth
 
-DEFAULT_INVITE_HOURS = 72
+DEFAULT_INVITE_HOURS = int(console_auth.INVITE_TTL.total_seconds()) // 3600
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ async def invite_link(
     *,
     account_id: str,
     email: str,
-    ttl: timedelta = timedelta(hours=72),
+    ttl: timedelta = console_auth.INVITE_TTL,
 ) -> InviteLink:
     """Invite ``email`` to sign in to ``account_id``'s console; the link is under
     ``public_base_url`` (else the server's host and port)."""

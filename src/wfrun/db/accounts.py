@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam, cast, func, insert, select, update
 
 from wfrun import ids
+from wfrun.db import ledger_requests as _ledger_requests  # noqa: F401 - registers its table
 from wfrun.db.database import Connection
 from wfrun.db.rows import record, record_or_none, records
 from wfrun.db.schema import accounts, api_keys, ledger_entries, ledger_postings, runs

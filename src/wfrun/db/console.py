@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 
 from wfrun.db.console_schema import (
     account_roles,
@@ -15,6 +15,7 @@ from wfrun.db.console_schema import (
     console_users,
 )
 from wfrun.db.database import Connection
+from wfrun.db.dialect import insert_ignoring_conflict
 from wfrun.db.rows import record_or_none, records
 
 
@@ -28,6 +29,8 @@ class ConsoleUser:
     password_hash: str | None
     created_at: datetime
     password_set_at: datetime | None
+    session_epoch: int
+    """Bumped by sign-out and by setting the password: sessions of an older epoch are dead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +52,11 @@ async def role_of(conn: Connection, account_id: str) -> str:
 
 
 async def set_role(conn: Connection, account_id: str, role: str, now: datetime) -> None:
-    await conn.execute(delete(account_roles).where(account_roles.c.account_id == account_id))
+    """Insert the role row, or change it (race-free: the primary key decides, no delete)."""
+    statement = insert_ignoring_conflict(conn, account_roles, ["account_id"])
+    await conn.execute(statement.values(account_id=account_id, role=role, created_at=now))
     await conn.execute(
-        insert(account_roles).values(account_id=account_id, role=role, created_at=now)
+        update(account_roles).where(account_roles.c.account_id == account_id).values(role=role)
     )
 
 
@@ -72,17 +77,48 @@ async def find_user(conn: Connection, user_id: str) -> ConsoleUser | None:
 
 async def insert_user(
     conn: Connection, *, user_id: str, account_id: str, email: str, now: datetime
-) -> None:
+) -> ConsoleUser:
+    """Insert the user unless its email exists already (a concurrent invitation won: the
+    unique email decides); the email's user either way, locked for the transaction (so
+    concurrent invitations of one user take turns)."""
+    statement = insert_ignoring_conflict(conn, console_users, ["email"])
     await conn.execute(
-        insert(console_users).values(id=user_id, account_id=account_id, email=email, created_at=now)
+        statement.values(id=user_id, account_id=account_id, email=email, created_at=now)
     )
+    query = select(console_users).where(console_users.c.email == email).with_for_update()
+    user = record_or_none(ConsoleUser, (await conn.execute(query)).mappings().first())
+    assert user is not None
+    return user
 
 
 async def set_password(conn: Connection, user_id: str, password_hash: str, now: datetime) -> None:
+    """Store a new password hash; a new password also ends every session (a new epoch)."""
     await conn.execute(
         update(console_users)
         .where(console_users.c.id == user_id)
-        .values(password_hash=password_hash, password_set_at=now)
+        .values(
+            password_hash=password_hash,
+            password_set_at=now,
+            session_epoch=console_users.c.session_epoch + 1,
+        )
+    )
+
+
+async def rehash_password(conn: Connection, user_id: str, old: str, new: str) -> None:
+    """Replace the stored hash by a stronger one of the same password (sessions stay)."""
+    await conn.execute(
+        update(console_users)
+        .where(console_users.c.id == user_id, console_users.c.password_hash == old)
+        .values(password_hash=new)
+    )
+
+
+async def end_sessions(conn: Connection, user_id: str) -> None:
+    """A new session epoch: every session cookie of the user is dead."""
+    await conn.execute(
+        update(console_users)
+        .where(console_users.c.id == user_id)
+        .values(session_epoch=console_users.c.session_epoch + 1)
     )
 
 
@@ -114,13 +150,51 @@ async def use_invitation(conn: Connection, invitation_id: str, now: datetime) ->
     return result.rowcount == 1
 
 
+async def retire_invitations(conn: Connection, user_id: str, now: datetime, *, keep: str) -> None:
+    """Mark the user's other unused invitations used (only the newest link, ``keep``, or
+    none once one was accepted, can set the password)."""
+    await conn.execute(
+        update(console_invitations)
+        .where(
+            console_invitations.c.user_id == user_id,
+            console_invitations.c.used_at.is_(None),
+            console_invitations.c.id != keep,
+        )
+        .values(used_at=now)
+    )
+
+
+async def lock_attempts(conn: Connection) -> None:
+    """Serialise sign-in attempts (PostgreSQL: a transaction advisory lock; SQLite's write
+    transaction already holds the database's write lock)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(_ATTEMPTS_LOCK)))
+
+
+_ATTEMPTS_LOCK = 0x77667275_6C6F67  # "wfrulog"
+
+
 async def record_attempt(
-    conn: Connection, *, attempt_id: str, subject: str, succeeded: bool, now: datetime
+    conn: Connection,
+    *,
+    attempt_id: str,
+    email: str | None,
+    address: str,
+    succeeded: bool,
+    now: datetime,
 ) -> None:
     await conn.execute(
         insert(console_login_attempts).values(
-            id=attempt_id, subject=subject, succeeded=succeeded, attempted_at=now
+            id=attempt_id, email=email, address=address, succeeded=succeeded, attempted_at=now
         )
+    )
+
+
+async def mark_succeeded(conn: Connection, attempt_id: str) -> None:
+    await conn.execute(
+        update(console_login_attempts)
+        .where(console_login_attempts.c.id == attempt_id)
+        .values(succeeded=True)
     )
 
 
@@ -131,23 +205,27 @@ async def prune_attempts(conn: Connection, before: datetime) -> None:
     )
 
 
-async def failed_attempts_since(conn: Connection, subject: str, since: datetime) -> int:
-    query = select(func.count()).where(
-        console_login_attempts.c.subject == subject,
-        console_login_attempts.c.attempted_at >= since,
-        console_login_attempts.c.succeeded.is_(False),
-    )
-    return int((await conn.execute(query)).scalar_one())
+@dataclass(frozen=True, slots=True)
+class Failures:
+    """Failed sign-ins within a window: how many, and the oldest one's time."""
+
+    count: int
+    oldest: datetime | None
 
 
-async def oldest_failure_since(conn: Connection, subject: str, since: datetime) -> datetime | None:
-    query = select(func.min(console_login_attempts.c.attempted_at)).where(
-        console_login_attempts.c.subject == subject,
-        console_login_attempts.c.attempted_at >= since,
-        console_login_attempts.c.succeeded.is_(False),
-    )
-    value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
-    return value  # min() keeps the column's type: an aware UTC datetime
+async def failures_since(
+    conn: Connection, since: datetime, *, email: str | None, address: str | None
+) -> Failures:
+    """Failed attempts since ``since`` matching the email and/or the address given."""
+    c = console_login_attempts.c
+    where = [c.attempted_at >= since, c.succeeded.is_(False)]
+    if email is not None:
+        where.append(c.email == email)
+    if address is not None:
+        where.append(c.address == address)
+    query = select(func.count(), func.min(c.attempted_at)).where(and_(*where))
+    count, oldest = (await conn.execute(query)).one()
+    return Failures(int(count), oldest)
 
 
 async def users_of(conn: Connection, account_id: str) -> list[ConsoleUser]:

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, String, Table
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+)
 
 from wfrun.db.schema import Id, UTCDateTime, metadata
 
@@ -33,6 +42,7 @@ console_users = Table(
     Column("password_hash", String(200), nullable=True),
     _ts("created_at"),
     _ts("password_set_at", nullable=True),
+    Column("session_epoch", Integer, nullable=False, server_default="0"),
 )
 
 console_invitations = Table(
@@ -50,8 +60,10 @@ console_login_attempts = Table(
     "console_login_attempts",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("subject", String(400), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("address", String(64), nullable=False),
     Column("succeeded", Boolean, nullable=False),
     _ts("attempted_at"),
-    Index("ix_console_login_attempts_subject_at", "subject", "attempted_at"),
+    Index("ix_console_login_attempts_email_at", "email", "attempted_at"),
+    Index("ix_console_login_attempts_address_at", "address", "attempted_at"),
 )

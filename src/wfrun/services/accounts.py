@@ -9,8 +9,10 @@ from typing import Any
 from wfrun import ids
 from wfrun.clock import utcnow
 from wfrun.db import accounts as accounts_db
+from wfrun.db import ledger_requests as ledger_requests_db
 from wfrun.db.accounts import Account, ApiKey
 from wfrun.db.database import Database
+from wfrun.db.ledger_requests import LedgerRequest
 from wfrun.domain import ledger
 from wfrun.domain.money import MAX_MINOR, format_amount
 from wfrun.errors import ApiKeyNotFound, InvalidApiKey, InvalidParameter
@@ -47,26 +49,44 @@ async def create_account(db: Database, *, display_name: str, account_id: str | N
     return account_id
 
 
-async def top_up(db: Database, *, account_id: str, amount: int, memo: str = "") -> Account:
-    """Credit ``amount`` minor units to the account; returns the account afterwards."""
+async def top_up(
+    db: Database,
+    *,
+    account_id: str,
+    amount: int,
+    memo: str = "",
+    idempotency_key: str | None = None,
+) -> Account:
+    """Credit ``amount`` minor units to the account; returns the account afterwards.
+
+    With an ``idempotency_key``, a repeat (the same key, account and amount) posts nothing and
+    returns the account as it is now.
+    """
     if amount <= 0:
         raise InvalidParameter(f"top-up amount must be positive, got {amount}")
     postings = ledger.topup(amount)
     async with db.transaction(write=True) as conn:
+        now = utcnow()
+        if idempotency_key is not None:
+            asked = LedgerRequest(idempotency_key, account_id, "topup", amount, None, now)
+            if await ledger_requests_db.claim(conn, asked) is not None:
+                return await accounts_db.get_account(conn, account_id)
         account = await accounts_db.get_account(conn, account_id)
         if account.available + amount > MAX_MINOR:  # the database's integer would overflow
             raise InvalidParameter(
                 f"account {account_id} would hold more than {format_amount(MAX_MINOR)}"
             )
-        await accounts_db.record_entry(
+        entry_id = await accounts_db.record_entry(
             conn,
             kind=ledger.EntryKind.TOPUP,
             account_id=account_id,
             postings=postings,
-            now=utcnow(),
+            now=now,
             memo=memo,
         )
         await accounts_db.apply_balance(conn, account_id, postings)
+        if idempotency_key is not None:
+            await ledger_requests_db.settle(conn, idempotency_key, entry_id)
         return await accounts_db.get_account(conn, account_id)
 
 

@@ -10,7 +10,8 @@ Refunds and adjustments are compensating ledger entries with a memo: history is 
   memo with another amount is refused (use another memo for a second refund).
 - :func:`adjust_balance` credits (``amount`` > 0) or debits (< 0) available, against the
   ``adjustment`` bucket; a debit may not take available below zero unless ``allow_negative``.
-  Each call posts once (no idempotency: every correction is its own entry).
+  Each call posts once, unless it names an idempotency key already used (a form posted
+  twice): then it returns the first.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from typing import TYPE_CHECKING
 from wfrun import ids
 from wfrun.clock import utcnow
 from wfrun.db import accounts as accounts_db
+from wfrun.db import ledger_requests as ledger_requests_db
 from wfrun.db import operator as operator_db
 from wfrun.db import runs as runs_db
 from wfrun.db.accounts import Account
 from wfrun.db.database import Connection, Database
+from wfrun.db.ledger_requests import LedgerRequest
 from wfrun.db.operator import RunFilter, RunRefund
 from wfrun.db.runs import Run, RunEvent
 from wfrun.db.workflows import Workflow
@@ -208,13 +211,22 @@ def _refund(row: RunRefund, charged: int, refunded: int, available: int, *, repl
 
 
 async def adjust_balance(
-    db: Database, *, account_id: str, amount: int, memo: str, allow_negative: bool = False
+    db: Database,
+    *,
+    account_id: str,
+    amount: int,
+    memo: str,
+    allow_negative: bool = False,
+    idempotency_key: str | None = None,
 ) -> Adjustment:
-    """Credit (``amount`` > 0) or debit (< 0) the account's available balance.
+    """Credit (``amount`` > 0) or debit (< 0) the account's available balance. With an
+    ``idempotency_key``, a repeat (same key, account and amount) posts nothing and returns
+    the first adjustment (available as it is now).
 
     Raises:
         AccountNotFound: no such account.
-        InvalidParameter: a zero amount, no memo, or a credit past the largest amount.
+        InvalidParameter: a zero amount, no memo, a credit past the largest amount, or a key
+            used for another change.
         InsufficientBalance: a debit would take available below zero (``allow_negative``
             permits it).
     """
@@ -223,24 +235,41 @@ async def adjust_balance(
         raise InvalidParameter("an adjustment must not be zero")
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        account = _with_room(await accounts_db.get_account(conn, account_id), amount)
-        floor = None if allow_negative or amount > 0 else 0
-        if not await operator_db.try_adjust_available(conn, account_id, amount, floor=floor):
-            raise InsufficientBalance(
-                f"a debit of {format_amount(-amount)} CNY would take account {account_id} below "
-                f"zero (available {format_amount(account.available)}); "
-                "pass --allow-negative to allow it"
-            )
-        entry_id = await accounts_db.record_entry(
-            conn,
-            kind=ledger.EntryKind.ADJUST,
-            account_id=account_id,
-            postings=ledger.adjust(amount),
-            now=now,
-            memo=memo,
-        )
+        if idempotency_key is not None:
+            asked = LedgerRequest(idempotency_key, account_id, "adjust", amount, None, now)
+            prior = await ledger_requests_db.claim(conn, asked)
+            if prior is not None:
+                account = await accounts_db.get_account(conn, account_id)
+                entry = prior.entry_id or ""
+                return Adjustment(
+                    entry, account_id, amount, memo, account.available, prior.created_at
+                )
+        entry_id = await _post_adjustment(conn, account_id, amount, memo, now, allow_negative)
+        if idempotency_key is not None:
+            await ledger_requests_db.settle(conn, idempotency_key, entry_id)
         after = await accounts_db.get_account(conn, account_id)
     return Adjustment(entry_id, account_id, amount, memo, after.available, now)
+
+
+async def _post_adjustment(
+    conn: Connection, account_id: str, amount: int, memo: str, now: datetime, allow_negative: bool
+) -> str:
+    account = _with_room(await accounts_db.get_account(conn, account_id), amount)
+    floor = None if allow_negative or amount > 0 else 0
+    if not await operator_db.try_adjust_available(conn, account_id, amount, floor=floor):
+        raise InsufficientBalance(
+            f"a debit of {format_amount(-amount)} CNY would take account {account_id} below "
+            f"zero (available {format_amount(account.available)}); "
+            "pass --allow-negative to allow it"
+        )
+    return await accounts_db.record_entry(
+        conn,
+        kind=ledger.EntryKind.ADJUST,
+        account_id=account_id,
+        postings=ledger.adjust(amount),
+        now=now,
+        memo=memo,
+    )
 
 
 async def list_runs(

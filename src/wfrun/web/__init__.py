@@ -16,6 +16,8 @@ from wfrun.web import account_pages, auth_pages, customer_pages, live, operator_
 from wfrun.web.bridge import Bridge
 from wfrun.web.context import PREFIX, Console, build_environment
 
+__all__ = ["PREFIX", "UPLOAD_PATH", "mount"]
+
 UPLOAD_PATH = PREFIX + live.UPLOAD_PATH
 """The console's media upload (the API gives it the upload size limit)."""
 

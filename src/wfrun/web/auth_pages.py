@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form
 from starlette.responses import Response
@@ -21,10 +22,15 @@ LOGIN_LIMIT = console_auth.LoginLimit(attempts=5, window=timedelta(minutes=15))
 
 
 def _next(target: str | None) -> str:
-    """Where to go after signing in: a console path only (never another site)."""
-    if target and target.startswith(PREFIX + "/") and "//" not in target and "\\" not in target:
-        return target[len(PREFIX) :]
-    return "/"
+    """Where to go after signing in: a console path (with its query string), never another
+    site."""
+    if not target or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    path = parts.path
+    if parts.scheme or parts.netloc or not path.startswith(PREFIX + "/") or "//" in path:
+        return "/"
+    return path[len(PREFIX) :] + (f"?{parts.query}" if parts.query else "")
 
 
 @router.get("/login")
@@ -53,7 +59,7 @@ async def login(
             identity = await console_auth.sign_in(
                 db, email=email, password=password, address=address, limit=LOGIN_LIMIT
             )
-            session = fresh(user_id=identity.principal.api_key_id)
+            session = fresh(user_id=identity.principal.api_key_id, epoch=identity.epoch)
     except ServiceError as exc:
         status = ctx.bridge.status_for(type(exc))
         return ctx.page("login.html", http_status=status, error=exc, email=email, next=next)
@@ -63,6 +69,8 @@ async def login(
 @router.post("/logout")
 async def logout(ctx: CtxDep) -> Response:
     await ctx.check_csrf()
+    if ctx.session.user_id is not None and ctx.identity is not None:
+        await console_auth.sign_out(ctx.runtime.db, ctx.session.user_id)
     return ctx.redirect("/login", fresh())
 
 
@@ -89,7 +97,7 @@ async def accept_invitation(
     except ServiceError as exc:
         status = ctx.bridge.status_for(type(exc))
         return ctx.page("invite.html", http_status=status, email=email, token=token, error=exc)
-    return ctx.redirect("/", fresh(user_id=user.id))
+    return ctx.redirect("/", fresh(user_id=user.id, epoch=user.session_epoch))
 
 
 @router.get("/lang/{lang}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -46,6 +47,12 @@ def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _query(values: dict[str, Any], **changes: Any) -> str:
+    """A link's query string: ``values`` with ``changes``, empty ones left out, encoded."""
+    merged = {**values, **changes}
+    return "?" + urlencode({k: v for k, v in merged.items() if v not in (None, "")})
+
+
 def build_environment() -> Environment:
     env = Environment(
         loader=PackageLoader("wfrun.web", "templates"),
@@ -55,6 +62,7 @@ def build_environment() -> Environment:
     )
     env.filters["money"] = _money
     env.filters["when"] = _when
+    env.globals["query"] = _query
     return env
 
 
@@ -68,7 +76,10 @@ class Console:
 
     def sessions_for(self, runtime: Runtime) -> Sessions:
         if self.sessions is None:
-            self.sessions = Sessions(ensure_secret_key(runtime.settings))
+            public = str(runtime.settings.public_base_url or "")
+            self.sessions = Sessions(
+                ensure_secret_key(runtime.settings), secure=public.startswith("https://")
+            )
         return self.sessions
 
 
@@ -151,7 +162,7 @@ async def build_ctx(request: Request) -> Ctx:
 async def _identity(runtime: Runtime, session: Session) -> Identity | None:
     try:
         if session.user_id is not None:
-            return await console_auth.user_identity(runtime.db, session.user_id)
+            return await console_auth.user_identity(runtime.db, session.user_id, session.epoch)
         if session.key_id is not None:
             return await console_auth.key_identity(runtime.db, session.key_id)
     except Unauthenticated:

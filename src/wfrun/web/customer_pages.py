@@ -11,7 +11,7 @@ from starlette.responses import Response
 from wfrun.db.runs import Run
 from wfrun.db.workflows import WorkflowRevision
 from wfrun.domain.runs import RunStatus, is_terminal
-from wfrun.errors import ServiceError
+from wfrun.errors import NotPublished, ServiceError
 from wfrun.services import catalog, run_views, runs
 from wfrun.web import forms
 from wfrun.web.context import Ctx, build_ctx
@@ -63,6 +63,7 @@ def _form_page(
         info=ctx.bridge.market_info(row),
         fields=forms.fields(spec.inputs),
         idempotency_key=f"console-{secrets.token_hex(12)}",
+        revision_id=row.revision_id,
         error=error,
         values=values or {},
     )
@@ -76,8 +77,14 @@ async def submit(ctx: CtxDep, workflow_id: str) -> Response:
     row = await catalog.market_info(
         ctx.runtime.db, account_id=me.principal.account_id, workflow_id=workflow_id
     )
-    key = form.get("idempotency_key")
+    key, shown = form.get("idempotency_key"), form.get("revision_id")
     try:
+        if shown != row.revision_id:  # the customer pays for what the page showed, or nothing
+            raise NotPublished(
+                f"revision {str(shown or '')[:64] or '(none)'} shown on the page is no longer "
+                f"published; this is the current form of workflow {workflow_id}: check it and "
+                "its price, then run again"
+            )
         request = forms.run_request(
             form, row, key if isinstance(key, str) and key else secrets.token_hex(12)
         )
@@ -104,10 +111,11 @@ async def run_page(ctx: CtxDep, run_id: str) -> Response:
         "run.html",
         view=view,
         info=info,
-        outputs=_outputs(view.run.outputs, ctx.bridge.outputs(view.run, links)),
+        outputs=outputs_of(view.run.outputs, ctx.bridge.outputs(view.run, links)),
         progress=_progress(view),
         terminal=is_terminal(view.run.status),
-        words={status: ctx.t(f"status_{status}") for status in STATUSES},
+        words={status: ctx.t(f"status_{status}") for status in STATUSES}
+        | {"_lost": ctx.t("stream_lost")},
     )
 
 
@@ -118,7 +126,7 @@ def _progress(view: run_views.ExecutionView) -> int:
     return int(percents[-1]) if percents else 0
 
 
-def _outputs(stored: dict[str, Any] | None, wire: dict[str, Any]) -> list[dict[str, Any]]:
+def outputs_of(stored: dict[str, Any] | None, wire: dict[str, Any]) -> list[dict[str, Any]]:
     """Each output as ``{key, type, values}`` (values: URLs for media, strings for text)."""
     shown = []
     for key, value in wire.items():

@@ -4,7 +4,7 @@ all runs, workflows and revisions, engine instances, the queue, webhook failures
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query
@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from wfrun.clock import utcnow
 from wfrun.domain.money import parse_amount
-from wfrun.domain.runs import RunStatus
+from wfrun.domain.runs import RunStatus, is_terminal
 from wfrun.errors import InvalidParameter
 from wfrun.services import (
     accounts,
@@ -25,13 +25,12 @@ from wfrun.services import (
     operator,
 )
 from wfrun.web.context import Ctx, build_ctx
-from wfrun.web.customer_pages import run_list
+from wfrun.web.customer_pages import outputs_of, run_list
 from wfrun.web.routing import PageRoute
 
 router = APIRouter(prefix="/operator", route_class=PageRoute)
 CtxDep = Annotated[Ctx, Depends(build_ctx)]
 PAGE_SIZE = 50
-INVITE_TTL = timedelta(days=7)
 
 
 @router.get("")
@@ -74,6 +73,7 @@ async def _account(
         recharge_total=total,
         invite_link=invite_link,
         done=done,
+        form_keys=(secrets.token_urlsafe(18), secrets.token_urlsafe(18)),
     )
 
 
@@ -83,11 +83,19 @@ async def top_up(
     account_id: str,
     amount: Annotated[str, Form(max_length=40)] = "",
     memo: Annotated[str, Form(max_length=500)] = "",
+    form_key: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
+    """A credit; the form's one-time key makes a double submit credit once."""
     ctx.operator()
     await ctx.check_csrf()
     minor = _amount(amount)
-    await accounts.top_up(ctx.runtime.db, account_id=account_id, amount=minor, memo=memo)
+    await accounts.top_up(
+        ctx.runtime.db,
+        account_id=account_id,
+        amount=minor,
+        memo=memo,
+        idempotency_key=_form_key("topup", form_key),
+    )
     return ctx.redirect(f"/operator/accounts/{account_id}")
 
 
@@ -97,14 +105,25 @@ async def adjust(
     account_id: str,
     amount: Annotated[str, Form(max_length=40)] = "",
     memo: Annotated[str, Form(max_length=500)] = "",
+    form_key: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    """A correction (signed: a credit or a debit), posted with its memo; never below zero."""
+    """A correction (signed: a credit or a debit), posted with its memo; never below zero;
+    once per form (its one-time key)."""
     ctx.operator()
     await ctx.check_csrf()
     await operator.adjust_balance(
-        ctx.runtime.db, account_id=account_id, amount=_amount(amount), memo=memo
+        ctx.runtime.db,
+        account_id=account_id,
+        amount=_amount(amount),
+        memo=memo,
+        idempotency_key=_form_key("adjust", form_key),
     )
     return ctx.redirect(f"/operator/accounts/{account_id}")
+
+
+def _form_key(kind: str, form_key: str) -> str | None:
+    """The idempotency key of a money form (None for a form without one: a script's post)."""
+    return f"console-{kind}:{form_key}" if form_key.strip() else None
 
 
 def _amount(text: str) -> int:
@@ -121,7 +140,7 @@ async def invite(
     ctx.operator()
     await ctx.check_csrf()
     made = await console_auth.invite(
-        ctx.runtime.db, account_id=account_id, email=email, ttl=INVITE_TTL
+        ctx.runtime.db, account_id=account_id, email=email, ttl=console_auth.INVITE_TTL
     )
     base = ctx.runtime.settings.public_base_url or str(ctx.request.base_url)
     link = base.rstrip("/") + console_auth.invite_path(made.token)
@@ -153,6 +172,21 @@ async def runs_page(
     return run_list(ctx, "op_runs.html", found, page, PAGE_SIZE, filters)
 
 
+@router.get("/runs/{run_id}")
+async def run_page(ctx: CtxDep, run_id: str) -> Response:
+    """Any account's run: its facts, outputs, bill, refunds (and the refund form), logs."""
+    ctx.operator()
+    detail = await operator.describe_run(ctx.runtime.db, run_id)
+    links = ctx.bridge.links(ctx.request, ctx.runtime)
+    return ctx.page(
+        "op_run.html",
+        detail=detail,
+        info=ctx.bridge.run_info(detail.run, links),
+        outputs=outputs_of(detail.run.outputs, ctx.bridge.outputs(detail.run, links)),
+        terminal=is_terminal(detail.run.status),
+    )
+
+
 @router.post("/runs/{run_id}/cancel")
 async def cancel(ctx: CtxDep, run_id: str) -> Response:
     ctx.operator()
@@ -174,7 +208,7 @@ async def refund(
     await ctx.check_csrf()
     minor = _amount(amount) if amount.strip() else None
     await operator.refund_run(ctx.runtime.db, run_order_id=run_id, amount=minor, memo=memo)
-    return ctx.redirect("/operator/runs")
+    return ctx.redirect(f"/operator/runs/{run_id}")
 
 
 @router.get("/workflows")

@@ -24,7 +24,8 @@ class PageRoute(APIRoute):
     async def on_failure(self, request: Request, exc: SignInRequired | ServiceError) -> Response:
         ctx = await build_ctx(request)
         if isinstance(exc, SignInRequired):
-            return ctx.redirect(f"/login?next={quote(request.url.path)}")
+            query = f"?{request.url.query}" if request.url.query else ""
+            return ctx.redirect(f"/login?next={quote(request.url.path + query, safe='/')}")
         return ctx.error_page(exc)
 
     def get_route_handler(self) -> Handler:

@@ -109,6 +109,8 @@ EN: dict[str, str] = {
     "published": "published",
     "queue": "Queue",
     "queue_empty": "Nothing is waiting or running.",
+    "stream_lost": "Live updates were interrupted; trying again in {s} s…",
+    "key_session_readonly": "Signed in with an API key: keys and webhook endpoints are read-only here; sign in with your email and password to change them.",
     "queue_place": "Place {position} in the queue, about {eta} s to wait",
     "quote": "Quote",
     "quote_amount": "Quote",

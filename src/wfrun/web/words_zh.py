@@ -109,6 +109,8 @@ ZH: dict[str, str] = {
     "published": "已发布",
     "queue": "队列",
     "queue_empty": "没有排队或运行中的任务。",
+    "stream_lost": "实时更新中断，{s} 秒后重试…",
+    "key_session_readonly": "使用 API 密钥登录：此处的密钥和 Webhook 端点只读；请用邮箱和密码登录后再修改。",
     "queue_place": "排队第 {position} 位，预计等待约 {eta} 秒",
     "quote": "报价",
     "quote_amount": "报价",

@@ -72,22 +72,36 @@
     });
   }
 
+  // While queued, the place and wait come from the run page itself (the stream's status
+  // events carry no queue place): fetched every few seconds, its #queue-info swapped in.
+  function followQueue(run, status) {
+    function poll() {
+      var queue = document.getElementById("queue-info");
+      if (!queue || status.dataset.status !== "queued") { return; }
+      fetch(window.location.href, { credentials: "same-origin" }).then(function (r) {
+        return r.ok ? r.text() : null;
+      }).then(function (html) {
+        if (html === null) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("queue-info");
+        var now = document.getElementById("queue-info");
+        if (!now) { return; }
+        if (fresh) { now.textContent = fresh.textContent; } else { now.remove(); }
+      }).catch(function () { /* the next poll tries again */ }).then(function () {
+        window.setTimeout(poll, 5000);
+      });
+    }
+    window.setTimeout(poll, 5000);
+  }
+
   function setupRun(run) {
     if (run.dataset.terminal === "true" || !window.EventSource) { return; }
     var status = document.getElementById("run-status");
     var bar = document.getElementById("run-progress");
     var logs = document.getElementById("run-logs");
+    var note = document.getElementById("stream-note");
     var words = JSON.parse(run.dataset.words || "{}");
-    var source = new EventSource(run.dataset.events);
+    var delay = 1000;
     function data(e) { try { return JSON.parse(e.data); } catch (x) { return {}; } }
-    source.addEventListener("status", function (e) {
-      var d = data(e);
-      status.dataset.status = d.run_status;
-      status.className = "status s-" + d.run_status;
-      status.textContent = words[d.run_status] || d.run_status;
-      var queue = document.getElementById("queue-info");
-      if (queue && d.run_status !== "queued") { queue.remove(); }
-    });
     function line(d) {
       var li = document.createElement("li");
       li.className = "lvl-" + (d.level || "info");
@@ -97,13 +111,35 @@
         bar.value = d.progress_percent;
       }
     }
-    source.addEventListener("progress", function (e) { line(data(e)); });
-    source.addEventListener("log", function (e) { line(data(e)); });
-    source.addEventListener("done", function () {
-      source.close();
-      bar.value = 100;
-      window.location.reload();
-    });
+    function connect() {
+      var source = new EventSource(run.dataset.events);
+      source.addEventListener("open", function () { delay = 1000; note.hidden = true; });
+      source.addEventListener("status", function (e) {
+        var d = data(e);
+        status.dataset.status = d.run_status;
+        status.className = "status s-" + d.run_status;
+        status.textContent = words[d.run_status] || d.run_status;
+        var queue = document.getElementById("queue-info");
+        if (queue && d.run_status !== "queued") { queue.remove(); }
+      });
+      source.addEventListener("progress", function (e) { line(data(e)); });
+      source.addEventListener("log", function (e) { line(data(e)); });
+      source.addEventListener("done", function () {
+        source.close();
+        bar.value = 100;
+        window.location.reload();
+      });
+      // A lost stream: say so and reconnect with a growing pause (1 s, 2 s, … at most 30 s).
+      source.onerror = function () {
+        source.close();
+        note.textContent = (words._lost || "Reconnecting in {s} s").replace("{s}", String(delay / 1000));
+        note.hidden = false;
+        window.setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 30000);
+      };
+    }
+    connect();
+    followQueue(run, status);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

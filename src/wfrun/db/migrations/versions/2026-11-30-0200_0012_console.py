@@ -3,8 +3,9 @@
 Why: the web console (``/console/``) signs people in. An account gets a role (``customer`` by
 default — no row — or ``operator``); a console user is an email with a scrypt password hash
 belonging to one account, set through a one-time invitation whose token is stored hashed and
-expires; login attempts are recorded per email and address so sign-in can be rate-limited
-across API processes.
+expires; ``session_epoch`` is bumped by sign-out and password changes so every older session
+cookie dies; login attempts are recorded with their email and (grouped) address so sign-in can
+be rate-limited across API processes.
 
 Revision ID: 0012
 Revises: 0011
@@ -48,6 +49,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=200), nullable=True),
         _ts("created_at"),
         _ts("password_set_at", nullable=True),
+        sa.Column("session_epoch", sa.Integer(), server_default="0", nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_console_users_account_id_accounts")
         ),
@@ -79,21 +81,24 @@ def upgrade() -> None:
     op.create_table(
         "console_login_attempts",
         sa.Column("id", sa.String(length=40), nullable=False),
-        sa.Column("subject", sa.String(length=400), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("address", sa.String(length=64), nullable=False),
         sa.Column("succeeded", sa.Boolean(), nullable=False),
         _ts("attempted_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_login_attempts")),
     )
-    op.create_index(
-        "ix_console_login_attempts_subject_at",
-        "console_login_attempts",
-        ["subject", "attempted_at"],
-        unique=False,
-    )
+    for column in ("email", "address"):
+        op.create_index(
+            f"ix_console_login_attempts_{column}_at",
+            "console_login_attempts",
+            [column, "attempted_at"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_console_login_attempts_subject_at", table_name="console_login_attempts")
+    for column in ("email", "address"):
+        op.drop_index(f"ix_console_login_attempts_{column}_at", table_name="console_login_attempts")
     op.drop_table("console_login_attempts")
     op.drop_index(op.f("ix_console_invitations_user_id"), table_name="console_invitations")
     op.drop_table("console_invitations")

@@ -7,6 +7,8 @@ of ``refunds`` naming its run and its ledger entry (the ledger's ``(run_id, kind
 stays for the run's own freeze and resolution). ``(run_id, memo)`` is unique: repeating a refund
 with the same memo finds the first instead of paying twice. ``workflows.archived_at`` marks a
 workflow the operator archived (unpublished, refused for new runs, hidden from lists).
+``ledger_requests`` holds the one-time keys of top-ups and adjustments posted from the console's
+forms: the key is the primary key, so a form posted twice credits once.
 
 Revision ID: 0013
 Revises: 0012
@@ -46,9 +48,29 @@ def upgrade() -> None:
         sa.UniqueConstraint("entry_id", name=op.f("uq_refunds_entry_id")),
         sa.UniqueConstraint("run_id", "memo", name="one_refund_per_memo"),
     )
+    op.create_table(
+        "ledger_requests",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("entry_id", sa.String(length=40), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_ledger_requests_account_id_accounts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["entry_id"],
+            ["ledger_entries.id"],
+            name=op.f("fk_ledger_requests_entry_id_ledger_entries"),
+        ),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_ledger_requests")),
+        sa.UniqueConstraint("entry_id", name=op.f("uq_ledger_requests_entry_id")),
+    )
     op.add_column("workflows", sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     op.execute("ALTER TABLE workflows DROP COLUMN archived_at")  # SQLite ≥ 3.35: in place
+    op.drop_table("ledger_requests")
     op.drop_table("refunds")

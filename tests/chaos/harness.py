@@ -140,7 +140,9 @@ class Cluster:
         return json.loads(result.stdout) if "--json" in args else result.output
 
     def provision(self, *, seconds: float) -> Customer:
-        """A customer with credit and a key, and a published workflow whose runs sleep."""
+        """A customer with credit and a key, and a published workflow whose runs sleep (on a
+        database migrated first: admin commands never migrate)."""
+        self.cli("db", "upgrade", "--json")
         account = self.cli("accounts", "create", "chaos", "--json")["id"]
         self.cli("accounts", "topup", account, "100", "--json")
         key = self.cli("keys", "create", account, "--name", "chaos", "--json")["api_key"]

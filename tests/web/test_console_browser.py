@@ -159,6 +159,12 @@ async def test_a_customer_runs_the_demo_and_an_operator_tops_them_up(
     assert outside == []
 
 
+async def enhanced(page: Page, path: str) -> None:
+    """``path``'s page is loaded and console.js has set up its listeners."""
+    await page.wait_for_url(f"**{path}**")
+    await page.locator("html[data-enhanced='true']").wait_for(state="attached")
+
+
 async def _customer_runs_the_demo(
     runtime, console: Console, browser: Browser, world: World, shots: Shots, outside: list[str]
 ) -> str:
@@ -173,6 +179,7 @@ async def _customer_runs_the_demo(
     )
     await shots.take(page, "market")
     await page.get_by_role("link", name="Demo poster: resize, invert and soften an image").click()
+    await enhanced(page, "/console/workflows/")  # else the file's change event may come first
     await page.set_input_files("#in_n1_image_file", SAMPLE)
     await page.locator("#in_n1_image_preview img").wait_for()
     assert (await page.input_value("#in_n1_image")).startswith("asset://asset_")
@@ -182,7 +189,7 @@ async def _customer_runs_the_demo(
     )
     await shots.take(page, "workflow")
     await page.get_by_role("button", name="Run", exact=True).click()
-    await page.wait_for_url("**/console/runs/wfrun_*")
+    await enhanced(page, "/console/runs/wfrun_")  # its event stream is being followed
     await page.locator('#run-status[data-status="queued"]').wait_for()
     await shots.take(page, "run-queued")
     stop = asyncio.Event()

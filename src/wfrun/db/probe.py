@@ -26,7 +26,7 @@ _TRANSIENT_STATES = ("08", "53", "57P03")  # connection, resources, "starting up
 _FIX_URL = "correct the database URL (WFRUN_DATABASE_URL or database_url)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     problem: str | None = None
     """One line (what, where, what to do); None when the database answered."""

@@ -146,5 +146,6 @@
     document.querySelectorAll("form.runform").forEach(setupForm);
     var run = document.getElementById("run");
     if (run) { setupRun(run); }
+    document.documentElement.dataset.enhanced = "true";  // listeners are in place
   });
 })();

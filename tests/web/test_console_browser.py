@@ -154,6 +154,7 @@ async def test_a_customer_runs_the_demo_and_an_operator_tops_them_up(
             info = await _api_run_info(console, key.secret, run_id)
             await _customer_sees_the_bill(console, browser, run_id, info, shots)
             await _operator_tops_up(runtime, console, browser, world, shots, outside)
+            await _a_stranger_is_refused(runtime, console, browser, run_id)
         finally:
             await browser.close()
     assert outside == []
@@ -231,6 +232,32 @@ async def _customer_sees_the_bill(
     row = page.locator("tr", has=page.locator(f'a[href="/console/runs/{run_id}"]'))
     assert await row.locator("td.amount").inner_text() == info["final_amount"]
     await shots.take(page, "billing")
+
+
+async def _a_stranger_is_refused(runtime, console: Console, browser: Browser, run_id: str) -> None:
+    """Another customer, signed in through the sign-in form, gets a 404 for the run's page; a
+    form post without its CSRF token is refused (403) and creates nothing."""
+    stranger = await accounts.create_account(runtime.db, display_name="Stranger")
+    context = await browser.new_context(viewport=DESKTOP, locale="en-US")
+    seen: list[str] = []
+    await _loopback_only(context, seen)
+    page = await context.new_page()
+    invited = await invitation_path(runtime, stranger, "stranger@example.com")
+    await _accept_invitation(page, console, invited)
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/console/login**")
+    await page.get_by_label("Email").fill("stranger@example.com")
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.locator("form:has(#email) button[type=submit]").click()
+    await page.wait_for_url(console.url("/console/"))
+    answer = await page.goto(console.url(f"/console/runs/{run_id}"))
+    assert answer is not None
+    assert answer.status == 404
+    refused = await page.request.post(console.url("/console/keys"), form={"name": "no token"})
+    assert refused.status == 403
+    assert await accounts.list_keys(runtime.db, stranger) == []
+    await context.close()
+    assert [line for line in seen if "404" not in line] == [], seen  # only the refused page
 
 
 async def _operator_tops_up(

@@ -34,6 +34,7 @@ from wfrun.config_sources import (
     gather,
     masked_paths,
 )
+from wfrun.domain.money import parse_amount
 from wfrun.errors import ConfigError
 
 
@@ -157,6 +158,24 @@ class BillingSettings(BaseModel):
             "accept_external_cost_risk=true is a 400 EXTERNAL_COST_RISK_NOT_ACCEPTED."
         ),
     )
+    credit_limit: str = Field(
+        "0",
+        description=(
+            "How far below zero (yuan, e.g. 5.00) a run may take an account's balance; a run "
+            "reaching it is stopped and settled there (COST_LIMIT_REACHED)."
+        ),
+    )
+
+    @field_validator("credit_limit")
+    @classmethod
+    def _amount(cls, value: str) -> str:
+        if parse_amount(value) < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @property
+    def credit_limit_minor(self) -> int:
+        return parse_amount(self.credit_limit)
 
 
 class StorageSettings(BaseModel):

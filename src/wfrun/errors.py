@@ -270,6 +270,20 @@ class InsufficientBalance(PaymentRequired):
     reason = "Insufficient balance."
 
 
+class SpendLimitExceeded(PaymentRequired):
+    """The quote would take the key's frozen + spent in its period past its spend limit."""
+
+    code = "SPEND_LIMIT_EXCEEDED"
+    reason = "The API key's spend limit would be exceeded."
+
+
+class MaxCostExceeded(InvalidInput):
+    """The quote is above the request's ``max_cost``."""
+
+    code = "MAX_COST_EXCEEDED"
+    reason = "The quote is above max_cost."
+
+
 class NoAbleInstance(Conflict):
     """A ``comfyui`` revision was imported or published while no registered instance is able
     to run it (none active with its kind and labels): its runs would wait for nothing."""

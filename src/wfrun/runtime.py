@@ -91,6 +91,7 @@ class Runtime:
             real_person_enabled=self.seedance is not None and self.seedance.materials is not None,
             real_person_default_group=config.real_person_group_id,
             max_queue_seconds=self.settings.worker.max_queue_seconds,
+            credit_limit=self.settings.billing.credit_limit_minor,
         )
 
     async def close(self) -> None:

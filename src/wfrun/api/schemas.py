@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-from wfrun.errors import IdempotencyKeyRequired
+from wfrun.domain.money import parse_amount
+from wfrun.errors import IdempotencyKeyRequired, InvalidParameter
 
 REAL_PERSON_TOP_LEVEL = "inputs.contains_real_person_material"
 
@@ -20,6 +21,20 @@ def idempotency_key(value: str | None) -> str:
     return value
 
 
+def max_cost(value: str | None) -> int | None:
+    """The body's optional ``max_cost``: an amount string (like ``"0.50"``), not negative;
+    in minor units."""
+    if value is None:
+        return None
+    try:
+        amount = parse_amount(value)
+    except ValueError as exc:
+        raise InvalidParameter(f"max_cost: {exc}") from None
+    if amount < 0:
+        raise InvalidParameter(f"max_cost must not be negative, got {value!r}")
+    return amount
+
+
 class QuoteBody(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -27,6 +42,7 @@ class QuoteBody(BaseModel):
     revision_id: StrictStr | None = Field(None, min_length=1, max_length=64)
     inputs: dict[str, Any] = Field(default_factory=dict)
     accept_external_cost_risk: StrictBool = False
+    max_cost: StrictStr | None = Field(None, max_length=40)
 
     def merged_inputs(self) -> dict[str, Any]:
         """Inputs, with chenyu's top-level ``"inputs.contains_real_person_material"`` folded in."""
@@ -60,6 +76,7 @@ class VideoBody(BaseModel):
     idempotency_key: StrictStr | None = None
     request_id: StrictStr | None = Field(None, max_length=255)
     inputs: dict[str, Any] = Field(default_factory=dict)
+    max_cost: StrictStr | None = Field(None, max_length=40)
     callback_url: StrictStr | None = Field(None, min_length=1, max_length=2048)
 
     def merged_inputs(self) -> dict[str, Any]:

@@ -171,7 +171,7 @@ def outputs(run: Run, links: Links) -> dict[str, Any]:
 
 
 def _error(run: Run) -> dict[str, Any] | None:
-    if run.error_code is None or run.status == RunStatus.CANCELLED:
+    if run.error_code is None or run.error_code == "USER_CANCELLED":  # a cancel is no error
         return None
     return {
         "reason": run.error_reason,

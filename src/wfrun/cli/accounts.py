@@ -10,8 +10,9 @@ from wfrun.cli import console_admin
 from wfrun.cli.common import amount_of, json_option, run_db
 from wfrun.cli.output import emit, plain
 from wfrun.db.database import Database
+from wfrun.domain.money import format_amount
 from wfrun.errors import InsufficientBalance, InvalidParameter
-from wfrun.services import accounts
+from wfrun.services import accounts, spending
 
 if TYPE_CHECKING:
     from wfrun.services.operator import Adjustment
@@ -135,20 +136,93 @@ def keys_group() -> None:
     """API keys (shown once, stored hashed)."""
 
 
+_PERIOD = click.option(
+    "--period",
+    type=click.Choice(["day", "month", "total"]),
+    default="month",
+    show_default=True,
+    help="What --spend-limit counts: per UTC day, per UTC month, or in total (never resets).",
+)
+
+
+def _spend_limit(text: str | None) -> int | None:
+    minor = None if text is None else amount_of(text, "--spend-limit")
+    if minor is not None and minor < 0:
+        raise click.BadParameter("must not be negative", param_hint="--spend-limit")
+    return minor
+
+
 @keys_group.command("create")
 @click.argument("account_id")
 @click.option("--name", default="", help="A label for the key.")
+@click.option("--spend-limit", default=None, help="Most the key may spend per --period (yuan).")
+@_PERIOD
 @json_option
 @click.pass_context
-def keys_create(ctx: click.Context, account_id: str, name: str, as_json: bool) -> None:
+def keys_create(
+    ctx: click.Context,
+    account_id: str,
+    name: str,
+    spend_limit: str | None,
+    period: str,
+    as_json: bool,
+) -> None:
     """Create an API key for ACCOUNT_ID; the secret is printed once."""
+    limit = _spend_limit(spend_limit)
 
     async def work(db: Database) -> accounts.CreatedKey:
-        return await accounts.create_key(db, account_id=account_id, name=name)
+        key = await accounts.create_key(db, account_id=account_id, name=name)
+        if limit is not None:
+            await spending.set_key_limit(db, key.key_id, limit, period)
+        return key
 
     key = run_db(ctx, work)
     data = {"key_id": key.key_id, "account_id": key.account_id, "api_key": key.secret}
     emit(data, as_json=as_json, text=key.secret)
+
+
+@keys_group.command("limit")
+@click.argument("key_id")
+@click.option("--spend-limit", default=None, help="Most the key may spend per --period (yuan).")
+@click.option("--no-limit", is_flag=True, help="Remove the key's spend limit.")
+@_PERIOD
+@json_option
+@click.pass_context
+def keys_limit(
+    ctx: click.Context,
+    key_id: str,
+    spend_limit: str | None,
+    no_limit: bool,
+    period: str,
+    as_json: bool,
+) -> None:
+    """Set (--spend-limit AMOUNT --period …) or remove (--no-limit) KEY_ID's spend limit.
+
+    A submit whose quote would take the key's frozen + spent in the period past the limit is
+    refused (402 SPEND_LIMIT_EXCEEDED)."""
+    if (spend_limit is None) == (not no_limit):
+        raise click.UsageError("give either --spend-limit AMOUNT or --no-limit")
+    limit = _spend_limit(spend_limit)
+
+    async def work(db: Database) -> dict[str, Any]:
+        await spending.set_key_limit(db, key_id, limit, period)
+        return _limit_fields((await spending.key_limits(db, [key_id]))[key_id])
+
+    row = run_db(ctx, work)
+    shown = "no limit" if limit is None else f"{row['spend_limit']} CNY per {period}"
+    emit({"key_id": key_id} | row, as_json=as_json, text=f"{key_id} spend limit: {shown}")
+
+
+def _limit_fields(view: spending.KeyLimitView) -> dict[str, Any]:
+    """A key's limit as listed: the limit and what it used in the current period."""
+    limit = view.spend_limit
+    return {
+        "spend_limit": None if limit is None else format_amount(limit),
+        "spend_period": view.period,
+        "period_key": view.period_key,
+        "period_frozen": format_amount(view.frozen),
+        "period_spent": format_amount(view.spent),
+    }
 
 
 @keys_group.command("revoke")
@@ -178,6 +252,7 @@ def keys_list(ctx: click.Context, account_id: str | None, as_json: bool) -> None
 
     async def work(db: Database) -> Any:
         keys = await accounts.list_keys(db, account_id)
-        return [plain(key, omit={"key_hash"}) for key in keys]
+        limits = await spending.key_limits(db, [key.id for key in keys])
+        return [plain(key, omit={"key_hash"}) | _limit_fields(limits[key.id]) for key in keys]
 
     emit(run_db(ctx, work), as_json=as_json)

@@ -13,6 +13,7 @@ from wfrun.db import ledger_requests as _ledger_requests  # noqa: F401 - registe
 from wfrun.db.database import Connection
 from wfrun.db.rows import record, record_or_none, records
 from wfrun.db.schema import accounts, api_keys, ledger_entries, ledger_postings, runs
+from wfrun.db.spend import key_limits
 from wfrun.domain.ledger import EntryKind, Posting, balance_deltas
 from wfrun.errors import AccountNotFound
 
@@ -49,6 +50,8 @@ class KeyPrincipal:
     api_key_id: str
     account_id: str
     display_name: str
+    spend_limit: int | None
+    spend_period: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +172,11 @@ async def find_key_principal(conn: Connection, key_hash: str) -> KeyPrincipal | 
             api_keys.c.id.label("api_key_id"),
             accounts.c.id.label("account_id"),
             accounts.c.display_name,
+            key_limits.c.spend_limit,
+            key_limits.c.period.label("spend_period"),
         )
         .join(accounts, accounts.c.id == api_keys.c.account_id)
+        .outerjoin(key_limits, key_limits.c.key_id == api_keys.c.id)
         .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
     )
     return record_or_none(KeyPrincipal, (await conn.execute(query)).mappings().first())

@@ -60,6 +60,14 @@ class Run:
     absorbed_external_cost: int | None
     final_amount: int | None
     released_amount: int | None
+    max_cost: int | None
+    """The caller's cap on what the run may be charged (``max_cost``), if any."""
+    credit_limit: int
+    """How far below zero the operator lets the account go, as at submit."""
+    spend_window: str | None
+    """The key's spend-limit period the run counts in (``db.spend``), if its key has a limit."""
+    absorbed_over_limit: int | None
+    """What the run consumed beyond its ceiling, absorbed by the operator."""
     freeze_status: FreezeStatus
     error_code: str | None
     error_reason: str | None

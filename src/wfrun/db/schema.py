@@ -1,8 +1,6 @@
 """The schema as SQLAlchemy Core tables. Migrations are the source of truth for the database;
-a test asserts this metadata and the migration history agree.
-
-Money columns are BigInteger counts of 1e-8 CNY.
-"""
+a test asserts this metadata and the migration history agree. Money columns are BigInteger
+counts of 1e-8 CNY."""
 
 from __future__ import annotations
 
@@ -169,6 +167,10 @@ runs = Table(
     Column("absorbed_external_cost", Money, nullable=True),
     Column("final_amount", Money, nullable=True),
     Column("released_amount", Money, nullable=True),
+    Column("max_cost", Money, nullable=True),
+    Column("credit_limit", Money, nullable=False, server_default="0"),
+    Column("spend_window", String(16), nullable=True),
+    Column("absorbed_over_limit", Money, nullable=True),
     Column("freeze_status", String(16), nullable=False),
     Column("error_code", String(64), nullable=True),
     Column("error_reason", String(500), nullable=True),

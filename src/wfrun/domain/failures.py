@@ -56,6 +56,10 @@ class FailureCode(Enum):
         Category.UNAVAILABLE,
     )
     USER_CANCELLED = ("Run cancelled by the user.", Category.CANCELLED)
+    COST_LIMIT_REACHED = (
+        "The run was stopped at its cost limit.",
+        Category.PAYMENT_REQUIRED,
+    )
 
     @property
     def reason(self) -> str:

@@ -62,6 +62,8 @@ class Settlement:
     final_amount: int
     released_amount: int
     shortfall_amount: int
+    absorbed_over_limit: int = 0
+    """Consumed beyond the run's ceiling (``domain.caps``), absorbed by the operator."""
 
 
 def quote(prices: PriceTable) -> Quote:

@@ -25,6 +25,9 @@ class Principal:
     account_id: str
     api_key_id: str
     display_name: str
+    spend_limit: int | None = None
+    """The key's spend limit per ``spend_period`` (``domain.caps.Period``), if it has one."""
+    spend_period: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,4 +143,6 @@ async def authenticate(db: Database, secret: str) -> Principal:
         row = await accounts_db.find_key_principal(conn, hash_key(secret))
     if row is None:
         raise InvalidApiKey("the API key is not recognised or has been revoked")
-    return Principal(row.account_id, row.api_key_id, row.display_name)
+    return Principal(
+        row.account_id, row.api_key_id, row.display_name, row.spend_limit, row.spend_period
+    )

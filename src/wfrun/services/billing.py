@@ -14,13 +14,13 @@ from wfrun.db import accounts as accounts_db
 from wfrun.db import runs as runs_db
 from wfrun.db.accounts import Account, Bill, Recharge
 from wfrun.db.database import Connection, Database
-from wfrun.db.runs import Freeze
+from wfrun.db.runs import Run
 from wfrun.domain import ledger
 from wfrun.domain.money import format_amount
 from wfrun.domain.pricing import Settlement
 from wfrun.domain.runs import FreezeStatus
 from wfrun.errors import InsufficientBalance
-from wfrun.services import ops_log
+from wfrun.services import ops_log, spending
 
 
 async def freeze(
@@ -53,24 +53,26 @@ async def freeze(
 
 
 async def resolve_freeze(
-    conn: Connection, *, run_id: str, settlement: Settlement, now: datetime
-) -> Freeze | None:
-    """Settle or release the run's freeze (a process log line once committed); None when it
-    was already resolved."""
+    conn: Connection, *, run: Run, settlement: Settlement, now: datetime
+) -> Settlement | None:
+    """Settle or release the run's freeze (a process log line once committed), clamped to the
+    run's spending caps (``services.spending``); the settlement applied, or None when the
+    freeze was already resolved."""
     status = FreezeStatus.SETTLED if settlement.final_amount > 0 else FreezeStatus.RELEASED
-    closed = await runs_db.close_freeze(conn, run_id, status, now)
+    closed = await runs_db.close_freeze(conn, run.id, status, now)
     if closed is None:
         return None
     if closed.amount != settlement.frozen:
-        raise AssertionError(f"freeze of {run_id} is {closed.amount}, not {settlement.frozen}")
+        raise AssertionError(f"freeze of {run.id} is {closed.amount}, not {settlement.frozen}")
+    settlement = await spending.within_caps(conn, run, settlement)
     postings = ledger.resolve(settlement)
     kind = ledger.EntryKind.SETTLE if status is FreezeStatus.SETTLED else ledger.EntryKind.RELEASE
     await accounts_db.record_entry(
-        conn, kind=kind, account_id=closed.account_id, postings=postings, now=now, run_id=run_id
+        conn, kind=kind, account_id=closed.account_id, postings=postings, now=now, run_id=run.id
     )
     await accounts_db.apply_balance(conn, closed.account_id, postings)
-    ops_log.settled(conn, run_id, closed.account_id, status, settlement)
-    return closed
+    ops_log.settled(conn, run.id, closed.account_id, status, settlement)
+    return settlement
 
 
 async def balance(db: Database, account_id: str) -> Account:

@@ -158,6 +158,7 @@ class VideoSubmit:
     request_id: str
     inputs: Mapping[str, Any]
     callback_url: str | None = None
+    max_cost: int | None = None
 
 
 async def submit(
@@ -179,6 +180,7 @@ async def submit(
         family="model",
         request_id=body.request_id,
         callback_url=body.callback_url,
+        max_cost=body.max_cost,
     )
     return await run_service.submit_run(db, principal, request, policy)
 

@@ -27,7 +27,7 @@ from wfrun.domain.pricing import Settlement
 from wfrun.domain.runs import FreezeStatus, RunStatus, transition
 from wfrun.queue import broker
 from wfrun.queue.broker import JobStatus
-from wfrun.services import billing
+from wfrun.services import billing, spending
 from wfrun.services.run_changes import publish_change
 from wfrun.services.run_log import log_event
 
@@ -68,11 +68,11 @@ async def end_run(
     )
     if moved is None:
         return None
-    if (
-        await billing.resolve_freeze(conn, run_id=run.id, settlement=ending.settlement, now=now)
-        is None
-    ):
+    settled = await billing.resolve_freeze(conn, run=moved, settlement=ending.settlement, now=now)
+    if settled is None:
         raise AssertionError(f"run {run.id} moved to {ending.status} but its freeze was closed")
+    if settled != ending.settlement:  # clamped to its spending caps (services.spending)
+        moved = await spending.record_clamp(conn, moved, settled, ending.failure)
     failure = ending.failure if ending.status is RunStatus.FAILED else None
     await broker.close_for_run(
         conn,

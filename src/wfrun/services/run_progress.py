@@ -12,7 +12,7 @@ from wfrun.clock import utcnow
 from wfrun.db import runs as runs_db
 from wfrun.db.database import Database
 from wfrun.queue import broker
-from wfrun.services import ops_log
+from wfrun.services import cost_stops, ops_log
 from wfrun.services.claims import CancelRequested, Claim, Fenced
 from wfrun.services.run_log import log_event
 
@@ -68,6 +68,7 @@ async def record_progress(
         )
         if progressed is None:
             raise Fenced(f"attempt {claim.attempt} of {claim.run.id} was superseded")
+        stop = await cost_stops.check(conn, claim, now)
         for line in lines:
             await log_event(
                 conn,
@@ -79,8 +80,8 @@ async def record_progress(
                 percent=line.percent,
                 attempt=claim.attempt,
             )
-    if progressed.cancel_requested:
-        raise CancelRequested()
+    if progressed.cancel_requested or stop is not None:  # a cost stop is a cancel too
+        raise stop or CancelRequested()
 
 
 async def retry_later(db: Database, claim: Claim, *, delay: timedelta, error: str) -> bool:

@@ -2,8 +2,7 @@
 
 ``submit_run`` is the one transaction of DESIGN.md §3: resolve the revision, validate, quote,
 claim the idempotency key by constraint (never check-then-insert), freeze by conditional
-update, insert the run and its dispatch job. Either all of it exists afterwards or none of it.
-"""
+update, insert the run and its dispatch job. Either all of it exists afterwards or none of it."""
 
 from __future__ import annotations
 
@@ -39,7 +38,7 @@ from wfrun.errors import (
     WorkflowNotFound,
 )
 from wfrun.queue import broker
-from wfrun.services import billing, real_person
+from wfrun.services import billing, real_person, spending
 from wfrun.services.accounts import Principal
 from wfrun.services.assets import check_asset_refs
 from wfrun.services.catalog import revision_spec
@@ -66,6 +65,7 @@ class RunRequest:
     callback_url: str | None = None
     """Where this run's changes are POSTed (signed with the account's default webhook
     secret); checked against the address policy before submit. Not part of the fingerprint."""
+    max_cost: int | None = None  # the most the run may be charged (services.spending)
 
     def fingerprint(self) -> str:
         return fingerprint(
@@ -93,6 +93,7 @@ class Policy:
     max_queue_seconds: float = 3600.0
     """A run not started this long after its submit fails ``QUEUE_TIMEOUT`` (a package may
     set a lower limit)."""
+    credit_limit: int = 0  # how far below zero a run may take the balance
 
 
 @dataclass(frozen=True)
@@ -254,11 +255,12 @@ async def _insert_new(
     priced = _price(spec, request, policy, validated)
     await _check_real_person(conn, principal, spec, request, policy)
     asset_ids = await check_asset_refs(conn, principal, spec.inputs, validated, now)
-    stored = await runs_db.insert_run_claiming_key(
-        conn, _new_run(principal, request, row, priced, now)
-    )
+    caps = spending.run_columns(principal, request.max_cost, policy.credit_limit, now)
+    run = _new_run(principal, request, row, priced, now) | caps
+    stored = await runs_db.insert_run_claiming_key(conn, run)
     if stored is None:
         return None
+    await spending.reserve(conn, principal, stored, priced.total)  # and max_cost
     await assets_db.link_run(conn, stored.id, asset_ids)
     await billing.freeze(
         conn, account_id=principal.account_id, run_id=stored.id, amount=priced.total, now=now

@@ -54,6 +54,8 @@ class ProgressRecorder:
         self.claim = claim
         self.interrupt = interrupt
         self.cancel_seen = False
+        self.stop: CancelRequested | None = None
+        """The cancel (or cost stop: ``services.cost_stops``) a write found."""
         self.engine_ms: int | None = None
         """Execution time as the engine measured it (ComfyUI's own events), when it says."""
         self.executing_since: float | None = None
@@ -154,6 +156,7 @@ class ProgressRecorder:
     def _cancel_found(self, exc: CancelRequested) -> None:
         """The user cancelled: interrupt the engine (module doc), or raise it on without one."""
         self.cancel_seen = True
+        self.stop = exc
         if self.interrupt is None:
             self._error = exc
         else:

@@ -50,8 +50,9 @@ from wfrun.engines.binding import bind_inputs
 from wfrun.errors import DatabaseUnavailable, ServiceError
 from wfrun.fetch import SafeFetcher
 from wfrun.metrics import Metrics
-from wfrun.services import instance_waits, run_deadlines, run_outcomes, run_progress
+from wfrun.services import cost_stops, instance_waits, run_deadlines, run_outcomes, run_progress
 from wfrun.services.claims import CancelRequested, Claim, Fenced
+from wfrun.services.cost_stops import CostLimitReached
 from wfrun.storage.base import ObjectStore
 from wfrun.workers import seedance
 from wfrun.workers.media import resolve_media
@@ -167,7 +168,8 @@ async def _end_on_error(
 ) -> bool:
     """Record what ``exc`` means for the run; False for an error nobody expected."""
     if isinstance(exc, CancelRequested | EngineInterrupted):
-        await _after_interrupt(deps, claim, control, sink.executed_ms())
+        stop = cost_stops.found(exc, sink.stop)
+        await _after_interrupt(deps, claim, control, sink.executed_ms(), stop)
     elif isinstance(exc, Fenced):
         log.warning("dropping run %s: %s", claim.run.id, exc)
     elif isinstance(exc, DatabaseUnavailable):  # before ServiceError: not the run's fault
@@ -235,10 +237,17 @@ async def _dispatch_provider(deps: RunnerDeps, claim: Claim, control: RunControl
 
 
 async def _after_interrupt(
-    deps: RunnerDeps, claim: Claim, control: RunControl, execution_ms: int
+    deps: RunnerDeps,
+    claim: Claim,
+    control: RunControl,
+    execution_ms: int,
+    stop: CostLimitReached | None = None,
 ) -> None:
     if control.lease_lost or control.handing_back:
         log.warning("run %s: interrupted for its next owner, not cancelled", claim.run.id)
+        return
+    if stop is not None:  # reached its cost ceiling (services.cost_stops)
+        await cost_stops.end_at_cap(deps.db, claim, stop, execution_ms=execution_ms)
         return
     await run_outcomes.cancel_consumed(deps.db, claim, execution_ms=execution_ms)
 

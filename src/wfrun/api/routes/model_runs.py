@@ -11,7 +11,7 @@ from wfrun.api.contract.envelope import documented
 from wfrun.api.contract.model_runs import ModelRunCancelData, ModelRunData, ModelRunSubmitData
 from wfrun.api.contract.requests import PREFER_WAIT, PREFERENCE_APPLIED
 from wfrun.api.deps import PrincipalDep, RuntimeDep, callback_url, links
-from wfrun.api.schemas import ModelRunCancelBody, VideoBody, idempotency_key
+from wfrun.api.schemas import ModelRunCancelBody, VideoBody, idempotency_key, max_cost
 from wfrun.errors import InvalidParameter
 from wfrun.services import model_runs
 
@@ -52,6 +52,7 @@ async def videos(
         request_id=body.request_id or key,
         inputs=body.merged_inputs(),
         callback_url=callback_url(body.callback_url, runtime),
+        max_cost=max_cost(body.max_cost),
     )
     result = await model_runs.submit(
         runtime.db, principal, submit, runtime.policy, runtime.settings.seedance

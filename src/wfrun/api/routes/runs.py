@@ -19,10 +19,10 @@ from wfrun.api.contract.runs import (
     SubmitData,
 )
 from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, callback_url, links
-from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody, idempotency_key
+from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody, idempotency_key, max_cost
 from wfrun.domain.runs import RunStatus
 from wfrun.errors import InvalidParameter
-from wfrun.services import run_stream, run_views, runs
+from wfrun.services import run_stream, run_views, runs, spending
 
 router = APIRouter(prefix="/workflow/run", tags=["runs"])
 
@@ -36,6 +36,7 @@ def _request(body: QuoteBody, key: str = "", callback_url: str | None = None) ->
         revision_id=body.revision_id,
         inputs=body.merged_inputs(),
         accept_external_cost_risk=body.accept_external_cost_risk,
+        max_cost=max_cost(body.max_cost),
         idempotency_key=key,
         callback_url=callback_url,
     )
@@ -84,6 +85,7 @@ async def submit(
 )
 async def quote(body: QuoteBody, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     result = await runs.quote_run(runtime.db, principal, _request(body), runtime.policy)
+    spending.check_max_cost(max_cost(body.max_cost), result.quote.total)
     return wire.ok(
         wire.quote_data(result.workflow_id, result.revision_id, result.spec.prices, result.quote)
     )

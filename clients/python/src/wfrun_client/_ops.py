@@ -41,12 +41,17 @@ def run_body(
     revision_id: str | None,
     accept_external_cost_risk: bool | None,
     extra: Mapping[str, Any],
+    max_cost: str | None = None,
 ) -> dict[str, Any]:
-    """The quote/submit body; ``extra`` carries newer fields (``max_cost``, ``callback_url``)
-    as they are."""
+    """The quote/submit body; ``extra`` carries newer fields (``callback_url``, …) as they
+    are."""
     body = {"workflow_id": workflow_id, "inputs": dict(inputs or {})}
     body |= _compact(
-        {"revision_id": revision_id, "accept_external_cost_risk": accept_external_cost_risk}
+        {
+            "revision_id": revision_id,
+            "accept_external_cost_risk": accept_external_cost_risk,
+            "max_cost": max_cost,
+        }
     )
     return body | dict(extra)
 
@@ -128,8 +133,17 @@ def recharges(page: int, page_size: int) -> Call[list[m.Recharge]]:
     return Call("GET", "/recharge/list", _orders(m.Recharge), params=params)
 
 
-def model_video(inputs: Mapping[str, Any], key: str, request_id: str | None) -> Call[m.ModelRun]:
-    body = _compact({"idempotency_key": key, "request_id": request_id, "inputs": dict(inputs)})
+def model_video(
+    inputs: Mapping[str, Any], key: str, request_id: str | None, max_cost: str | None = None
+) -> Call[m.ModelRun]:
+    body = _compact(
+        {
+            "idempotency_key": key,
+            "request_id": request_id,
+            "inputs": dict(inputs),
+            "max_cost": max_cost,
+        }
+    )
     return Call("POST", "/model-runs/videos", _model(m.ModelRun), body=body)
 
 

@@ -42,6 +42,7 @@ class Runs:
         idempotency_key: str | None = ...,
         revision_id: str | None = ...,
         accept_external_cost_risk: bool | None = ...,
+        max_cost: str | None = ...,
         wait: Literal[False] = ...,
         on_event: OnEvent | None = ...,
         timeout: float | None = ...,
@@ -57,6 +58,7 @@ class Runs:
         idempotency_key: str | None = ...,
         revision_id: str | None = ...,
         accept_external_cost_risk: bool | None = ...,
+        max_cost: str | None = ...,
         wait: Literal[True],
         on_event: OnEvent | None = ...,
         timeout: float | None = ...,
@@ -71,6 +73,7 @@ class Runs:
         idempotency_key: str | None = None,
         revision_id: str | None = None,
         accept_external_cost_risk: bool | None = None,
+        max_cost: str | None = None,
         wait: bool = False,
         on_event: OnEvent | None = None,
         timeout: float | None = None,
@@ -79,8 +82,12 @@ class Runs:
         """Submits a paid run. The idempotency key (made here unless given) is resent on every
         retry, so a lost answer never makes a second run. ``wait=True`` returns the ended
         run's ``run/info`` instead of the submit answer. ``extra``: further body fields
-        (``max_cost``, ``callback_url``, …) as the server accepts them."""
-        body = _ops.run_body(workflow_id, inputs, revision_id, accept_external_cost_risk, extra)
+        (``callback_url``, …) as the server accepts them. ``max_cost`` (an amount string,
+        e.g. ``"0.50"``): a quote above it raises ``MaxCostExceeded`` (nothing frozen); a run
+        reaching it is stopped and charged exactly it (``COST_LIMIT_REACHED``)."""
+        body = _ops.run_body(
+            workflow_id, inputs, revision_id, accept_external_cost_risk, extra, max_cost
+        )
         key = idempotency_key or _ops.new_idempotency_key()
         submitted = self._t.send(_ops.submit(body, key))
         if not wait:
@@ -94,10 +101,14 @@ class Runs:
         *,
         revision_id: str | None = None,
         accept_external_cost_risk: bool | None = None,
+        max_cost: str | None = None,
         **extra: Any,
     ) -> m.Quote:
-        """Validates ``inputs`` and prices the run, with no side effects."""
-        body = _ops.run_body(workflow_id, inputs, revision_id, accept_external_cost_risk, extra)
+        """Validates ``inputs`` and prices the run, with no side effects (``MaxCostExceeded``
+        when the quote is above ``max_cost``)."""
+        body = _ops.run_body(
+            workflow_id, inputs, revision_id, accept_external_cost_risk, extra, max_cost
+        )
         return self._t.send(_ops.quote(body))
 
     def get(self, run_id: str) -> m.RunInfo:
@@ -201,10 +212,11 @@ class ModelRuns:
         *,
         idempotency_key: str | None = None,
         request_id: str | None = None,
+        max_cost: str | None = None,
     ) -> m.ModelRun:
         """Submits a video task; the idempotency key is made here and reused on retries."""
         key = idempotency_key or _ops.new_idempotency_key()
-        return self._t.send(_ops.model_video(inputs, key, request_id))
+        return self._t.send(_ops.model_video(inputs, key, request_id, max_cost))
 
     submit = videos
 

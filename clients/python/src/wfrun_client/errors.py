@@ -68,6 +68,21 @@ class InsufficientBalance(APIError):
     """402: the available balance (or a spend limit) does not cover the quote; nothing frozen."""
 
 
+class SpendLimitExceeded(InsufficientBalance):
+    """402 ``SPEND_LIMIT_EXCEEDED``: the quote would take the API key past its spend limit for
+    the period (UTC day, UTC month or total); nothing frozen."""
+
+
+class MaxCostExceeded(InvalidRequest):
+    """400 ``MAX_COST_EXCEEDED``: the quote is above the request's ``max_cost``; nothing
+    frozen."""
+
+
+COST_LIMIT_REACHED = "COST_LIMIT_REACHED"
+"""The ``error_code`` of a run stopped at its ceiling (its ``max_cost``, the account's balance
+plus the operator's credit limit, or its key's spend limit) and charged exactly that."""
+
+
 class PermissionDenied(APIError):
     """403: the key may not do this."""
 
@@ -127,6 +142,13 @@ BY_STATUS: dict[int, type[APIError]] = {
 }
 
 
+BY_CODE: dict[str, type[APIError]] = {
+    "SPEND_LIMIT_EXCEEDED": SpendLimitExceeded,
+    "MAX_COST_EXCEEDED": MaxCostExceeded,
+}
+"""Codes with a class of their own (a subclass of their status's class)."""
+
+
 def _text(value: object, default: str) -> str:
     return value if isinstance(value, str) else default
 
@@ -147,9 +169,10 @@ def from_envelope(
     code = error.get("status_code")
     status_code = code if isinstance(code, int) and code >= 400 else status
     reason = _text(error.get("reason"), f"HTTP {status}")
-    cls = BY_STATUS.get(status_code, ServerError)
+    engine_code = _text(error.get("engine_code"), f"HTTP_{status}")
+    cls = BY_CODE.get(engine_code) or BY_STATUS.get(status_code, ServerError)
     return cls(
-        engine_code=_text(error.get("engine_code"), f"HTTP_{status}"),
+        engine_code=engine_code,
         detail=_text(error.get("detail"), reason),
         reason=reason,
         status_code=status_code,

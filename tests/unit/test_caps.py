@@ -39,6 +39,13 @@ def test_the_ceiling_is_the_lowest_applicable_cap():
     )
 
 
+def test_a_run_stops_only_past_its_ceiling():
+    cap = caps.Ceiling(100, "max_cost")
+    assert not caps.reached(100, cap)  # a flat price equal to max_cost may finish
+    assert caps.reached(101, cap)
+    assert not caps.reached(10**12, None)
+
+
 def test_a_clamped_settlement_charges_the_ceiling_and_records_the_overrun():
     over = settle(
         frozen=10, compute=70, external=0, quoted_external=0, accept_external_cost_risk=False

@@ -3,7 +3,7 @@
 A run's *ceiling* is the most it may be charged: the lowest of its ``max_cost`` (when set),
 its freeze plus the account's available balance plus the operator's credit limit (so the
 balance never goes below minus the credit limit), and its key's remaining spend limit plus its
-own freeze (when the key has a limit). A running run whose accrued cost reaches its ceiling is
+own freeze (when the key has a limit). A running run whose accrued cost passes its ceiling is
 stopped; a settlement above it is clamped to it and the operator absorbs the rest.
 
 Spend limits count per UTC calendar day, per UTC calendar month, or in total (never reset);
@@ -73,7 +73,9 @@ def ceiling(
 
 
 def reached(accrued: int, cap: Ceiling | None) -> bool:
-    return cap is not None and accrued >= cap.amount
+    """Whether a run that has accrued ``accrued`` must stop: it is past its ceiling (a run
+    exactly at it, e.g. a flat-priced one whose quote is its ``max_cost``, may finish)."""
+    return cap is not None and accrued > cap.amount
 
 
 def clamp(settlement: Settlement, cap: Ceiling | None) -> Settlement:

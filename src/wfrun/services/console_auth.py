@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from wfrun.clock import utcnow
 from wfrun.db import accounts as accounts_db
 from wfrun.db import console as console_db
+from wfrun.db import spend as spend_db
 from wfrun.db.console import ConsoleUser
 from wfrun.db.database import Database
 from wfrun.errors import InvalidParameter, TooManyRequests, Unauthenticated
@@ -360,4 +361,6 @@ async def key_identity(db: Database, key_id: str) -> Identity:
         if key is None or key.revoked_at is not None:
             raise Unauthenticated("the API key of this session was revoked; sign in again")
         account = await accounts_db.get_account(conn, key.account_id)
-    return Identity(Principal(account.id, key.id, account.display_name), "customer", None)
+        limit = await spend_db.get_limit(conn, key.id)  # its spend limit holds here too
+    spend = (limit.spend_limit, limit.period) if limit else (None, None)
+    return Identity(Principal(account.id, key.id, account.display_name, *spend), "customer", None)

@@ -41,7 +41,7 @@ async def check(conn: Connection, claim: Claim, now: datetime) -> CostLimitReach
     elapsed_ms = int((now - started).total_seconds() * 1000)
     accrued = caps.accrued_cost(claim.spec.prices, elapsed_ms)
     cap = caps.ceiling(frozen=run.quote_amount, max_cost=run.max_cost)
-    if not caps.reached(accrued, cap) and accrued >= run.quote_amount:
+    if not caps.reached(accrued, cap) and accrued > run.quote_amount:  # past its freeze
         cap = caps.ceiling(
             frozen=run.quote_amount,
             max_cost=run.max_cost,
@@ -49,7 +49,9 @@ async def check(conn: Connection, claim: Claim, now: datetime) -> CostLimitReach
             credit_limit=run.credit_limit,
             key_room=await _key_room(conn, run),
         )
-    return CostLimitReached(accrued, cap) if cap is not None and accrued >= cap.amount else None
+    return (
+        CostLimitReached(accrued, cap) if cap is not None and caps.reached(accrued, cap) else None
+    )
 
 
 async def _key_room(conn: Connection, run: Run) -> int | None:

@@ -134,7 +134,7 @@ async def test_cli_overrides_take_effect_in_the_api_and_clear(invoke, runtime, h
         "max_running_runs: unlimited",
     ]
     cleared = await asyncio.to_thread(limits_json, invoke, account, "--clear")
-    assert cleared["overridden"] == [] and cleared["max_queued_runs"] == 5
+    assert (cleared["overridden"], cleared["max_queued_runs"]) == ([], 5)
     await until_true(lambda: account not in runtime.limits.overrides, what="the override gone")
     await api.submit(http, alice, workflow_id, "k2")  # the default cap (5) and no rate again
     assert await account_balance(runtime, alice.account_id) == (cny("10") - 2 * QUOTE, 2 * QUOTE)

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 
 from tests.api.test_rate_limits import Clock
 from tests.support import api
@@ -145,3 +148,39 @@ def test_cli_refuses_an_unknown_account_and_a_bad_value(invoke):
     assert "acct_missing" in missing.output
     bad = invoke("accounts", "limits", "acct_missing", "--max-running-runs", "0", code=2)
     assert "--max-running-runs" in bad.output
+
+
+@contextmanager
+def counting_statements(rt: Runtime) -> Iterator[list[str]]:
+    """The statements the runtime's database runs inside the block."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    engine = rt.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_the_queued_cap_costs_a_submit_one_statement_and_none_when_unset(runtime, http):
+    workflow_id = await sleepy(runtime)
+    alice = await customer(runtime)
+    await api.submit(http, alice, workflow_id, "warm")
+    with counting_statements(runtime) as uncapped:
+        await api.submit(http, alice, workflow_id, "k1")
+    runtime.settings.limits.max_queued_runs = 10
+    with counting_statements(runtime) as capped:
+        await api.submit(http, alice, workflow_id, "k2")
+    # The process's background loops (stream poller, overrides refresh) run statements too:
+    # compare the count of an account's waiting jobs, which only the cap runs.
+    assert [s for s in uncapped if _waiting_count(s)] == []
+    assert len([s for s in capped if _waiting_count(s)]) == 1
+
+
+def _waiting_count(statement: str) -> bool:
+    text = " ".join(statement.split())
+    return text.startswith("SELECT count(*)") and "FROM jobs WHERE jobs.account_id" in text

@@ -129,14 +129,18 @@ class RateLimiter:
         overrides every refresh interval."""
         settings = self.book.settings
         refreshed = -math.inf
+        failing = False
         while not stop.is_set():
             try:
                 if time.monotonic() - refreshed >= settings.overrides_refresh_seconds:
                     await self.book.refresh(db)
                     refreshed = time.monotonic()
                 await self.sync(db)
-            except DatabaseUnavailable as exc:
-                log.warning("rate limit sync: %s", exc.detail)
+                failing = False
+            except DatabaseUnavailable as exc:  # one line per outage, not one per round
+                if not failing:
+                    log.warning("rate limit sync: %s; each process limits on its own", exc.detail)
+                failing = True
             except Exception:
                 log.exception("rate limit sync failed")
             with contextlib.suppress(TimeoutError):

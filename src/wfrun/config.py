@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from wfrun.config_limits import LimitsSettings as LimitsSettings  # noqa: PLC0414
 from wfrun.config_seedance import SeedancePrice as SeedancePrice  # noqa: PLC0414 (re-export)
 from wfrun.config_seedance import SeedanceSettings as SeedanceSettings  # noqa: PLC0414
 from wfrun.config_sources import (
@@ -325,6 +326,7 @@ class Settings(BaseSettings):
     seedance: SeedanceSettings = Field(default_factory=SeedanceSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     _sources: Sources = PrivateAttr(default_factory=Sources)
 
     @field_validator("database_url")

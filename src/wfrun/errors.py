@@ -45,6 +45,8 @@ class ServiceError(Exception):
     code: ClassVar[str] = "INTERNAL_ERROR"
     reason: ClassVar[str] = "Internal error."
     category: ClassVar[Category] = Category.INTERNAL
+    retry_after: int | None = None
+    """Seconds a 429 or 503 advises waiting (``Retry-After``); None: the operator's default."""
 
     def __init__(self, detail: str, *, engine_code: str | None = None) -> None:
         super().__init__(detail)
@@ -263,6 +265,37 @@ class ProviderNotConfigured(Unavailable):
 class TooManyStreams(TooManyRequests):
     code = "TOO_MANY_STREAMS"
     reason = "Too many open event streams for this API key."
+
+
+class RateLimited(TooManyRequests):
+    """The API key made more requests than its rate allows (``limits.requests_per_second``,
+    shared by every API process); nothing was done."""
+
+    code = "RATE_LIMITED"
+    reason = "Too many requests for this API key."
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class TooManyQueuedRuns(TooManyRequests):
+    """The account already has ``limits.max_queued_runs`` runs waiting; nothing was frozen."""
+
+    code = "TOO_MANY_QUEUED_RUNS"
+    reason = "Too many queued runs for this account."
+
+
+class Overloaded(Unavailable):
+    """The API process has more requests waiting than it sheds (``limits.*``): answered at
+    once, before anything was done."""
+
+    code = "SERVICE_UNAVAILABLE"
+    reason = "The service is temporarily unavailable."
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class InsufficientBalance(PaymentRequired):

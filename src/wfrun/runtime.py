@@ -27,7 +27,9 @@ from wfrun.errors import ConfigError, DatabaseUnavailable
 from wfrun.fetch import FetchPolicy, SafeFetcher
 from wfrun.metrics import Metrics
 from wfrun.queue.notify import ChannelListener
+from wfrun.services.limits import LimitBook
 from wfrun.services.live import LiveSignal, StreamPoller
+from wfrun.services.rate_limits import RateLimiter
 from wfrun.services.runs import Policy
 from wfrun.services.seedance_deps import SeedanceDeps
 from wfrun.services.webhook_secrets import SecretBox
@@ -62,9 +64,15 @@ class Runtime:
     """Wakes event streams, waiting submits and webhook delivery when runs change."""
     metrics: Metrics = field(default_factory=Metrics)
     """This process's Prometheus registry and instruments (never the global registry)."""
+    limits: LimitBook = field(init=False)
+    """Every account's limits: ``settings.limits`` and the cached per-account overrides."""
+    rates: RateLimiter = field(init=False)
+    """The API keys' request buckets (the API process keeps them in step with the others)."""
     _listener: ChannelListener | StreamPoller | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.limits = LimitBook(self.settings.limits)
+        self.rates = RateLimiter(self.limits)
         self.db.commit_hooks.append(self.live.wake)
 
     async def listen(self) -> None:
@@ -92,6 +100,7 @@ class Runtime:
             real_person_default_group=config.real_person_group_id,
             max_queue_seconds=self.settings.worker.max_queue_seconds,
             credit_limit=self.settings.billing.credit_limit_minor,
+            limits=self.limits,
         )
 
     async def close(self) -> None:

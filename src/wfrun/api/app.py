@@ -30,6 +30,7 @@ from wfrun.api.routes import (
     runs,
     webhooks,
 )
+from wfrun.api.shedding import Shedding
 from wfrun.api.text import refuse_bad_text
 from wfrun.api.uploads import MULTIPART_OVERHEAD
 from wfrun.config import Settings
@@ -64,6 +65,7 @@ def create_app(
         dependencies=[Depends(refuse_bad_text)],
     )
     errors.install(app, retry_after=settings.api.retry_after_seconds)
+    app.add_middleware(Shedding, settings=settings.limits)  # innermost: sheds before routing
     app.add_middleware(BodyLimit, limit_for=_body_limits(settings))
     app.add_middleware(RequestMetrics)  # inside CatchAll: a bug's 500 is observed as raised
     app.add_middleware(CatchAll)
@@ -127,11 +129,13 @@ def _lifespan(
         app.state.runtime = rt
         stop = asyncio.Event()
         task = asyncio.create_task(background(rt, stop)) if background is not None else None
+        limits_sync = asyncio.create_task(rt.rates.run(rt.db, stop))
         try:
             async with metrics_port(app, settings, rt):
                 yield
         finally:
             stop.set()
+            await limits_sync
             if task is not None:
                 await task
             if owned:

@@ -31,6 +31,7 @@ async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
         raise InvalidApiKey("the Authorization header must be 'Bearer <key>'")
     principal = await authenticate(runtime.db, token.strip())
     remember_account(request.scope, principal.account_id)
+    runtime.rates.admit(principal.api_key_id, principal.account_id)  # 429 RATE_LIMITED
     return principal
 
 

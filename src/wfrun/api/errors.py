@@ -113,7 +113,7 @@ class _Handlers:
 
     async def service_error(self, _request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, e.ServiceError)
-        return error_response(exc, retry_after=self.retry_after)
+        return error_response(exc, retry_after=exc.retry_after or self.retry_after)
 
     async def validation_error(self, _request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from wfrun.cli import console_admin
+from wfrun.cli import account_limits, console_admin
 from wfrun.cli.common import amount_of, json_option, run_db
 from wfrun.cli.output import emit, plain
 from wfrun.db.database import Database
@@ -125,6 +125,7 @@ def accounts_list(ctx: click.Context, as_json: bool) -> None:
 
 
 accounts_group.add_command(console_admin.invite_command)
+accounts_group.add_command(account_limits.limits_command)
 accounts_group.add_command(console_admin.set_role_command)
 
 

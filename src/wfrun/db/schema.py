@@ -319,6 +319,7 @@ jobs = Table(
     _ts("start_by", nullable=True),
     Index("ix_jobs_claim", "status", "scheduled_at"),
     Index("ix_jobs_lane", "status", "lane", "fair_round", "created_at"),
+    Index("ix_jobs_account_status", "account_id", "status"),
     Index(
         "uq_jobs_one_active_per_run",
         "run_id",

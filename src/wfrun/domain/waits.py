@@ -41,16 +41,25 @@ def no_capacity_reason(lane: str, capacity: LaneCapacity) -> str | None:
     return None
 
 
-def wait_reason(lane: str, place: int, capacity: LaneCapacity) -> str:
-    """Why the run at 1-based ``place`` in ``lane`` has not started, in words."""
+def wait_reason(
+    lane: str, place: int, capacity: LaneCapacity, running_cap: tuple[int, int] | None = None
+) -> str:
+    """Why the run at 1-based ``place`` in ``lane`` has not started, in words.
+    ``running_cap`` is ``(running, cap)`` when the run's account is at its running-run cap
+    (its runs wait for one of its own to end, whatever the lane's capacity)."""
     blocked = no_capacity_reason(lane, capacity)
     if blocked is not None:
         return blocked
     kind, labels = parse_lane(lane)
     name = f"{kind} ({describe_labels(labels)})" if labels else kind
-    if place > 1:
-        ahead = place - 1
-        return f"{ahead} run{'s' if ahead > 1 else ''} ahead in lane {name}"
+    ahead = place - 1
+    runs_ahead = f"{ahead} run{'s' if ahead > 1 else ''} ahead in lane {name}"
+    if running_cap is not None:
+        running, cap = running_cap
+        capped = f"the account is at its running-runs limit ({running} of {cap} running)"
+        return f"{capped}; {runs_ahead}" if ahead else capped
+    if ahead:
+        return runs_ahead
     if capacity.busy >= capacity.slots:
         what = "instance" if capacity.on_instances else "worker"
         return f"next in lane {name}; all {capacity.slots} {what} slots are busy"

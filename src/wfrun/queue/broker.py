@@ -30,6 +30,7 @@ from wfrun.db.rows import record_or_none, records
 from wfrun.db.schema import jobs, runs, workers
 from wfrun.domain.lanes import fair_round
 from wfrun.queue.notify import CHANNEL
+from wfrun.queue.quotas import within_running_cap
 
 
 class JobStatus(StrEnum):
@@ -148,11 +149,12 @@ async def claim(
     lease: timedelta,
     now: datetime,
     full_lanes: Collection[str] = (),
+    running_cap: int | None = None,
 ) -> Job | None:
-    """Claim the first claimable job in queue order for ``worker_id``, or None when there is
-    none. Jobs of ``full_lanes`` (no free capacity) wait where they are unless their run is
-    already placed on an instance (a re-dispatch goes back to it)."""
-    query = select(jobs.c.id).where(_claimable(now))
+    """Claim the first claimable job in queue order, or None. Jobs of ``full_lanes`` wait unless
+    their run is already placed on an instance (a re-dispatch goes back to it), as do those of
+    accounts at their running-run cap (``quotas.within_running_cap``)."""
+    query = select(jobs.c.id).where(_claimable(now), within_running_cap(running_cap))
     if full_lanes:
         placed = exists().where(runs.c.id == jobs.c.run_id, runs.c.instance_id.is_not(None))
         query = query.where(or_(jobs.c.lane.not_in(list(full_lanes)), placed))

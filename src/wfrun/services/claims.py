@@ -81,7 +81,7 @@ def create_outcome_unknown(run: Run) -> bool:
 
 
 async def claim_next(
-    db: Database, *, worker_id: str, lease: timedelta
+    db: Database, *, worker_id: str, lease: timedelta, running_cap: int | None = None
 ) -> Claim | Literal["empty", "settled"]:
     """Claim one job and start (or resume) its run.
 
@@ -90,12 +90,20 @@ async def claim_next(
     its queue deadline, or exhausted its attempts and was failed here, or no instance had
     room after all). Lanes whose instances are all full are passed by: their runs keep their
     places without being claimed until a slot frees (a finished run wakes its worker; on
-    PostgreSQL the job's change notifies every worker).
+    PostgreSQL the job's change notifies every worker). Runs of an account running
+    ``running_cap`` runs (or its override) wait their turn the same way.
     """
     now = utcnow()
     async with db.transaction(write=True) as conn:
         full = await lanes.full_lanes(conn, now)
-        job = await broker.claim(conn, worker_id=worker_id, lease=lease, now=now, full_lanes=full)
+        job = await broker.claim(
+            conn,
+            worker_id=worker_id,
+            lease=lease,
+            now=now,
+            full_lanes=full,
+            running_cap=running_cap,
+        )
         if job is None:
             return "empty"
         run = await runs_db.find_run(conn, job.run_id)

@@ -18,7 +18,7 @@ from wfrun.db.runs import Run
 from wfrun.domain.lanes import parse_lane
 from wfrun.domain.scheduling import INSTANCE_KINDS, labels_match
 from wfrun.domain.waits import LaneCapacity, estimate_wait_seconds, wait_reason
-from wfrun.queue import broker
+from wfrun.queue import broker, quotas
 from wfrun.queue import lanes as queue_lanes
 
 RECENT_RUNS = 20
@@ -97,9 +97,15 @@ async def lane_capacity(
 
 
 async def queue_info(
-    conn: Connection, run: Run, *, now: datetime, lease_seconds: float
+    conn: Connection,
+    run: Run,
+    *,
+    now: datetime,
+    lease_seconds: float,
+    running_cap: int | None = None,
 ) -> QueueInfo | None:
-    """Where a queued run stands, or None when it has no waiting job."""
+    """Where a queued run stands, or None when it has no waiting job. The reason names the
+    account's running-run cap (override, else ``running_cap``) first when it holds the run."""
     place = await queue_lanes.queue_place(conn, run.id)
     if place is None:
         return None
@@ -107,7 +113,9 @@ async def queue_info(
     elapsed = [max(int((now - t).total_seconds() * 1000), 0) for t in started]
     average_ms = await _typical_ms(conn, run)
     wait = estimate_wait_seconds(place.place, capacity.slots, elapsed, average_ms)
-    return QueueInfo(place.place, wait, wait_reason(place.lane, place.place, capacity))
+    state = await quotas.running_state(conn, run.account_id, running_cap)
+    capped = (state.running, state.cap) if state.at_cap and state.cap is not None else None
+    return QueueInfo(place.place, wait, wait_reason(place.lane, place.place, capacity, capped))
 
 
 async def _typical_ms(conn: Connection, run: Run) -> int:

@@ -77,14 +77,18 @@ async def get_execution(
     *,
     lease_seconds: float,
     family: str = "workflow",
+    running_cap: int | None = None,
 ) -> ExecutionView:
-    """The live view: the run, its latest events, and queue place/ETA while queued."""
+    """The live view: the run, its latest events, and queue place/ETA while queued (the
+    default running-run cap, ``limits.max_running_runs``, explains a wait it causes)."""
     async with db.transaction() as conn:
         run = await fetch_run(conn, principal, run_id, family=family)
         events = await runs_db.list_events(conn, run_id, limit=EVENT_LIMIT)
         if run.status is not RunStatus.QUEUED:
             return ExecutionView(run, events)
-        info = await lanes.queue_info(conn, run, now=utcnow(), lease_seconds=lease_seconds)
+        info = await lanes.queue_info(
+            conn, run, now=utcnow(), lease_seconds=lease_seconds, running_cap=running_cap
+        )
     if info is None:
         return ExecutionView(run, events)
     return ExecutionView(run, events, info.position, info.estimated_wait_sec, info.reason)

@@ -2,7 +2,8 @@
 
 ``submit_run`` is the one transaction of DESIGN.md §3: resolve the revision, validate, quote,
 claim the idempotency key by constraint (never check-then-insert), freeze by conditional
-update, insert the run and its dispatch job. Either all of it exists afterwards or none of it."""
+update (then the queued-run cap), insert the run and its job: all of it exists after, or none.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from wfrun.services import billing, real_person, spending
 from wfrun.services.accounts import Principal
 from wfrun.services.assets import check_asset_refs
 from wfrun.services.catalog import revision_spec
+from wfrun.services.limits import LimitBook, check_queued_runs
 from wfrun.services.run_changes import publish_change
 from wfrun.services.run_endings import Ending, end_run
 from wfrun.services.run_log import log_event
@@ -94,6 +96,7 @@ class Policy:
     """A run not started this long after its submit fails ``QUEUE_TIMEOUT`` (a package may
     set a lower limit)."""
     credit_limit: int = 0  # how far below zero a run may take the balance
+    limits: LimitBook | None = None  # per-account caps (the queued-run cap holds at submit)
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,7 @@ async def _insert_new(
     await billing.freeze(
         conn, account_id=principal.account_id, run_id=stored.id, amount=priced.total, now=now
     )
+    await check_queued_runs(conn, principal.account_id, policy.limits)  # under the account lock
     await broker.enqueue(
         conn,
         run_id=stored.id,
@@ -282,8 +286,7 @@ async def _insert_new(
 def _placement(
     principal: Principal, spec: RevisionSpec, policy: Policy, now: datetime
 ) -> broker.Placement:
-    """The run's lane, account and queue deadline (the lower of the server's and the
-    package's)."""
+    """The run's lane, account and queue deadline (the server's or the package's, lower)."""
     limit = policy.max_queue_seconds
     if spec.max_queue_seconds is not None:
         limit = min(limit, spec.max_queue_seconds)

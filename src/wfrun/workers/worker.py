@@ -99,6 +99,7 @@ class Worker:
         self.settings = settings or runtime.settings.worker
         self.lease = timedelta(seconds=self.settings.lease_seconds)
         self.deps = _runner_deps(runtime, self.settings)
+        self.limits = runtime.settings.limits
         self.tracker = Tracker(runtime.seedance) if runtime.seedance is not None else None
         self.wakeup = wakeup or asyncio.Event()
         self.heartbeat = Periodic(
@@ -229,7 +230,12 @@ class Worker:
         """Claim one job: ``started`` (runs in a task), ``settled`` (ended on the spot),
         ``empty`` (nothing to claim, or the claim failed) or ``unavailable`` (the database)."""
         try:
-            claim = await claims.claim_next(self.deps.db, worker_id=self.id, lease=self.lease)
+            claim = await claims.claim_next(
+                self.deps.db,
+                worker_id=self.id,
+                lease=self.lease,
+                running_cap=self.limits.max_running_runs,
+            )
         except DatabaseUnavailable as exc:
             log.warning("claiming: %s", exc.detail)
             self._outage = exc

@@ -118,8 +118,8 @@ def _complete_operation(operation: dict[str, Any], *, secured: bool) -> None:
     _drop_fastapi_422(responses)
     operation["security"] = [{SCHEME: []}] if secured else []
     statuses = [400, 413, 500]  # refuse_bad_text and BodyLimit guard every request
-    if secured:
-        statuses += [401, 503]
+    if secured:  # an API key may be refused, rate limited (429), or the server unavailable
+        statuses += [401, 429, 503]
     for status in statuses:
         responses.setdefault(str(status), _error_response(status))
     for code, response in responses.items():

@@ -18,11 +18,12 @@ STATUS_DESCRIPTIONS: dict[int, str] = {
     409: "Conflict with the resource's state (e.g. no published revision)",
     413: "Request body too large",
     422: "Idempotency key reused with a different request (`IDEMPOTENCY_KEY_MISMATCH`)",
-    429: "Too many at once from this API key (`TOO_MANY_STREAMS`); retry after `Retry-After` "
-    "seconds",
+    429: "Too many at once: this API key's request rate (`RATE_LIMITED`), its open event "
+    "streams (`TOO_MANY_STREAMS`) or the account's queued runs (`TOO_MANY_QUEUED_RUNS`); "
+    "nothing was done; retry after `Retry-After` seconds",
     500: "Unexpected server error (`INTERNAL_ERROR`)",
-    503: "Temporarily unavailable (the database, or a feature this server is not configured "
-    "for); retry after `Retry-After` seconds",
+    503: "Temporarily unavailable (the database, an overloaded server, or a feature this "
+    "server is not configured for); retry after `Retry-After` seconds",
     504: "Timed out",
 }
 """Default descriptions of the error statuses (a route may say more)."""

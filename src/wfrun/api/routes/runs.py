@@ -157,7 +157,11 @@ async def run_execution(
     run_order_id: str = Query(min_length=1, max_length=64),
 ) -> dict[str, Any]:
     view = await run_views.get_execution(
-        runtime.db, principal, run_order_id, lease_seconds=runtime.settings.worker.lease_seconds
+        runtime.db,
+        principal,
+        run_order_id,
+        lease_seconds=runtime.settings.worker.lease_seconds,
+        running_cap=runtime.settings.limits.max_running_runs,
     )
     return wire.ok(wire.execution(view, links(request, runtime)))
 

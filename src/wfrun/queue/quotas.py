@@ -1,0 +1,84 @@
+"""Counting an account's jobs against its run quotas: waiting (``todo``) jobs for the
+queued-run cap at submit, running (``doing``/``tracking``) ones for the running-run cap the
+claim obeys. The cap of an account is its override (``account_limits``) or the server's
+default. ``ix_jobs_account_status`` serves both counts. Callers own the transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, func, literal, or_, select
+
+from wfrun.db.database import Connection
+from wfrun.db.limits import account_limits
+from wfrun.db.schema import jobs
+
+RUNNING = ("doing", "tracking")
+"""``broker.JobStatus`` DOING and TRACKING (spelled out: the broker's claim imports this)."""
+WAITING = "todo"
+
+
+@dataclass(frozen=True, slots=True)
+class RunningState:
+    """An account's running-run cap (None: none) and its runs running now."""
+
+    cap: int | None
+    running: int
+
+    @property
+    def at_cap(self) -> bool:
+        return self.cap is not None and self.running >= self.cap
+
+
+def _cap(default_cap: int | None) -> Any:
+    return func.coalesce(account_limits.c.max_running_runs, literal(default_cap, Integer))
+
+
+def accounts_at_running_cap(default_cap: int | None) -> Any:
+    """The accounts running as many runs as their cap allows (a subquery for ``NOT IN``):
+    evaluated once per claim, over the jobs in service only."""
+    running = jobs.alias("running_jobs")
+    return (
+        select(running.c.account_id)
+        .select_from(
+            running.outerjoin(account_limits, account_limits.c.account_id == running.c.account_id)
+        )
+        .where(running.c.status.in_(RUNNING))
+        .group_by(running.c.account_id, account_limits.c.max_running_runs)
+        .having(func.count() >= _cap(default_cap))
+    )
+
+
+def within_running_cap(default_cap: int | None) -> Any:
+    """The claim's condition: a waiting job whose account is at its running-run cap waits
+    where it is (a lapsed job being re-claimed already counts as running). Claims racing on
+    PostgreSQL may each see the last free place: the cap can be passed by the number of
+    claims at one instant (SQLite's single writer keeps it exact)."""
+    capped = accounts_at_running_cap(default_cap)
+    return or_(jobs.c.status != WAITING, jobs.c.account_id.not_in(capped))
+
+
+async def waiting_count(conn: Connection, account_id: str) -> int:
+    """The account's jobs waiting in the queue."""
+    query = select(func.count()).where(jobs.c.account_id == account_id, jobs.c.status == WAITING)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def running_state(conn: Connection, account_id: str, default_cap: int | None) -> RunningState:
+    """The account's running-run cap and running runs (one statement)."""
+    cap = (
+        select(_cap(default_cap))
+        .select_from(account_limits)
+        .where(account_limits.c.account_id == account_id)
+        .scalar_subquery()
+    )
+    running = (
+        select(func.count())
+        .where(jobs.c.account_id == account_id, jobs.c.status.in_(RUNNING))
+        .scalar_subquery()
+    )
+    cap_value, count = (
+        await conn.execute(select(func.coalesce(cap, literal(default_cap, Integer)), running))
+    ).one()
+    return RunningState(None if cap_value is None else int(cap_value), int(count))

@@ -1,0 +1,74 @@
+"""The running-run cap through the HTTP API and a real worker: an account at its cap (the
+server's ``limits.max_running_runs`` or the account's override) has its next run wait in the
+queue — never refused, its ``queue_info.reason`` saying so — while other accounts' runs
+start past it; once its running run ends, the waiting one starts and succeeds.
+
+Runs go to a ComfyUI stand-in that holds the first prompt until the test lets it go, so the
+test, not a clock, decides when a run ends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.api.test_queue import publish, sleepy_comfy, submit
+from tests.comfyui.helpers import FAST
+from tests.support import api
+from tests.support.factories import account_balance, customer
+from tests.support.money import cny
+from wfrun.engines.comfyui import ComfyUIEngine
+from wfrun.runtime import Runtime
+from wfrun.services import claims, instances, limits
+from wfrun.services.claims import engine_prompt_id
+
+SLEEP = "2"
+CAPPED = "the account is at its running-runs limit (1 of 1 running)"
+
+
+@pytest.fixture
+async def rt(runtime: Runtime) -> Runtime:
+    await runtime.engines["comfyui"].aclose()  # type: ignore[attr-defined]
+    runtime.engines["comfyui"] = ComfyUIEngine("wfrun-running-cap", settings=FAST)
+    return runtime
+
+
+@pytest.mark.parametrize("how", ["default", "override"])
+async def test_an_account_at_its_running_cap_waits_its_turn_then_runs(rt, http, standin, how):
+    await instances.add_instance(rt.db, url=standin.base_url, capacity=3, labels={})
+    workflow_id = await publish(rt, sleepy_comfy())
+    alice, bob = await customer(rt, name="alice"), await customer(rt, name="bob")
+    if how == "default":
+        rt.settings.limits.max_running_runs = 1
+    else:  # the claim reads the override from the database, no cache in between
+        await limits.set_overrides(
+            rt.db, rt.settings.limits, alice.account_id, {"max_running_runs": 1}
+        )
+    await standin.hold(running=True, node=SLEEP)
+    async with api.running_worker(rt):
+        first = await submit(http, alice, workflow_id, "a1")
+        await standin.wait_held(engine_prompt_id(first))
+        second = await submit(http, alice, workflow_id, "a2")
+        other = await submit(http, bob, workflow_id, "b1")
+        await standin.wait_pending(engine_prompt_id(other))  # bob's run started past alice's
+        probe = await claims.claim_next(
+            rt.db,
+            worker_id="probe",
+            lease=timedelta(seconds=5),
+            running_cap=rt.settings.limits.max_running_runs,
+        )
+        assert probe == "empty"  # alice's waiting run is passed by, though slots are free
+        view = await api.execution(http, alice, second)
+        assert view["status"] == "queued"
+        assert view["queue_info"]["position"] == 1
+        assert view["queue_info"]["reason"] == CAPPED
+        await standin.release()
+        ended = [
+            await api.wait_status(http, who, r)
+            for who, r in ((alice, first), (alice, second), (bob, other))
+        ]
+    assert [v["status"] for v in ended] == ["succeeded"] * 3
+    charged = [
+        cny(v["final_amount"]) for v in [await api.info(http, alice, r) for r in (first, second)]
+    ]
+    assert await account_balance(rt, alice.account_id) == (cny("10") - sum(charged), 0)

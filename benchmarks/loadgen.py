@@ -7,8 +7,8 @@ It reads one plan (a list of phases) and prints one JSON document: per phase its
 this process's own CPU use (cores busy = CPU seconds / wall seconds), so a reader sees it was not
 the bound. Phases:
 
-* ``closed`` — ``clients`` connections, each sending requests back to back for ``seconds``
-  (after ``warmup`` seconds not counted): requests/s, p50, p99, non-2xx count. ``{key}`` in a
+* ``closed`` — ``clients`` connections, each sending requests back to back; the answers that
+  complete in a window of ``seconds`` (after ``warmup`` seconds) count: requests/s, p50, p99, non-2xx count. ``{key}`` in a
   body is replaced by a key unique to the request (``{client}`` by the client number).
 * ``dispatch`` — one SSE account stream open; ``runs`` submits one after another, each waiting
   for its ``done`` event: submit sent → ``running`` (the worker's clock when its claim
@@ -117,8 +117,9 @@ async def closed(base: str, phase: dict[str, Any]) -> dict[str, Any]:
             body = _body(phase.get("body"), n, 0 if phase.get("same_key") else i, phase["tag"])
             status, _ = await conn.request(phase["method"], path, body)
             i += 1
-            if began >= measure_from:
-                latencies.append(time.perf_counter() - began)
+            ended = time.perf_counter()
+            if measure_from <= ended <= stop:  # answers completed inside the window count
+                latencies.append(ended - began)
                 errors[0] += status != 200
         conn.close()
 

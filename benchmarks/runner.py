@@ -38,7 +38,7 @@ SMOKE = seed.Counts(10, 100, 100)
 MODES = {
     "full": Mode("full", 5, 50, 15, FULL, seed.Counts(1000, 50_000, 200_000)),
     "quick": Mode("quick", 2, 15, 6, QUICK, QUICK),
-    "smoke": Mode("smoke", 0.5, 3, 2, SMOKE, SMOKE),
+    "smoke": Mode("smoke", 1, 3, 2, SMOKE, SMOKE),
 }
 
 

@@ -83,7 +83,7 @@ def _submits(db: str, r: dict[str, Any]) -> list[Row]:
             rows.append(_at_least(db, name, m["rps"], "rps", lim[f"submit{c}"], limit_name, 0.5))
         else:
             rows.append(_info(db, name, m["rps"], "rps", lim[f"submit{c}"], limit_name))
-        rows.append(_info(db, f"submit c={c} p50 / p99", m["p50"], f"/ {m['p99']:.1f} ms"))
+        rows.append(_pair(db, f"submit c={c} p50 / p99", m))
     base = t["submit8"]["rps"]
     rows.append(_at_least(db, "replay c=8 (rps)", t["replay"]["rps"], "rps", base, "submit c=8", 2))
     for read, label in (("balance", "balance/info"), ("execution", "run/execution finished")):
@@ -96,6 +96,11 @@ def _submits(db: str, r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _pair(db: str, figure: str, q: dict[str, float]) -> Row:
+    """An information row showing ``p50 / p99 ms``."""
+    return _info(db, figure, q["p50"], f"/ {q['p99']:.1f} ms")
+
+
 def _latencies(db: str, r: dict[str, Any]) -> list[Row]:
     s, d = r["scale"], r["dispatch"]
     n = r["counts"]["runs_big"]
@@ -104,19 +109,9 @@ def _latencies(db: str, r: dict[str, Any]) -> list[Row]:
         _at_most(db, f"queued run/execution p99 at {n:,} runs", s["queued"]["p99"], 20),
         _at_most(db, "dispatch p50 idle (submit sent → running)", d["idle"]["dispatch"]["p50"], 5),
         _at_most(db, "dispatch p99 idle (submit sent → running)", d["idle"]["dispatch"]["p99"], 25),
-        _info(
-            db,
-            "dispatch p50 / p99 under 10 submits/s",
-            d["loaded"]["dispatch"]["p50"],
-            f"/ {d['loaded']['dispatch']['p99']:.1f} ms",
-        ),
+        _pair(db, "dispatch p50 / p99 under 10 submits/s", d["loaded"]["dispatch"]),
         _at_most(db, "end-to-end p50 trivial graph", d["idle"]["end_to_end"]["p50"], 20),
-        _info(
-            db,
-            "event stream p50 / p99",
-            d["idle"]["events"]["p50"],
-            f"/ {d['idle']['events']['p99']:.1f} ms",
-        ),
+        _pair(db, "event stream p50 / p99", d["idle"]["events"]),
     ]
 
 

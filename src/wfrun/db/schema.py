@@ -185,6 +185,8 @@ runs = Table(
         "account_id", "workflow_id", "idempotency_scope", "idempotency_key", name="idempotency"
     ),
     Index("ix_runs_account_created", "account_id", "created_at"),
+    Index("ix_runs_account_family_created", "account_id", "family", "created_at", "id"),
+    Index("ix_runs_revision_status_terminal", "revision_id", "status", "terminal_at"),
     Index("ix_runs_status_created", "status", "created_at"),
     Index("ix_runs_outputs_expire", "outputs_expire_at"),
 )
@@ -317,6 +319,14 @@ jobs = Table(
     _ts("start_by", nullable=True),
     Index("ix_jobs_claim", "status", "scheduled_at"),
     Index("ix_jobs_lane", "status", "lane", "fair_round", "created_at"),
+    Index(
+        "ix_jobs_todo_order",
+        "fair_round",
+        "created_at",
+        "id",
+        sqlite_where=text("status = 'todo'"),
+        postgresql_where=text("status = 'todo'"),
+    ),
     Index(
         "uq_jobs_one_active_per_run",
         "run_id",

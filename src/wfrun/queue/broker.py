@@ -95,26 +95,40 @@ async def enqueue(
     now: datetime,
     placement: Placement,
 ) -> str:
-    job_id = ids.new_job_id()
-    await conn.execute(
-        insert(jobs),
-        {
-            "id": job_id,
-            "kind": kind,
-            "run_id": run_id,
-            "status": JobStatus.TODO,
-            "attempts": 0,
-            "max_attempts": max_attempts,
-            "scheduled_at": now,
-            "created_at": now,
-            "updated_at": now,
-            "lane": placement.lane,
-            "account_id": placement.account_id,
-            "fair_round": await _round_for(conn, placement),
-            "start_by": placement.start_by,
-        },
+    values = await job_values(
+        conn, run_id=run_id, kind=kind, max_attempts=max_attempts, now=now, placement=placement
     )
+    await conn.execute(insert(jobs), values)
+    job_id: str = values["id"]
     return job_id
+
+
+async def job_values(
+    conn: Connection,
+    *,
+    run_id: str,
+    kind: str,
+    max_attempts: int,
+    now: datetime,
+    placement: Placement,
+) -> dict[str, Any]:
+    """The row :func:`enqueue` inserts (its round read now), for a caller that inserts it
+    together with other rows (the submit: ``queue.submission``)."""
+    return {
+        "id": ids.new_job_id(),
+        "kind": kind,
+        "run_id": run_id,
+        "status": JobStatus.TODO,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "scheduled_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "lane": placement.lane,
+        "account_id": placement.account_id,
+        "fair_round": await _round_for(conn, placement),
+        "start_by": placement.start_by,
+    }
 
 
 async def _round_for(conn: Connection, placement: Placement) -> int:

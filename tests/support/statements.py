@@ -88,13 +88,6 @@ class _Listener:
         self.trips = trips
         self.older = asyncio.all_tasks() - {asyncio.current_task()}
         self.pre_ping = bool(getattr(engine.pool, "_pre_ping", False))
-        self.hooks: list[tuple[Any, str, Any]] = [
-            (engine, "before_cursor_execute", self.statement),
-            (engine, "begin", self.begin),
-            (engine, "commit", self.commit),
-            (engine, "rollback", self.rollback),
-            (engine.pool, "checkout", self.checkout),
-        ]
 
     def ours(self) -> bool:
         """Whether the event comes from a task this block counts (see the module docstring)."""
@@ -130,22 +123,47 @@ class _Listener:
         if self.pre_ping:
             self.trips.pings += 1
 
-    def install(self) -> None:
-        for target, name, fn in self.hooks:
-            event.listen(target, name, fn)
+    def hooks(self) -> dict[tuple[str, bool], Any]:
+        return {
+            ("before_cursor_execute", False): self.statement,
+            ("begin", False): self.begin,
+            ("commit", False): self.commit,
+            ("rollback", False): self.rollback,
+            ("checkout", True): self.checkout,
+        }
 
-    def remove(self) -> None:
-        for target, name, fn in self.hooks:
-            event.remove(target, name, fn)
+
+_listening: dict[int, list[_Listener]] = {}
+"""The counting blocks open on each engine (by id). One dispatcher per engine and event is
+installed once and never removed: removing a listener while an event is being dispatched
+(SQLite's BEGIN awaits inside the ``begin`` event) breaks SQLAlchemy's iteration."""
+
+
+def _install_dispatchers(engine: Engine) -> list[_Listener]:
+    key = id(engine)
+    if key in _listening:
+        return _listening[key]
+    open_blocks: list[_Listener] = []
+    _listening[key] = open_blocks
+    for name, on_pool in _Listener(engine, Trips()).hooks():
+
+        def dispatch(*args: Any, _name: str = name, _pool: bool = on_pool) -> None:
+            for listener in [*open_blocks]:
+                listener.hooks()[(_name, _pool)](*args)
+
+        event.listen(engine.pool if on_pool else engine, name, dispatch)
+    return open_blocks
 
 
 @asynccontextmanager
 async def counting(db: Database) -> AsyncIterator[Trips]:
     """Count what ``db``'s engine sends during the block; read the :class:`Trips` after it."""
     trips = Trips()
-    listener = _Listener(db.engine.sync_engine, trips)
-    listener.install()
+    engine = db.engine.sync_engine
+    open_blocks = _install_dispatchers(engine)
+    listener = _Listener(engine, trips)
+    open_blocks.append(listener)
     try:
         yield trips
     finally:
-        listener.remove()
+        open_blocks.remove(listener)

@@ -14,7 +14,7 @@ from wfrun.clock import utcnow
 from wfrun.db import accounts as accounts_db
 from wfrun.db.database import Database
 from wfrun.runtime import Runtime
-from wfrun.services import accounts, key_cache
+from wfrun.services import accounts
 from wfrun.services.key_cache import KeyCache
 
 BALANCE = "/balance/info"
@@ -70,10 +70,9 @@ class _Clock:
         return self.now
 
 
-def test_entries_expire_a_ttl_after_their_lookup_started(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entries_expire_a_ttl_after_their_lookup_started() -> None:
     clock = _Clock()
-    monkeypatch.setattr(key_cache.time, "monotonic", clock)
-    cache: KeyCache[str] = KeyCache(ttl=1.0, size=2)
+    cache: KeyCache[str] = KeyCache(ttl=1.0, size=2, clock=clock)
     token = cache.begin_lookup()
     clock.now += 0.4  # the lookup took 0.4 s
     cache.put(("db", "a"), "alice", token)

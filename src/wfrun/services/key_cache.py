@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -40,7 +41,14 @@ class _Entry(Generic[T]):
 class KeyCache(Generic[T]):
     """Found keys by ``(database url, key hash)``; see the module docstring."""
 
-    def __init__(self, *, ttl: float = TTL_SECONDS, size: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self,
+        *,
+        ttl: float = TTL_SECONDS,
+        size: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
         self._ttl = ttl
         self._size = size
         self._entries: OrderedDict[tuple[str, str], _Entry[T]] = OrderedDict()
@@ -50,7 +58,7 @@ class KeyCache(Generic[T]):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expires <= time.monotonic():
+        if entry.expires <= self._clock():
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
@@ -58,7 +66,7 @@ class KeyCache(Generic[T]):
 
     def begin_lookup(self) -> tuple[int, float]:
         """A token to pass to :meth:`put` once the lookup that starts now has found the key."""
-        return self._generation, time.monotonic()
+        return self._generation, self._clock()
 
     def put(self, key: tuple[str, str], value: T, token: tuple[int, float]) -> None:
         generation, started = token

@@ -124,9 +124,11 @@ async def find_run(conn: Connection, run_id: str, *, account_id: str | None = No
     return record_or_none(Run, (await conn.execute(query)).mappings().first())
 
 
-LIST_COUNT_CAP = 10_000
+LIST_COUNT_CAP = 1_000
 """``list_runs`` counts matching runs up to this many (or up to one past the page asked for,
-when that is further): an exact count over a long history is a scan (219 ms at 1M runs)."""
+when that is further): an exact count over a long history is a scan (219 ms at 1M runs);
+1,000 newest entries of ``ix_runs_account_family_created`` are an index-only range (0.3 ms at
+1M runs; 10,000 took 1.7 ms vacuumed, 13 ms with heap visits)."""
 
 
 async def list_runs(
@@ -151,12 +153,13 @@ async def list_runs(
     if status:
         conditions.append(runs.c.status == status)
     cap = max(LIST_COUNT_CAP, offset + limit + 1)
-    capped = select(runs.c.id).where(*conditions).limit(cap).subquery()
+    newest = (runs.c.created_at.desc(), runs.c.id.desc())  # steers the count to the index
+    capped = select(runs.c.id).where(*conditions).order_by(*newest).limit(cap).subquery()
     total = select(func.count()).select_from(capped).scalar_subquery()
     query = (
         select(runs, total.label("wfrun_total"))
         .where(*conditions)
-        .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        .order_by(*newest)
         .limit(limit)
         .offset(offset)
     )

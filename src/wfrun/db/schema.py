@@ -1,7 +1,6 @@
 """The schema as SQLAlchemy Core tables. Migrations are the source of truth for the database;
-a test asserts this metadata and the migration history agree.
-
-Money columns are BigInteger counts of 1e-8 CNY.
+a test asserts this metadata and the migration history agree. Money columns are BigInteger
+counts of 1e-8 CNY.
 """
 
 from __future__ import annotations
@@ -64,6 +63,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 Json: Any = JSON().with_variant(JSONB(), "postgresql")
 Money = BigInteger
 Id = String(40)
+
+
+def _only(condition: str) -> dict[str, Any]:  # a partial index's condition, both dialects
+    return {"sqlite_where": text(condition), "postgresql_where": text(condition)}
 
 
 def _ts(name: str, nullable: bool = False) -> Column[Any]:
@@ -319,20 +322,9 @@ jobs = Table(
     _ts("start_by", nullable=True),
     Index("ix_jobs_claim", "status", "scheduled_at"),
     Index("ix_jobs_lane", "status", "lane", "fair_round", "created_at"),
+    Index("ix_jobs_todo_order", "fair_round", "created_at", "id", **_only("status = 'todo'")),
     Index(
-        "ix_jobs_todo_order",
-        "fair_round",
-        "created_at",
-        "id",
-        sqlite_where=text("status = 'todo'"),
-        postgresql_where=text("status = 'todo'"),
-    ),
-    Index(
-        "uq_jobs_one_active_per_run",
-        "run_id",
-        unique=True,
-        sqlite_where=text("status IN ('todo', 'doing')"),
-        postgresql_where=text("status IN ('todo', 'doing')"),
+        "uq_jobs_one_active_per_run", "run_id", unique=True, **_only("status IN ('todo', 'doing')")
     ),
 )
 

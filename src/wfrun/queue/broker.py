@@ -1,6 +1,7 @@
 """A job queue on our own tables, in the same database as the business data.
 
-Enqueue happens inside the caller's transaction (atomic with the run). A claim is one
+Enqueue happens inside the submit's transaction, in the same statement as the run
+(:func:`job_values`, ``queue.submission``). A claim is one
 statement: ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` on
 PostgreSQL; the same under SQLite's single-writer ``BEGIN IMMEDIATE``. A claim takes a lease
 and bumps ``attempts``; a job whose lease lapsed (its worker died) is claimable again, and the
@@ -86,23 +87,6 @@ class Placement:
     start_by: datetime | None
 
 
-async def enqueue(
-    conn: Connection,
-    *,
-    run_id: str,
-    kind: str,
-    max_attempts: int,
-    now: datetime,
-    placement: Placement,
-) -> str:
-    values = await job_values(
-        conn, run_id=run_id, kind=kind, max_attempts=max_attempts, now=now, placement=placement
-    )
-    await conn.execute(insert(jobs), values)
-    job_id: str = values["id"]
-    return job_id
-
-
 async def job_values(
     conn: Connection,
     *,
@@ -112,8 +96,8 @@ async def job_values(
     now: datetime,
     placement: Placement,
 ) -> dict[str, Any]:
-    """The row :func:`enqueue` inserts (its round read now), for a caller that inserts it
-    together with other rows (the submit: ``queue.submission``)."""
+    """A new job's row, its fair round read now; the submit inserts it together with the run's
+    other rows (``queue.submission``)."""
     return {
         "id": ids.new_job_id(),
         "kind": kind,

@@ -122,13 +122,13 @@ async def _lose_connection_mid_transaction(db: Database, lost: list[int]) -> Non
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_postgresql_connections_broken_by_a_restart_do_not_poison_the_pool(database_url):
     """A terminated backend looks like a restart to the pool: an idle connection is replaced
-    on checkout (pre-ping); one lost mid-transaction fails that transaction only, as
+    when its BEGIN fails (no pre-ping); one lost mid-transaction fails that transaction only, as
     unavailable, and the next one gets a fresh connection."""
     db = Database(database_url, pool_size=1)
     try:
         idle = await _backend_pid(db)
         await _terminate(db.url, idle)
-        assert await _backend_pid(db) != idle  # pre-ping replaced it; no error surfaced
+        assert await _backend_pid(db) != idle  # replaced at BEGIN; no error surfaced
         lost: list[int] = []
         with pytest.raises(DatabaseUnavailable, match="connection lost"):
             await _lose_connection_mid_transaction(db, lost)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, cast, func, insert, select, update
+from sqlalchemy import BigInteger, cast, func, insert, select, update
 
 from wfrun import ids
 from wfrun.db import ledger_requests as _ledger_requests  # noqa: F401 - registers its table
@@ -99,22 +99,6 @@ async def list_accounts(conn: Connection) -> list[Account]:
     return records(Account, (await conn.execute(query)).mappings())
 
 
-_FREEZE = (
-    update(accounts)
-    .where(accounts.c.id == bindparam("account"), accounts.c.available >= bindparam("amount"))
-    .values(
-        available=accounts.c.available - bindparam("amount"),
-        frozen=accounts.c.frozen + bindparam("amount"),
-    )
-)
-
-
-async def try_freeze(conn: Connection, account_id: str, amount: int) -> bool:
-    """Move ``amount`` available → frozen iff available covers it (one conditional UPDATE)."""
-    result = await conn.execute(_FREEZE, {"account": account_id, "amount": amount})
-    return result.rowcount == 1
-
-
 async def apply_balance(conn: Connection, account_id: str, postings: list[Posting]) -> None:
     """Apply the customer-bucket deltas of ``postings`` to the cached balance row."""
     available, frozen = balance_deltas(postings)
@@ -137,25 +121,41 @@ async def record_entry(
 ) -> str:
     """Append one balanced ledger entry. A second entry of the same kind for a run violates
     the ``one_per_run`` constraint, so a replayed settle can never post twice."""
-    entry_id = ids.new_ledger_id()
-    await conn.execute(
-        insert(ledger_entries),
-        {
-            "id": entry_id,
-            "kind": kind,
-            "account_id": account_id,
-            "run_id": run_id,
-            "memo": memo,
-            "created_at": now,
-        },
+    entry, rows = entry_rows(
+        kind=kind, account_id=account_id, postings=postings, now=now, run_id=run_id, memo=memo
     )
+    await conn.execute(insert(ledger_entries), entry)
+    if rows:
+        await conn.execute(insert(ledger_postings), rows)
+    entry_id: str = entry["id"]
+    return entry_id
+
+
+def entry_rows(
+    *,
+    kind: EntryKind,
+    account_id: str,
+    postings: list[Posting],
+    now: datetime,
+    run_id: str | None = None,
+    memo: str = "",
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The ``ledger_entries`` row and ``ledger_postings`` rows :func:`record_entry` inserts
+    (for a caller that inserts them with other rows: the submit)."""
+    entry_id = ids.new_ledger_id()
+    entry = {
+        "id": entry_id,
+        "kind": kind,
+        "account_id": account_id,
+        "run_id": run_id,
+        "memo": memo,
+        "created_at": now,
+    }
     rows = [
         {"entry_id": entry_id, "account_id": account_id, "bucket": p.bucket, "amount": p.amount}
         for p in postings
     ]
-    if rows:
-        await conn.execute(insert(ledger_postings), rows)
-    return entry_id
+    return entry, rows
 
 
 # ---- API keys ----------------------------------------------------------------------------------

@@ -9,12 +9,24 @@ Driver failures leave as two errors of ours: a constraint refusing a write is
 :class:`ConstraintViolated`; the database being out of reach (refused or lost connections,
 a server starting or shutting down, too many connections, SQLite busy past its timeout, a full
 or unreadable disk) is :class:`~wfrun.errors.DatabaseUnavailable`, which the API answers 503
-and workers wait out. Anything else (a bug) propagates unchanged. PostgreSQL connections are
-pre-pinged on checkout, so the ones a restart broke are replaced instead of failing requests.
+and workers wait out. Anything else (a bug) propagates unchanged.
+
+PostgreSQL connections are not pre-pinged (that cost three round trips per checkout, issue 17):
+the transaction's BEGIN is sent as soon as the connection is checked out, and when it fails
+because the connection is dead (a database restart broke it while it sat in the pool) the
+connection is invalidated and the checkout and BEGIN are tried once more — nothing of the
+caller's has run yet, so the retry is safe. A connection lost after that fails its transaction
+as unavailable.
+
+SQLite allows one writer at a time: write transactions (``BEGIN IMMEDIATE``) are serialised in
+process by an asyncio lock, so pooled connections queue in order instead of polling each other
+through ``busy_timeout`` (p99 2.2 s at 8 clients); the write lock of another process (the
+worker, an admin command) is still waited out by ``busy_timeout``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import sys
@@ -92,6 +104,8 @@ class Database:
         self.dialect = make_url(self.url).get_backend_name()
         self.engine: AsyncEngine = _create_engine(self.url, self.dialect, pool_size)
         self._down_since: float | None = None
+        self._writer = asyncio.Lock()
+        """SQLite: one write transaction of this process at a time (see the module docstring)."""
         self.commit_hooks: list[CommitHook] = []
         """Called after each commit that :func:`note_change` marked (never after a rollback)."""
 
@@ -113,7 +127,8 @@ class Database:
             DatabaseUnavailable: the database could not be reached, or the connection was
                 lost or refused the work for lack of resources (see the module docstring).
         """
-        async with self._connection() as conn:
+        serialised = self._writer if write and self.is_sqlite else _NO_LOCK
+        async with serialised, self._connection() as conn:
             conn.info.pop(_CHANGED, None)
             conn.info.pop(_AFTER_COMMIT, None)
             try:
@@ -140,8 +155,41 @@ class Database:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection; failing to get one is the database being unavailable when the
-        cause says so (a raw socket or server-state error from the driver, a pool timeout)."""
+        """A pooled connection, on PostgreSQL with its transaction begun; failing to get one
+        is the database being unavailable when the cause says so (a raw socket or
+        server-state error from the driver, a pool timeout). A dead pooled connection is
+        replaced once (see the module docstring)."""
+        conn = await self._checkout()
+        if not self.is_sqlite:
+            conn = await self._begun(conn)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def _begun(self, conn: AsyncConnection) -> AsyncConnection:
+        """``conn`` with its BEGIN sent; when that fails (whatever the error: nothing of the
+        caller's ran) the connection is discarded and a fresh one tried once."""
+        try:
+            await _begin_now(conn)
+            return conn
+        except Exception as exc:  # noqa: BLE001 - a pooled connection's failure: replace it
+            log.info("replacing a pooled connection that failed to begin (%s)", exc)
+            await conn.invalidate()
+            await conn.close()
+        conn = await self._checkout()
+        try:
+            await _begin_now(conn)
+        except Exception as exc:
+            await conn.invalidate()
+            await conn.close()
+            unavailable = self._unavailable(exc.__cause__ or exc, "cannot begin")  # type: ignore[arg-type]
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+        return conn
+
+    async def _checkout(self) -> AsyncConnection:
         conn = self.engine.connect()
         failures: tuple[type[Exception], ...] = (OSError, PoolTimeout, DBAPIError)
         failures += _asyncpg_errors("PostgresError")
@@ -152,10 +200,7 @@ class Database:
             if unavailable is None:
                 raise
             raise unavailable from exc
-        try:
-            yield conn
-        finally:
-            await conn.close()
+        return conn
 
     def _unavailable(self, exc: Exception, when: str) -> DatabaseUnavailable | None:
         """The DatabaseUnavailable ``exc`` means, or None when it means something else."""
@@ -175,6 +220,27 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+
+async def _begin_now(conn: AsyncConnection) -> None:
+    """PostgreSQL: send the BEGIN now (asyncpg's adapter would send it with the first
+    statement; this calls its hook early) so a dead connection shows before any statement of
+    the caller's ran."""
+    raw = await conn.get_raw_connection()
+    adapter: Any = raw.dbapi_connection
+    if getattr(adapter, "_transaction", None) is None:
+        await adapter._start_transaction()
 
 
 def unavailable_cause(exc: BaseException) -> str | None:
@@ -222,7 +288,7 @@ def _create_engine(url: str, dialect: str, pool_size: int) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
         _install_sqlite_hooks(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:

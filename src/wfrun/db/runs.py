@@ -14,7 +14,6 @@ from sqlalchemy import Update, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wfrun.db.database import Connection
-from wfrun.db.dialect import insert_ignoring_conflict
 from wfrun.db.rows import record_or_none, records
 from wfrun.db.schema import freezes, run_events, runs
 from wfrun.domain.runs import FreezeStatus, RunStatus
@@ -110,13 +109,8 @@ class Freeze:
     amount: int
 
 
-_IDEMPOTENCY = ["account_id", "workflow_id", "idempotency_scope", "idempotency_key"]
-
-
-async def insert_run_claiming_key(conn: Connection, values: dict[str, Any]) -> Run | None:
-    """Insert the run unless its idempotency key is taken; the stored run, or None."""
-    statement = insert_ignoring_conflict(conn, runs, _IDEMPOTENCY).returning(*runs.c)
-    return record_or_none(Run, (await conn.execute(statement, values)).mappings().first())
+IDEMPOTENCY = ["account_id", "workflow_id", "idempotency_scope", "idempotency_key"]
+"""The columns of a run's idempotency key (unique; ``queue.submission`` claims it)."""
 
 
 async def find_by_idempotency(
@@ -138,6 +132,13 @@ async def find_run(conn: Connection, run_id: str, *, account_id: str | None = No
     return record_or_none(Run, (await conn.execute(query)).mappings().first())
 
 
+LIST_COUNT_CAP = 1_000
+"""``list_runs`` counts matching runs up to this many (or up to one past the page asked for,
+when that is further): an exact count over a long history is a scan (219 ms at 1M runs);
+1,000 newest entries of ``ix_runs_account_family_created`` are an index-only range (0.3 ms at
+1M runs; 10,000 took 1.7 ms vacuumed, 13 ms with heap visits)."""
+
+
 async def list_runs(
     conn: Connection,
     *,
@@ -147,8 +148,11 @@ async def list_runs(
     limit: int,
     offset: int,
 ) -> tuple[list[Run], int]:
-    """Workflow runs, newest first, with the total count; every account's when
-    ``account_id`` is None (the console's operator view)."""
+    """Workflow runs, newest first, with the count of matching runs capped at
+    :data:`LIST_COUNT_CAP` (or one past this page when that is more: a next page exists);
+    every account's when ``account_id`` is None (the console's operator view). One statement:
+    the count rides along the page as a scalar subquery (index ``ix_runs_account_family_
+    created``); only a page past the end counts on its own."""
     conditions = [runs.c.family == "workflow"]
     if account_id is not None:
         conditions.append(runs.c.account_id == account_id)
@@ -156,16 +160,21 @@ async def list_runs(
         conditions.append(runs.c.workflow_id == workflow_id)
     if status:
         conditions.append(runs.c.status == status)
-    total_query = select(func.count()).select_from(runs).where(*conditions)
-    total = int((await conn.execute(total_query)).scalar_one())
+    cap = max(LIST_COUNT_CAP, offset + limit + 1)
+    newest = (runs.c.created_at.desc(), runs.c.id.desc())  # steers the count to the index
+    capped = select(runs.c.id).where(*conditions).order_by(*newest).limit(cap).subquery()
+    total = select(func.count()).select_from(capped).scalar_subquery()
     query = (
-        select(runs)
+        select(runs, total.label("wfrun_total"))
         .where(*conditions)
-        .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        .order_by(*newest)
         .limit(limit)
         .offset(offset)
     )
-    return records(Run, (await conn.execute(query)).mappings()), total
+    rows = (await conn.execute(query)).mappings().all()
+    if rows:
+        return records(Run, rows), int(rows[0]["wfrun_total"])
+    return [], int((await conn.execute(select(total))).scalar_one())
 
 
 async def move_status(
@@ -301,10 +310,6 @@ async def recent_average_ms(conn: Connection, revision_id: str, *, sample: int) 
 
 
 # ---- freezes ---------------------------------------------------------------------------------
-
-
-async def insert_freeze(conn: Connection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(freezes), values)
 
 
 async def close_freeze(

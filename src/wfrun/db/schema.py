@@ -1,6 +1,7 @@
 """The schema as SQLAlchemy Core tables. Migrations are the source of truth for the database;
 a test asserts this metadata and the migration history agree. Money columns are BigInteger
-counts of 1e-8 CNY."""
+counts of 1e-8 CNY.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +63,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 Json: Any = JSON().with_variant(JSONB(), "postgresql")
 Money = BigInteger
 Id = String(40)
+
+
+def _only(condition: str) -> dict[str, Any]:  # a partial index's condition, both dialects
+    return {"sqlite_where": text(condition), "postgresql_where": text(condition)}
 
 
 def _ts(name: str, nullable: bool = False) -> Column[Any]:
@@ -187,6 +192,8 @@ runs = Table(
         "account_id", "workflow_id", "idempotency_scope", "idempotency_key", name="idempotency"
     ),
     Index("ix_runs_account_created", "account_id", "created_at"),
+    Index("ix_runs_account_family_created", "account_id", "family", "created_at", "id"),
+    Index("ix_runs_revision_status_terminal", "revision_id", "status", "terminal_at"),
     Index("ix_runs_status_created", "status", "created_at"),
     Index("ix_runs_outputs_expire", "outputs_expire_at"),
 )
@@ -320,12 +327,9 @@ jobs = Table(
     Index("ix_jobs_claim", "status", "scheduled_at"),
     Index("ix_jobs_lane", "status", "lane", "fair_round", "created_at"),
     Index("ix_jobs_account_status", "account_id", "status"),
+    Index("ix_jobs_todo_order", "fair_round", "created_at", "id", **_only("status = 'todo'")),
     Index(
-        "uq_jobs_one_active_per_run",
-        "run_id",
-        unique=True,
-        sqlite_where=text("status IN ('todo', 'doing')"),
-        postgresql_where=text("status IN ('todo', 'doing')"),
+        "uq_jobs_one_active_per_run", "run_id", unique=True, **_only("status IN ('todo', 'doing')")
     ),
 )
 

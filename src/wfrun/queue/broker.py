@@ -1,6 +1,7 @@
 """A job queue on our own tables, in the same database as the business data.
 
-Enqueue happens inside the caller's transaction (atomic with the run). A claim is one
+Enqueue happens inside the submit's transaction, in the same statement as the run
+(:func:`job_values`, ``queue.submission``). A claim is one
 statement: ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` on
 PostgreSQL; the same under SQLite's single-writer ``BEGIN IMMEDIATE``. A claim takes a lease
 and bumps ``attempts``; a job whose lease lapsed (its worker died) is claimable again, and the
@@ -87,7 +88,7 @@ class Placement:
     start_by: datetime | None
 
 
-async def enqueue(
+async def job_values(
     conn: Connection,
     *,
     run_id: str,
@@ -95,27 +96,24 @@ async def enqueue(
     max_attempts: int,
     now: datetime,
     placement: Placement,
-) -> str:
-    job_id = ids.new_job_id()
-    await conn.execute(
-        insert(jobs),
-        {
-            "id": job_id,
-            "kind": kind,
-            "run_id": run_id,
-            "status": JobStatus.TODO,
-            "attempts": 0,
-            "max_attempts": max_attempts,
-            "scheduled_at": now,
-            "created_at": now,
-            "updated_at": now,
-            "lane": placement.lane,
-            "account_id": placement.account_id,
-            "fair_round": await _round_for(conn, placement),
-            "start_by": placement.start_by,
-        },
-    )
-    return job_id
+) -> dict[str, Any]:
+    """A new job's row, its fair round read now; the submit inserts it together with the run's
+    other rows (``queue.submission``)."""
+    return {
+        "id": ids.new_job_id(),
+        "kind": kind,
+        "run_id": run_id,
+        "status": JobStatus.TODO,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "scheduled_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "lane": placement.lane,
+        "account_id": placement.account_id,
+        "fair_round": await _round_for(conn, placement),
+        "start_by": placement.start_by,
+    }
 
 
 async def _round_for(conn: Connection, placement: Placement) -> int:

@@ -16,6 +16,7 @@ from wfrun.db.ledger_requests import LedgerRequest
 from wfrun.domain import ledger
 from wfrun.domain.money import MAX_MINOR, format_amount
 from wfrun.errors import ApiKeyNotFound, InvalidApiKey, InvalidParameter
+from wfrun.services.key_cache import KeyCache
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,22 @@ async def create_key(db: Database, *, account_id: str, name: str = "") -> Create
     return CreatedKey(key_id=key_id, account_id=account_id, secret=secret)
 
 
+def forget_cached_keys() -> None:
+    """Drop every cached key: a change to a key (revoked, a new spend limit) holds in this
+    process at once, in others within the cache's 1 s."""
+    _principals.clear()
+
+
 async def revoke_key(db: Database, key_id: str) -> bool:
-    """Revoke a key; False when it was already revoked."""
+    """Revoke a key; False when it was already revoked. This process stops accepting it at
+    once (the key cache is cleared before and after), other processes within 1 s."""
+    _principals.clear()
     async with db.transaction(write=True) as conn:
         if await accounts_db.get_api_key(conn, key_id) is None:
             raise ApiKeyNotFound(f"API key {key_id} does not exist")
-        return await accounts_db.revoke_api_key(conn, key_id, utcnow()) == 1
+        revoked = await accounts_db.revoke_api_key(conn, key_id, utcnow()) == 1
+    _principals.clear()
+    return revoked
 
 
 async def list_keys(db: Database, account_id: str | None = None) -> list[ApiKey]:
@@ -133,16 +144,28 @@ async def list_keys(db: Database, account_id: str | None = None) -> list[ApiKey]
         return await accounts_db.list_api_keys(conn, account_id)
 
 
+_principals: KeyCache[Principal] = KeyCache()
+"""Found keys, for at most 1 s (see :mod:`wfrun.services.key_cache` for why and how)."""
+
+
 async def authenticate(db: Database, secret: str) -> Principal:
-    """The principal behind an API key secret.
+    """The principal behind an API key secret; a key found in the last second is answered
+    from an in-process cache without a database round trip.
 
     Raises:
         InvalidApiKey: unknown or revoked key.
     """
+    cache_key = (db.url, hash_key(secret))
+    cached = _principals.get(cache_key)
+    if cached is not None:
+        return cached
+    token = _principals.begin_lookup()
     async with db.transaction() as conn:
-        row = await accounts_db.find_key_principal(conn, hash_key(secret))
+        row = await accounts_db.find_key_principal(conn, cache_key[1])
     if row is None:
         raise InvalidApiKey("the API key is not recognised or has been revoked")
-    return Principal(
+    principal = Principal(
         row.account_id, row.api_key_id, row.display_name, row.spend_limit, row.spend_period
     )
+    _principals.put(cache_key, principal, token)
+    return principal

@@ -8,6 +8,7 @@ the ledger's ``(run_id, kind)`` uniqueness backs that up.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from wfrun import ids
 from wfrun.db import accounts as accounts_db
@@ -23,32 +24,33 @@ from wfrun.errors import InsufficientBalance
 from wfrun.services import ops_log, spending
 
 
-async def freeze(
-    conn: Connection, *, account_id: str, run_id: str, amount: int, now: datetime
-) -> None:
-    """Freeze ``amount`` for a run, or raise InsufficientBalance (nothing changed)."""
-    if not await accounts_db.try_freeze(conn, account_id, amount):
-        raise InsufficientBalance(
-            f"available balance does not cover the quote of {format_amount(amount)} CNY"
-        )
-    await runs_db.insert_freeze(
-        conn,
-        {
-            "id": ids.new_freeze_id(),
-            "run_id": run_id,
-            "account_id": account_id,
-            "amount": amount,
-            "status": FreezeStatus.FROZEN,
-            "created_at": now,
-        },
-    )
-    await accounts_db.record_entry(
-        conn,
+def freeze_rows(
+    *, account_id: str, run_id: str, amount: int, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """A run's freeze of ``amount``: its ``freezes`` row and its ledger entry and postings,
+    which the submit writes with the balance UPDATE in one go (``queue.submission``); the
+    caller raises :func:`insufficient` when that UPDATE found the balance short."""
+    row = {
+        "id": ids.new_freeze_id(),
+        "run_id": run_id,
+        "account_id": account_id,
+        "amount": amount,
+        "status": FreezeStatus.FROZEN,
+        "created_at": now,
+    }
+    entry, postings = accounts_db.entry_rows(
         kind=ledger.EntryKind.FREEZE,
         account_id=account_id,
         postings=ledger.freeze(amount),
         now=now,
         run_id=run_id,
+    )
+    return row, entry, postings
+
+
+def insufficient(amount: int) -> InsufficientBalance:
+    return InsufficientBalance(
+        f"available balance does not cover the quote of {format_amount(amount)} CNY"
     )
 
 

@@ -1,14 +1,18 @@
 """Run use cases on the API side: quote, submit, cancel, and the read views.
 
-``submit_run`` is the one transaction of DESIGN.md §3: resolve the revision, validate, quote,
-claim the idempotency key by constraint (never check-then-insert), freeze by conditional
-update (then the queued-run cap), insert the run and its job: all of it exists after, or none.
+``submit_run`` is the one transaction of DESIGN.md §3: look the key up (a replay answers the
+original run), resolve the revision, validate, quote, then write: claim the idempotency key by
+constraint (never check-then-insert), insert the run, its freeze, ledger entry and dispatch
+job, and freeze the balance by conditional update — the account row last, just before COMMIT
+(issue 17: on PostgreSQL all the writes are one statement, ``queue.submission``); a limited
+key's spend counter is reserved before it and the queued-run cap checked after it (lock
+order). Either all of it exists afterwards or none of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,11 +25,10 @@ from wfrun.db import workflows as workflows_db
 from wfrun.db.database import Connection, Database
 from wfrun.db.runs import Run
 from wfrun.db.workflows import WorkflowRevision
-from wfrun.domain.failures import cancelled
 from wfrun.domain.idempotency import fingerprint
 from wfrun.domain.lanes import lane_key
 from wfrun.domain.manifest import ValidatedInputs, validate_inputs
-from wfrun.domain.pricing import Quote, quote, release
+from wfrun.domain.pricing import Quote, quote
 from wfrun.domain.revisions import RevisionSpec
 from wfrun.domain.runs import FreezeStatus, RunStatus
 from wfrun.domain.seedance import PriceBook, VideoRequest, bind_request, quote_cost
@@ -38,16 +41,16 @@ from wfrun.errors import (
     RevisionNotFound,
     WorkflowNotFound,
 )
-from wfrun.queue import broker
+from wfrun.queue import broker, submission
 from wfrun.services import billing, real_person, spending
 from wfrun.services.accounts import Principal
 from wfrun.services.assets import check_asset_refs
 from wfrun.services.catalog import revision_spec
 from wfrun.services.limits import LimitBook, check_queued_runs
-from wfrun.services.run_changes import publish_change
-from wfrun.services.run_endings import Ending, end_run
-from wfrun.services.run_log import log_event
-from wfrun.services.run_views import fetch_run
+from wfrun.services.run_cancel import CancelResult, cancel_run
+from wfrun.services.run_changes import announce_change, change_row
+
+__all__ = ["CancelResult", "cancel_run"]  # moved to services.run_cancel; importable from here
 
 
 @dataclass(frozen=True)
@@ -237,50 +240,65 @@ async def submit_run(
         InsufficientBalance: available balance does not cover the quote; nothing frozen.
     """
     now = utcnow()
-    async with db.transaction(write=True) as conn:
-        existing = await _replay(conn, principal, request)
-        if existing is not None:
-            return SubmitResult(existing, replay=True)
-        stored = await _insert_new(conn, principal, request, policy, now)
-        if stored is None:  # a concurrent submit with this key committed first
+    try:
+        async with db.transaction(write=True) as conn:
             existing = await _replay(conn, principal, request)
-            assert existing is not None, "the conflicting run is visible once it committed"
-            return SubmitResult(existing, replay=True)
-    return SubmitResult(stored, replay=False)
+            if existing is not None:
+                return SubmitResult(existing, replay=True)
+            stored = await _insert_new(conn, principal, request, policy, now)
+        return SubmitResult(stored, replay=False)
+    except _KeyTaken:  # a concurrent submit with this key committed first; ours rolled back
+        async with db.transaction() as conn:
+            existing = await _replay(conn, principal, request)
+        assert existing is not None, "the conflicting run is visible once it committed"
+        return SubmitResult(existing, replay=True)
+
+
+class _KeyTaken(Exception):
+    """The idempotency key was claimed by a concurrent submit between our lookup and insert."""
 
 
 async def _insert_new(
     conn: Connection, principal: Principal, request: RunRequest, policy: Policy, now: datetime
-) -> Run | None:
-    """Validate, quote, freeze and enqueue a new run; None when its key was taken meanwhile."""
+) -> Run:
+    """Validate, quote, freeze and enqueue a new run (``_KeyTaken``: its key was taken
+    meanwhile).
+
+    Reads first (revision, assets, the job's fair round), then every write in one go
+    (``queue.submission``: one statement on PostgreSQL), the account's balance row last of
+    all, just before COMMIT, so the hot row is locked for the shortest time."""
     row, spec = await _resolve(conn, principal, request)
     validated = validate_inputs(spec.inputs, request.inputs)
     priced = _price(spec, request, policy, validated)
     await _check_real_person(conn, principal, spec, request, policy)
     asset_ids = await check_asset_refs(conn, principal, spec.inputs, validated, now)
     caps = spending.run_columns(principal, request.max_cost, policy.credit_limit, now)
-    run = _new_run(principal, request, row, priced, now) | caps
-    stored = await runs_db.insert_run_claiming_key(conn, run)
-    if stored is None:
-        return None
-    await spending.reserve(conn, principal, stored, priced.total)  # and max_cost
-    await assets_db.link_run(conn, stored.id, asset_ids)
-    await billing.freeze(
-        conn, account_id=principal.account_id, run_id=stored.id, amount=priced.total, now=now
-    )
-    await check_queued_runs(conn, principal.account_id, policy.limits)  # under the account lock
-    await broker.enqueue(
+    run = replace(_new_run(principal, request, row, priced, now), **caps)
+    job = await broker.job_values(
         conn,
-        run_id=stored.id,
+        run_id=run.id,
         kind=broker.DISPATCH_RUN,
         max_attempts=policy.max_attempts,
         now=now,
         placement=_placement(principal, spec, policy, now),
     )
+    freeze, entry, postings = billing.freeze_rows(
+        account_id=principal.account_id, run_id=run.id, amount=priced.total, now=now
+    )
+    change = change_row(run, previous=None, now=now)
+    await spending.reserve(conn, principal, run, priced.total)  # max_cost; key counter first
+    new = submission.NewRun(_row(run), freeze, entry, postings, job, change)
+    inserted = await submission.insert_submission(conn, new)
+    if inserted.run is None:
+        raise _KeyTaken  # roll back what ``reserve`` counted; the caller answers the replay
+    if not inserted.frozen:
+        raise billing.insufficient(priced.total)
+    await check_queued_runs(conn, principal.account_id, policy.limits)  # under the account lock
+    await assets_db.link_run(conn, run.id, asset_ids)
     if request.callback_url is not None:
-        await webhook_endpoints_db.set_callback(conn, stored.id, request.callback_url)
-    await publish_change(conn, stored, previous=None, now=now)
-    return stored
+        await webhook_endpoints_db.set_callback(conn, run.id, request.callback_url)
+    announce_change(conn, inserted.run, previous=None)
+    return inserted.run
 
 
 def _placement(
@@ -297,14 +315,18 @@ def _placement(
     )
 
 
+_UNSET: dict[str, Any] = dict.fromkeys(f.name for f in fields(Run))
+
+
 def _new_run(
     principal: Principal,
     request: RunRequest,
     workflow: WorkflowRevision,
     priced: Quote,
     now: datetime,
-) -> dict[str, Any]:
-    return {
+) -> Run:
+    """The run as it will be stored (every column without a value here is NULL)."""
+    values = {
         "id": ids.new_model_run_id() if request.family == "model" else ids.new_run_id(),
         "account_id": principal.account_id,
         "workflow_id": request.workflow_id,
@@ -330,6 +352,12 @@ def _new_run(
         "created_at": now,
         "updated_at": now,
     }
+    return Run(**(_UNSET | values))
+
+
+def _row(run: Run) -> dict[str, Any]:
+    """The ``runs`` row of a new run (NULL columns left to the database)."""
+    return {f: v for f in _UNSET if (v := getattr(run, f)) is not None}
 
 
 async def _replay(conn: Connection, principal: Principal, request: RunRequest) -> Run | None:
@@ -349,55 +377,3 @@ async def _replay(conn: Connection, principal: Principal, request: RunRequest) -
             f"{existing.id} with a different request"
         )
     return existing
-
-
-# ---- cancel ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    run: Run
-    outcome: str
-    """``cancelled`` (was queued, released now), ``cancel_requested`` (running; stops at the
-    next node boundary), ``already_cancelled``, ``already_requested`` or ``already_finished``."""
-
-
-async def cancel_run(
-    db: Database, principal: Principal, run_id: str, *, family: str = "workflow"
-) -> CancelResult:
-    """Cancel the caller's run. Its jobs are locked before the run is read (lock order
-    job → run → freeze → account), so the outcome is decided on the run as it really is: a
-    worker that holds the run finishes first, or waits for this cancel."""
-    now = utcnow()
-    async with db.transaction(write=True) as conn:
-        await broker.lock_for_run(conn, run_id)
-        run = await fetch_run(conn, principal, run_id, family=family)
-        if run.status is RunStatus.QUEUED:
-            ended = await end_run(conn, run, _cancelled_queued(run), now=now)
-            assert ended is not None, "the run's jobs are locked: nothing else moved it"
-            return CancelResult(ended, "cancelled")
-        if run.status is RunStatus.RUNNING:
-            return await _request_cancel(conn, run, now)
-    outcome = "already_cancelled" if run.status is RunStatus.CANCELLED else "already_finished"
-    return CancelResult(run, outcome)
-
-
-async def _request_cancel(conn: Connection, run: Run, now: datetime) -> CancelResult:
-    if run.cancel_requested_at is not None:
-        return CancelResult(run, "already_requested")
-    await runs_db.request_cancel(conn, run.id, now)
-    await log_event(conn, run, now, "cancel_requested", "cancellation requested")
-    await broker.expedite(conn, run.id, now)  # a parked provider run: act now
-    await broker.wake_jobs(conn, [run.id], now)  # one waiting for a retry or its instance
-    requested = await runs_db.find_run(conn, run.id)
-    assert requested is not None
-    return CancelResult(requested, "cancel_requested")
-
-
-def _cancelled_queued(run: Run) -> Ending:
-    return Ending(
-        RunStatus.CANCELLED,
-        release(run.quote_amount),
-        "cancelled while queued; freeze released",
-        cancelled("cancelled before it started; the whole freeze was released"),
-    )

@@ -28,7 +28,7 @@ from wfrun.domain.failures import Failure, FailureCode
 from wfrun.domain.money import format_amount
 from wfrun.domain.pricing import Settlement
 from wfrun.errors import ApiKeyNotFound, InvalidParameter, MaxCostExceeded, SpendLimitExceeded
-from wfrun.services.accounts import Principal
+from wfrun.services.accounts import Principal, forget_cached_keys
 
 
 def check_max_cost(max_cost: int | None, quote: int) -> None:
@@ -155,7 +155,8 @@ class KeyLimitView:
 
 
 async def set_key_limit(db: Database, key_id: str, limit: int | None, period: str) -> None:
-    """Set (``limit`` ≥ 0) or remove (None) a key's spend limit per ``period``."""
+    """Set (``limit`` ≥ 0) or remove (None) a key's spend limit per ``period`` (this
+    process's key cache forgets its keys: the new limit holds at once here)."""
     if limit is not None and limit < 0:
         raise InvalidParameter(f"--spend-limit must not be negative, got {format_amount(limit)}")
     async with db.transaction(write=True) as conn:
@@ -165,6 +166,7 @@ async def set_key_limit(db: Database, key_id: str, limit: int | None, period: st
             await spend_db.remove_limit(conn, key_id)
         else:
             await spend_db.set_limit(conn, key_id, limit, caps.Period(period).value, utcnow())
+    forget_cached_keys()
 
 
 async def key_limits(db: Database, key_ids: list[str]) -> dict[str, KeyLimitView]:

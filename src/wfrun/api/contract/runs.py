@@ -77,7 +77,7 @@ class RunPage(BaseModel):
 
     model_config = CLOSED
     items: list[RunListItem] = f("Runs on this page.", [])
-    total: int = f("Runs matching, all pages.", 1)
+    total: int = f("Runs matching, all pages, counted up to 1,000 (or one past this page).", 1)
     page: int = f("This page, from 1.", 1)
     page_size: int = f("Items per page.", 20)
 

@@ -5,64 +5,28 @@ counts of 1e-8 CNY.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import TypeDecorator
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on both dialects; naive values are rejected."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-Json: Any = JSON().with_variant(JSONB(), "postgresql")
-Money = BigInteger
-Id = String(40)
+from wfrun.db.schema_types import Id as Id  # noqa: PLC0414 (re-exported for table modules)
+from wfrun.db.schema_types import Json as Json  # noqa: PLC0414
+from wfrun.db.schema_types import Money as Money  # noqa: PLC0414
+from wfrun.db.schema_types import UTCDateTime as UTCDateTime  # noqa: PLC0414
+from wfrun.db.schema_types import metadata as metadata  # noqa: PLC0414
 
 
 def _only(condition: str) -> dict[str, Any]:  # a partial index's condition, both dialects

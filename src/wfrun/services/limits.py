@@ -76,9 +76,9 @@ class LimitBook:
 
 
 async def check_queued_runs(conn: Connection, account_id: str, book: LimitBook | None) -> None:
-    """Refuse a submit when the account already has its cap of waiting runs. Call it inside
-    the submit transaction after the account's row is locked (the freeze) and before the new
-    run's job is queued.
+    """Refuse a submit that takes the account past its cap of waiting runs. Call it inside
+    the submit transaction after the new run's job is queued and the account's row is locked
+    (the freeze): concurrent submits are counted one after another, so the cap is exact.
 
     Raises:
         TooManyQueuedRuns: the cap is reached; the transaction rolls back, nothing frozen.
@@ -86,7 +86,7 @@ async def check_queued_runs(conn: Connection, account_id: str, book: LimitBook |
     cap = book.limits_of(account_id).max_queued_runs if book is not None else None
     if cap is None:
         return
-    waiting = await quotas.waiting_count(conn, account_id)
+    waiting = await quotas.waiting_count(conn, account_id) - 1  # besides the new run
     if waiting >= cap:
         raise TooManyQueuedRuns(
             f"the account has {waiting} runs waiting in the queue and may have at most {cap} "

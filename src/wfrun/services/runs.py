@@ -262,11 +262,8 @@ async def _insert_new(
     conn: Connection, principal: Principal, request: RunRequest, policy: Policy, now: datetime
 ) -> Run:
     """Validate, quote, freeze and enqueue a new run (``_KeyTaken``: its key was taken
-    meanwhile).
-
-    Reads first (revision, assets, the job's fair round), then every write in one go
-    (``queue.submission``: one statement on PostgreSQL), the account's balance row last of
-    all, just before COMMIT, so the hot row is locked for the shortest time."""
+    meanwhile). Reads first (revision, assets, the job's fair round), then every write in one
+    go (``queue.submission``: one statement on PostgreSQL), the account row last of all."""
     row, spec = await _resolve(conn, principal, request)
     validated = validate_inputs(spec.inputs, request.inputs)
     priced = _price(spec, request, policy, validated)

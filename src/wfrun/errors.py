@@ -48,10 +48,13 @@ class ServiceError(Exception):
     retry_after: int | None = None
     """Seconds a 429 or 503 advises waiting (``Retry-After``); None: the operator's default."""
 
-    def __init__(self, detail: str, *, engine_code: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, engine_code: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.engine_code = engine_code or self.code
+        self.retry_after = retry_after
 
 
 class InvalidInput(ServiceError):
@@ -274,10 +277,6 @@ class RateLimited(TooManyRequests):
     code = "RATE_LIMITED"
     reason = "Too many requests for this API key."
 
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-
 
 class TooManyQueuedRuns(TooManyRequests):
     """The account already has ``limits.max_queued_runs`` runs waiting; nothing was frozen."""
@@ -292,10 +291,6 @@ class Overloaded(Unavailable):
 
     code = "SERVICE_UNAVAILABLE"
     reason = "The service is temporarily unavailable."
-
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
 
 
 class InsufficientBalance(PaymentRequired):

@@ -49,13 +49,7 @@ def queue_refusal(waiting: int, cap: int) -> dict[str, Any]:
         f"the account has {waiting} runs waiting in the queue and may have at most {cap} "
         "(limits.max_queued_runs); submit again when one has started"
     )
-    error = {
-        "reason": REFUSED,
-        "detail": detail,
-        "engine_code": "TOO_MANY_QUEUED_RUNS",
-        "status_code": 429,
-    }
-    return {"code": 1, "msg": REFUSED, "data": {"error": error}}
+    return api.refusal(REFUSED, detail, "TOO_MANY_QUEUED_RUNS", 429)
 
 
 async def test_a_submit_beyond_the_queued_cap_is_refused_429_and_freezes_nothing(runtime, http):

@@ -50,8 +50,7 @@ async def balance_status(http: httpx.AsyncClient, who: Customer) -> int:
 
 def refused(detail: str, retry_after: str) -> tuple[dict[str, Any], str]:
     reason = "Too many requests for this API key."
-    error = {"reason": reason, "detail": detail, "engine_code": "RATE_LIMITED", "status_code": 429}
-    return {"code": 1, "msg": reason, "data": {"error": error}}, retry_after
+    return api.refusal(reason, detail, "RATE_LIMITED", 429), retry_after
 
 
 def answer(response: httpx.Response) -> tuple[dict[str, Any], str | None]:

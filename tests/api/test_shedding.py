@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from tests.support import api
 from tests.support.factories import (
     customer,
     money_snapshot,
@@ -32,13 +33,7 @@ REASON = "The service is temporarily unavailable."
 
 
 def overloaded(detail: str) -> dict[str, Any]:
-    error = {
-        "reason": REASON,
-        "detail": detail,
-        "engine_code": "SERVICE_UNAVAILABLE",
-        "status_code": 503,
-    }
-    return {"code": 1, "msg": REASON, "data": {"error": error}}
+    return api.refusal(REASON, detail, "SERVICE_UNAVAILABLE", 503)
 
 
 def shedding_of(app: Any) -> Shedding:

@@ -24,6 +24,12 @@ def _data(response: httpx.Response) -> dict[str, Any]:
     return data
 
 
+def refusal(reason: str, detail: str, engine_code: str, status: int) -> dict[str, Any]:
+    """The error envelope a refused request answers (``api/errors.py``)."""
+    error = {"reason": reason, "detail": detail, "engine_code": engine_code, "status_code": status}
+    return {"code": 1, "msg": reason, "data": {"error": error}}
+
+
 async def submit(
     http: httpx.AsyncClient,
     who: Customer,

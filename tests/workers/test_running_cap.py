@@ -17,6 +17,7 @@ from tests.comfyui.helpers import FAST
 from tests.support import api
 from tests.support.factories import account_balance, customer
 from tests.support.money import cny
+from tests.support.waiting import until_true
 from wfrun.engines.comfyui import ComfyUIEngine
 from wfrun.runtime import Runtime
 from wfrun.services import claims, instances, limits
@@ -40,10 +41,10 @@ async def test_an_account_at_its_running_cap_waits_its_turn_then_runs(rt, http, 
     alice, bob = await customer(rt, name="alice"), await customer(rt, name="bob")
     if how == "default":
         rt.settings.limits.max_running_runs = 1
-    else:  # the claim reads the override from the database, no cache in between
-        await limits.set_overrides(
-            rt.db, rt.settings.limits, alice.account_id, {"max_running_runs": 1}
-        )
+    else:  # the claim reads the override from the database; the API, from its cache
+        changes = {"max_running_runs": 1}
+        await limits.set_overrides(rt.db, rt.settings.limits, alice.account_id, changes)
+        await until_true(lambda: alice.account_id in rt.limits.overrides, what="the cache")
     await standin.hold(running=True, node=SLEEP)
     async with api.running_worker(rt):
         first = await submit(http, alice, workflow_id, "a1")

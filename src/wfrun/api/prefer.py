@@ -64,5 +64,5 @@ async def wait_for_end(
         run_id,
         lease_seconds=runtime.settings.worker.lease_seconds,
         family=family,
-        running_cap=runtime.settings.limits.max_running_runs,
+        running_cap=runtime.limits.limits_of(principal.account_id).max_running_runs,
     )

@@ -5,7 +5,6 @@ default. ``ix_jobs_account_status`` serves both counts. Callers own the transact
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, func, literal, or_, select
@@ -17,18 +16,6 @@ from wfrun.db.schema import jobs
 RUNNING = ("doing", "tracking")
 """``broker.JobStatus`` DOING and TRACKING (spelled out: the broker's claim imports this)."""
 WAITING = "todo"
-
-
-@dataclass(frozen=True, slots=True)
-class RunningState:
-    """An account's running-run cap (None: none) and its runs running now."""
-
-    cap: int | None
-    running: int
-
-    @property
-    def at_cap(self) -> bool:
-        return self.cap is not None and self.running >= self.cap
 
 
 def _cap(default_cap: int | None) -> Any:
@@ -65,20 +52,7 @@ async def waiting_count(conn: Connection, account_id: str) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-async def running_state(conn: Connection, account_id: str, default_cap: int | None) -> RunningState:
-    """The account's running-run cap and running runs (one statement)."""
-    cap = (
-        select(_cap(default_cap))
-        .select_from(account_limits)
-        .where(account_limits.c.account_id == account_id)
-        .scalar_subquery()
-    )
-    running = (
-        select(func.count())
-        .where(jobs.c.account_id == account_id, jobs.c.status.in_(RUNNING))
-        .scalar_subquery()
-    )
-    cap_value, count = (
-        await conn.execute(select(func.coalesce(cap, literal(default_cap, Integer)), running))
-    ).one()
-    return RunningState(None if cap_value is None else int(cap_value), int(count))
+async def running_count(conn: Connection, account_id: str) -> int:
+    """The account's runs in service (running, or tracked at a provider)."""
+    query = select(func.count()).where(jobs.c.account_id == account_id, jobs.c.status.in_(RUNNING))
+    return int((await conn.execute(query)).scalar_one())

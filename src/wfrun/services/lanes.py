@@ -105,7 +105,8 @@ async def queue_info(
     running_cap: int | None = None,
 ) -> QueueInfo | None:
     """Where a queued run stands, or None when it has no waiting job. The reason names the
-    account's running-run cap (override, else ``running_cap``) first when it holds the run."""
+    account's running-run cap (``running_cap``, its override or the default) when it holds
+    the run."""
     place = await queue_lanes.queue_place(conn, run.id)
     if place is None:
         return None
@@ -113,8 +114,10 @@ async def queue_info(
     elapsed = [max(int((now - t).total_seconds() * 1000), 0) for t in started]
     average_ms = await _typical_ms(conn, run)
     wait = estimate_wait_seconds(place.place, capacity.slots, elapsed, average_ms)
-    state = await quotas.running_state(conn, run.account_id, running_cap)
-    capped = (state.running, state.cap) if state.at_cap and state.cap is not None else None
+    capped = None
+    if running_cap is not None:  # no statement for an account without a cap
+        running = await quotas.running_count(conn, run.account_id)
+        capped = (running, running_cap) if running >= running_cap else None
     return QueueInfo(place.place, wait, wait_reason(place.lane, place.place, capacity, capped))
 
 

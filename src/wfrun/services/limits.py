@@ -36,13 +36,6 @@ class Limits:
     max_running_runs: int | None
     overridden: tuple[str, ...] = ()
 
-    @property
-    def bucket_size(self) -> int:
-        """The token bucket's size: ``burst``, else one second's requests (at least 1)."""
-        if self.burst is not None:
-            return self.burst
-        return max(1, math.ceil(self.requests_per_second or 0))
-
 
 def effective(settings: LimitsSettings, override: AccountLimits | None) -> Limits:
     """The limits in force for an account: each override column, else the default."""
@@ -67,6 +60,20 @@ class LimitBook:
 
     def limits_of(self, account_id: str) -> Limits:
         return effective(self.settings, self.overrides.get(account_id))
+
+    def rate_of(self, account_id: str) -> tuple[float, int] | None:
+        """The account's request rate and bucket size, or None when unlimited (the
+        per-request path: no :class:`Limits` built)."""
+        own = self.overrides.get(account_id)
+        rate = own.requests_per_second if own is not None else None
+        if rate is None:
+            rate = self.settings.requests_per_second
+        if not rate:
+            return None
+        burst = own.burst if own is not None else None
+        if burst is None:
+            burst = self.settings.burst
+        return rate, burst if burst is not None else max(1, math.ceil(rate))
 
     async def refresh(self, db: Database) -> None:
         """Reload the overrides (one statement)."""

@@ -72,11 +72,10 @@ class RateLimiter:
         Raises:
             RateLimited: the key's bucket is empty; ``retry_after`` is when it holds a token.
         """
-        limits = self.book.limits_of(account_id)
-        rate = limits.requests_per_second
-        if rate is None:
+        rate_and_size = self.book.rate_of(account_id)
+        if rate_and_size is None:
             return
-        size = limits.bucket_size
+        rate, size = rate_and_size
         now = self.clock()
         bucket = self.buckets.get(key_id)
         if bucket is None:

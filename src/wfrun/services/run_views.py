@@ -80,7 +80,7 @@ async def get_execution(
     running_cap: int | None = None,
 ) -> ExecutionView:
     """The live view: the run, its latest events, and queue place/ETA while queued (the
-    default running-run cap, ``limits.max_running_runs``, explains a wait it causes)."""
+    account's running-run cap, ``LimitBook.limits_of``, explains a wait it causes)."""
     async with db.transaction() as conn:
         run = await fetch_run(conn, principal, run_id, family=family)
         events = await runs_db.list_events(conn, run_id, limit=EVENT_LIMIT)

@@ -104,7 +104,7 @@ async def run_page(ctx: CtxDep, run_id: str) -> Response:
         me.principal,
         run_id,
         lease_seconds=ctx.runtime.settings.worker.lease_seconds,
-        running_cap=ctx.runtime.settings.limits.max_running_runs,
+        running_cap=ctx.runtime.limits.limits_of(me.principal.account_id).max_running_runs,
     )
     links = ctx.bridge.links(ctx.request, ctx.runtime)
     info = ctx.bridge.run_info(view.run, links)

@@ -161,7 +161,7 @@ async def run_execution(
         principal,
         run_order_id,
         lease_seconds=runtime.settings.worker.lease_seconds,
-        running_cap=runtime.settings.limits.max_running_runs,
+        running_cap=runtime.limits.limits_of(principal.account_id).max_running_runs,
     )
     return wire.ok(wire.execution(view, links(request, runtime)))
 

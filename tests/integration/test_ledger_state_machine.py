@@ -394,6 +394,7 @@ class LedgerMachine(RuleBasedStateMachine):
             quoted_external=model.prices.external_estimate,
             consent=model.consent,
         )
+        bill = replace(bill, ceiling=model.quote + self.books.available[model.account])
         self.end(model, "succeeded", bill, absorbed=external - bill.external)
         over = bill.final > model.quote
         note(
@@ -420,6 +421,7 @@ class LedgerMachine(RuleBasedStateMachine):
             bill = money.cancelled_running(
                 quote=model.quote, price_per_second=model.prices.price_per_second, execution_ms=ms
             )
+            bill = replace(bill, ceiling=model.quote + self.books.available[model.account])
             self.end(model, "cancelled", bill, code=FailureCode.USER_CANCELLED)
         note("cancelled while running: time used charged" if owns else "stale write refused")
 

@@ -122,17 +122,29 @@ async def test_success_charges_the_fee_plus_the_engine_seconds(runtime, http, co
     await _assert_books(http, alice, run_id, bill, start=cny("10"))
 
 
-@pytest.mark.parametrize("balance", ["10", format_amount(QUOTE)], ids=["covered", "negative"])
-async def test_a_run_longer_than_its_estimate_is_charged_the_shortfall(
-    runtime, http, comfy, balance
-):
-    alice = await customer(runtime, balance=balance)
+async def test_a_run_longer_than_its_estimate_is_charged_the_shortfall(runtime, http, comfy):
+    alice = await customer(runtime, balance="10")
     run_id = await _run_for(runtime, http, comfy, alice, engine_ms=61_001)
     bill = m.success(quote=QUOTE, fixed_fee=FEE, price_per_second=PER_SECOND, execution_ms=61_001)
     # 0.37 + 0.01234567 × 61.001 = 1.12309822 > the quote of 0.6169134: nothing released,
-    # the difference comes out of the available balance (below zero if it must, ledger.py)
+    # the difference comes out of the available balance
     assert (bill.final, bill.released) == (cny("1.12309822"), 0)
-    await _assert_books(http, alice, run_id, bill, start=cny(balance))
+    await _assert_books(http, alice, run_id, bill, start=cny("10"))
+
+
+async def test_a_shortfall_never_takes_the_balance_below_zero(runtime, http, comfy):
+    """Issue 16: with nothing available beyond its freeze and no credit limit (the default),
+    the same overrun is charged its freeze and no more; the operator absorbs the rest."""
+    alice = await customer(runtime, balance=format_amount(QUOTE))
+    run_id = await _run_for(runtime, http, comfy, alice, engine_ms=61_001)
+    info = await api.info(http, alice, run_id)
+    assert (info["final_amount"], info["released_amount"], info["error_code"]) == (
+        format_amount(QUOTE),
+        format_amount(0),
+        "COST_LIMIT_REACHED",
+    )
+    shown = await api.balance(http, alice)
+    assert (shown["available_amount"], shown["frozen_amount"]) == (format_amount(0),) * 2
 
 
 async def test_cancel_while_running_charges_only_the_seconds_used(runtime, http, comfy):

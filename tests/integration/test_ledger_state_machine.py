@@ -58,7 +58,9 @@ PRICES = {
     "plain": Prices(cny("0.0123"), cny("0.00456789"), 7),
     "external": Prices(cny("0.0123"), cny("0.00456789"), 7, external_estimate=cny("0.05")),
 }
-POLICY = Policy(max_attempts=MAX_ATTEMPTS)
+POLICY = Policy(max_attempts=MAX_ATTEMPTS, credit_limit=cny("1000"))
+"""A credit limit no sequence reaches: balances go below zero as the oracle books them (the
+clamp at minus the credit limit is tested through the API, tests/api/test_spend_caps.py)."""
 WORKERS = ("worker-1", "worker-2")
 LEASE = timedelta(seconds=60)
 LAPSED = timedelta(seconds=-1)
@@ -394,6 +396,7 @@ class LedgerMachine(RuleBasedStateMachine):
             quoted_external=model.prices.external_estimate,
             consent=model.consent,
         )
+        bill = replace(bill, ceiling=self._ceiling(model))
         self.end(model, "succeeded", bill, absorbed=external - bill.external)
         over = bill.final > model.quote
         note(
@@ -402,6 +405,10 @@ class LedgerMachine(RuleBasedStateMachine):
         if external > model.prices.external_estimate:
             consent = "with consent" if model.consent else "without consent"
             note(f"complete: external over its quote, {consent}")
+
+    def _ceiling(self, model: RunModel) -> int:
+        """What a settlement may charge at most: freeze + available + the credit limit."""
+        return model.quote + self.books.available[model.account] + POLICY.credit_limit
 
     def _fail(self, claim: Claim, owns: bool) -> None:
         failure = Failure(FailureCode.ENGINE_EXECUTION_FAILED, "node 2 raised")
@@ -420,6 +427,7 @@ class LedgerMachine(RuleBasedStateMachine):
             bill = money.cancelled_running(
                 quote=model.quote, price_per_second=model.prices.price_per_second, execution_ms=ms
             )
+            bill = replace(bill, ceiling=self._ceiling(model))
             self.end(model, "cancelled", bill, code=FailureCode.USER_CANCELLED)
         note("cancelled while running: time used charged" if owns else "stale write refused")
 

@@ -32,10 +32,14 @@ class Bill:
     quote: int
     compute: int
     external: int
+    ceiling: int | None = None
+    """The most the run may be charged (issue 16: its freeze + the available balance + the
+    credit limit, or its max_cost), when that is below what it consumed."""
 
     @property
     def final(self) -> int:
-        return self.compute + self.external
+        consumed = self.compute + self.external
+        return consumed if self.ceiling is None else min(consumed, self.ceiling)
 
     @property
     def released(self) -> int:

@@ -25,6 +25,12 @@ _INPUTS = {
     "asset:// URIs (POST /assets) or https URLs.",
     "examples": [{"prompt": "a red fox in snow", "image": "asset://asset_5f0c2b9d1e7a4c3b"}],
 }
+MAX_COST: dict[str, Any] = {
+    "description": "Optional cap on what the run may be charged (CNY, an amount string): a "
+    "quote above it is refused (400 MAX_COST_EXCEEDED, nothing frozen); a run reaching it "
+    "is stopped and charged exactly max_cost (error.engine_code COST_LIMIT_REACHED).",
+    "examples": ["0.50"],
+}
 _QUOTE_FIELDS: dict[str, dict[str, Any]] = {
     "workflow_id": {"description": "The workflow to run.", "examples": [WORKFLOW_ID]},
     "revision_id": {
@@ -36,6 +42,7 @@ _QUOTE_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Must be true for workflows that may incur external model costs.",
         "examples": [False],
     },
+    "max_cost": MAX_COST,
 }
 CALLBACK_URL: dict[str, Any] = {
     "description": "Optional https URL that receives this run's events (run.queued … "
@@ -81,6 +88,7 @@ BODY_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
     "CancelBody": {"run_order_id": {"description": "The run to cancel.", "examples": [RUN_ID]}},
     "VideoBody": {
         "idempotency_key": IDEMPOTENCY_KEY,
+        "max_cost": MAX_COST,
         "callback_url": CALLBACK_URL,
         "request_id": {
             "description": "Your own id for the task (defaults to the idempotency key).",

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import Update, and_, exists, func, insert, or_, select, update
 
 from wfrun import ids
 from wfrun.db.database import Connection
@@ -73,7 +73,7 @@ class Job:
 
 
 DISPATCH_RUN = "run.dispatch"
-_OPEN = (JobStatus.TODO, JobStatus.DOING, JobStatus.TRACKING)
+OPEN_JOBS = (JobStatus.TODO, JobStatus.DOING, JobStatus.TRACKING)
 QUEUE_ORDER = (jobs.c.fair_round, jobs.c.created_at, jobs.c.id)
 
 
@@ -152,6 +152,21 @@ async def claim(
     """Claim the first claimable job in queue order for ``worker_id``, or None when there is
     none. Jobs of ``full_lanes`` (no free capacity) wait where they are unless their run is
     already placed on an instance (a re-dispatch goes back to it)."""
+    query = claim_update(conn, worker_id=worker_id, lease=lease, now=now, full_lanes=full_lanes)
+    result = await conn.execute(query.returning(*jobs.c))
+    return record_or_none(Job, result.mappings().first())
+
+
+def claim_update(
+    conn: Connection,
+    *,
+    worker_id: str,
+    lease: timedelta,
+    now: datetime,
+    full_lanes: Collection[str] = (),
+) -> Update:
+    """The claim's ``UPDATE`` (see :func:`claim`), without its ``RETURNING``: also the first
+    step of ``queue.claim_start``'s one-statement claim and start."""
     query = select(jobs.c.id).where(_claimable(now))
     if full_lanes:
         placed = exists().where(runs.c.id == jobs.c.run_id, runs.c.instance_id.is_not(None))
@@ -159,7 +174,7 @@ async def claim(
     next_id = (
         query.order_by(*QUEUE_ORDER).limit(1).with_for_update(**skip_locked(conn)).scalar_subquery()
     )
-    result = await conn.execute(
+    return (
         update(jobs)
         .where(jobs.c.id == next_id)
         .values(
@@ -169,19 +184,7 @@ async def claim(
             worker_id=worker_id,
             updated_at=now,
         )
-        .returning(*jobs.c)
     )
-    return record_or_none(Job, result.mappings().first())
-
-
-async def extend_lease(conn: Connection, *, job_id: str, attempt: int, until: datetime) -> bool:
-    """Heartbeat one job; False when this attempt no longer owns it."""
-    result = await conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.attempts == attempt, jobs.c.status == JobStatus.DOING)
-        .values(lease_until=until)
-    )
-    return result.rowcount == 1
 
 
 async def finish(
@@ -194,7 +197,7 @@ async def finish(
     error: str | None = None,
 ) -> bool:
     """Close a job (fenced by attempt when given); False when the guard did not match."""
-    query = update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
+    query = update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(OPEN_JOBS))
     if attempt is not None:
         query = query.where(jobs.c.attempts == attempt)
     result = await conn.execute(
@@ -351,20 +354,12 @@ async def close_for_run(
     """Close every open job of a run that has ended."""
     await conn.execute(
         update(jobs)
-        .where(jobs.c.run_id == run_id, jobs.c.status.in_(_OPEN))
+        .where(jobs.c.run_id == run_id, jobs.c.status.in_(OPEN_JOBS))
         .values(status=status, updated_at=now, lease_until=None, last_error=error)
     )
 
 
 # ---- workers -----------------------------------------------------------------------------------
-
-
-async def register_worker(conn: Connection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(workers), values)
-
-
-async def worker_heartbeat(conn: Connection, worker_id: str, now: datetime) -> None:
-    await conn.execute(update(workers).where(workers.c.id == worker_id).values(heartbeat_at=now))
 
 
 async def live_capacity(conn: Connection, *, since: datetime) -> int:

@@ -7,6 +7,7 @@ the ledger's ``(run_id, kind)`` uniqueness backs that up.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from wfrun import ids
@@ -52,24 +53,51 @@ async def freeze(
     )
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """How a settlement resolves a freeze: the freeze's new status, the ledger entry's kind
+    and its postings."""
+
+    status: FreezeStatus
+    kind: ledger.EntryKind
+    postings: list[ledger.Posting]
+
+
+def freeze_resolution(settlement: Settlement) -> Resolution:
+    """Settled when the run costs anything, else released (pure)."""
+    if settlement.final_amount > 0:
+        return Resolution(FreezeStatus.SETTLED, ledger.EntryKind.SETTLE, ledger.resolve(settlement))
+    return Resolution(FreezeStatus.RELEASED, ledger.EntryKind.RELEASE, ledger.resolve(settlement))
+
+
+def freeze_resolved(
+    conn: Connection, run_id: str, account_id: str, status: FreezeStatus, settlement: Settlement
+) -> None:
+    """Report a freeze resolved (a process log line once committed)."""
+    ops_log.settled(conn, run_id, account_id, status, settlement)
+
+
 async def resolve_freeze(
     conn: Connection, *, run_id: str, settlement: Settlement, now: datetime
 ) -> Freeze | None:
     """Settle or release the run's freeze (a process log line once committed); None when it
     was already resolved."""
-    status = FreezeStatus.SETTLED if settlement.final_amount > 0 else FreezeStatus.RELEASED
-    closed = await runs_db.close_freeze(conn, run_id, status, now)
+    plan = freeze_resolution(settlement)
+    closed = await runs_db.close_freeze(conn, run_id, plan.status, now)
     if closed is None:
         return None
     if closed.amount != settlement.frozen:
         raise AssertionError(f"freeze of {run_id} is {closed.amount}, not {settlement.frozen}")
-    postings = ledger.resolve(settlement)
-    kind = ledger.EntryKind.SETTLE if status is FreezeStatus.SETTLED else ledger.EntryKind.RELEASE
     await accounts_db.record_entry(
-        conn, kind=kind, account_id=closed.account_id, postings=postings, now=now, run_id=run_id
+        conn,
+        kind=plan.kind,
+        account_id=closed.account_id,
+        postings=plan.postings,
+        now=now,
+        run_id=run_id,
     )
-    await accounts_db.apply_balance(conn, closed.account_id, postings)
-    ops_log.settled(conn, run_id, closed.account_id, status, settlement)
+    await accounts_db.apply_balance(conn, closed.account_id, plan.postings)
+    freeze_resolved(conn, run_id, closed.account_id, plan.status, settlement)
     return closed
 
 

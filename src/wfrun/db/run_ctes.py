@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Column,
     Insert,
     case,
@@ -24,10 +25,15 @@ from sqlalchemy import (
 from wfrun.db.schema import UTCDateTime, outbox_events, run_events
 
 
+def _at(now: datetime | BindParameter[datetime]) -> Any:
+    """``now`` as a timestamp expression (a bound parameter already, or bound here)."""
+    return now if isinstance(now, BindParameter) else literal(now, UTCDateTime())
+
+
 def log_line(
     moved: Any,
     *,
-    now: datetime,
+    now: datetime | BindParameter[datetime],
     event_type: str,
     message: Any,
     level: str = "info",
@@ -49,7 +55,7 @@ def log_line(
         select(
             moved.c.id,
             moved.c.attempt,
-            literal(now, UTCDateTime()),
+            _at(now),
             literal(event_type),
             literal(level),
             message,
@@ -60,7 +66,11 @@ def log_line(
 
 
 def outbox_row(
-    moved: Any, *, now: datetime, previous: str | None, event_types: Mapping[str, str]
+    moved: Any,
+    *,
+    now: datetime | BindParameter[datetime],
+    previous: str | None,
+    event_types: Mapping[str, str],
 ) -> Insert:
     """The change's outbox row; ``event_types`` names its event by run family (the first
     one also for any other family)."""
@@ -90,7 +100,7 @@ def outbox_row(
             literal(previous, outbox_events.c.previous_status.type),
             moved.c.attempt,
             data,
-            literal(now, UTCDateTime()),
+            _at(now),
         ),
     )
 

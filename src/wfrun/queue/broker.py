@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Update, and_, exists, func, insert, or_, select, update
+from sqlalchemy import BindParameter, Update, and_, exists, func, insert, or_, select, update
 
 from wfrun import ids
 from wfrun.db.database import Connection
@@ -134,7 +134,7 @@ async def _round_for(conn: Connection, placement: Placement) -> int:
     return fair_round(in_service=in_service, lane_head=head, account_last=last)
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: datetime | BindParameter[datetime]) -> Any:
     return or_(
         and_(jobs.c.status == JobStatus.TODO, jobs.c.scheduled_at <= now),
         and_(jobs.c.status == JobStatus.DOING, jobs.c.lease_until < now),
@@ -152,7 +152,9 @@ async def claim(
     """Claim the first claimable job in queue order for ``worker_id``, or None when there is
     none. Jobs of ``full_lanes`` (no free capacity) wait where they are unless their run is
     already placed on an instance (a re-dispatch goes back to it)."""
-    query = claim_update(conn, worker_id=worker_id, lease=lease, now=now, full_lanes=full_lanes)
+    query = claim_update(
+        conn, worker_id=worker_id, until=now + lease, now=now, full_lanes=full_lanes
+    )
     result = await conn.execute(query.returning(*jobs.c))
     return record_or_none(Job, result.mappings().first())
 
@@ -160,13 +162,14 @@ async def claim(
 def claim_update(
     conn: Connection,
     *,
-    worker_id: str,
-    lease: timedelta,
-    now: datetime,
+    worker_id: str | BindParameter[str],
+    until: datetime | BindParameter[datetime],
+    now: datetime | BindParameter[datetime],
     full_lanes: Collection[str] = (),
 ) -> Update:
-    """The claim's ``UPDATE`` (see :func:`claim`), without its ``RETURNING``: also the first
-    step of ``queue.claim_start``'s one-statement claim and start."""
+    """The claim's ``UPDATE`` (see :func:`claim`; its lease ends ``until``), without its
+    ``RETURNING``: also the first step of ``queue.claim_start``'s one-statement claim and
+    start, which binds ``worker_id``, ``until`` and ``now`` as parameters."""
     query = select(jobs.c.id).where(_claimable(now))
     if full_lanes:
         placed = exists().where(runs.c.id == jobs.c.run_id, runs.c.instance_id.is_not(None))
@@ -180,7 +183,7 @@ def claim_update(
         .values(
             status=JobStatus.DOING,
             attempts=jobs.c.attempts + 1,
-            lease_until=now + lease,
+            lease_until=until,
             worker_id=worker_id,
             updated_at=now,
         )

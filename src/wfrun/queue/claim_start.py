@@ -17,15 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, exists, func, literal, or_, select, update
+from sqlalchemy import String, bindparam, cast, exists, func, literal, or_, select, update
 
 from wfrun.db.database import Connection
 from wfrun.db.rows import record
 from wfrun.db.run_ctes import log_line, outbox_row
 from wfrun.db.runs import Run
-from wfrun.db.schema import jobs, run_assets, runs
+from wfrun.db.schema import UTCDateTime, jobs, run_assets, runs
 from wfrun.domain.runs import RunStatus
 from wfrun.queue.broker import Job, claim_update
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+"""Built statements by what shapes them (full lanes, instance kinds, event names): building
+one (its CTEs' ~60 column proxies) cost more CPU than running it."""
+_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +57,38 @@ async def claim_and_start(
     """Claim the next job and, when it is the common case (module doc), start its run.
     ``started_events`` names the outbox event of a start by run family (``run.started`` …);
     None when nothing is claimable."""
+    key = (tuple(sorted(full_lanes)), tuple(sorted(instance_kinds)), tuple(started_events.items()))
+    query = _STATEMENTS.get(key)
+    if query is None:
+        if len(_STATEMENTS) >= _KEPT:  # full-lane sets come and go
+            _STATEMENTS.clear()
+        query = _STATEMENTS[key] = _statement(conn, full_lanes, instance_kinds, started_events)
+    params = {"claim_worker": worker_id, "claim_until": now + lease, "claim_now": now}
+    row = (await conn.execute(query, params)).mappings().first()
+    if row is None:
+        return None
+    job = record(Job, {c.name: row[f"job_{c.name}"] for c in jobs.c})
+    run = record(Run, {c.name: row[c.name] for c in runs.c})
+    return Claimed(job, run, bool(row["started"]), bool(row["has_assets"]))
+
+
+def _statement(
+    conn: Connection,
+    full_lanes: Collection[str],
+    instance_kinds: Collection[str],
+    started_events: Mapping[str, str],
+) -> Any:
+    """The statement, its values bound at execution (``claim_worker``, ``claim_until``,
+    ``claim_now``)."""
+    now = bindparam("claim_now", type_=UTCDateTime())
     claimed = (
-        claim_update(conn, worker_id=worker_id, lease=lease, now=now, full_lanes=full_lanes)
+        claim_update(
+            conn,
+            worker_id=bindparam("claim_worker", type_=jobs.c.worker_id.type),
+            until=bindparam("claim_until", type_=UTCDateTime()),
+            now=now,
+            full_lanes=full_lanes,
+        )
         .returning(*jobs.c)
         .cte("claimed")
     )
@@ -62,13 +97,7 @@ async def claim_and_start(
     logged = log_line(started, now=now, event_type="started", message=message).cte("logged")
     previous = RunStatus.QUEUED.value
     published = outbox_row(started, now=now, previous=previous, event_types=started_events)
-    query = _claimed_and_run(claimed, started).add_cte(logged, published.cte("published"))
-    row = (await conn.execute(query)).mappings().first()
-    if row is None:
-        return None
-    job = record(Job, {c.name: row[f"job_{c.name}"] for c in jobs.c})
-    run = record(Run, {c.name: row[c.name] for c in runs.c})
-    return Claimed(job, run, bool(row["started"]), bool(row["has_assets"]))
+    return _claimed_and_run(claimed, started).add_cte(logged, published.cte("published"))
 
 
 def _claimed_and_run(claimed: Any, started: Any) -> Any:
@@ -88,7 +117,7 @@ def _claimed_and_run(claimed: Any, started: Any) -> Any:
     )
 
 
-def _start(claimed: Any, now: datetime, instance_kinds: Collection[str]) -> Any:
+def _start(claimed: Any, now: Any, instance_kinds: Collection[str]) -> Any:
     """Move the claimed job's run to ``running`` when nothing else needs deciding."""
     engine = func.split_part(claimed.c.lane, " ", 1)
     return (

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from wfrun.clock import utcnow
+from wfrun.db import runs as runs_db
 from wfrun.db.database import Database
 from wfrun.queue import broker, heartbeats
 from wfrun.services.claims import Claim
@@ -44,8 +45,11 @@ async def heartbeat(
         kept = await heartbeats.beat(
             conn, worker_id=worker_id, owned=jobs, now=now, until=now + lease
         )
-    lost = {run for _, _, run in owned if run not in kept}
-    return lost, {run for run, cancel in kept.items() if cancel}
+        lost = {run for _, _, run in owned if run not in kept}
+        cancelled = {run for run, cancel in kept.items() if cancel}
+        if lost:  # rare: one more statement, so a lost run's cancel is reported too
+            cancelled |= await runs_db.cancel_flags(conn, sorted(lost))
+    return lost, cancelled
 
 
 async def hand_back(db: Database, *, worker_id: str, claims: Sequence[Claim]) -> list[str]:

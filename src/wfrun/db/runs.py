@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, func, insert, select, update
+from sqlalchemy import Update, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wfrun.db.database import Connection
 from wfrun.db.rows import record_or_none, records
+from wfrun.db.run_ctes import bound_rows
 from wfrun.db.schema import freezes, run_events, runs
 from wfrun.domain.runs import FreezeStatus, RunStatus
 
@@ -249,13 +250,28 @@ class Progressed:
 
 
 async def record_progress(
-    conn: Connection, run_id: str, attempt: int, values: dict[str, Any]
+    conn: Connection,
+    run_id: str,
+    attempt: int,
+    values: dict[str, Any],
+    events: list[dict[str, Any]] = [],  # noqa: B006 - never mutated
 ) -> Progressed | None:
-    """Fenced progress write; None when fenced out."""
-    result = await conn.execute(
-        _fenced(run_id, attempt).values(**values).returning(runs.c.cancel_requested_at)
-    )
-    row = result.first()
+    """Fenced progress write, with the log lines ``events`` written only when it matched;
+    None when fenced out. One statement on PostgreSQL (a data-modifying CTE)."""
+    progressed = _fenced(run_id, attempt).values(**values).returning(runs.c.cancel_requested_at)
+    if conn.dialect.name != "postgresql" or not events:
+        row = (await conn.execute(progressed)).first()
+        if row is not None:
+            await add_events(conn, events)
+    else:
+        matched = progressed.cte("progressed")
+        names = list(events[0])
+        lines = bound_rows(events, [run_events.c[name] for name in names])
+        logged = insert(run_events).from_select(
+            names, select(lines).where(exists(select(matched.c.cancel_requested_at)))
+        )
+        query = select(matched.c.cancel_requested_at).add_cte(logged.cte("logged"))
+        row = (await conn.execute(query)).first()
     return None if row is None else Progressed(cancel_requested=row[0] is not None)
 
 

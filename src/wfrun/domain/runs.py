@@ -69,6 +69,15 @@ def submission_status(status: RunStatus, started: bool) -> SubmissionStatus:
     return SubmissionStatus.PENDING
 
 
+RUN_FAMILIES = ("workflow", "model")
+"""A run's ``family``: a paid workflow run, or a model run."""
+
+
+def change_events(status: RunStatus) -> dict[str, str]:
+    """:func:`change_event_type` of ``status`` for every family, the workflow run's first."""
+    return {family: change_event_type(family, status) for family in RUN_FAMILIES}
+
+
 def change_event_type(family: str, status: RunStatus) -> str:
     """The outbox (and webhook) name of a run reaching ``status``: ``run.queued``,
     ``run.started``, ``run.succeeded`` …; ``model_run.*`` for model runs."""

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import BindParameter, Update, and_, exists, func, or_, select, update
 
 from wfrun import ids
 from wfrun.db.database import Connection
@@ -75,7 +75,7 @@ class Job:
 
 
 DISPATCH_RUN = "run.dispatch"
-_OPEN = (JobStatus.TODO, JobStatus.DOING, JobStatus.TRACKING)
+OPEN_JOBS = (JobStatus.TODO, JobStatus.DOING, JobStatus.TRACKING)
 QUEUE_ORDER = (jobs.c.fair_round, jobs.c.created_at, jobs.c.id)
 
 
@@ -133,7 +133,7 @@ async def _round_for(conn: Connection, placement: Placement) -> int:
     return fair_round(in_service=in_service, lane_head=head, account_last=last)
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: datetime | BindParameter[datetime]) -> Any:
     return or_(
         and_(jobs.c.status == JobStatus.TODO, jobs.c.scheduled_at <= now),
         and_(jobs.c.status == JobStatus.DOING, jobs.c.lease_until < now),
@@ -149,9 +149,34 @@ async def claim(
     full_lanes: Collection[str] = (),
     running_cap: int | None = None,
 ) -> Job | None:
-    """Claim the first claimable job in queue order, or None. Jobs of ``full_lanes`` wait unless
-    their run is already placed on an instance (a re-dispatch goes back to it), as do those of
-    accounts at their running-run cap (``quotas.within_running_cap``)."""
+    """Claim the first claimable job in queue order for ``worker_id``, or None when there is
+    none. Jobs of ``full_lanes`` (no free capacity) wait where they are unless their run is
+    already placed on an instance (a re-dispatch goes back to it), as do those of accounts at
+    their running-run cap (``quotas.within_running_cap``)."""
+    query = claim_update(
+        conn,
+        worker_id=worker_id,
+        until=now + lease,
+        now=now,
+        full_lanes=full_lanes,
+        running_cap=running_cap,
+    )
+    result = await conn.execute(query.returning(*jobs.c))
+    return record_or_none(Job, result.mappings().first())
+
+
+def claim_update(
+    conn: Connection,
+    *,
+    worker_id: str | BindParameter[str],
+    until: datetime | BindParameter[datetime],
+    now: datetime | BindParameter[datetime],
+    full_lanes: Collection[str] = (),
+    running_cap: int | None = None,
+) -> Update:
+    """The claim's ``UPDATE`` (see :func:`claim`; its lease ends ``until``), without its
+    ``RETURNING``: also the first step of ``queue.claim_start``'s one-statement claim and
+    start, which binds ``worker_id``, ``until`` and ``now`` as parameters."""
     query = select(jobs.c.id).where(_claimable(now), within_running_cap(running_cap))
     if full_lanes:
         placed = exists().where(runs.c.id == jobs.c.run_id, runs.c.instance_id.is_not(None))
@@ -159,29 +184,17 @@ async def claim(
     next_id = (
         query.order_by(*QUEUE_ORDER).limit(1).with_for_update(**skip_locked(conn)).scalar_subquery()
     )
-    result = await conn.execute(
+    return (
         update(jobs)
         .where(jobs.c.id == next_id)
         .values(
             status=JobStatus.DOING,
             attempts=jobs.c.attempts + 1,
-            lease_until=now + lease,
+            lease_until=until,
             worker_id=worker_id,
             updated_at=now,
         )
-        .returning(*jobs.c)
     )
-    return record_or_none(Job, result.mappings().first())
-
-
-async def extend_lease(conn: Connection, *, job_id: str, attempt: int, until: datetime) -> bool:
-    """Heartbeat one job; False when this attempt no longer owns it."""
-    result = await conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.attempts == attempt, jobs.c.status == JobStatus.DOING)
-        .values(lease_until=until)
-    )
-    return result.rowcount == 1
 
 
 async def finish(
@@ -194,7 +207,7 @@ async def finish(
     error: str | None = None,
 ) -> bool:
     """Close a job (fenced by attempt when given); False when the guard did not match."""
-    query = update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
+    query = update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(OPEN_JOBS))
     if attempt is not None:
         query = query.where(jobs.c.attempts == attempt)
     result = await conn.execute(
@@ -351,20 +364,12 @@ async def close_for_run(
     """Close every open job of a run that has ended."""
     await conn.execute(
         update(jobs)
-        .where(jobs.c.run_id == run_id, jobs.c.status.in_(_OPEN))
+        .where(jobs.c.run_id == run_id, jobs.c.status.in_(OPEN_JOBS))
         .values(status=status, updated_at=now, lease_until=None, last_error=error)
     )
 
 
 # ---- workers -----------------------------------------------------------------------------------
-
-
-async def register_worker(conn: Connection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(workers), values)
-
-
-async def worker_heartbeat(conn: Connection, worker_id: str, now: datetime) -> None:
-    await conn.execute(update(workers).where(workers.c.id == worker_id).values(heartbeat_at=now))
 
 
 async def live_capacity(conn: Connection, *, since: datetime) -> int:

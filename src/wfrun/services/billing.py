@@ -7,6 +7,7 @@ the ledger's ``(run_id, kind)`` uniqueness backs that up.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,13 +16,13 @@ from wfrun.db import accounts as accounts_db
 from wfrun.db import runs as runs_db
 from wfrun.db.accounts import Account, Bill, Recharge
 from wfrun.db.database import Connection, Database
-from wfrun.db.runs import Run
+from wfrun.db.runs import Freeze
 from wfrun.domain import ledger
 from wfrun.domain.money import format_amount
 from wfrun.domain.pricing import Settlement
 from wfrun.domain.runs import FreezeStatus
 from wfrun.errors import InsufficientBalance
-from wfrun.services import ops_log, spending
+from wfrun.services import ops_log
 
 
 def freeze_rows(
@@ -54,27 +55,52 @@ def insufficient(amount: int) -> InsufficientBalance:
     )
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """How a settlement resolves a freeze: the freeze's new status, the ledger entry's kind
+    and its postings."""
+
+    status: FreezeStatus
+    kind: ledger.EntryKind
+    postings: list[ledger.Posting]
+
+
+def freeze_resolution(settlement: Settlement) -> Resolution:
+    """Settled when the run costs anything, else released (pure)."""
+    if settlement.final_amount > 0:
+        return Resolution(FreezeStatus.SETTLED, ledger.EntryKind.SETTLE, ledger.resolve(settlement))
+    return Resolution(FreezeStatus.RELEASED, ledger.EntryKind.RELEASE, ledger.resolve(settlement))
+
+
+def freeze_resolved(
+    conn: Connection, run_id: str, account_id: str, status: FreezeStatus, settlement: Settlement
+) -> None:
+    """Report a freeze resolved (a process log line once committed)."""
+    ops_log.settled(conn, run_id, account_id, status, settlement)
+
+
 async def resolve_freeze(
-    conn: Connection, *, run: Run, settlement: Settlement, now: datetime
-) -> Settlement | None:
-    """Settle or release the run's freeze (a process log line once committed), clamped to the
-    run's spending caps (``services.spending``); the settlement applied, or None when the
-    freeze was already resolved."""
-    status = FreezeStatus.SETTLED if settlement.final_amount > 0 else FreezeStatus.RELEASED
-    closed = await runs_db.close_freeze(conn, run.id, status, now)
+    conn: Connection, *, run_id: str, settlement: Settlement, now: datetime
+) -> Freeze | None:
+    """Settle or release the run's freeze (a process log line once committed); None when it
+    was already resolved."""
+    plan = freeze_resolution(settlement)
+    closed = await runs_db.close_freeze(conn, run_id, plan.status, now)
     if closed is None:
         return None
     if closed.amount != settlement.frozen:
-        raise AssertionError(f"freeze of {run.id} is {closed.amount}, not {settlement.frozen}")
-    settlement = await spending.within_caps(conn, run, settlement)
-    postings = ledger.resolve(settlement)
-    kind = ledger.EntryKind.SETTLE if status is FreezeStatus.SETTLED else ledger.EntryKind.RELEASE
+        raise AssertionError(f"freeze of {run_id} is {closed.amount}, not {settlement.frozen}")
     await accounts_db.record_entry(
-        conn, kind=kind, account_id=closed.account_id, postings=postings, now=now, run_id=run.id
+        conn,
+        kind=plan.kind,
+        account_id=closed.account_id,
+        postings=plan.postings,
+        now=now,
+        run_id=run_id,
     )
-    await accounts_db.apply_balance(conn, closed.account_id, postings)
-    ops_log.settled(conn, run.id, closed.account_id, status, settlement)
-    return settlement
+    await accounts_db.apply_balance(conn, closed.account_id, plan.postings)
+    freeze_resolved(conn, run_id, closed.account_id, plan.status, settlement)
+    return closed
 
 
 async def balance(db: Database, account_id: str) -> Account:

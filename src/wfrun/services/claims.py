@@ -22,21 +22,26 @@ from wfrun.db import workflows as workflows_db
 from wfrun.db.assets import Asset
 from wfrun.db.database import Connection, Database
 from wfrun.db.runs import Run
+from wfrun.db.stream import note_change
 from wfrun.domain.failures import Failure, FailureCode, cancelled
 from wfrun.domain.pricing import release
 from wfrun.domain.revisions import RevisionSpec
-from wfrun.domain.runs import RunStatus, is_terminal, transition
+from wfrun.domain.runs import RunStatus, change_events, is_terminal, transition
 from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
-from wfrun.queue import broker
+from wfrun.queue import broker, claim_start
 from wfrun.queue.broker import Job, JobStatus
 from wfrun.services import lanes, ops_log, run_deadlines
 from wfrun.services.catalog import revision_spec
+from wfrun.services.model_runs import MODEL_RUN_REVISION
 from wfrun.services.queue_deadlines import timed_out
 from wfrun.services.run_changes import publish_change
 from wfrun.services.run_endings import Ending, end_run
 from wfrun.services.run_log import log_event
 
 REDISPATCH_RECHECK = timedelta(seconds=1)
+_SPECS: dict[str, RevisionSpec] = {}
+_SPECS_KEPT = 1024
+_STARTED_EVENTS = change_events(RunStatus.RUNNING)
 _ENGINE_PROMPT_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4c1e-9d55-77667275e000")
 
 
@@ -96,21 +101,68 @@ async def claim_next(
     now = utcnow()
     async with db.transaction(write=True) as conn:
         full = await lanes.full_lanes(conn, now)
-        job = await broker.claim(
-            conn,
-            worker_id=worker_id,
-            lease=lease,
-            now=now,
-            full_lanes=full,
-            running_cap=running_cap,
-        )
-        if job is None:
+        if db.is_sqlite:
+            job = await broker.claim(
+                conn,
+                worker_id=worker_id,
+                lease=lease,
+                now=now,
+                full_lanes=full,
+                running_cap=running_cap,
+            )
+            run = None if job is None else await runs_db.find_run(conn, job.run_id)
+        else:
+            claimed = await claim_start.claim_and_start(
+                conn,
+                worker_id=worker_id,
+                lease=lease,
+                now=now,
+                full_lanes=full,
+                running_cap=running_cap,
+                instance_kinds=INSTANCE_KINDS,
+                started_events=_STARTED_EVENTS,
+            )
+            if claimed is not None and claimed.started:
+                return await _started(conn, claimed.job, claimed.run, claimed.has_assets)
+            job, run = (None, None) if claimed is None else (claimed.job, claimed.run)
+        if job is None or run is None:
             return "empty"
-        run = await runs_db.find_run(conn, job.run_id)
-        assert run is not None
         if await _needs_no_execution(conn, job, run, now):
             return "settled"
         return await _start_claimed(conn, job, run, now)
+
+
+async def _started(conn: Connection, job: Job, run: Run, has_assets: bool) -> Claim:
+    """The claim of a run ``queue.claim_start`` started: what the general path adds after
+    its writes (the change's wake-ups and log line), and what the worker needs to run it."""
+    note_change(conn, run.account_id)
+    ops_log.status_changed(conn, run, previous=RunStatus.QUEUED)
+    spec = await _spec(conn, run.revision_id)
+    assets = await assets_db.assets_for_run(conn, run.id) if has_assets else {}
+    first = job.attempts == 1 and run.instance_id is None and run.engine_prompt_id is None
+    return Claim(job.id, job.attempts, run, spec, assets, None, first_dispatch=first)
+
+
+async def _assets(conn: Connection, run_id: str, spec: RevisionSpec) -> dict[str, Asset]:
+    """The run's ``asset://`` inputs' records: none without a media input."""
+    if not any(spec.is_media for spec in spec.inputs):
+        return {}
+    return await assets_db.assets_for_run(conn, run_id)
+
+
+async def _spec(conn: Connection, revision_id: str) -> RevisionSpec:
+    """A revision's spec; revisions never change once written (but wfrun's own model-run
+    revision, whose prices follow settings), so a worker keeps the ones it has read."""
+    spec = _SPECS.get(revision_id)
+    if spec is None:
+        revision = await workflows_db.find_revision(conn, revision_id)
+        assert revision is not None
+        spec = revision_spec(revision)
+        if revision_id != MODEL_RUN_REVISION:
+            if len(_SPECS) >= _SPECS_KEPT:
+                _SPECS.clear()
+            _SPECS[revision_id] = spec
+    return spec
 
 
 async def _needs_no_execution(conn: Connection, job: Job, run: Run, now: datetime) -> bool:
@@ -132,9 +184,7 @@ async def _needs_no_execution(conn: Connection, job: Job, run: Run, now: datetim
 async def _start_claimed(
     conn: Connection, job: Job, run: Run, now: datetime
 ) -> Claim | Literal["settled"]:
-    revision = await workflows_db.find_revision(conn, run.revision_id)
-    assert revision is not None
-    spec = revision_spec(revision)
+    spec = await _spec(conn, run.revision_id)
     if run_deadlines.overdue(run, spec, now):  # it waited for a retry or its instance too long
         await end_run(conn, run, run_deadlines.overdue_ending(run, spec), now=now)
         return "settled"
@@ -149,7 +199,7 @@ async def _start_claimed(
     if started is None:
         await broker.finish(conn, job_id=job.id, attempt=None, status=JobStatus.CANCELLED, now=now)
         return "settled"
-    assets = await assets_db.assets_for_run(conn, run.id)
+    assets = await _assets(conn, run.id, spec)
     url = None if placement is None else placement.url
     first = job.attempts == 1 and run.instance_id is None and run.engine_prompt_id is None
     return Claim(job.id, job.attempts, started, spec, assets, url, first_dispatch=first)

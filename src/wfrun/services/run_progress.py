@@ -11,6 +11,7 @@ from typing import Any
 from wfrun.clock import utcnow
 from wfrun.db import runs as runs_db
 from wfrun.db.database import Database
+from wfrun.db.stream import note_change
 from wfrun.queue import broker
 from wfrun.services import cost_stops, ops_log
 from wfrun.services.claims import CancelRequested, Claim, Fenced
@@ -52,34 +53,36 @@ async def record_progress(
     snapshot: dict[str, Any],
 ) -> None:
     """Record the run's progress and the log lines gathered since the last write, in one
-    transaction (workers batch them: each transaction costs round trips, issue 11).
+    transaction of one statement on PostgreSQL (``db.runs.record_progress``; workers batch
+    them: each transaction costs round trips, issues 11 and 17).
 
     Raises:
         Fenced: this attempt no longer owns the run.
         CancelRequested: the user asked to cancel.
     """
     now = utcnow()
+    run = claim.run
+    events = [
+        {
+            "run_id": run.id,
+            "attempt": claim.attempt,
+            "at": line.at,
+            "event_type": line.event_type,
+            "level": "info",
+            "message": line.message,
+            "node_id": line.node_id,
+            "progress_percent": line.percent,
+        }
+        for line in lines
+    ]
+    values = {"progress_percent": percent, "progress_snapshot": snapshot, "updated_at": now}
     async with db.transaction(write=True) as conn:
-        progressed = await runs_db.record_progress(
-            conn,
-            claim.run.id,
-            claim.attempt,
-            {"progress_percent": percent, "progress_snapshot": snapshot, "updated_at": now},
-        )
+        progressed = await runs_db.record_progress(conn, run.id, claim.attempt, values, events)
         if progressed is None:
-            raise Fenced(f"attempt {claim.attempt} of {claim.run.id} was superseded")
+            raise Fenced(f"attempt {claim.attempt} of {run.id} was superseded")
         stop = await cost_stops.check(conn, claim, now)
-        for line in lines:
-            await log_event(
-                conn,
-                claim.run,
-                line.at,
-                line.event_type,
-                line.message,
-                node_id=line.node_id,
-                percent=line.percent,
-                attempt=claim.attempt,
-            )
+        if events:
+            note_change(conn, run.account_id)  # as ``run_log.log_event`` does
     if progressed.cancel_requested or stop is not None:  # a cost stop is a cancel too
         raise stop or CancelRequested()
 

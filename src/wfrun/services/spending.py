@@ -14,7 +14,7 @@ And the operator's side: setting, removing and showing key spend limits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -78,8 +78,10 @@ _PER = {caps.Period.DAY: "UTC day", caps.Period.MONTH: "UTC month", caps.Period.
 
 async def within_caps(conn: Connection, run: Run, settlement: Settlement) -> Settlement:
     """``settlement`` clamped to the run's ceiling (its ``max_cost``; its freeze + the
-    account's available + the credit limit; its key's spend limit), with the key's counter
-    moved frozen → spent. Called with the run's freeze already closed (locked)."""
+    account's available + the credit limit; its key's spend limit). Reads only; called by the
+    ending after the run's jobs are locked, it locks the key's counter (a limited key) and
+    then, for a shortfall only, the account row — the counter before the account, as a
+    submit does. :func:`count_spend` records the result once the run has ended."""
     key_room: int | None = None
     if run.spend_window is not None and run.api_key_id is not None:
         key_room = await _key_room(conn, run.api_key_id, run.spend_window, run.quote_amount)
@@ -93,12 +95,16 @@ async def within_caps(conn: Connection, run: Run, settlement: Settlement) -> Set
         credit_limit=run.credit_limit,
         key_room=key_room,
     )
-    clamped = caps.clamp(settlement, cap)
+    return caps.clamp(settlement, cap)
+
+
+async def count_spend(conn: Connection, run: Run, settlement: Settlement) -> None:
+    """Move the ended run's freeze out of its key's counter and its charge into the spent
+    (nothing, not even a statement, for a key without a limit)."""
     if run.spend_window is not None and run.api_key_id is not None:
         await spend_db.move_spend(
-            conn, run.api_key_id, run.spend_window, run.quote_amount, clamped.final_amount
+            conn, run.api_key_id, run.spend_window, run.quote_amount, settlement.final_amount
         )
-    return clamped
 
 
 async def _key_room(conn: Connection, key_id: str, window: str, own_freeze: int) -> int | None:
@@ -111,32 +117,18 @@ async def _key_room(conn: Connection, key_id: str, window: str, own_freeze: int)
     return limit.spend_limit - counter.spent - (counter.frozen - own_freeze)
 
 
-async def record_clamp(
-    conn: Connection, run: Run, settled: Settlement, failure: Failure | None
-) -> Run:
-    """Write a clamped settlement onto the ended run: its charge, the overrun the operator
-    absorbed, and (for a run that ended without a failure) ``COST_LIMIT_REACHED``."""
-    values: dict[str, Any] = {
-        "final_amount": settled.final_amount,
-        "released_amount": settled.released_amount,
-        "absorbed_over_limit": settled.absorbed_over_limit,
-    }
+def clamp_record(settled: Settlement, failure: Failure | None) -> tuple[Failure, dict[str, Any]]:
+    """How an ending clamped to its ceiling is recorded: its failure (the ending's own, else
+    ``COST_LIMIT_REACHED``) and the overrun the operator absorbed."""
     if failure is None:
         consumed = settled.final_amount + settled.absorbed_over_limit
-        why = Failure(
+        failure = Failure(
             FailureCode.COST_LIMIT_REACHED,
             f"consumed {format_amount(consumed)} CNY; charged its ceiling of "
             f"{format_amount(settled.final_amount)} CNY (max_cost, credit limit or key spend "
             f"limit); the operator absorbed {format_amount(settled.absorbed_over_limit)} CNY",
         )
-        values |= {
-            "error_code": why.code.name,
-            "error_reason": why.reason,
-            "error_detail": why.detail,
-            "error_category": why.category.value,
-        }
-    await spend_db.record_clamp(conn, run.id, values)
-    return replace(run, **values)
+    return failure, {"absorbed_over_limit": settled.absorbed_over_limit}
 
 
 # ---- the operator's side -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import timedelta
 from wfrun.clock import utcnow
 from wfrun.db import runs as runs_db
 from wfrun.db.database import Database
-from wfrun.queue import broker
+from wfrun.queue import broker, heartbeats
 from wfrun.services.claims import Claim
 from wfrun.services.run_log import log_event
 
@@ -19,7 +19,7 @@ async def register_worker(
 ) -> None:
     now = utcnow()
     async with db.transaction(write=True) as conn:
-        await broker.register_worker(
+        await heartbeats.register_worker(
             conn,
             {
                 "id": worker_id,
@@ -37,18 +37,18 @@ async def heartbeat(
 ) -> tuple[set[str], set[str]]:
     """Extend the leases of ``owned`` (job, attempt, run) jobs and report on them.
 
-    Returns (run ids whose lease was lost, run ids whose cancellation was requested).
-    Jobs are locked in id order, as every path locks them first (lock order job → run)."""
+    Returns (run ids whose lease was lost, run ids whose cancellation was requested). One
+    statement a beat on PostgreSQL however many runs the worker has (``queue.heartbeats``)."""
     now = utcnow()
-    lost: set[str] = set()
+    jobs = [(job, attempt) for job, attempt, _ in owned]
     async with db.transaction(write=True) as conn:
-        await broker.worker_heartbeat(conn, worker_id, now)
-        for job_id, attempt, run_id in sorted(owned):
-            if not await broker.extend_lease(
-                conn, job_id=job_id, attempt=attempt, until=now + lease
-            ):
-                lost.add(run_id)
-        cancelled = await runs_db.cancel_flags(conn, [run for _, _, run in owned])
+        kept = await heartbeats.beat(
+            conn, worker_id=worker_id, owned=jobs, now=now, until=now + lease
+        )
+        lost = {run for _, _, run in owned if run not in kept}
+        cancelled = {run for run, cancel in kept.items() if cancel}
+        if lost:  # rare: one more statement, so a lost run's cancel is reported too
+            cancelled |= await runs_db.cancel_flags(conn, sorted(lost))
     return lost, cancelled
 
 

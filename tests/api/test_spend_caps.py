@@ -112,6 +112,43 @@ async def test_a_running_run_is_stopped_at_max_cost_and_charged_exactly_it(runti
     assert (shown["available_amount"], shown["frozen_amount"]) == ("8.50000000", "0.00000000")
 
 
+def _saves_early() -> dict[str, Any]:
+    """The costly package with an output saved before its sleep: EmptyImage → SaveImage, and
+    EmptyImage → TestSleep → ImageInvert → SaveImage (node 2 runs before the sleep)."""
+    package = _costly()
+    package["slug"] = "saves-early"
+    package["graph"] = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0},
+        },
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "a"}},
+        "3": {"class_type": "TestSleep", "inputs": {"value": ["1", 0], "seconds": 30}},
+        "4": {"class_type": "ImageInvert", "inputs": {"image": ["3", 0]}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "b"}},
+    }
+    package["inputs"] = []
+    package["outputs"] = [
+        {"key": "n2_images", "type": "image", "multiple": True},
+        {"key": "n5_images", "type": "image", "multiple": True},
+    ]
+    return package
+
+
+async def test_a_run_stopped_at_max_cost_keeps_the_outputs_it_made_before_the_stop(runtime, http):
+    workflow_id = await publish_package(runtime, await operator(runtime), _saves_early())
+    alice = await customer(runtime, balance="10")
+    async with api.running_worker(runtime):
+        run = await api.submit(http, alice, workflow_id, "early", max_cost="1.5")
+        ended = await _stopped(http, alice, run["run_order_id"])
+    assert len(ended["outputs"]["n2_images"]) == 1  # saved before the stop: kept
+    assert ended["outputs"]["n5_images"] == []  # never reached
+    image = await http.get(ended["outputs"]["n2_images"][0])
+    assert (image.status_code, image.content[:8]) == (200, b"\x89PNG\r\n\x1a\n")
+    info = await api.info(http, alice, run["run_order_id"])
+    assert (info["run_status"], info["final_amount"]) == ("cancelled", "1.50000000")
+
+
 @pytest.mark.parametrize(
     ("settings", "final", "available"),
     [("0", "2.00000000", "0.00000000"), ("0.5", "2.50000000", "-0.50000000")],

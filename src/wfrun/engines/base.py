@@ -74,7 +74,13 @@ class EnginePermanent(EngineError):
 
 
 class EngineInterrupted(Exception):
-    """The run was interrupted on request; it stopped at a node boundary."""
+    """The run was interrupted on request; it stopped at a node boundary. ``finished`` holds
+    what output nodes that ran before it produced (engines that can tell; a run stopped at
+    its cost limit keeps them)."""
+
+    def __init__(self, finished: Mapping[str, NodeResult] | None = None) -> None:
+        super().__init__("interrupted")
+        self.finished: Mapping[str, NodeResult] = finished or {}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ freeze the account's available balance and the key's spend limit are read too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from wfrun.clock import utcnow
 from wfrun.db import spend as spend_db
@@ -74,10 +76,17 @@ def found(exc: Exception, seen: Exception | None) -> CostLimitReached | None:
 
 
 async def end_at_cap(
-    db: Database, claim: Claim, stop: CostLimitReached, *, execution_ms: int
+    db: Database,
+    claim: Claim,
+    stop: CostLimitReached,
+    *,
+    execution_ms: int,
+    kept: Mapping[str, Any] | None = None,
 ) -> bool:
     """End the stopped run ``cancelled`` with ``COST_LIMIT_REACHED``, charged what it consumed
-    (at least what it had accrued at the stop), which settlement clamps to its ceiling."""
+    (at least what it had accrued at the stop), which settlement clamps to its ceiling;
+    ``kept``: the run columns of the outputs produced before the stop
+    (``run_outcomes.kept_outputs``)."""
     run = claim.run
     if run.status is not RunStatus.RUNNING:
         return False
@@ -95,7 +104,12 @@ async def end_at_cap(
     )
     failure = Failure(FailureCode.COST_LIMIT_REACHED, detail)
     ending = Ending(
-        RunStatus.CANCELLED, settlement, "stopped at its cost limit", failure, execution_ms
+        RunStatus.CANCELLED,
+        settlement,
+        "stopped at its cost limit",
+        failure,
+        execution_ms,
+        dict(kept or {}),
     )
     async with db.transaction(write=True) as conn:
         ended = await end_run(conn, run, ending, now=utcnow(), attempt=claim.attempt)

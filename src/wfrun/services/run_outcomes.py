@@ -38,17 +38,19 @@ async def complete(
         quoted_external=run.quote_external,
         accept_external_cost_risk=run.accept_external_cost_risk,
     )
-    hours = claim.spec.output_retention_hours
-    keep = timedelta(hours=hours) if hours is not None else retention
-    values: dict[str, Any] = {
-        "outputs": outputs,
-        "progress_percent": 100,
-        "outputs_expire_at": utcnow() + keep,
-    }
+    values = kept_outputs(claim, outputs, retention) | {"progress_percent": 100}
     if usage is not None:
         values["usage"] = usage
     ending = Ending(RunStatus.SUCCEEDED, settlement, "succeeded", None, execution_ms, values)
     return await _end(db, claim, ending)
+
+
+def kept_outputs(claim: Claim, outputs: dict[str, Any], retention: timedelta) -> dict[str, Any]:
+    """The run columns of stored ``outputs``, kept for the package's retention or the
+    server's."""
+    hours = claim.spec.output_retention_hours
+    keep = timedelta(hours=hours) if hours is not None else retention
+    return {"outputs": outputs, "outputs_expire_at": utcnow() + keep}
 
 
 async def cancel_consumed(

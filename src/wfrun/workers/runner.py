@@ -169,7 +169,8 @@ async def _end_on_error(
     """Record what ``exc`` means for the run; False for an error nobody expected."""
     if isinstance(exc, CancelRequested | EngineInterrupted):
         stop = cost_stops.found(exc, sink.stop)
-        await _after_interrupt(deps, claim, control, sink.executed_ms(), stop)
+        finished = exc.finished if isinstance(exc, EngineInterrupted) else {}
+        await _after_interrupt(deps, claim, control, sink.executed_ms(), stop, finished)
     elif isinstance(exc, Fenced):
         log.warning("dropping run %s: %s", claim.run.id, exc)
     elif isinstance(exc, DatabaseUnavailable):  # before ServiceError: not the run's fault
@@ -242,12 +243,19 @@ async def _after_interrupt(
     control: RunControl,
     execution_ms: int,
     stop: CostLimitReached | None = None,
+    finished: Mapping[str, NodeResult] | None = None,
 ) -> None:
     if control.lease_lost or control.handing_back:
         log.warning("run %s: interrupted for its next owner, not cancelled", claim.run.id)
         return
-    if stop is not None:  # reached its cost ceiling (services.cost_stops)
-        await cost_stops.end_at_cap(deps.db, claim, stop, execution_ms=execution_ms)
+    if stop is not None:  # reached its cost ceiling (services.cost_stops): keeps what it made
+        outputs = await _store_outputs(deps.storage, claim, finished or {})
+        kept = run_outcomes.kept_outputs(claim, outputs, deps.output_retention)
+        ended = await cost_stops.end_at_cap(
+            deps.db, claim, stop, execution_ms=execution_ms, kept=kept
+        )
+        if not ended:  # fenced out: another attempt owns the run
+            await _discard_outputs(deps.storage, outputs)
         return
     await run_outcomes.cancel_consumed(deps.db, claim, execution_ms=execution_ms)
 

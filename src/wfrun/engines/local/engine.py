@@ -55,8 +55,9 @@ class LocalEngine:
             ) from None
         except NodeFailed as exc:
             raise EnginePermanent(str(exc), node_id=exc.node_id) from None
-        except Interrupted:
-            raise EngineInterrupted() from None
+        except Interrupted as exc:
+            finished = {node: _result(output) for node, output in exc.finished.items()}
+            raise EngineInterrupted(finished) from None
         finally:
             await report_execution_time(sink, int((time.monotonic() - started) * 1000))
         return {node: _result(output) for node, output in outputs.items()}

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wfrun.engines.local.outputs import NodeOutput
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,6 @@ class Interrupted(Exception):
             message: Human-readable text.
         """
         super().__init__(message)
+        self.finished: dict[str, NodeOutput] = {}
+        """What the output nodes that ran before the interrupt produced, by node id (set by
+        the executor: a run stopped at its cost limit keeps them)."""

@@ -101,6 +101,9 @@ async def execute_graph(
             result = await _run_step(node, index, len(plan.order), values, ctx, hooks)
             if node.spec.output_node and result.ui is not None and not result.ui.is_empty():
                 results[node_id] = result.ui
+    except Interrupted as exc:
+        exc.finished = dict(results)
+        raise
     finally:
         ctx.abort.set()  # stops a node still running in its thread after cancellation
     return results

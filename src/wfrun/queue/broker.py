@@ -1,11 +1,9 @@
 """A job queue on our own tables, in the same database as the business data.
 
-Enqueue happens inside the submit's transaction, in the same statement as the run
-(:func:`job_values`, ``queue.submission``). A claim is one
-statement: ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` on
-PostgreSQL; the same under SQLite's single-writer ``BEGIN IMMEDIATE``. A claim takes a lease
-and bumps ``attempts``; a job whose lease lapsed (its worker died) is claimable again, and the
-attempt number is the fencing token for everything the new owner writes.
+Enqueue happens in the submit's statement (:func:`job_values`, ``queue.submission``). A claim
+is ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` on PostgreSQL,
+the same under SQLite's ``BEGIN IMMEDIATE``; it takes a lease and bumps ``attempts``: a job
+whose lease lapsed is claimable again, the attempt number fences what the new owner writes.
 
 One order serves claims, :func:`queue_place` and the ETA: ``(fair_round, created_at, id)``
 (:data:`QUEUE_ORDER`; the round is round-robin by account within the job's lane, see
@@ -149,10 +147,9 @@ async def claim(
     full_lanes: Collection[str] = (),
     running_cap: int | None = None,
 ) -> Job | None:
-    """Claim the first claimable job in queue order for ``worker_id``, or None when there is
-    none. Jobs of ``full_lanes`` (no free capacity) wait where they are unless their run is
-    already placed on an instance (a re-dispatch goes back to it), as do those of accounts at
-    their running-run cap (``quotas.within_running_cap``)."""
+    """Claim the first claimable job in queue order, or None. Jobs of ``full_lanes`` wait
+    unless their run is placed on an instance (a re-dispatch goes back to it), as do those of
+    accounts at their running-run cap (``quotas.within_running_cap``)."""
     query = claim_update(
         conn,
         worker_id=worker_id,
@@ -174,9 +171,8 @@ def claim_update(
     full_lanes: Collection[str] = (),
     running_cap: int | None = None,
 ) -> Update:
-    """The claim's ``UPDATE`` (see :func:`claim`; its lease ends ``until``), without its
-    ``RETURNING``: also the first step of ``queue.claim_start``'s one-statement claim and
-    start, which binds ``worker_id``, ``until`` and ``now`` as parameters."""
+    """The claim's ``UPDATE`` without ``RETURNING`` (its lease ends ``until``): also the first
+    step of ``queue.claim_start``'s statement, which binds ``worker_id``, ``until``, ``now``."""
     query = select(jobs.c.id).where(_claimable(now), within_running_cap(running_cap))
     if full_lanes:
         placed = exists().where(runs.c.id == jobs.c.run_id, runs.c.instance_id.is_not(None))

@@ -10,6 +10,7 @@ worker now owns.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -110,22 +111,15 @@ async def claim_next(
                 full_lanes=full,
                 running_cap=running_cap,
             )
-            run = None if job is None else await runs_db.find_run(conn, job.run_id)
-        else:
-            claimed = await claim_start.claim_and_start(
-                conn,
-                worker_id=worker_id,
-                lease=lease,
-                now=now,
-                full_lanes=full,
-                running_cap=running_cap,
-                instance_kinds=INSTANCE_KINDS,
-                started_events=_STARTED_EVENTS,
+            claimed: Claim | tuple[Job, Run | None] | None = (
+                None if job is None else (job, await runs_db.find_run(conn, job.run_id))
             )
-            if claimed is not None and claimed.started:
-                return await _started(conn, claimed.job, claimed.run, claimed.has_assets)
-            job, run = (None, None) if claimed is None else (claimed.job, claimed.run)
-        if job is None or run is None:
+        else:
+            claimed = await _claim_and_start(conn, worker_id, lease, now, full, running_cap)
+        if claimed is None or isinstance(claimed, Claim):
+            return claimed or "empty"
+        job, run = claimed
+        if run is None:
             return "empty"
         if await _needs_no_execution(conn, job, run, now):
             return "settled"
@@ -163,6 +157,33 @@ async def _spec(conn: Connection, revision_id: str) -> RevisionSpec:
                 _SPECS.clear()
             _SPECS[revision_id] = spec
     return spec
+
+
+async def _claim_and_start(
+    conn: Connection,
+    worker_id: str,
+    lease: timedelta,
+    now: datetime,
+    full: Collection[str],
+    running_cap: int | None,
+) -> Claim | tuple[Job, Run | None] | None:
+    """PostgreSQL's one-statement claim: the started claim, or the claimed job and run that
+    need the general path, or None."""
+    claimed = await claim_start.claim_and_start(
+        conn,
+        worker_id=worker_id,
+        lease=lease,
+        now=now,
+        full_lanes=full,
+        running_cap=running_cap,
+        instance_kinds=INSTANCE_KINDS,
+        started_events=_STARTED_EVENTS,
+    )
+    if claimed is None:
+        return None
+    if claimed.started:
+        return await _started(conn, claimed.job, claimed.run, claimed.has_assets)
+    return claimed.job, claimed.run
 
 
 async def _needs_no_execution(conn: Connection, job: Job, run: Run, now: datetime) -> bool:

@@ -44,6 +44,19 @@ async def record_node(
     await record_progress(db, claim, lines=(line,), percent=percent, snapshot=snapshot)
 
 
+def _event_row(claim: Claim, line: ProgressLine) -> dict[str, Any]:
+    return {
+        "run_id": claim.run.id,
+        "attempt": claim.attempt,
+        "at": line.at,
+        "event_type": line.event_type,
+        "level": "info",
+        "message": line.message,
+        "node_id": line.node_id,
+        "progress_percent": line.percent,
+    }
+
+
 async def record_progress(
     db: Database,
     claim: Claim,
@@ -58,23 +71,11 @@ async def record_progress(
 
     Raises:
         Fenced: this attempt no longer owns the run.
-        CancelRequested: the user asked to cancel.
+        CancelRequested: the user asked to cancel (or ``cost_stops.CostLimitReached``).
     """
     now = utcnow()
     run = claim.run
-    events = [
-        {
-            "run_id": run.id,
-            "attempt": claim.attempt,
-            "at": line.at,
-            "event_type": line.event_type,
-            "level": "info",
-            "message": line.message,
-            "node_id": line.node_id,
-            "progress_percent": line.percent,
-        }
-        for line in lines
-    ]
+    events = [_event_row(claim, line) for line in lines]
     values = {"progress_percent": percent, "progress_snapshot": snapshot, "updated_at": now}
     async with db.transaction(write=True) as conn:
         progressed = await runs_db.record_progress(conn, run.id, claim.attempt, values, events)

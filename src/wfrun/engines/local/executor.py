@@ -76,15 +76,13 @@ async def execute_graph(
 
     Args:
         graph: ComfyUI API-format graph.
-        load_image: Returns an input file's bytes by name (LoadImage); may raise
-            ``FileNotFoundError`` or ``KeyError`` for unknown names. Called in a
-            worker thread.
+        load_image: Returns an input file's bytes by name (LoadImage; in a worker thread);
+            may raise ``FileNotFoundError`` or ``KeyError`` for unknown names.
         hooks: Progress callbacks.
         interrupt: Checked before every node (and while TestSleep sleeps).
 
     Returns:
-        What each output node produced, by node id (only nodes that produced
-        images or text).
+        What each output node produced, by node id (only those with images or text).
 
     Raises:
         GraphInvalid: The graph is invalid; no node ran.

@@ -89,13 +89,32 @@ async def test_a_flood_is_shed_503_at_once_and_what_was_let_in_is_served(runtime
                 "the server is overloaded: 1 requests in progress and 1 waiting on this "
                 "process; retry shortly"
             )
+            # Prefer: wait exempts only a submit that waits: not a read, not wait=0
+            submit_now = {"Prefer": "wait=0", "Content-Type": "application/json"}
+            asked = [
+                http.get("/balance/info", headers=alice.headers | {"Prefer": "wait=5"}),
+                http.post(
+                    "/workflow/run/submit",
+                    headers=alice.headers | submit_now,
+                    json=body | {"idempotency_key": "k2"},
+                ),
+            ]
+            for refused in [await request for request in asked]:
+                assert (refused.status_code, refused.headers["retry-after"]) == (503, "1")
             assert (await http.get(base + "/healthz")).status_code == 200  # not an API call
             assert await money_snapshot(runtime) == before  # the refused did nothing
+            waits = {"Prefer": "wait=1", "Content-Type": "application/json"}
+            waited = await http.post(  # a submit that waits is not counted: it gets through
+                "/workflow/run/submit",
+                headers=alice.headers | waits,
+                json=body | {"idempotency_key": "k3"},
+            )
+            assert (waited.status_code, waited.headers["preference-applied"]) == (200, "wait=1")
             gate.set()
             submitted, served = await holder, await waiter
             assert submitted.status_code == 200, submitted.text
-            assert served.json()["data"]["frozen_amount"] == "0.11000000"
+            assert served.json()["data"]["frozen_amount"] == "0.22000000"
             assert (shed.active, shed.waiting) == (0, 0)
     finally:
         await stop_serving(server, task)
-    assert (await money_snapshot(runtime))["counts"]["runs"] == 1
+    assert (await money_snapshot(runtime))["counts"]["runs"] == 2

@@ -6,7 +6,8 @@ An API process works on at most ``limits.max_concurrent_requests`` API requests 
 wait in line (first come, first served) for at most ``limits.max_wait_seconds``, and at most
 ``limits.max_waiting_requests`` of them wait. A request refused here never reached a route:
 nothing was done, so nothing accepted is lost, and retrying it is safe. Event streams and
-``Prefer: wait`` requests mostly wait for runs, not the database: they are not counted.
+submits with ``Prefer: wait=N`` (N > 0) mostly wait for runs, not the database: they are not
+counted (any other request with a ``Prefer`` header is).
 Settings are read per request.
 """
 
@@ -18,13 +19,18 @@ from collections import deque
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from wfrun.api import prefer
 from wfrun.api.deps import API_PREFIX
 from wfrun.api.errors import error_response
 from wfrun.config import LimitsSettings
-from wfrun.errors import Overloaded
+from wfrun.errors import InvalidParameter, Overloaded
 
 RETRY_AFTER = 1
 EXEMPT_PATHS = frozenset({f"{API_PREFIX}/workflow/run/events"})
+WAITING_SUBMITS = frozenset(
+    {f"{API_PREFIX}/workflow/run/submit", f"{API_PREFIX}/model-runs/videos"}
+)
+"""The submits that honour ``Prefer: wait=N`` (``api.prefer``)."""
 
 
 def _counted(scope: Scope) -> bool:
@@ -32,7 +38,12 @@ def _counted(scope: Scope) -> bool:
         return False
     if scope["path"] in EXEMPT_PATHS:
         return False
-    return "wait" not in Headers(scope=scope).get("prefer", "").lower()
+    if scope["path"] not in WAITING_SUBMITS or scope.get("method") != "POST":
+        return True
+    try:  # only a submit that may wait (wait=N, N > 0) is exempt; a bad header is counted
+        return not prefer.wait_seconds(Headers(scope=scope).get(prefer.HEADER))
+    except InvalidParameter:
+        return True
 
 
 class Shedding:

@@ -8,11 +8,14 @@ the same whichever exchanges first)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import text
 
 from tests.support import api
 from tests.support.factories import (
@@ -24,8 +27,12 @@ from tests.support.factories import (
     sleepy_package,
 )
 from tests.support.server import start_server
+from tests.support.waiting import until
+from wfrun.clock import utcnow
 from wfrun.db import limits as limits_db
+from wfrun.db.database import Database
 from wfrun.runtime import Runtime, build_runtime
+from wfrun.services.rate_limits import RateLimiter
 
 
 class Clock:
@@ -127,3 +134,39 @@ async def test_two_api_processes_share_one_keys_budget_through_the_database(runt
     async with runtime.db.transaction() as conn:
         counted = await limits_db.read_consumption(conn, list(runtime.rates.buckets))
     assert list(counted.values()) == [5]  # every admitted request, from both processes
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_two_processes_adding_the_same_keys_in_other_orders_do_not_deadlock(
+    runtime, database_url
+):
+    """Each process meets keys in its own order; the counters' ``UPSERT`` must lock them in
+    one order, or two exchanges at once deadlock (one fails after ``deadlock_timeout``)."""
+    clock = Clock()
+    limited(runtime, clock, rate=100, burst=100)
+    alice, bob = await customer(runtime, name="alice"), await customer(runtime, name="bob")
+    here = RateLimiter(runtime.limits, clock=clock)
+    here.admit("key_b", bob.account_id)  # met b first, then a
+    here.admit("key_a", alice.account_id)
+    other = Database(database_url)
+    try:
+        async with other.transaction(write=True) as conn:  # the other process's exchange
+            assert await limits_db.add_consumption(conn, {"key_a": 1}, utcnow()) == {"key_a": 1}
+            exchange = asyncio.create_task(here.sync(runtime.db))
+            await until(lambda: _waiting_on_a_lock(other), what="the exchange to wait for key_a")
+            assert await limits_db.add_consumption(conn, {"key_b": 1}, utcnow()) == {"key_b": 1}
+        await exchange
+    finally:
+        await other.dispose()
+    async with runtime.db.transaction() as conn:
+        counted = await limits_db.read_consumption(conn, ["key_a", "key_b"])
+    assert counted == {"key_a": 2, "key_b": 2}
+
+
+async def _waiting_on_a_lock(db: Database) -> bool:
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with db.transaction() as conn:
+        return bool((await conn.execute(query)).scalar_one())

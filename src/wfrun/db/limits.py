@@ -78,8 +78,9 @@ async def add_consumption(
     conn: Connection, deltas: Mapping[str, int], now: datetime
 ) -> dict[str, int]:
     """Add each key's new requests to its counter; every counter's total after (one
-    statement)."""
-    rows = [{"key_id": k, "consumed": n, "updated_at": now} for k, n in deltas.items()]
+    statement). Rows go in key order: processes adding the same keys lock them in one order
+    (in the order each met them, two exchanges at once could deadlock)."""
+    rows = [{"key_id": k, "consumed": n, "updated_at": now} for k, n in sorted(deltas.items())]
     stmt = _insert(conn, rate_counters).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["key_id"],

@@ -177,12 +177,18 @@ class Database:
             log.info("replacing a pooled connection that failed to begin (%s)", exc)
             await conn.invalidate()
             await conn.close()
+        except BaseException:  # cancelled with the BEGIN unanswered: give the connection back
+            await conn.invalidate()
+            await conn.close()
+            raise
         conn = await self._checkout()
         try:
             await _begin_now(conn)
-        except Exception as exc:
+        except BaseException as exc:
             await conn.invalidate()
             await conn.close()
+            if not isinstance(exc, Exception):
+                raise
             unavailable = self._unavailable(exc.__cause__ or exc, "cannot begin")  # type: ignore[arg-type]
             if unavailable is None:
                 raise

@@ -11,12 +11,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from tests.chaos.support import pragmas, write_locked, write_locked_from_a_thread
 from tests.fetch.support import free_port
 from tests.support.factories import customer, data_uri, operator, png_bytes, publish_demo
+from tests.support.pg_relay import Relay
 from tests.support.server import start_server
 from tests.support.waiting import until_true
 from wfrun.db.database import Database
@@ -179,69 +180,23 @@ async def _no_follower() -> None:
     """A runtime's ``listen`` that starts nothing."""
 
 
-class _Relay:
-    """A loopback TCP relay to PostgreSQL that holds what the client sends while paused."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.upstream = (host, port)
-        self.open = asyncio.Event()
-        self.open.set()
-        self.held = 0
-        self.server: asyncio.Server | None = None
-        self.relaying: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for task in self.relaying:
-            task.cancel()
-        await asyncio.gather(*self.relaying, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.relaying.add(asyncio.current_task())  # type: ignore[arg-type]
-        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        await asyncio.gather(
-            self._pipe(reader, up_writer, gated=True),
-            self._pipe(up_reader, writer, gated=False),
-            return_exceptions=True,
-        )
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, gated: bool
-    ) -> None:
-        try:
-            while data := await reader.read(65536):
-                if gated and not self.open.is_set():
-                    self.held += 1
-                    await self.open.wait()
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_transaction_cancelled_while_its_begin_is_unanswered_gives_its_connection_back(
     database_url,
 ):
     """A request cancelled (a timeout, a disconnect, a shutdown) while the BEGIN sent at
     checkout has no answer yet leaves no connection checked out of the pool."""
-    url = make_url(database_url)
-    relay = _Relay(url.host or "127.0.0.1", url.port or 5432)
-    db = Database(url.set(host="127.0.0.1", port=await relay.start()).render_as_string(False))
+    relay = Relay(database_url)
+    db = Database(await relay.start())
     try:
         await _backend_pid(db)  # one pooled connection
-        relay.open.clear()
+        relay.hold = lambda sent: True
         begun = asyncio.create_task(_backend_pid(db))
         await until_true(lambda: relay.held, what="the BEGIN to be held")
         begun.cancel()
         with pytest.raises(asyncio.CancelledError):
             await begun
-        relay.open.set()
+        relay.release()
         assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         await _backend_pid(db)  # and the pool serves again
     finally:

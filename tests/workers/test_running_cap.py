@@ -8,17 +8,28 @@ test, not a clock, decides when a run ends."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from tests.api.test_queue import publish, sleepy_comfy, submit
 from tests.comfyui.helpers import FAST
 from tests.support import api
-from tests.support.factories import account_balance, customer
+from tests.support.factories import (
+    account_balance,
+    customer,
+    operator,
+    publish_package,
+    sleepy_package,
+)
 from tests.support.money import cny
-from tests.support.waiting import until_true
+from tests.support.pg_relay import Relay
+from tests.support.waiting import until, until_true
+from wfrun.db.database import Database
 from wfrun.engines.comfyui import ComfyUIEngine
+from wfrun.queue import quotas
 from wfrun.runtime import Runtime
 from wfrun.services import claims, instances, limits
 from wfrun.services.claims import engine_prompt_id
@@ -73,3 +84,49 @@ async def test_an_account_at_its_running_cap_waits_its_turn_then_runs(rt, http, 
         cny(v["final_amount"]) for v in [await api.info(http, alice, r) for r in (first, second)]
     ]
     assert await account_balance(rt, alice.account_id) == (cny("10") - sum(charged), 0)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_two_claims_at_once_do_not_both_take_an_accounts_last_running_place(
+    runtime, http, database_url
+):
+    """Worker A has claimed alice's first run and not committed yet (the relay holds its
+    COMMIT) when worker B claims: B must not start alice's second run past her cap of 1."""
+    runtime.settings.limits.max_running_runs = 1
+    workflow_id = await publish_package(runtime, await operator(runtime), sleepy_package())
+    alice = await customer(runtime, name="alice")
+    for key in ("a1", "a2"):
+        await api.submit(http, alice, workflow_id, key)
+    relay = Relay(database_url)
+    db_a = Database(await relay.start())
+    lease = timedelta(seconds=60)
+    try:
+        relay.hold = lambda sent: b"COMMIT" in sent
+        first = asyncio.create_task(
+            claims.claim_next(db_a, worker_id="a", lease=lease, running_cap=1)
+        )
+        await until_true(lambda: relay.held, what="worker A's claim to wait on its COMMIT")
+        second = asyncio.create_task(
+            claims.claim_next(runtime.db, worker_id="b", lease=lease, running_cap=1)
+        )
+        await until(lambda: _done_or_waiting(second, runtime), what="worker B's claim")
+        relay.release()
+        claimed_a, claimed_b = await first, await second
+    finally:
+        await db_a.dispose()
+        await relay.stop()
+    assert not isinstance(claimed_a, str)
+    assert claimed_b == "empty"
+    async with runtime.db.transaction() as conn:
+        assert await quotas.running_count(conn, alice.account_id) == 1
+
+
+async def _done_or_waiting(task: asyncio.Task[object], rt: Runtime) -> bool:
+    if task.done():
+        return True
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with rt.db.transaction() as conn:
+        return bool((await conn.execute(query)).scalar_one())

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import String, bindparam, cast, exists, func, literal, or_, select, update
 
 from wfrun.db.database import Connection
+from wfrun.db.limits import account_limits
 from wfrun.db.rows import record
 from wfrun.db.run_ctes import log_line, outbox_row
 from wfrun.db.runs import Run
@@ -45,6 +46,8 @@ class Claimed:
     run: Run
     started: bool
     has_assets: bool
+    own_running_cap: int | None
+    """The account's override of the running-run cap (``account_limits``), if any."""
 
 
 async def claim_and_start(
@@ -74,7 +77,8 @@ async def claim_and_start(
         return None
     job = record(Job, {c.name: row[f"job_{c.name}"] for c in jobs.c})
     run = record(Run, {c.name: row[c.name] for c in runs.c})
-    return Claimed(job, run, bool(row["started"]), bool(row["has_assets"]))
+    started, has_assets = bool(row["started"]), bool(row["has_assets"])
+    return Claimed(job, run, started, has_assets, row["own_running_cap"])
 
 
 def _statement(conn: Connection, key: _Shape) -> Any:
@@ -107,6 +111,9 @@ def _claimed_and_run(claimed: Any, started: Any) -> Any:
     """The claimed job, its run (as started, else as the claim found it: the statement's
     snapshot of ``runs``), whether it started and whether it has assets."""
     has_assets = exists().where(run_assets.c.run_id == claimed.c.run_id)
+    own_cap = select(account_limits.c.max_running_runs).where(
+        account_limits.c.account_id == claimed.c.account_id
+    )
     run_columns = [func.coalesce(started.c[c.name], c).label(c.name) for c in runs.c]
     return (
         select(
@@ -114,6 +121,7 @@ def _claimed_and_run(claimed: Any, started: Any) -> Any:
             *run_columns,
             started.c.id.is_not(None).label("started"),
             has_assets.label("has_assets"),
+            own_cap.scalar_subquery().label("own_running_cap"),
         )
         .select_from(claimed.join(runs, runs.c.id == claimed.c.run_id))
         .outerjoin(started, started.c.id == claimed.c.run_id)

@@ -40,8 +40,8 @@ def accounts_at_running_cap(default_cap: int | None) -> Any:
 def within_running_cap(default_cap: int | None) -> Any:
     """The claim's condition: a waiting job whose account is at its running-run cap waits
     where it is (a lapsed job being re-claimed already counts as running). Claims racing on
-    PostgreSQL may each see the last free place: the cap can be passed by the number of
-    claims at one instant (SQLite's single writer keeps it exact)."""
+    PostgreSQL may each see the last free place, so there a claim also checks
+    :func:`holds_running_place` (SQLite's single writer keeps this exact)."""
     capped = accounts_at_running_cap(default_cap)
     return or_(jobs.c.status != WAITING, jobs.c.account_id.not_in(capped))
 
@@ -56,3 +56,13 @@ async def running_count(conn: Connection, account_id: str) -> int:
     """The account's runs in service (running, or tracked at a provider)."""
     query = select(func.count()).where(jobs.c.account_id == account_id, jobs.c.status.in_(RUNNING))
     return int((await conn.execute(query)).scalar_one())
+
+
+async def holds_running_place(conn: Connection, account_id: str, cap: int) -> bool:
+    """PostgreSQL, after a claim: whether the account runs at most ``cap`` runs, the claimed
+    one among them. Claims of one account wait for each other here (a transaction-scoped
+    advisory lock), so the count sees every claim that went before, committed: two claims at
+    once cannot both take the last place (each claim's own snapshot could not see the
+    other)."""
+    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(account_id))))
+    return await running_count(conn, account_id) <= cap

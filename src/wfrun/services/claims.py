@@ -29,7 +29,7 @@ from wfrun.domain.pricing import release
 from wfrun.domain.revisions import RevisionSpec
 from wfrun.domain.runs import RunStatus, change_events, is_terminal, transition
 from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
-from wfrun.queue import broker, claim_start
+from wfrun.queue import broker, claim_start, quotas
 from wfrun.queue.broker import Job, JobStatus
 from wfrun.services import lanes, ops_log, run_deadlines
 from wfrun.services.catalog import revision_spec
@@ -100,6 +100,19 @@ async def claim_next(
     ``running_cap`` runs (or its override) wait their turn the same way.
     """
     now = utcnow()
+    try:
+        return await _claim(db, worker_id, lease, now, running_cap)
+    except _PastRunningCap:  # rolled back: the job waits for a place, as the cap says
+        return "empty"
+
+
+class _PastRunningCap(Exception):
+    """A PostgreSQL claim that a claim at the same instant left past the account's cap."""
+
+
+async def _claim(
+    db: Database, worker_id: str, lease: timedelta, now: datetime, running_cap: int | None
+) -> Claim | Literal["empty", "settled"]:
     async with db.transaction(write=True) as conn:
         full = await lanes.full_lanes(conn, now)
         if db.is_sqlite:
@@ -124,6 +137,15 @@ async def claim_next(
         if await _needs_no_execution(conn, job, run, now):
             return "settled"
         return await _start_claimed(conn, job, run, now)
+
+
+async def _holds_place(
+    conn: Connection, claimed: claim_start.Claimed, default_cap: int | None
+) -> bool:
+    """Whether the claim keeps within the account's running-run cap (no statement without
+    a cap)."""
+    cap = claimed.own_running_cap if claimed.own_running_cap is not None else default_cap
+    return cap is None or await quotas.holds_running_place(conn, claimed.job.account_id, cap)
 
 
 async def _started(conn: Connection, job: Job, run: Run, has_assets: bool) -> Claim:
@@ -181,6 +203,8 @@ async def _claim_and_start(
     )
     if claimed is None:
         return None
+    if not await _holds_place(conn, claimed, running_cap):
+        raise _PastRunningCap
     if claimed.started:
         return await _started(conn, claimed.job, claimed.run, claimed.has_assets)
     return claimed.job, claimed.run

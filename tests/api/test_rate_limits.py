@@ -170,3 +170,16 @@ async def _waiting_on_a_lock(db: Database) -> bool:
     )
     async with db.transaction() as conn:
         return bool((await conn.execute(query)).scalar_one())
+
+
+async def test_a_slow_keys_bucket_is_not_forgotten_before_it_is_full_again(runtime, http):
+    """At 1 request a minute, a minute idle refills one token of two: forgetting the bucket
+    then (and meeting the key again with a full one) would admit a request too many."""
+    clock = Clock()
+    limited(runtime, clock, rate=1 / 60, burst=2)
+    alice = await customer(runtime)
+    assert [await balance_status(http, alice) for _ in range(2)] == [200, 200]
+    clock.now += 61  # idle past rate_limits.IDLE_SECONDS: one token back, not two
+    await runtime.rates.sync(runtime.db)  # the two requests go to the shared counter
+    await runtime.rates.sync(runtime.db)  # nothing pending: an idle key may be forgotten
+    assert [await balance_status(http, alice) for _ in range(2)] == [200, 429]

@@ -41,7 +41,7 @@ Clock = Callable[[], float]
 """Monotonic seconds (``time.monotonic``; tests pass one they advance)."""
 
 IDLE_SECONDS = 60.0
-"""A key unused this long is forgotten (its bucket is full again by then)."""
+"""A key unused this long is forgotten once its bucket is full again (a slow key's, later)."""
 
 
 @dataclass(slots=True)
@@ -55,6 +55,15 @@ class Bucket:
     """Requests admitted here and not yet added to the shared counter."""
     seen: int | None = None
     """The shared counter at the last exchange (None: not exchanged yet)."""
+    rate: float = 0.0
+    size: int = 0
+    """The key's rate and bucket size at its last request."""
+
+
+def _full(bucket: Bucket, now: float) -> bool:
+    """Idle long enough to be full again: forgetting it loses nothing."""
+    idle = now - bucket.at
+    return idle > IDLE_SECONDS and bucket.tokens + idle * bucket.rate >= bucket.size
 
 
 class RateLimiter:
@@ -81,7 +90,7 @@ class RateLimiter:
         if bucket is None:
             bucket = self.buckets[key_id] = Bucket(tokens=size, at=now)
         bucket.tokens = min(size, bucket.tokens + (now - bucket.at) * rate)
-        bucket.at = now
+        bucket.at, bucket.rate, bucket.size = now, rate, size
         if bucket.tokens < 1:
             wait = max(1, math.ceil((1 - bucket.tokens) / rate))
             raise RateLimited(
@@ -119,7 +128,7 @@ class RateLimiter:
 
     def _forget_idle(self) -> None:
         now = self.clock()
-        idle = [k for k, b in self.buckets.items() if not b.pending and now - b.at > IDLE_SECONDS]
+        idle = [k for k, b in self.buckets.items() if not b.pending and _full(b, now)]
         for key in idle:
             del self.buckets[key]
 

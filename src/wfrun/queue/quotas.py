@@ -16,6 +16,7 @@ from wfrun.db.schema import jobs
 RUNNING = ("doing", "tracking")
 """``broker.JobStatus`` DOING and TRACKING (spelled out: the broker's claim imports this)."""
 WAITING = "todo"
+_RUNNING_LOCKS = 0x77667263  # "wfrc": the two-key advisory locks of accounts' running places
 
 
 def _cap(default_cap: int | None) -> Any:
@@ -64,5 +65,6 @@ async def holds_running_place(conn: Connection, account_id: str, cap: int) -> bo
     advisory lock), so the count sees every claim that went before, committed: two claims at
     once cannot both take the last place (each claim's own snapshot could not see the
     other)."""
-    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(account_id))))
+    lock = func.pg_advisory_xact_lock(_RUNNING_LOCKS, func.hashtext(account_id))
+    await conn.execute(select(lock))
     return await running_count(conn, account_id) <= cap

@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from tests.support import api
 from tests.support.factories import Customer, customer, money_snapshot, operator, publish_package
 from tests.support.factories import drain as run_all
+from tests.support.waiting import until
 from wfrun.clock import utcnow
 from wfrun.runtime import Runtime
 from wfrun.services import accounts, spending
@@ -171,3 +172,41 @@ async def test_a_key_without_a_limit_pays_no_statement_for_limits(runtime, http)
     assert not [s for s in free_statements if "key_spend" in s]
     assert len([s for s in seen if "key_spend" in s]) == 2
     await run_all(runtime)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_resend_racing_its_original_answers_the_run_not_the_spend_limit(runtime, http):
+    """Two sends of one request (same idempotency key) by a key with room for one run: the
+    one that waited for the other's reservation answers the other's run (a replay), never
+    402 — the key is taken, not the limit passed. The key's counter is held by the test
+    until both submits wait on it, so they reserve one after the other."""
+    workflow_id = await _flat_workflow(runtime)
+    alice, key_id = await _limited(runtime, "2", "day")
+    assert (await _submit(http, alice, workflow_id, "a")).status_code == 200  # counter row
+    async with runtime.db.engine.connect() as holder:
+        await holder.execute(
+            text("SELECT frozen FROM key_spend WHERE key_id = :key FOR UPDATE"), {"key": key_id}
+        )
+        sends = [asyncio.create_task(_submit(http, alice, workflow_id, "b")) for _ in range(2)]
+
+        async def both_wait() -> bool:
+            async with runtime.db.engine.connect() as probe:
+                waiting: int = await probe.scalar(text(_WAITING_ON_LOCKS))
+            return waiting == 2
+
+        await until(both_wait, what="both sends to wait on the key's counter")
+        await holder.commit()
+    answers = [await send for send in sends]
+    assert [a.status_code for a in answers] == [200, 200], [a.json() for a in answers]
+    assert len({a.json()["data"]["run_order_id"] for a in answers}) == 1
+    view = (await spending.key_limits(runtime.db, [key_id]))[key_id]
+    assert (view.frozen, view.spent) == (200_000_000, 0)
+    shown = await api.balance(http, alice)
+    assert (shown["available_amount"], shown["frozen_amount"]) == ("8.00000000", "2.00000000")
+    await run_all(runtime)
+
+
+_WAITING_ON_LOCKS = (
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)

@@ -29,6 +29,7 @@ from tests.support.money import cny
 from wfrun.config import BillingSettings, Settings
 from wfrun.domain.money import format_amount
 from wfrun.runtime import Runtime
+from wfrun.services import accounts, spending
 
 QUOTE = cny("1.01")  # fixed fee 0.01 + 1 CNY/s × 1 estimated second
 
@@ -185,3 +186,25 @@ async def test_a_short_run_costing_more_than_the_balance_is_clamped_at_settlemen
     assert info["final_amount"] == "0.75000000"  # 0.01 frozen + 0.49 available + 0.25 credit
     shown = await api.balance(http, alice)
     assert (shown["available_amount"], shown["frozen_amount"]) == ("-0.25000000", "0.00000000")
+
+
+async def test_a_running_run_is_stopped_at_its_keys_spend_limit_and_the_key_spends_exactly_it(
+    runtime, http
+):
+    """A key limited to 2.00 in total, one run frozen at 1.01 that would run to 30.01: the
+    run is charged what the key has left (2.00: its own freeze counts against the limit,
+    not on top of it), and the key's counter ends at frozen 0, spent 2.00."""
+    workflow_id = await _workflow(runtime)
+    alice = await customer(runtime, balance="10")
+    key_id = (await accounts.list_keys(runtime.db, alice.account_id))[0].id
+    await spending.set_key_limit(runtime.db, key_id, cny("2"), "total")
+    async with api.running_worker(runtime):
+        run = await api.submit(http, alice, workflow_id, "keyed")
+        ended = await _stopped(http, alice, run["run_order_id"])
+    assert "key spend limit of 2.00000000 CNY" in ended["error"]["detail"]
+    info = await api.info(http, alice, run["run_order_id"])
+    assert (info["final_amount"], info["released_amount"]) == ("2.00000000", "0.00000000")
+    view = (await spending.key_limits(runtime.db, [key_id]))[key_id]
+    assert (view.frozen, view.spent) == (0, cny("2"))
+    shown = await api.balance(http, alice)
+    assert (shown["available_amount"], shown["frozen_amount"]) == ("8.00000000", "0.00000000")

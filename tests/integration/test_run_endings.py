@@ -244,7 +244,7 @@ SRC = Path(__file__).parents[2] / "src" / "wfrun"
 ONLY_IN = {
     "resolve_freeze": {"services/run_endings.py"},
     "close_for_run": {"services/run_endings.py"},
-    "publish_change": {"services/run_endings.py", "services/claims.py", "services/runs.py"},
+    "publish_change": {"services/run_endings.py", "services/claims.py"},
     "append_change": {"services/run_changes.py"},
     "move_status": {"services/run_endings.py", "services/claims.py"},
     "close_freeze": {"services/billing.py"},

@@ -63,7 +63,7 @@ async def _key_room(conn: Connection, run: Run) -> int | None:
     counters = await spend_db.spend_in(conn, [run.api_key_id], [run.spend_window])
     if limit is None or not counters:
         return None
-    return limit.spend_limit - counters[0].spent - (counters[0].frozen - run.quote_amount)
+    return limit.spend_limit - counters[0].spent - counters[0].frozen  # own freeze included
 
 
 def found(exc: Exception, seen: Exception | None) -> CostLimitReached | None:

@@ -39,6 +39,7 @@ from wfrun.errors import (
     ProviderNotConfigured,
     RealPersonUnavailable,
     RevisionNotFound,
+    SpendLimitExceeded,
     WorkflowNotFound,
 )
 from wfrun.queue import broker, submission
@@ -247,9 +248,13 @@ async def submit_run(
                 return SubmitResult(existing, replay=True)
             stored = await _insert_new(conn, principal, request, policy, now)
         return SubmitResult(stored, replay=False)
-    except _KeyTaken:  # a concurrent submit with this key committed first; ours rolled back
+    except (_KeyTaken, SpendLimitExceeded) as refused:
+        # a concurrent submit with this key committed first (its reservation may be what
+        # left ours no room); ours rolled back
         async with db.transaction() as conn:
             existing = await _replay(conn, principal, request)
+        if existing is None and isinstance(refused, SpendLimitExceeded):
+            raise
         assert existing is not None, "the conflicting run is visible once it committed"
         return SubmitResult(existing, replay=True)
 

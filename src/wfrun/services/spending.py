@@ -84,7 +84,7 @@ async def within_caps(conn: Connection, run: Run, settlement: Settlement) -> Set
     submit does. :func:`count_spend` records the result once the run has ended."""
     key_room: int | None = None
     if run.spend_window is not None and run.api_key_id is not None:
-        key_room = await _key_room(conn, run.api_key_id, run.spend_window, run.quote_amount)
+        key_room = await _key_room(conn, run.api_key_id, run.spend_window)
     available: int | None = None
     if settlement.final_amount > settlement.frozen:  # only a shortfall can go below zero
         available = await spend_db.lock_available(conn, run.account_id)
@@ -107,14 +107,15 @@ async def count_spend(conn: Connection, run: Run, settlement: Settlement) -> Non
         )
 
 
-async def _key_room(conn: Connection, key_id: str, window: str, own_freeze: int) -> int | None:
-    """What the key may still spend in ``window`` besides this run's own freeze (None: the
-    limit was removed since the run was submitted). Locks the counter."""
+async def _key_room(conn: Connection, key_id: str, window: str) -> int | None:
+    """What the key may still spend in ``window`` besides this run's own freeze, which its
+    counter's frozen already holds (None: the limit was removed since the run was
+    submitted). Locks the counter."""
     counter = await spend_db.lock_spend(conn, key_id, window)
     limit = await spend_db.get_limit(conn, key_id)
     if counter is None or limit is None:
         return None
-    return limit.spend_limit - counter.spent - (counter.frozen - own_freeze)
+    return limit.spend_limit - counter.spent - counter.frozen
 
 
 def clamp_record(settled: Settlement, failure: Failure | None) -> tuple[Failure, dict[str, Any]]:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Column, ForeignKey, String, Table, bindparam, delete, select, update
 
 from wfrun.db.database import Connection
 from wfrun.db.dialect import insert_ignoring_conflict
 from wfrun.db.rows import record_or_none, records
-from wfrun.db.schema import Id, Money, UTCDateTime, accounts, metadata, runs
+from wfrun.db.schema import Id, Money, UTCDateTime, accounts, metadata
 
 key_limits = Table(
     "key_limits",
@@ -140,8 +139,3 @@ async def read_available(conn: Connection, account_id: str) -> int:
     query = select(accounts.c.available).where(accounts.c.id == account_id)
     available: int = (await conn.execute(query)).scalar_one()
     return available
-
-
-async def record_clamp(conn: Connection, run_id: str, values: dict[str, Any]) -> None:
-    """Write a clamped settlement's columns onto the run (already ended in this transaction)."""
-    await conn.execute(update(runs).where(runs.c.id == run_id).values(**values))

@@ -4,10 +4,10 @@
 - a submit by a key with a spend limit reserves its quote on the key's counter for the current
   period with one conditional UPDATE, before the account is locked (:func:`reserve`); a key
   without a limit pays no statement;
-- every settlement is clamped to the run's ceiling (``domain.caps``) with the key counter and
-  the account row locked, in lock order freeze → key counter → account (:func:`within_caps`):
-  this is the hard guarantee; the worker's stop at progress points (``services.cost_stops``)
-  only stops consumption early.
+- every ending is clamped to the run's ceiling (``domain.caps``) after its jobs are locked,
+  with the key counter and (for a shortfall) the account row locked, in that order
+  (:func:`within_caps`, CONTRIBUTING.md's lock order): this is the hard guarantee; the
+  worker's stop at progress points (``services.cost_stops``) only stops consumption early.
 
 And the operator's side: setting, removing and showing key spend limits.
 """

@@ -17,8 +17,9 @@ Reproduced (reference §5.2–§5.4, §6.4, §7.1, §7.3, §7.5):
 
 Not reproduced: ``executed`` comes after the last node rather than right after its node
 (the local executor returns UI outputs at the end); ``progress`` only from TestSleep; no binary
-previews; partial caching (only whole-prompt cache hits); a failure loses the UI outputs
-of output nodes that had already finished.
+previews; partial caching (only whole-prompt cache hits); a node error loses the UI outputs
+of output nodes that had already finished (an interrupt keeps them in the history, as
+ComfyUI does).
 """
 
 from __future__ import annotations
@@ -143,11 +144,13 @@ class PromptRun:
         except NodeFailed as exc:
             await self.message("execution_error", self._error_data(exc, hooks))
             return {}, "error"
-        except Interrupted:
-            await self.message(
+        except Interrupted as exc:  # history keeps the finished output nodes' UI (ComfyUI's
+            await self.message(  # history_result is built from its UI cache after the loop)
                 "execution_interrupted", self._interrupted_data(hooks), broadcast=True
             )
-            return {}, "error"
+            return {node_id: self._save(node_id, out) for node_id, out in exc.finished.items()}, (
+                "error"
+            )
         except GraphInvalid as exc:
             await self.message("execution_error", self._invalid_data(exc, hooks))
             return {}, "error"

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tests.comfyui.helpers import RecordingSink, held_at, sleepy, spec_for, trivial
+from tests.comfyui.helpers import RecordingSink, held_at, node, sleepy, spec_for, trivial
 from tests.comfyui.standin import ComfyStandin
 from tests.support.waiting import DEADLINE
 from wfrun.engines.base import EngineInterrupted
@@ -56,6 +56,32 @@ async def test_cancel_while_running_interrupts_it(
     assert not standin.calls("POST", "/queue")
     entry = await standin.call(lambda state: state.history[str(spec.engine_prompt_id)])
     assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+
+
+async def test_an_interrupted_prompt_hands_back_the_outputs_it_finished(
+    standin: ComfyStandin, patient_engine: ComfyUIEngine
+) -> None:
+    """ComfyUI's history of an interrupted prompt keeps the UI of the output nodes that ran
+    (its ``history_result`` is built from the UI cache after the loop); the engine fetches
+    them, so a run stopped at its cost limit keeps what it made."""
+    graph = {  # the early save runs before the sleep (lower id first among ready nodes)
+        "1": node("EmptyImage", width=16, height=16, batch_size=1, color=0),
+        "2": node("SaveImage", images=["1", 0], filename_prefix="wf_early"),
+        "3": node("TestSleep", value=["1", 0], seconds=5.0),
+        "4": node("SaveImage", images=["3", 0], filename_prefix="wf_late"),
+    }
+    sink, interrupt = RecordingSink(), threading.Event()
+    spec = spec_for(standin, graph)
+    await standin.hold(running=True, node="3")  # never released: only /interrupt ends it
+    task = asyncio.create_task(patient_engine.execute(spec, sink, interrupt))
+    await held_at(standin, spec, sink, node_id="3")
+    interrupt.set()
+    with pytest.raises(EngineInterrupted) as stopped:
+        await asyncio.wait_for(task, DEADLINE)
+    assert set(stopped.value.finished) == {"2"}  # node 4 (after the sleep) never ran
+    (early,) = stopped.value.finished["2"].files
+    assert early.filename.startswith("wf_early")
+    assert early.data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 async def test_interrupt_before_dispatch_submits_nothing(

@@ -142,8 +142,9 @@ class ComfyUIEngine:
         try:
             outcome = await watch.wait()
         except EngineInterrupted:  # a cancel is charged the time the prompt executed
-            await report_execution_time(sink, await _interrupted_ms(session, prompt_id))
-            raise
+            executed, entry = await _interrupted(session, prompt_id)
+            await report_execution_time(sink, executed)
+            raise EngineInterrupted(await self._finished(session, prompt_id, entry)) from None
         await report_execution_time(sink, outcome.duration_ms)
         return await self._collect(session, prompt_id, outcome)
 
@@ -200,6 +201,18 @@ class ComfyUIEngine:
                 ) from exc
         return rewrite_names(spec.graph, renames)
 
+    async def _finished(
+        self, session: InstanceSession, prompt_id: str, entry: Mapping[str, Any] | None
+    ) -> dict[str, NodeResult]:
+        """What the output nodes an interrupted prompt finished produced (its history keeps
+        them); none when the instance cannot give them: the interrupt stands either way."""
+        if entry is None:
+            return {}
+        try:
+            return await self._collect(session, prompt_id, parse_history_entry(entry))
+        except (ComfyRequestError, ComfyProtocolError):
+            return {}
+
     async def _collect(
         self, session: InstanceSession, prompt_id: str, outcome: HistoryOutcome
     ) -> dict[str, NodeResult]:
@@ -233,23 +246,26 @@ async def _fetch(session: InstanceSession, prompt_id: str, ref: FileRef) -> byte
         ) from exc
 
 
-async def _interrupted_ms(session: InstanceSession, prompt_id: str) -> int | None:
+async def _interrupted(
+    session: InstanceSession, prompt_id: str
+) -> tuple[int | None, Mapping[str, Any] | None]:
     """How long a cancelled prompt executed, on the instance's clock (``execution_start`` →
-    ``execution_interrupted`` in its history): 0 when it never started (a prompt removed
-    while pending never gets an entry), None when the instance cannot tell. An interrupted
-    prompt stays in ``/queue`` until its entry is written, so that is waited for briefly."""
+    ``execution_interrupted`` in its history), and that history entry: 0 when it never
+    started (a prompt removed while pending never gets an entry), None when the instance
+    cannot tell. An interrupted prompt stays in ``/queue`` until its entry is written, so
+    that is waited for briefly."""
     end = time.monotonic() + session.settings.history_retry
     while True:
         try:
             location = await session.locate(prompt_id)
         except ComfyRequestError:
-            return None
+            return None, None
         if location.entry is not None:
-            return executed_ms(location.entry) or 0
+            return executed_ms(location.entry) or 0, location.entry
         if not location.queued:
-            return 0
+            return 0, None
         if time.monotonic() > end:
-            return None
+            return None, None
         await asyncio.sleep(0.05)
 
 

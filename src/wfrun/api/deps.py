@@ -14,7 +14,9 @@ from wfrun.services import webhooks
 from wfrun.services.accounts import Principal, authenticate
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """The process's runtime (async: FastAPI runs a sync dependency in its threadpool, a
+    thread hop on every request)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

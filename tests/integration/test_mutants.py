@@ -21,8 +21,7 @@ MACHINE = "tests/integration/test_ledger_state_machine.py::test_ledger_state_mac
 CATCHERS = {
     "no_fixed_fee": {
         MONEY + "test_success_charges_the_fee_plus_the_engine_seconds[sqlite]",
-        MONEY + "test_a_run_longer_than_its_estimate_is_charged_the_shortfall[sqlite-covered]",
-        MONEY + "test_a_run_longer_than_its_estimate_is_charged_the_shortfall[sqlite-negative]",
+        MONEY + "test_a_run_longer_than_its_estimate_is_charged_the_shortfall[sqlite]",
         MACHINE,
     },
     "no_external_shortfall": {

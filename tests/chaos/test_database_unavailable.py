@@ -155,6 +155,7 @@ async def test_api_answers_503_in_the_envelope_while_the_database_is_locked(
     # follower of other processes' run changes polls SQLite every 25 ms and would: this test
     # is about a submit under a lock, not about live events, so the server runs without it
     runtime.listen = _no_follower  # type: ignore[method-assign]
+    runtime.rates.run = _no_limits_sync  # type: ignore[method-assign] # it reads the database too
     async with (
         start_server(runtime) as live,
         httpx.AsyncClient(base_url=live.api_url, headers=alice.headers, timeout=30) as http,
@@ -178,6 +179,11 @@ async def test_api_answers_503_in_the_envelope_while_the_database_is_locked(
 
 async def _no_follower() -> None:
     """A runtime's ``listen`` that starts nothing."""
+
+
+async def _no_limits_sync(db: Database, stop: asyncio.Event) -> None:
+    """The rate limiter's ``run`` (its per-process exchange and override reload) doing
+    nothing."""
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

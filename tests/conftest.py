@@ -20,7 +20,7 @@ from moto.server import ThreadedMotoServer
 pytest.register_assert_rewrite("tests.support.money")  # its asserts explain their failures
 
 from tests.comfyui.standin import ComfyStandin
-from tests.support import databases
+from tests.support import databases, statements
 from tests.support.server import LiveServer, start_server
 from wfrun.cli.main import cli
 from wfrun.config import Settings, StorageSettings, WorkerSettings
@@ -163,6 +163,11 @@ def standin(tmp_path: Path) -> Iterator[ComfyStandin]:
         yield server
     finally:
         server.shutdown()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any engine exists: the round-trip counter's class-level listeners."""
+    statements.install()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

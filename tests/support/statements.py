@@ -30,9 +30,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakKeyDictionary, WeakSet
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
 
 from wfrun.db.database import Database
 
@@ -133,26 +135,39 @@ class _Listener:
         }
 
 
-_listening: dict[int, list[_Listener]] = {}
-"""The counting blocks open on each engine (by id). One dispatcher per engine and event is
-installed once and never removed: removing a listener while an event is being dispatched
-(SQLite's BEGIN awaits inside the ``begin`` event) breaks SQLAlchemy's iteration."""
+_listening: WeakKeyDictionary[Engine, list[_Listener]] = WeakKeyDictionary()
+"""The counting blocks open on each engine."""
+_pools: WeakSet[Pool] = WeakSet()
+_CONNECTION_EVENTS = ("before_cursor_execute", "begin", "commit", "rollback")
 
 
-def _install_dispatchers(engine: Engine) -> list[_Listener]:
-    key = id(engine)
-    if key in _listening:
-        return _listening[key]
-    open_blocks: list[_Listener] = []
-    _listening[key] = open_blocks
-    for name, on_pool in _Listener(engine, Trips()).hooks():
+def install() -> None:
+    """Listen to every engine's connection events, once per test session, before any engine
+    exists (``tests/conftest.py``'s ``pytest_configure``). Adding a listener to an engine
+    while one of its events is being dispatched breaks SQLAlchemy's iteration ("deque mutated
+    during iteration": SQLite's BEGIN awaits inside the ``begin`` event while another task
+    runs), so the dispatchers are class-level and never change; a block only edits its own
+    list."""
+    for name in _CONNECTION_EVENTS:
 
-        def dispatch(*args: Any, _name: str = name, _pool: bool = on_pool) -> None:
-            for listener in [*open_blocks]:
-                listener.hooks()[(_name, _pool)](*args)
+        def dispatch(conn: Any, *args: Any, _name: str = name) -> None:
+            for listener in [*_listening.get(conn.engine, ())]:
+                listener.hooks()[(_name, False)](conn, *args)
 
-        event.listen(engine.pool if on_pool else engine, name, dispatch)
-    return open_blocks
+        event.listen(Engine, name, dispatch)
+
+
+def _listen_to_pool(engine: Engine, open_blocks: list[_Listener]) -> None:
+    """The pool's ``checkout`` (no listener of it awaits, so adding one is safe)."""
+    if engine.pool in _pools:
+        return
+    _pools.add(engine.pool)
+
+    def checkout(*args: Any) -> None:
+        for listener in [*open_blocks]:
+            listener.checkout(*args)
+
+    event.listen(engine.pool, "checkout", checkout)
 
 
 @asynccontextmanager
@@ -160,7 +175,8 @@ async def counting(db: Database) -> AsyncIterator[Trips]:
     """Count what ``db``'s engine sends during the block; read the :class:`Trips` after it."""
     trips = Trips()
     engine = db.engine.sync_engine
-    open_blocks = _install_dispatchers(engine)
+    open_blocks = _listening.setdefault(engine, [])
+    _listen_to_pool(engine, open_blocks)
     listener = _Listener(engine, trips)
     open_blocks.append(listener)
     try:

@@ -265,6 +265,7 @@ class ArkStandin:
         self._create_failures: list[_Injected] = []
         self._list_failures: list[_Injected] = []
         self._drops = 0
+        self._list_drops = 0
         self._plans: list[TaskPlan] = []
         self._action_failures: dict[str, list[_Injected]] = {}
         self._url_secret = _suffix(16).encode()
@@ -340,6 +341,12 @@ class ArkStandin:
         connection is aborted before any response byte is sent."""
         with self._lock:
             self._drops += times
+
+    def drop_next_list(self, times: int = 1) -> None:
+        """The next ``times`` list calls lose their connection before any answer (as when a
+        server closes an idle keep-alive connection the client is reusing)."""
+        with self._lock:
+            self._list_drops += times
 
     def next_task(self, plan: TaskPlan) -> None:
         """The next created task runs to ``plan`` (queue of plans, one per create)."""
@@ -665,6 +672,12 @@ class ArkStandin:
 
     async def _list(self, request: Request) -> Response:
         await self._record(request)
+        with self._lock:
+            drop = self._list_drops > 0
+            self._list_drops -= int(drop)
+        if drop:
+            await _abort(request)
+            return Response(status_code=500)  # never sent: the connection is gone
         try:
             self._auth(request)
             with self._lock:

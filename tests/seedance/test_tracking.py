@@ -118,3 +118,60 @@ async def test_a_run_held_by_one_tracker_is_not_taken_by_another(runtime, standi
     [task] = standin.live_tasks()
     standin.release(task.id, running_s=0.0)
     await drain(runtime)
+
+
+async def _parked(runtime: Runtime, standin: ArkStandin, runs: int) -> None:
+    """``runs`` model runs dispatched to Ark, each task held in Ark's queue."""
+    alice = await customer(runtime, balance="100")
+    principal = await authenticate(runtime.db, alice.key)
+    for i in range(runs):
+        standin.next_task(TaskPlan(hold_queued=True))
+        body = model_runs.VideoSubmit(
+            f"p-{i}", f"p-{i}", {"model": "doubao-seedance-2-0-fast-260128", "prompt": "x"}
+        )
+        await model_runs.submit(
+            runtime.db, principal, body, runtime.policy, runtime.settings.seedance
+        )
+        await dispatch_only(runtime)
+
+
+async def _all_due(runtime: Runtime) -> None:
+    async with runtime.db.transaction(write=True) as conn:
+        due = (await conn.execute(select(jobs.c.id).where(jobs.c.status == "tracking"))).scalars()
+        await broker.track_again(conn, job_ids=list(due), at=utcnow())
+
+
+async def _job_states(runtime: Runtime) -> list[str]:
+    async with runtime.db.transaction() as conn:
+        return sorted((await conn.execute(select(jobs.c.status))).scalars().all())
+
+
+async def test_a_status_check_whose_connection_drops_is_sent_again_at_once(
+    runtime: Runtime, standin: ArkStandin
+):
+    """A list call that loses its connection before any answer (an idle keep-alive connection
+    closed by the server as it is reused) is a read: sent once more, the batch is checked in
+    the same tick. Two drops in a row: the batch is checked later, nothing fails."""
+    await _parked(runtime, standin, 2)
+    assert runtime.seedance is not None
+    slow = {"poll_min_seconds": 600.0, "poll_max_seconds": 600.0}
+    settings = runtime.seedance.settings.model_copy(update=slow)
+    tracker = Tracker(dataclasses.replace(runtime.seedance, settings=settings))
+    await _all_due(runtime)
+    standin.drop_next_list()
+    before = len(standin.requests)
+    assert await tracker.tick() == 2
+    assert len(standin.requests) - before == 2  # the dropped list call and the one answered
+    assert await _job_states(runtime) == ["tracking", "tracking"]
+
+    await _all_due(runtime)
+    standin.drop_next_list(times=2)
+    before = len(standin.requests)
+    assert await tracker.tick() == 2  # the second try dropped too: checked again later
+    assert await tracker.tick() == 0  # not due now
+    assert len(standin.requests) - before == 2
+    for task in standin.live_tasks():
+        standin.release(task.id, running_s=0.0)
+    await _all_due(runtime)
+    assert await tracker.tick() == 2
+    assert await _job_states(runtime) == ["succeeded", "succeeded"]

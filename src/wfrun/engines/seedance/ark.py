@@ -5,6 +5,9 @@ after a lost response and make a second billable task (seedance-ark.md §3.3). I
 failure is classified here: :class:`ArkRejected` (Ark answered; nothing was created),
 :class:`ArkBusy` (rate limited; nothing was created), :class:`ArkUnknown` (no answer, or a
 5xx: the task may exist; the caller reconciles with :meth:`ArkGateway.find_created`).
+Reads (list, get) are safe to send again, so one whose connection dropped before any answer —
+a server closing an idle keep-alive connection just as it is reused — is sent once more at
+once on a new connection (:meth:`ArkGateway._read`); a timeout or an answered error is not.
 
 The SDK is the ``seedance`` extra (``pip install 'wfrun[seedance]'``), imported when an
 :class:`ArkGateway` is built (Seedance is configured), never before.
@@ -13,10 +16,10 @@ The SDK is the ``seedance`` extra (``pip install 'wfrun[seedance]'``), imported 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -25,6 +28,7 @@ from wfrun.errors import MissingExtra
 log = logging.getLogger(__name__)
 LIST_PAGE = 500  # §1.6: page_size in [1, 500]
 MAX_RECONCILE_PAGES = 20
+T = TypeVar("T")
 
 
 class ArkCallError(Exception):
@@ -120,6 +124,16 @@ def _classify(exc: Exception) -> ArkCallError:
     return ArkUnknown(f"Ark call failed: {exc!r}")
 
 
+def _dropped(exc: Exception) -> bool:
+    """The connection failed before any answer, and not by the read's own time limit."""
+    from volcenginesdkarkruntime._exceptions import (
+        ArkAPIConnectionError,
+        ArkAPITimeoutError,
+    )
+
+    return isinstance(exc, ArkAPIConnectionError) and not isinstance(exc, ArkAPITimeoutError)
+
+
 class ArkGateway:
     """One per worker process; safe to share between coroutines (``AsyncArk``)."""
 
@@ -156,8 +170,11 @@ class ArkGateway:
         matches: list[TaskView] = []
         for page_num in range(1, MAX_RECONCILE_PAGES + 1):
             try:
-                page = await self._client.content_generation.tasks.list(
-                    page_num=page_num, page_size=LIST_PAGE, model=model
+                page = await self._read(
+                    self._client.content_generation.tasks.list,
+                    page_num=page_num,
+                    page_size=LIST_PAGE,
+                    model=model,
                 )
             except Exception as exc:
                 raise _classify(exc) from exc
@@ -178,7 +195,7 @@ class ArkGateway:
     async def ping(self) -> None:
         """One cheap authenticated call (the first page of one task)."""
         try:
-            await self._client.content_generation.tasks.list(page_num=1, page_size=1)
+            await self._read(self._client.content_generation.tasks.list, page_num=1, page_size=1)
         except Exception as exc:
             raise _classify(exc) from exc
 
@@ -189,8 +206,11 @@ class ArkGateway:
         for start in range(0, len(task_ids), LIST_PAGE):
             chunk = list(task_ids[start : start + LIST_PAGE])
             try:
-                page = await self._client.content_generation.tasks.list(
-                    page_num=1, page_size=len(chunk), task_ids=chunk
+                page = await self._read(
+                    self._client.content_generation.tasks.list,
+                    page_num=1,
+                    page_size=len(chunk),
+                    task_ids=chunk,
                 )
             except Exception as exc:
                 error = _classify(exc)
@@ -208,13 +228,24 @@ class ArkGateway:
     async def get(self, task_id: str) -> TaskView | None:
         """One task, or None when Ark no longer knows it (404)."""
         try:
-            task = await self._client.content_generation.tasks.get(task_id=task_id)
+            task = await self._read(self._client.content_generation.tasks.get, task_id=task_id)
         except Exception as exc:
             error = _classify(exc)
             if isinstance(error, ArkRejected) and error.status == 404:
                 return None
             raise error from exc
         return TaskView.of(task)
+
+    @staticmethod
+    async def _read(call: Callable[..., Awaitable[T]], **arguments: Any) -> T:
+        """A read, sent once more at once when its connection dropped with no answer."""
+        try:
+            return await call(**arguments)
+        except Exception as exc:
+            if not _dropped(exc):
+                raise
+            log.info("Ark read lost its connection (%s); sending it again", exc)
+        return await call(**arguments)
 
     async def cancel(self, task_id: str) -> None:
         """§1.7: DELETE cancels a queued task (a running one is refused: ArkRejected)."""

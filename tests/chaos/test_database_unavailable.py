@@ -7,6 +7,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -135,6 +136,40 @@ async def test_postgresql_connections_broken_by_a_restart_do_not_poison_the_pool
         with pytest.raises(DatabaseUnavailable, match="connection lost"):
             await _lose_connection_mid_transaction(db, lost)
         assert await _backend_pid(db) not in lost
+    finally:
+        await db.dispose()
+
+
+async def _read_pid(db: Database) -> tuple[int, Any]:
+    """The backend's pid and the driver's (asyncpg's) connection a read ran on."""
+    async with db.read() as conn:
+        pid: int = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        adapter: Any = (await conn.get_raw_connection()).dbapi_connection
+    return pid, adapter._connection
+
+
+async def _lose_connection_mid_read(db: Database, lost: list[int]) -> None:
+    async with db.read() as conn:
+        lost.append((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        await _terminate(db.url, lost[-1])
+        await conn.execute(text("SELECT 1"))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_postgresql_reads_replace_connections_a_restart_closed(database_url):
+    """A read has no BEGIN to find a dead connection with: one the server closed while it sat
+    in the pool is replaced at checkout (no error surfaced, no round trip); one lost during the
+    read fails it as unavailable, and the next read gets a fresh connection."""
+    db = Database(database_url, pool_size=1)
+    try:
+        idle, driver = await _read_pid(db)
+        await _terminate(db.url, idle)
+        await until_true(driver.is_closed, what="the driver to see its socket closed")
+        assert (await _read_pid(db))[0] != idle  # replaced at checkout
+        lost: list[int] = []
+        with pytest.raises(DatabaseUnavailable, match="connection lost"):
+            await _lose_connection_mid_read(db, lost)
+        assert (await _read_pid(db))[0] not in lost
     finally:
         await db.dispose()
 

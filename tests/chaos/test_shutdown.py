@@ -90,7 +90,8 @@ def test_sigterm_drains_then_a_second_sigterm_hands_runs_back(fresh_url, tmp_pat
         }
         group.worker("next")
         until_sync(lambda: sorted(_running(group, busy, 2)) == sorted(busy), what="the next worker")
-        _cancel_all(url, who, run_ids)
+        # the waiting run first: a cancelled busy run frees a slot the worker would fill with it
+        _cancel_all(url, who, [waiting, *busy])
         ended = until_sync(lambda: all_ended(group.settings, run_ids), what="every run to end")
         assert {r: s.status for r, s in ended.items()} == dict.fromkeys(run_ids, "cancelled")
         assert {r: ended[r].entries for r in busy} == dict.fromkeys(busy, ("freeze", "settle"))

@@ -27,6 +27,8 @@ from wfrun.services.key_cache import KeyCache
 
 SUBMIT = {"postgresql": 6, "sqlite": 12}
 READ = 3
+ONE_READ = {"postgresql": 1, "sqlite": 3}
+"""A read of one statement: on PostgreSQL it runs without a transaction (``Database.read``)."""
 EXECUTION_QUEUED = 11
 """Not yet at ``READ``: the run and its events are separate queries (a finished run: 4 trips),
 and a queued run's place, capacity and ETA take seven more (left open)."""
@@ -99,7 +101,9 @@ async def test_authenticated_reads_take_at_most_three_round_trips(
     for name, call in reads.items():
         trips = await _trips(runtime, call)
         assert trips.round_trips <= READ, f"{name}: {trips.explain()}"
-        assert trips.commits + trips.rollbacks == trips.transactions == 1, name
+    for name in ("balance/info", "run/info"):  # one statement; on PostgreSQL no transaction
+        trips = await _trips(runtime, reads[name])
+        assert trips.round_trips == ONE_READ[runtime.db.dialect], f"{name}: {trips.explain()}"
     execution = await _trips(
         runtime,
         lambda: http.get("/workflow/run/execution", params=params, headers=alice.headers),

@@ -78,6 +78,12 @@ class Trips:
         return "\n".join(lines)
 
 
+def _autocommit(conn: Any) -> bool:
+    """A connection without a transaction (``Database.read`` on PostgreSQL): SQLAlchemy still
+    reports its begin and commit, but the driver sends neither."""
+    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+
+
 def _is_begin(statement: str) -> bool:
     return statement.lstrip().upper().startswith("BEGIN")
 
@@ -106,16 +112,16 @@ class _Listener:
         if self.ours() and not _is_begin(statement):
             self.trips.statements.append(statement)
 
-    def begin(self, _conn: Any) -> None:
-        if self.ours():
+    def begin(self, conn: Any) -> None:
+        if self.ours() and not _autocommit(conn):
             self.trips.begins += 1
 
-    def commit(self, _conn: Any) -> None:
-        if self.ours():
+    def commit(self, conn: Any) -> None:
+        if self.ours() and not _autocommit(conn):
             self.trips.commits += 1
 
-    def rollback(self, _conn: Any) -> None:
-        if self.ours():
+    def rollback(self, conn: Any) -> None:
+        if self.ours() and not _autocommit(conn):
             self.trips.rollbacks += 1
 
     def checkout(self, *_args: Any) -> None:

@@ -18,6 +18,14 @@ connection is invalidated and the checkout and BEGIN are tried once more — not
 caller's has run yet, so the retry is safe. A connection lost after that fails its transaction
 as unavailable.
 
+Reads that write nothing use ``async with db.read() as conn: …``: on PostgreSQL its statements
+run without a transaction (autocommit), so a read costs its statements' round trips and no
+BEGIN/COMMIT. Under READ COMMITTED a transaction gives a sequence of reads nothing more — each
+statement sees what was committed when it started either way. A pooled connection whose server
+closed it (a restart) is replaced at checkout without a round trip (asyncpg knows its socket
+closed); one that fails during the read fails it as unavailable. On SQLite ``read`` is a read
+transaction (in process: no round trips to save).
+
 SQLite allows one writer at a time: write transactions (``BEGIN IMMEDIATE``) are serialised in
 process by an asyncio lock, so pooled connections queue in order instead of polling each other
 through ``busy_timeout`` (p99 2.2 s at 8 clients); the write lock of another process (the
@@ -38,7 +46,7 @@ from typing import Any, TypeAlias
 from sqlalchemy import event
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -152,6 +160,31 @@ class Database:
         if changed:
             for hook in self.commit_hooks:
                 hook(frozenset(changed))
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Connection]:
+        """Reads only: on PostgreSQL without a transaction (no BEGIN/COMMIT round trips), each
+        statement seeing what was committed when it ran; on SQLite a read transaction.
+
+        Raises:
+            DatabaseUnavailable: the database could not be reached or the connection was lost.
+        """
+        if self.is_sqlite:
+            async with self.transaction() as conn:
+                yield conn
+            return
+        conn = await self._checkout()
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+        except DBAPIError as exc:
+            unavailable = self._unavailable(exc, "the read failed")
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+        finally:
+            await conn.close()
+        self._available()
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
@@ -294,7 +327,17 @@ def _create_engine(url: str, dialect: str, pool_size: int) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
         _install_sqlite_hooks(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    event.listen(engine.sync_engine, "checkout", _replace_closed)
+    return engine
+
+
+def _replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """PostgreSQL checkout: a pooled connection whose socket the server closed (a restart) is
+    replaced by the pool at once, with no round trip (SQLAlchemy's DisconnectionError)."""
+    raw = getattr(dbapi_connection, "_connection", None)
+    if raw is not None and raw.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:

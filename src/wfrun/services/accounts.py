@@ -95,7 +95,7 @@ async def top_up(
 
 
 async def get_account(db: Database, account_id: str) -> Account:
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         return await accounts_db.get_account(conn, account_id)
 
 
@@ -160,7 +160,7 @@ async def authenticate(db: Database, secret: str) -> Principal:
     if cached is not None:
         return cached
     token = _principals.begin_lookup()
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         row = await accounts_db.find_key_principal(conn, cache_key[1])
     if row is None:
         raise InvalidApiKey("the API key is not recognised or has been revoked")

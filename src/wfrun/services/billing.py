@@ -104,14 +104,14 @@ async def resolve_freeze(
 
 
 async def balance(db: Database, account_id: str) -> Account:
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         return await accounts_db.get_account(conn, account_id)
 
 
 async def bills(
     db: Database, account_id: str, *, order_number: str | None, page: int, size: int
 ) -> tuple[list[Bill], int]:
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         return await accounts_db.bills_page(
             conn, account_id, order_number=order_number, limit=size, offset=(page - 1) * size
         )
@@ -120,7 +120,7 @@ async def bills(
 async def recharges(
     db: Database, account_id: str, *, page: int, size: int
 ) -> tuple[list[Recharge], int]:
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         return await accounts_db.recharges_page(
             conn, account_id, limit=size, offset=(page - 1) * size
         )

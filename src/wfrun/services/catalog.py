@@ -224,7 +224,7 @@ class WorkflowDetail:
 
 
 async def describe(db: Database, workflow_id: str) -> WorkflowDetail:
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         workflow = await _get_workflow(conn, workflow_id)
         revisions = await workflows_db.list_revisions(conn, workflow_id)
     return WorkflowDetail(workflow, revisions)
@@ -233,7 +233,7 @@ async def describe(db: Database, workflow_id: str) -> WorkflowDetail:
 async def market_page(
     db: Database, *, account_id: str, keyword: str | None, tag: str | None, page: int, size: int
 ) -> tuple[list[MarketItem], int]:
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         return await workflows_db.market_page(
             conn,
             account_id=account_id,
@@ -246,7 +246,7 @@ async def market_page(
 
 async def market_info(db: Database, *, account_id: str, workflow_id: str) -> WorkflowRevision:
     """The published revision of a workflow visible to the account."""
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         row = await workflows_db.find_for_submit(
             conn, account_id=account_id, workflow_id=workflow_id, revision_id=None
         )

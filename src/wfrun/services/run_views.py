@@ -46,7 +46,7 @@ async def fetch_run(
 async def get_run(
     db: Database, principal: Principal, run_id: str, *, family: str = "workflow"
 ) -> Run:
-    async with db.transaction() as conn:
+    async with db.read() as conn:
         return await fetch_run(conn, principal, run_id, family=family)
 
 

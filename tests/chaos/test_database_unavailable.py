@@ -115,8 +115,10 @@ async def _backend_pid(db: Database) -> int:
     return pid
 
 
-async def _lose_connection_mid_transaction(db: Database, lost: list[int]) -> None:
-    async with db.transaction() as conn:
+async def _lose_connection_mid_transaction(
+    db: Database, lost: list[int], *, read: bool = False
+) -> None:
+    async with db.read() if read else db.transaction() as conn:
         lost.append((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
         await _terminate(db.url, lost[-1])
         await conn.execute(text("SELECT 1"))
@@ -148,13 +150,6 @@ async def _read_pid(db: Database) -> tuple[int, Any]:
     return pid, adapter._connection
 
 
-async def _lose_connection_mid_read(db: Database, lost: list[int]) -> None:
-    async with db.read() as conn:
-        lost.append((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-        await _terminate(db.url, lost[-1])
-        await conn.execute(text("SELECT 1"))
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_postgresql_reads_replace_connections_a_restart_closed(database_url):
     """A read has no BEGIN to find a dead connection with: one the server closed while it sat
@@ -168,7 +163,7 @@ async def test_postgresql_reads_replace_connections_a_restart_closed(database_ur
         assert (await _read_pid(db))[0] != idle  # replaced at checkout
         lost: list[int] = []
         with pytest.raises(DatabaseUnavailable, match="connection lost"):
-            await _lose_connection_mid_read(db, lost)
+            await _lose_connection_mid_transaction(db, lost, read=True)
         assert (await _read_pid(db))[0] not in lost
     finally:
         await db.dispose()

@@ -53,6 +53,7 @@ RECENT_RUNS = 20
 class InstanceLoad:
     """An instance of a waiting run's engine kind, as its lane's capacity counts it."""
 
+    id: str
     kind: str
     labels: dict[str, str]
     state: str
@@ -88,6 +89,18 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionAsk:
+    """Whose run to read, and when: a worker counts as live when it heartbeated since
+    ``live_since``; ``count_running`` asks for the account's running count."""
+
+    run_id: str
+    account_id: str
+    now: datetime
+    live_since: datetime
+    count_running: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionRead:
     run: Run
     events: list[RunEvent]
@@ -96,26 +109,15 @@ class ExecutionRead:
     """While the run is queued and has a waiting job."""
 
 
-async def read_execution(
-    conn: Connection,
-    run_id: str,
-    *,
-    account_id: str,
-    now: datetime,
-    live_since: datetime,
-    count_running: bool,
-) -> ExecutionRead | None:
-    """The account's run ``run_id`` and what its execution view shows (module doc); None
-    when the account has no such run. A worker counts as live when it heartbeated since
-    ``live_since``; ``count_running`` asks for the account's running count."""
+async def read_execution(conn: Connection, ask: ExecutionAsk) -> ExecutionRead | None:
+    """The account's run and what its execution view shows (module doc); None when the
+    account has no such run."""
     if conn.dialect.name != "postgresql":
-        return await _statement_by_statement(
-            conn, run_id, account_id, now, live_since, count_running
-        )
-    query = _STATEMENTS.get(count_running)
+        return await _statement_by_statement(conn, ask)
+    query = _STATEMENTS.get(ask.count_running)
     if query is None:
-        query = _STATEMENTS[count_running] = _statement(count_running)
-    params = {"run_id": run_id, "account_id": account_id, "now": now, "live_since": live_since}
+        query = _STATEMENTS[ask.count_running] = _statement(ask.count_running)
+    params = {name: getattr(ask, name) for name in ("run_id", "account_id", "now", "live_since")}
     row = (await conn.execute(query, params)).mappings().first()
     if row is None:
         return None
@@ -126,27 +128,16 @@ async def read_execution(
 # ---- SQLite: one statement each -------------------------------------------------------------
 
 
-async def _statement_by_statement(
-    conn: Connection,
-    run_id: str,
-    account_id: str,
-    now: datetime,
-    live_since: datetime,
-    count_running: bool,
-) -> ExecutionRead | None:
-    run = await runs_db.find_run(conn, run_id, account_id=account_id)
+async def _statement_by_statement(conn: Connection, ask: ExecutionAsk) -> ExecutionRead | None:
+    run = await runs_db.find_run(conn, ask.run_id, account_id=ask.account_id)
     if run is None:
         return None
-    events = await runs_db.list_events(conn, run_id, limit=EVENT_LIMIT)
-    waiting = None
-    if run.status is RunStatus.QUEUED:
-        waiting = await _waiting(conn, run, now, live_since, count_running)
+    events = await runs_db.list_events(conn, run.id, limit=EVENT_LIMIT)
+    waiting = await _waiting(conn, run, ask) if run.status is RunStatus.QUEUED else None
     return ExecutionRead(run, events, waiting)
 
 
-async def _waiting(
-    conn: Connection, run: Run, now: datetime, live_since: datetime, count_running: bool
-) -> Waiting | None:
+async def _waiting(conn: Connection, run: Run, ask: ExecutionAsk) -> Waiting | None:
     place = await queue_lanes.queue_place(conn, run.id)
     if place is None:
         return None
@@ -157,15 +148,15 @@ async def _waiting(
     if kind in INSTANCE_KINDS:
         instances = await _instance_loads(conn, kind)
     else:
-        slots = await broker.live_capacity(conn, since=live_since)
-        busy = await broker.busy_count(conn, now=now)
-        since = tuple(await queue_lanes.busy_since(conn, now))
+        slots = await broker.live_capacity(conn, since=ask.live_since)
+        busy = await broker.busy_count(conn, now=ask.now)
+        since = tuple(await queue_lanes.busy_since(conn, ask.now))
     measured = await runs_db.recent_average_ms(conn, run.revision_id, sample=RECENT_RUNS)
     estimated = None
     if measured is None:
         revision = await workflows_db.find_revision(conn, run.revision_id)
         estimated = None if revision is None else revision.prices["estimated_seconds"]
-    running = await quotas.running_count(conn, run.account_id) if count_running else None
+    running = await quotas.running_count(conn, run.account_id) if ask.count_running else None
     return Waiting(
         place.lane, place.place, instances, slots, busy, since, measured, estimated, running
     )
@@ -176,7 +167,14 @@ async def _instance_loads(conn: Connection, kind: str) -> tuple[InstanceLoad, ..
     started = await runs_db.running_since_by_instance(conn, [i.id for i in instances])
     return tuple(
         InstanceLoad(
-            i.kind, i.labels, i.state, i.healthy, i.capacity, i.busy, tuple(started.get(i.id, []))
+            i.id,
+            i.kind,
+            i.labels,
+            i.state,
+            i.healthy,
+            i.capacity,
+            i.busy,
+            tuple(started.get(i.id, [])),
         )
         for i in instances
     )
@@ -201,6 +199,7 @@ def _decode_events(row: Any) -> list[RunEvent]:
 def _decode_waiting(row: Any) -> Waiting:
     instances = tuple(
         InstanceLoad(
+            i["id"],
             i["kind"],
             i["labels"],
             i["state"],
@@ -317,6 +316,7 @@ def _instances(kind: Any) -> Any:
         *on_it, runs_table.c.started_at.is_not(None)
     )
     fields = {
+        "id": engine_instances.c.id,
         "kind": engine_instances.c.kind,
         "labels": engine_instances.c.labels,
         "state": engine_instances.c.state,

@@ -14,7 +14,7 @@ from wfrun.db import instances as instances_db
 from wfrun.db.database import Connection
 from wfrun.db.instances import LoadedInstance
 from wfrun.domain.lanes import parse_lane
-from wfrun.domain.scheduling import INSTANCE_KINDS, labels_match
+from wfrun.domain.scheduling import INSTANCE_KINDS, Candidate, labels_match
 from wfrun.domain.waits import LaneCapacity, estimate_wait_seconds, wait_reason
 from wfrun.queue import lanes as queue_lanes
 from wfrun.queue.execution_view import Waiting
@@ -29,22 +29,16 @@ class QueueInfo:
     reason: str
 
 
-class Load(Protocol):
+class Load(Candidate, Protocol):
     """An instance as capacity counts it (``db.instances.LoadedInstance`` or
-    ``queue.execution_view.InstanceLoad``)."""
+    ``queue.execution_view.InstanceLoad``): a scheduling candidate with its kind and state."""
 
     @property
     def kind(self) -> str: ...
     @property
-    def labels(self) -> dict[str, str]: ...
-    @property
     def state(self) -> str: ...
     @property
     def healthy(self) -> bool: ...
-    @property
-    def capacity(self) -> int: ...
-    @property
-    def busy(self) -> int: ...
 
 
 L = TypeVar("L", bound=Load)

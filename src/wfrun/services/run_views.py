@@ -86,15 +86,15 @@ async def get_execution(
     account's running-run cap, ``LimitBook.limits_of``, explains a wait it causes): one
     statement on PostgreSQL (``queue.execution_view``)."""
     now = utcnow()
+    ask = execution_view.ExecutionAsk(
+        run_id,
+        principal.account_id,
+        now=now,
+        live_since=now - timedelta(seconds=3 * lease_seconds),  # workers within three leases
+        count_running=running_cap is not None,
+    )
     async with db.transaction() as conn:
-        read = await execution_view.read_execution(
-            conn,
-            run_id,
-            account_id=principal.account_id,
-            now=now,
-            live_since=now - timedelta(seconds=3 * lease_seconds),
-            count_running=running_cap is not None,
-        )
+        read = await execution_view.read_execution(conn, ask)
     if read is None or read.run.family != family:
         raise _not_found(run_id, family)
     if read.waiting is None:

@@ -6,32 +6,45 @@ in the authentication cache (a cold key adds one short transaction — BEGIN, SE
 most once a second per key and process; :mod:`wfrun.services.key_cache`), which the fixture
 below makes independent of how fast this machine is.
 
-Targets: PostgreSQL submit ≤ 6, replay and authenticated reads ≤ 3. SQLite (in-process, so
-"trips" are calls, not network waits): submit ≤ 12 (its writes are separate statements), reads
-≤ 3. ``run/execution`` is not at the read target yet (see ``EXECUTION``).
+Targets: PostgreSQL submit ≤ 6, replay and authenticated reads ≤ 3 — ``run/execution``
+included, in every state of the run (one statement: ``queue.execution_view``); a read of one
+statement runs without a transaction (``Database.read``): one round trip. SQLite
+(in-process, so "trips" are calls, not network waits): submit ≤ 12 (its writes are separate
+statements), reads ≤ 3 but ``run/execution``, which reads its facts one statement each
+(``EXECUTION_SQLITE``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.factories import Customer, customer, operator, publish_package, sleepy_package
+from tests.support.factories import (
+    Customer,
+    customer,
+    drain,
+    operator,
+    publish_package,
+    sleepy_package,
+)
 from tests.support.statements import Trips, counting
 from wfrun.runtime import Runtime
-from wfrun.services import accounts
+from wfrun.services import accounts, claims, worker_registry
 from wfrun.services.key_cache import KeyCache
 
 SUBMIT = {"postgresql": 6, "sqlite": 12}
 READ = 3
 ONE_READ = {"postgresql": 1, "sqlite": 3}
 """A read of one statement: on PostgreSQL it runs without a transaction (``Database.read``)."""
-EXECUTION_QUEUED = 11
-"""Not yet at ``READ``: the run and its events are separate queries (a finished run: 4 trips),
-and a queued run's place, capacity and ETA take seven more (left open)."""
+EXECUTION_SQLITE = {"queued": 11, "running": 4, "succeeded": 4}
+"""SQLite's ``run/execution``: BEGIN, the run, its events, COMMIT; while queued also the
+place (2), the lane's worker capacity (3), the revision's typical time (1) and the
+account's running count (a capped account)."""
 
 
 @pytest.fixture(autouse=True)
@@ -104,8 +117,41 @@ async def test_authenticated_reads_take_at_most_three_round_trips(
     for name in ("balance/info", "run/info"):  # one statement; on PostgreSQL no transaction
         trips = await _trips(runtime, reads[name])
         assert trips.round_trips == ONE_READ[runtime.db.dialect], f"{name}: {trips.explain()}"
-    execution = await _trips(
-        runtime,
-        lambda: http.get("/workflow/run/execution", params=params, headers=alice.headers),
+
+
+async def test_the_execution_view_reads_in_one_statement_in_every_state(
+    runtime: Runtime, http: httpx.AsyncClient
+) -> None:
+    """A succeeded, a running and a queued run (waiting for its account's running-run cap,
+    a live worker registered): PostgreSQL reads each in one statement, no transaction."""
+    runtime.settings.limits.max_running_runs = 1  # the capped account's count is read too
+    alice, body = await _setup(runtime, http)
+    await drain(runtime)  # the warm-up run succeeds
+    await worker_registry.register_worker(
+        runtime.db, worker_id="w", hostname="h", pid=1, concurrency=2
     )
-    assert execution.round_trips <= EXECUTION_QUEUED, execution.explain()
+    runs = {"succeeded": await _run_id(http, alice, body)}
+    runs["running"] = await _run_id(http, alice, {**body, "idempotency_key": "running"})
+    claim = await claims.claim_next(runtime.db, worker_id="w", lease=timedelta(minutes=5))
+    assert isinstance(claim, claims.Claim)
+    runs["queued"] = await _run_id(http, alice, {**body, "idempotency_key": "queued"})
+    for status, run_id in runs.items():
+        params = {"run_order_id": run_id}
+        call = partial(http.get, "/workflow/run/execution", params=params, headers=alice.headers)
+        await call()  # warm: the statement's first use on a connection
+        trips = await _trips(runtime, call)
+        pg = runtime.db.dialect == "postgresql"
+        bound = ONE_READ["postgresql"] if pg else EXECUTION_SQLITE[status]
+        assert trips.round_trips <= bound, f"{status}: {trips.explain()}"
+        assert len(trips.statements) == 1 or not pg, status
+        view = (await call()).json()["data"]
+        assert view["status"] == status
+        assert (view["queue_info"] is not None) == (status == "queued")
+    assert view["queue_info"]["reason"] == (
+        "the account is at its running-runs limit (1 of 1 running)"
+    )
+
+
+async def _run_id(http: httpx.AsyncClient, who: Customer, body: dict[str, Any]) -> str:
+    """The run of ``body`` (submitted, or the replay's)."""
+    return str((await _post(http, who, body)).json()["data"]["run_order_id"])

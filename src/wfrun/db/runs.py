@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, exists, func, insert, select, update
+from sqlalchemy import Select, Update, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wfrun.db.database import Connection
@@ -314,15 +314,20 @@ async def list_events(conn: Connection, run_id: str, *, limit: int) -> list[RunE
 
 async def recent_average_ms(conn: Connection, revision_id: str, *, sample: int) -> int | None:
     """Mean execution time of the revision's last ``sample`` successful runs."""
-    recent = (
+    recent = recent_successes(revision_id, sample=sample).subquery()
+    value = (await conn.execute(select(func.avg(recent.c.execution_ms)))).scalar_one()
+    return None if value is None else int(value)
+
+
+def recent_successes(revision_id: Any, *, sample: int) -> Select[int | None]:
+    """The execution times of the revision's last ``sample`` successful runs (``revision_id``
+    a value or a column): ``sample`` entries of ``ix_runs_revision_status_terminal``."""
+    return (
         select(runs.c.execution_ms)
         .where(runs.c.revision_id == revision_id, runs.c.status == RunStatus.SUCCEEDED)
         .order_by(runs.c.terminal_at.desc())
         .limit(sample)
-        .subquery()
     )
-    value = (await conn.execute(select(func.avg(recent.c.execution_ms)))).scalar_one()
-    return None if value is None else int(value)
 
 
 # ---- freezes ---------------------------------------------------------------------------------
@@ -341,13 +346,18 @@ async def close_freeze(
     return record_or_none(Freeze, result.mappings().first())
 
 
-async def running_since(conn: Connection, instance_ids: list[str]) -> list[datetime]:
-    """When the runs running on these instances started."""
+async def running_since_by_instance(
+    conn: Connection, instance_ids: list[str]
+) -> dict[str, list[datetime]]:
+    """When the runs running on these instances started, by instance."""
     if not instance_ids:
-        return []
-    query = select(runs.c.started_at).where(
+        return {}
+    query = select(runs.c.instance_id, runs.c.started_at).where(
         runs.c.instance_id.in_(instance_ids),
         runs.c.status == RunStatus.RUNNING,
         runs.c.started_at.is_not(None),
     )
-    return [t for t in (await conn.execute(query)).scalars() if t is not None]
+    found: dict[str, list[datetime]] = {}
+    for instance_id, started_at in await conn.execute(query):
+        found.setdefault(instance_id, []).append(started_at)
+    return found

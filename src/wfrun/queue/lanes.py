@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, func, literal, select, tuple_
+from sqlalchemy import BindParameter, Select, exists, func, literal, select, tuple_
 
 from wfrun.db.database import Connection
 from wfrun.db.rows import record_or_none
@@ -40,13 +41,19 @@ async def queue_place(conn: Connection, run_id: str) -> QueuePlace | None:
     if mine is None:
         return None
     lane, round_, created_at, job_id = mine
-    ahead = select(func.count()).where(
+    at = literal(created_at, UTCDateTime())
+    ahead = ahead_of(literal(lane), literal(round_), at, literal(job_id))
+    return QueuePlace(lane, int((await conn.execute(ahead)).scalar_one()) + 1)
+
+
+def ahead_of(lane: Any, round_: Any, created_at: Any, job_id: Any) -> Select[int]:
+    """The number of ``lane``'s waiting jobs ahead of the job at ``(round_, created_at,
+    job_id)`` in queue order (SQL expressions: bound values, or a row's columns)."""
+    return select(func.count()).where(
         jobs.c.status == JobStatus.TODO,
         jobs.c.lane == lane,
-        tuple_(*QUEUE_ORDER)
-        < tuple_(literal(round_), literal(created_at, UTCDateTime()), literal(job_id)),
+        tuple_(*QUEUE_ORDER) < tuple_(round_, created_at, job_id),
     )
-    return QueuePlace(lane, int((await conn.execute(ahead)).scalar_one()) + 1)
 
 
 async def waiting_lanes(conn: Connection, now: datetime) -> set[str]:
@@ -97,7 +104,12 @@ async def unexplained_runs(conn: Connection, lane: str, *, limit: int) -> list[s
 
 async def busy_since(conn: Connection, now: datetime) -> list[datetime]:
     """When the runs holding a worker slot (a job under a live lease) started."""
-    query = (
+    return [t for t in (await conn.execute(busy_since_query(now))).scalars() if t is not None]
+
+
+def busy_since_query(now: datetime | BindParameter[datetime]) -> Select[datetime | None]:
+    """The start times :func:`busy_since` reads (``now`` bound, or a bound parameter)."""
+    return (
         select(runs.c.started_at)
         .join(jobs, jobs.c.run_id == runs.c.id)
         .where(
@@ -106,7 +118,6 @@ async def busy_since(conn: Connection, now: datetime) -> list[datetime]:
             runs.c.started_at.is_not(None),
         )
     )
-    return [t for t in (await conn.execute(query)).scalars() if t is not None]
 
 
 async def waiting_job(conn: Connection, run_id: str) -> Job | None:

@@ -7,22 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Protocol, TypeVar
 
 from wfrun.db import instances as instances_db
-from wfrun.db import runs as runs_db
-from wfrun.db import workflows as workflows_db
 from wfrun.db.database import Connection
 from wfrun.db.instances import LoadedInstance
-from wfrun.db.runs import Run
 from wfrun.domain.lanes import parse_lane
-from wfrun.domain.scheduling import INSTANCE_KINDS, labels_match
+from wfrun.domain.scheduling import INSTANCE_KINDS, Candidate, labels_match
 from wfrun.domain.waits import LaneCapacity, estimate_wait_seconds, wait_reason
-from wfrun.queue import broker, quotas
 from wfrun.queue import lanes as queue_lanes
-
-RECENT_RUNS = 20
-"""Runs of a revision whose mean execution time predicts the next one's."""
+from wfrun.queue.execution_view import Waiting
 
 
 @dataclass(frozen=True)
@@ -34,11 +29,35 @@ class QueueInfo:
     reason: str
 
 
-def instance_capacity(instances: Sequence[LoadedInstance], lane: str) -> LaneCapacity:
-    """The capacity of an instance lane: the instances of its kind that carry its labels."""
+class Load(Candidate, Protocol):
+    """An instance as capacity counts it (``db.instances.LoadedInstance`` or
+    ``queue.execution_view.InstanceLoad``): a scheduling candidate with its kind and state."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def healthy(self) -> bool: ...
+
+
+L = TypeVar("L", bound=Load)
+
+
+def _fitting(instances: Sequence[L], lane: str) -> list[L]:
+    """The instances of the lane's kind that carry its labels."""
     kind, labels = parse_lane(lane)
-    fitting = [i for i in instances if i.kind == kind and labels_match(labels, i.labels)]
-    usable = [i for i in fitting if i.state == "active" and i.healthy]
+    return [i for i in instances if i.kind == kind and labels_match(labels, i.labels)]
+
+
+def _usable(instances: Sequence[L]) -> list[L]:
+    return [i for i in instances if i.state == "active" and i.healthy]
+
+
+def instance_capacity(instances: Sequence[Load], lane: str) -> LaneCapacity:
+    """The capacity of an instance lane: the instances of its kind that carry its labels."""
+    fitting = _fitting(instances, lane)
+    usable = _usable(fitting)
     return LaneCapacity(
         on_instances=True,
         registered=len(fitting),
@@ -73,60 +92,36 @@ async def full_lanes(conn: Connection, now: datetime) -> set[str]:
     return {lane for lane in waiting if not _has_room(instances, lane)}
 
 
-async def lane_capacity(
-    conn: Connection, lane: str, *, now: datetime, lease_seconds: float
-) -> tuple[LaneCapacity, list[datetime]]:
-    """A lane's capacity, and when the runs occupying it started. The built-in engine's lane
-    is served by worker slots: those of workers that heartbeated within three leases."""
-    if parse_lane(lane)[0] in INSTANCE_KINDS:
-        instances = await instances_db.list_instances(conn)
-        capacity = instance_capacity(instances, lane)
-        kind, labels = parse_lane(lane)
-        usable = [
-            i.id
-            for i in instances
-            if i.kind == kind and i.state == "active" and i.healthy
-            if labels_match(labels, i.labels)
-        ]
-        return capacity, await runs_db.running_since(conn, usable)
-    since = now - timedelta(seconds=3 * lease_seconds)
-    slots = await broker.live_capacity(conn, since=since)
-    busy = await broker.busy_count(conn, now=now)
+def lane_capacity(waiting: Waiting) -> tuple[LaneCapacity, list[datetime]]:
+    """The waiting run's lane's capacity, and when the runs occupying it started. The
+    built-in engine's lane is served by worker slots: those of workers that heartbeated
+    within three leases (``run_views.get_execution`` reads them so)."""
+    if parse_lane(waiting.lane)[0] in INSTANCE_KINDS:
+        capacity = instance_capacity(waiting.instances, waiting.lane)
+        usable = _usable(_fitting(waiting.instances, waiting.lane))
+        return capacity, [t for i in usable for t in i.started]
+    slots, busy = waiting.worker_slots, waiting.worker_busy
     capacity = LaneCapacity(False, registered=slots, usable=slots, slots=slots, busy=busy)
-    return capacity, await queue_lanes.busy_since(conn, now)
+    return capacity, list(waiting.busy_since)
 
 
-async def queue_info(
-    conn: Connection,
-    run: Run,
-    *,
-    now: datetime,
-    lease_seconds: float,
-    running_cap: int | None = None,
-) -> QueueInfo | None:
-    """Where a queued run stands, or None when it has no waiting job. The reason names the
-    account's running-run cap (``running_cap``, its override or the default) when it holds
-    the run."""
-    place = await queue_lanes.queue_place(conn, run.id)
-    if place is None:
-        return None
-    capacity, started = await lane_capacity(conn, place.lane, now=now, lease_seconds=lease_seconds)
+def queue_info(waiting: Waiting, *, now: datetime, running_cap: int | None = None) -> QueueInfo:
+    """Where a queued run stands. The reason names the account's running-run cap
+    (``running_cap``, its override or the default) when it holds the run."""
+    capacity, started = lane_capacity(waiting)
     elapsed = [max(int((now - t).total_seconds() * 1000), 0) for t in started]
-    average_ms = await _typical_ms(conn, run)
-    wait = estimate_wait_seconds(place.place, capacity.slots, elapsed, average_ms)
+    wait = estimate_wait_seconds(waiting.place, capacity.slots, elapsed, _typical_ms(waiting))
     capped = None
-    if running_cap is not None:  # no statement for an account without a cap
-        running = await quotas.running_count(conn, run.account_id)
-        capped = (running, running_cap) if running >= running_cap else None
-    return QueueInfo(place.place, wait, wait_reason(place.lane, place.place, capacity, capped))
+    if running_cap is not None and waiting.running is not None:
+        capped = (waiting.running, running_cap) if waiting.running >= running_cap else None
+    reason = wait_reason(waiting.lane, waiting.place, capacity, capped)
+    return QueueInfo(waiting.place, wait, reason)
 
 
-async def _typical_ms(conn: Connection, run: Run) -> int:
+def _typical_ms(waiting: Waiting) -> int:
     """How long a run of this revision takes: the mean of its recent successes, else the
     package's estimate."""
-    measured = await runs_db.recent_average_ms(conn, run.revision_id, sample=RECENT_RUNS)
-    if measured is not None:
-        return measured
-    revision = await workflows_db.find_revision(conn, run.revision_id)
-    assert revision is not None
-    return int(revision.prices["estimated_seconds"] * 1000)
+    if waiting.measured_ms is not None:
+        return waiting.measured_ms
+    assert waiting.estimated_seconds is not None
+    return int(waiting.estimated_seconds * 1000)

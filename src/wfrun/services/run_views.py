@@ -6,18 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from wfrun.clock import utcnow
 from wfrun.db import runs as runs_db
 from wfrun.db.database import Connection, Database
 from wfrun.db.runs import Run, RunEvent
-from wfrun.domain.runs import RunStatus
 from wfrun.errors import ModelRunNotFound, RunNotFound
+from wfrun.queue import execution_view
 from wfrun.services import lanes
 from wfrun.services.accounts import Principal
-
-EVENT_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,14 @@ async def fetch_run(
     """The caller's run of ``family`` (model runs are not workflow runs, and vice versa)."""
     run = await runs_db.find_run(conn, run_id, account_id=principal.account_id)
     if run is None or run.family != family:
-        if family == "model":
-            raise ModelRunNotFound(f"model run {run_id} does not exist")
-        raise RunNotFound(f"run {run_id} does not exist")
+        raise _not_found(run_id, family)
     return run
+
+
+def _not_found(run_id: str, family: str) -> ModelRunNotFound | RunNotFound:
+    if family == "model":
+        return ModelRunNotFound(f"model run {run_id} does not exist")
+    return RunNotFound(f"run {run_id} does not exist")
 
 
 async def get_run(
@@ -80,15 +83,21 @@ async def get_execution(
     running_cap: int | None = None,
 ) -> ExecutionView:
     """The live view: the run, its latest events, and queue place/ETA while queued (the
-    account's running-run cap, ``LimitBook.limits_of``, explains a wait it causes)."""
-    async with db.transaction() as conn:
-        run = await fetch_run(conn, principal, run_id, family=family)
-        events = await runs_db.list_events(conn, run_id, limit=EVENT_LIMIT)
-        if run.status is not RunStatus.QUEUED:
-            return ExecutionView(run, events)
-        info = await lanes.queue_info(
-            conn, run, now=utcnow(), lease_seconds=lease_seconds, running_cap=running_cap
-        )
-    if info is None:
-        return ExecutionView(run, events)
-    return ExecutionView(run, events, info.position, info.estimated_wait_sec, info.reason)
+    account's running-run cap, ``LimitBook.limits_of``, explains a wait it causes): one
+    statement on PostgreSQL (``queue.execution_view``), without a transaction."""
+    now = utcnow()
+    ask = execution_view.ExecutionAsk(
+        run_id,
+        principal.account_id,
+        now=now,
+        live_since=now - timedelta(seconds=3 * lease_seconds),  # workers within three leases
+        count_running=running_cap is not None,
+    )
+    async with db.read() as conn:
+        read = await execution_view.read_execution(conn, ask)
+    if read is None or read.run.family != family:
+        raise _not_found(run_id, family)
+    if read.waiting is None:
+        return ExecutionView(read.run, read.events)
+    info = lanes.queue_info(read.waiting, now=now, running_cap=running_cap)
+    return ExecutionView(read.run, read.events, info.position, info.estimated_wait_sec, info.reason)

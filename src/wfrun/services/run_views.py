@@ -12,6 +12,7 @@ from wfrun.clock import utcnow
 from wfrun.db import runs as runs_db
 from wfrun.db.database import Connection, Database
 from wfrun.db.runs import Run, RunEvent
+from wfrun.domain import run_cursor
 from wfrun.domain.runs import RunStatus
 from wfrun.errors import ModelRunNotFound, RunNotFound
 from wfrun.services import lanes
@@ -50,24 +51,45 @@ async def get_run(
         return await fetch_run(conn, principal, run_id, family=family)
 
 
+@dataclass(frozen=True)
+class RunList:
+    """One page of ``run/list``: the runs, their capped count (``db.runs.list_runs``) and the
+    cursor of the next page (None on the last)."""
+
+    runs: list[Run]
+    total: int
+    next_cursor: str | None
+
+
 async def list_runs(
     db: Database,
     principal: Principal,
     *,
     workflow_id: str | None,
     status: str | None,
-    page: int,
+    page: int | None,
     size: int,
-) -> tuple[list[Run], int]:
+    cursor: str | None = None,
+) -> RunList:
+    """The caller's runs, newest first: page ``page`` (1 when neither is given) or the page
+    after ``cursor`` (a ``next_cursor`` made for the same filters); never both."""
+    filters = run_cursor.RunFilters(workflow_id or None, status or None)
+    after = run_cursor.start(page, cursor, filters)
+    offset = ((page or 1) - 1) * size
     async with db.transaction() as conn:
-        return await runs_db.list_runs(
+        found, total = await runs_db.list_runs(
             conn,
             account_id=principal.account_id,
-            workflow_id=workflow_id,
-            status=status,
-            limit=size,
-            offset=(page - 1) * size,
+            workflow_id=filters.workflow_id,
+            status=filters.status,
+            limit=size if after is None else size + 1,
+            offset=offset,
+            after=after,
         )
+    shown = found[:size]
+    more = len(found) > size if after is not None else total > offset + len(shown)
+    last = run_cursor.RunPosition(shown[-1].created_at, shown[-1].id) if more else None
+    return RunList(shown, total, None if last is None else run_cursor.encode(last, filters))
 
 
 async def get_execution(

@@ -145,7 +145,9 @@ GARBLED = {
     "!!not-base64!!": "it is not base64url JSON",
     _forged(["a list"]): "unknown format",
     _forged(GOOD | {"v": 2}): "unknown format",
-    _forged({k: v for k, v in GOOD.items() if k != "id"}): "a field is missing or of the wrong type",
+    _forged(
+        {k: v for k, v in GOOD.items() if k != "id"}
+    ): "a field is missing or of the wrong type",
     _forged(GOOD | {"at": "yesterday"}): "a field is missing or of the wrong type",
     _forged(GOOD | {"at": 10**20}): "its time is out of range",
 }

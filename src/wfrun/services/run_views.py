@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfrun.clock import utcnow
+from wfrun.db import run_list
 from wfrun.db import runs as runs_db
 from wfrun.db.database import Connection, Database
 from wfrun.db.runs import Run, RunEvent
@@ -53,7 +54,7 @@ async def get_run(
 
 @dataclass(frozen=True)
 class RunList:
-    """One page of ``run/list``: the runs, their capped count (``db.runs.list_runs``) and the
+    """One page of ``run/list``: the runs, their capped count (``db.run_list.list_runs``) and the
     cursor of the next page (None on the last)."""
 
     runs: list[Run]
@@ -77,7 +78,7 @@ async def list_runs(
     after = run_cursor.start(page, cursor, filters)
     offset = ((page or 1) - 1) * size
     async with db.transaction() as conn:
-        found, total = await runs_db.list_runs(
+        found, total = await run_list.list_runs(
             conn,
             account_id=principal.account_id,
             workflow_id=filters.workflow_id,

@@ -88,7 +88,9 @@ async def list_runs(
             after=after,
         )
     shown = found[:size]
-    more = len(found) > size if after is not None else total > offset + len(shown)
+    # after a cursor one run past the page was asked for; by number the count reaches one past
+    # the page when a next page exists (an empty page is counted apart: never a next page)
+    more = len(found) > size if after is not None else bool(shown) and total > offset + len(shown)
     last = run_cursor.RunPosition(shown[-1].created_at, shown[-1].id) if more else None
     return RunList(shown, total, None if last is None else run_cursor.encode(last, filters))
 

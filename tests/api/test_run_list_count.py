@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.support.factories import customer, operator, publish_package, sleepy_package
-from wfrun.db import runs as runs_db
+from wfrun.db import run_list
 from wfrun.runtime import Runtime
 
 
@@ -23,7 +23,7 @@ async def _list(http: httpx.AsyncClient, headers: dict[str, str], page: int) -> 
 async def test_the_total_is_capped_and_a_next_page_always_shows(
     runtime: Runtime, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runs_db, "LIST_COUNT_CAP", 2)
+    monkeypatch.setattr(run_list, "LIST_COUNT_CAP", 2)
     workflow_id = await publish_package(runtime, await operator(runtime), sleepy_package())
     alice = await customer(runtime)
     ids = []

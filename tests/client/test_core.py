@@ -163,3 +163,26 @@ def test_amounts_keep_their_fixed_point_spelling_in_json():
                                         "frozen_amount": "1.50000000"})  # fmt: skip
     dumped = balance.model_dump(mode="json")
     assert (dumped["available_amount"], dumped["frozen_amount"]) == ("0.00000000", "1.50000000")
+
+
+def test_run_pages_follow_the_cursor_or_else_the_page_numbers():
+    def page(**fields: object) -> m.Page[m.RunSummary]:
+        return m.Page[m.RunSummary].model_validate({"items": [], "total": 5, **fields})
+
+    run = {"run_order_id": "wfrun_1", "workflow_id": "wf_1", "run_status": "queued"}
+    wfrun = page(items=[run], page=None, next_cursor="abc")
+    assert _ops.next_run_place(wfrun, (None, "xyz"), 2) == (None, "abc")
+    assert _ops.next_run_place(page(next_cursor=None), (None, "abc"), 2) is None
+    chenyu = page(items=[run, run], page=2)  # no next_cursor at all
+    assert _ops.next_run_place(chenyu, (2, None), 2) == (3, None)
+    assert _ops.next_run_place(chenyu, (3, None), 2) is None  # 3 × 2 ≥ total
+    assert _ops.run_page(None, 2, "wf_1", None, "abc").params == {
+        "cursor": "abc",
+        "page_size": 2,
+        "workflow_id": "wf_1",
+    }
+    assert _ops.run_page(4, 2, None, "queued").params == {
+        "page": 4,
+        "page_size": 2,
+        "run_status": "queued",
+    }

@@ -155,7 +155,8 @@ async def test_list_iterates_every_page(idle: Live):
 
     async def count(request: httpx.Request) -> None:
         if request.url.path.endswith("/workflow/run/list"):
-            pages.append(request.url.params["page"])
+            params = request.url.params
+            pages.append(params.get("page", "cursor" if "cursor" in params else "?"))
 
     async with (
         httpx.AsyncClient(event_hooks={"request": [count]}) as http,
@@ -168,9 +169,39 @@ async def test_list_iterates_every_page(idle: Live):
         listed = [run.run_order_id async for run in client.runs.list(page_size=2)]
     assert sorted(listed) == sorted(submitted)
     assert listed == sorted(listed, key=submitted.index, reverse=True)  # newest first
-    assert pages == ["1", "2", "3"]
+    assert pages == ["1", "cursor", "cursor"]  # page 1, then each page's next_cursor
     sync = await asyncio.to_thread(_run_ids, idle)
     assert sync == listed
+
+
+def _walk_while_submitting(env: Live, uri: str) -> tuple[list[str], list[str]]:
+    """The runs ``runs.list`` yields, two per page, while a run is submitted after each of
+    them is read; and the runs submitted meanwhile."""
+    newer: list[str] = []
+    with _client(env) as client:
+        listed = []
+        for run in client.runs.list(page_size=2):
+            listed.append(run.run_order_id)
+            newer.append(client.runs.submit(env.demo, {"n1_image": uri}).run_order_id)
+    return listed, newer
+
+
+async def test_list_follows_the_cursor_while_runs_are_submitted(idle: Live):
+    async with AsyncClient(idle.server.base_url, idle.key) as client:
+        uri = (await client.assets.upload(idle.image)).asset_uri
+        before = [
+            (await client.runs.submit(idle.demo, {"n1_image": uri})).run_order_id for _ in range(5)
+        ]
+    listed, newer = await asyncio.to_thread(_walk_while_submitting, idle, uri)
+    assert listed == before[::-1]  # none of the newer runs, none twice, none skipped
+    assert len(newer) == 5
+    async with AsyncClient(idle.server.base_url, idle.key) as client:
+        everything = [run.run_order_id async for run in client.runs.list(page_size=3)]
+        first = await client.runs.page(page_size=3)
+        rest = await client.runs.page(page=9, page_size=3, cursor=first.next_cursor)
+    assert everything == (before + newer)[::-1]
+    assert (first.page, rest.page) == (1, None)  # a cursor's page has no number
+    assert [r.run_order_id for r in first.items + rest.items] == everything[:6]
 
 
 async def test_wait_by_polling_reports_each_step_once(live: Live):

@@ -20,7 +20,7 @@ from wfrun.db.runs import Run, RunEvent
 from wfrun.db.workflows import MarketItem, WorkflowRevision
 from wfrun.domain.pricing import PriceTable, Quote, quote
 from wfrun.domain.runs import RunStatus, submission_status
-from wfrun.services.run_views import ExecutionView
+from wfrun.services.run_views import ExecutionView, RunList
 from wfrun.storage.links import Links
 
 T = TypeVar("T")
@@ -32,6 +32,18 @@ def ok(data: Any, msg: str = "查询成功") -> dict[str, Any]:
 
 def page(items: list[Any], total: int, page_no: int, size: int) -> dict[str, Any]:
     return {"items": items, "total": total, "page": page_no, "page_size": size}
+
+
+def run_page(found: RunList, page_no: int | None, size: int) -> dict[str, Any]:
+    """``run/list``'s data: chenyu's page fields and wfrun's ``next_cursor`` (``page`` is None
+    for a request that sent a cursor)."""
+    return {
+        "items": items(found.runs, run_list_item),
+        "total": found.total,
+        "page": page_no,
+        "page_size": size,
+        "next_cursor": found.next_cursor,
+    }
 
 
 def _money(value: int | None) -> str | None:

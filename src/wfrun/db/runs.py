@@ -133,51 +133,6 @@ async def find_run(conn: Connection, run_id: str, *, account_id: str | None = No
     return record_or_none(Run, (await conn.execute(query)).mappings().first())
 
 
-LIST_COUNT_CAP = 1_000
-"""``list_runs`` counts matching runs up to this many (or up to one past the page asked for,
-when that is further): an exact count over a long history is a scan (219 ms at 1M runs);
-1,000 newest entries of ``ix_runs_account_family_created`` are an index-only range (0.3 ms at
-1M runs; 10,000 took 1.7 ms vacuumed, 13 ms with heap visits)."""
-
-
-async def list_runs(
-    conn: Connection,
-    *,
-    account_id: str | None,
-    workflow_id: str | None,
-    status: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[Run], int]:
-    """Workflow runs, newest first, with the count of matching runs capped at
-    :data:`LIST_COUNT_CAP` (or one past this page when that is more: a next page exists);
-    every account's when ``account_id`` is None (the console's operator view). One statement:
-    the count rides along the page as a scalar subquery (index ``ix_runs_account_family_
-    created``); only a page past the end counts on its own."""
-    conditions = [runs.c.family == "workflow"]
-    if account_id is not None:
-        conditions.append(runs.c.account_id == account_id)
-    if workflow_id:
-        conditions.append(runs.c.workflow_id == workflow_id)
-    if status:
-        conditions.append(runs.c.status == status)
-    cap = max(LIST_COUNT_CAP, offset + limit + 1)
-    newest = (runs.c.created_at.desc(), runs.c.id.desc())  # steers the count to the index
-    capped = select(runs.c.id).where(*conditions).order_by(*newest).limit(cap).subquery()
-    total = select(func.count()).select_from(capped).scalar_subquery()
-    query = (
-        select(runs, total.label("wfrun_total"))
-        .where(*conditions)
-        .order_by(*newest)
-        .limit(limit)
-        .offset(offset)
-    )
-    rows = (await conn.execute(query)).mappings().all()
-    if rows:
-        return records(Run, rows), int(rows[0]["wfrun_total"])
-    return [], int((await conn.execute(select(total))).scalar_one())
-
-
 async def move_status(
     conn: Connection,
     run_id: str,

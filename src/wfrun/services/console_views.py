@@ -4,6 +4,7 @@ deliveries, the ledger check. Reads only; one short transaction each."""
 from __future__ import annotations
 
 from wfrun.db import console_views as views_db
+from wfrun.db import run_list
 from wfrun.db import runs as runs_db
 from wfrun.db import workflows as workflows_db
 from wfrun.db.audit import ledger_problems
@@ -27,7 +28,7 @@ async def all_runs(
     size: int,
 ) -> tuple[list[Run], int]:
     async with db.transaction() as conn:
-        return await runs_db.list_runs(
+        return await run_list.list_runs(
             conn,
             account_id=account_id,
             workflow_id=workflow_id,

@@ -10,9 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 from wfrun.clock import utcnow
+from wfrun.db import run_list
 from wfrun.db import runs as runs_db
 from wfrun.db.database import Connection, Database
 from wfrun.db.runs import Run, RunEvent
+from wfrun.domain import run_cursor
 from wfrun.errors import ModelRunNotFound, RunNotFound
 from wfrun.queue import execution_view
 from wfrun.services import lanes
@@ -53,24 +55,47 @@ async def get_run(
         return await fetch_run(conn, principal, run_id, family=family)
 
 
+@dataclass(frozen=True)
+class RunList:
+    """One page of ``run/list``: the runs, their capped count (``db.run_list.list_runs``) and the
+    cursor of the next page (None on the last)."""
+
+    runs: list[Run]
+    total: int
+    next_cursor: str | None
+
+
 async def list_runs(
     db: Database,
     principal: Principal,
     *,
     workflow_id: str | None,
     status: str | None,
-    page: int,
+    page: int | None,
     size: int,
-) -> tuple[list[Run], int]:
-    async with db.transaction() as conn:
-        return await runs_db.list_runs(
+    cursor: str | None = None,
+) -> RunList:
+    """The caller's runs, newest first: page ``page`` (1 when neither is given) or the page
+    after ``cursor`` (a ``next_cursor`` made for the same filters); never both."""
+    filters = run_cursor.RunFilters(workflow_id or None, status or None)
+    after = run_cursor.start(page, cursor, filters)
+    offset = ((page or 1) - 1) * size
+    async with db.read() as conn:
+        found, total = await run_list.list_runs(
             conn,
             account_id=principal.account_id,
-            workflow_id=workflow_id,
-            status=status,
-            limit=size,
-            offset=(page - 1) * size,
+            workflow_id=filters.workflow_id,
+            status=filters.status,
+            limit=size if after is None else size + 1,
+            offset=offset,
+            after=after,
         )
+    shown = found[:size]
+    # after a cursor one run past the page was asked for; by number the count reaches one past
+    # the page when a next page exists (an empty page is counted apart: never a next page)
+    more = len(found) > size if after is not None else bool(shown) and total > offset + len(shown)
+    last = run_cursor.RunPosition(shown[-1].created_at, shown[-1].id) if more else None
+    return RunList(shown, total, None if last is None else run_cursor.encode(last, filters))
 
 
 async def get_execution(

@@ -153,7 +153,7 @@ async def run_history(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     me = ctx.user()
-    rows, total = await run_views.list_runs(
+    found = await run_views.list_runs(
         ctx.runtime.db,
         me.principal,
         workflow_id=workflow_id or None,
@@ -162,7 +162,7 @@ async def run_history(
         size=PAGE_SIZE,
     )
     filters = {"status": status.value if status else "", "workflow_id": workflow_id or ""}
-    return run_list(ctx, "runs.html", (rows, total), page, PAGE_SIZE, filters)
+    return run_list(ctx, "runs.html", (found.runs, found.total), page, PAGE_SIZE, filters)
 
 
 def run_list(

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from wfrun_client import _core
 from wfrun_client import models as m
 from wfrun_client._core import Call, Upload
 
@@ -82,12 +83,32 @@ def cancel(run_id: str) -> Call[m.CancelResult]:
 
 
 def run_page(
-    page: int, page_size: int, workflow_id: str | None, status: str | None
+    page: int | None,
+    page_size: int,
+    workflow_id: str | None,
+    status: str | None,
+    cursor: str | None = None,
 ) -> Call[m.Page[m.RunSummary]]:
+    """One page of ``run/list``: by number, or after ``cursor`` (then no page is sent)."""
+    place = {"cursor": cursor} if cursor is not None else {"page": page}
     params = _compact(
-        {"page": page, "page_size": page_size, "workflow_id": workflow_id, "run_status": status}
+        {**place, "page_size": page_size, "workflow_id": workflow_id, "run_status": status}
     )
     return Call("GET", "/workflow/run/list", _page(m.RunSummary), params=params)
+
+
+RunPlace = tuple[int | None, str | None]
+"""Which ``run/list`` page to fetch: (page number, None) or (None, cursor)."""
+
+
+def next_run_place(got: m.Page[Any], place: RunPlace, page_size: int) -> RunPlace | None:
+    """Where ``runs.list`` goes after ``got`` (fetched at ``place``): after wfrun's
+    ``next_cursor`` (None there: the end), or to the next page number from a server that
+    sends no cursor (chenyu); None when the list is exhausted."""
+    if "next_cursor" in got.model_fields_set:
+        return None if got.next_cursor is None else (None, got.next_cursor)
+    number = _core.next_page(place[0] or 1, page_size, got.total, len(got.items))
+    return None if number is None else (number, None)
 
 
 def workflow_page(

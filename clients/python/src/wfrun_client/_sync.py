@@ -132,18 +132,27 @@ class Runs:
         *,
         workflow_id: str | None = None,
         status: str | None = None,
+        cursor: str | None = None,
     ) -> m.Page[m.RunSummary]:
-        return self._t.send(_ops.run_page(page, page_size, workflow_id, status))
+        """One page of ``run/list``: page ``page``, or with ``cursor`` (a ``next_cursor``, same
+        filters) the page after it, ``page`` then ignored."""
+        place = page if cursor is None else None
+        return self._t.send(_ops.run_page(place, page_size, workflow_id, status, cursor))
 
     def list(
         self, *, workflow_id: str | None = None, status: str | None = None, page_size: int = 20
     ) -> Iterator[m.RunSummary]:
-        """Every run of the caller, newest first, fetching page after page as it is read."""
-        number: int | None = 1
-        while number is not None:
-            got = self.page(number, page_size, workflow_id=workflow_id, status=status)
+        """Every run of the caller, newest first, fetching page after page as it is read: each
+        after the previous one's ``next_cursor``, so runs submitted meanwhile shift nothing
+        (no run twice or skipped; by page number from a server without cursors)."""
+        place: _ops.RunPlace | None = (1, None)
+        while place is not None:
+            number, cursor = place
+            got = self.page(
+                number or 1, page_size, workflow_id=workflow_id, status=status, cursor=cursor
+            )
             yield from got.items
-            number = _core.next_page(number, page_size, got.total, len(got.items))
+            place = _ops.next_run_place(got, place, page_size)
 
     def wait(
         self,

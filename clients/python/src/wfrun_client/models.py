@@ -32,8 +32,12 @@ class Page(Model, Generic[T]):
 
     items: list[T]
     total: int
-    page: int = 1
+    page: int | None = 1
+    """None for a page asked by cursor (``run/list``)."""
     page_size: int = 20
+    next_cursor: str | None = None
+    """wfrun's ``run/list``: the cursor of the next page, None on the last (and from a server
+    without cursors, chenyu's: ``runs.list`` then walks the pages by number)."""
 
 
 class Owner(Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from wfrun.api.contract.fields import MODEL_RUN_ID, REVISION_ID, RUN_ID, WORKFLOW_ID
+from wfrun.api.contract.runs import CURSOR
 from wfrun.api.contract.webhooks import DELIVERY_ID, ENDPOINT_ID, RECEIVER
 
 IDEMPOTENCY_KEY: dict[str, Any] = {
@@ -136,12 +137,22 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "bytedToken": {"description": "Ark's token for the finished check."},
     "resultCode": {"description": "Ark's result code of the check."},
     "endpoint_id": {"description": "Only deliveries to this endpoint.", "example": ENDPOINT_ID},
+    "cursor": {
+        "description": "wfrun: continue a list after the page that returned this "
+        "data.next_cursor (opaque; newest first, no run twice or skipped however many are "
+        "submitted meanwhile). Send the same filters as that request and no page; 400 "
+        "INVALID_PARAMETER otherwise or for a garbled cursor.",
+        "example": CURSOR,
+    },
     "last_event_id": {
         "description": "Resume after this event id (as the Last-Event-ID header).",
         "example": "42",
     },
 }
 """Query/path parameters by name: the description (and example) where the route gave none."""
+
+PAGE_OR_CURSOR = "Page number, from 1 (1 when neither page nor cursor is given); not with cursor."
+"""``run/list``'s ``page``: the other lists use ``api.deps.Page``."""
 
 PREFER_WAIT: dict[str, Any] = {
     "name": "Prefer",

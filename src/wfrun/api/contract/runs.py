@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -20,10 +21,15 @@ from wfrun.api.contract.fields import (
     f,
     money,
 )
+from wfrun.domain import run_cursor
 from wfrun.domain.runs import FreezeStatus, RunStatus, SubmissionStatus
 
 Currency = Literal["CNY"]
 OUTPUTS_EXAMPLE = {"image": SIGNED_URL}
+CURSOR = run_cursor.encode(
+    run_cursor.RunPosition(datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=UTC), RUN_ID),
+    run_cursor.RunFilters(None, None),
+)
 
 
 class Breakdown(BaseModel):
@@ -77,9 +83,17 @@ class RunPage(BaseModel):
 
     model_config = CLOSED
     items: list[RunListItem] = f("Runs on this page.", [])
-    total: int = f("Runs matching, all pages, counted up to 1,000 (or one past this page).", 1)
-    page: int = f("This page, from 1.", 1)
+    total: int = f(
+        "Runs matching, all pages, counted from the newest up to 1,000 (or, for page N, one "
+        "past that page).",
+        1,
+    )
+    page: int | None = f("This page, from 1; null when the request sent a cursor.", 1)
     page_size: int = f("Items per page.", 20)
+    next_cursor: str | None = f(
+        "wfrun: pass as cursor for the next page (same filters, no page); null on the last page.",
+        CURSOR,
+    )
 
 
 class RunInfoData(BaseModel):

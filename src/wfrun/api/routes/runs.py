@@ -6,10 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from wfrun.api import live, prefer, wire
 from wfrun.api.contract.envelope import documented, event_stream
-from wfrun.api.contract.requests import LAST_EVENT_ID, PREFER_WAIT, PREFERENCE_APPLIED
+from wfrun.api.contract.requests import (
+    LAST_EVENT_ID,
+    PAGE_OR_CURSOR,
+    PREFER_WAIT,
+    PREFERENCE_APPLIED,
+)
 from wfrun.api.contract.runs import (
     CancelData,
     ExecutionData,
@@ -18,13 +24,14 @@ from wfrun.api.contract.runs import (
     RunPage,
     SubmitData,
 )
-from wfrun.api.deps import Page, PageSize, PrincipalDep, RuntimeDep, callback_url, links
+from wfrun.api.deps import PageSize, PrincipalDep, RuntimeDep, callback_url, links
 from wfrun.api.schemas import CancelBody, QuoteBody, SubmitBody, idempotency_key, max_cost
 from wfrun.domain.runs import RunStatus
 from wfrun.errors import InvalidParameter
 from wfrun.services import run_stream, run_views, runs, spending
 
 router = APIRouter(prefix="/workflow/run", tags=["runs"])
+CURSOR_MAX_LENGTH = 512
 
 
 def _request(body: QuoteBody, key: str = "", callback_url: str | None = None) -> runs.RunRequest:
@@ -119,19 +126,22 @@ async def run_list(
     workflow_id: str | None = Query(None, max_length=64),
     run_status: RunStatus | None = None,
     status: RunStatus | None = None,
-    page: Page = 1,
+    page: int | None = Query(None, ge=1, le=1_000_000, description=PAGE_OR_CURSOR),
     page_size: PageSize = 20,
-) -> dict[str, Any]:
+    cursor: str | None = Query(None, min_length=1, max_length=CURSOR_MAX_LENGTH),
+) -> Response:
     wanted = run_status or status
-    rows, total = await run_views.list_runs(
+    found = await run_views.list_runs(
         runtime.db,
         principal,
         workflow_id=workflow_id,
         status=wanted.value if wanted else None,
         page=page,
         size=page_size,
+        cursor=cursor,
     )
-    return wire.ok(wire.page(wire.items(rows, wire.run_list_item), total, page, page_size))
+    data = wire.run_page(found, None if cursor else page or 1, page_size)
+    return JSONResponse(wire.ok(data))  # JSON types only: skips FastAPI's jsonable_encoder
 
 
 @router.get("/info", summary="Billing view of one run", **documented(RunInfoData, 404))

@@ -29,7 +29,7 @@ from wfrun.db.rows import record_or_none, records
 from wfrun.db.schema import jobs, runs, workers
 from wfrun.domain.lanes import fair_round
 from wfrun.queue.notify import CHANNEL
-from wfrun.queue.quotas import within_running_cap
+from wfrun.queue.quotas import within_batch, within_running_cap
 
 
 class JobStatus(StrEnum):
@@ -170,19 +170,28 @@ def claim_update(
     now: datetime | BindParameter[datetime],
     full_lanes: Collection[str] = (),
     running_cap: int | None = None,
+    limit: BindParameter[int] | None = None,
 ) -> Update:
     """The claim's ``UPDATE`` without ``RETURNING`` (its lease ends ``until``): also the first
-    step of ``queue.claim_start``'s statement, which binds ``worker_id``, ``until``, ``now``."""
+    step of ``queue.claim_start``'s statement, which binds ``worker_id``, ``until``, ``now``.
+
+    Without ``limit`` it claims the first claimable job; with it, a batch: the first ``limit``
+    claimable jobs not locked by another claim (PostgreSQL), of which each account's waiting
+    ones are taken in queue order only while its running-run cap has room
+    (``quotas.within_batch``: two jobs of an account with one place left, the first)."""
     query = select(jobs.c.id).where(_claimable(now), within_running_cap(running_cap))
     if full_lanes:
         placed = exists().where(runs.c.id == jobs.c.run_id, runs.c.instance_id.is_not(None))
         query = query.where(or_(jobs.c.lane.not_in(list(full_lanes)), placed))
-    next_id = (
-        query.order_by(*QUEUE_ORDER).limit(1).with_for_update(**skip_locked(conn)).scalar_subquery()
-    )
+    locked = query.order_by(*QUEUE_ORDER).with_for_update(**skip_locked(conn))
+    if limit is None:
+        chosen: Any = jobs.c.id == locked.limit(1).scalar_subquery()
+    else:
+        batch = locked.add_columns(jobs.c.account_id, jobs.c.status, *QUEUE_ORDER[:2]).limit(limit)
+        chosen = jobs.c.id.in_(within_batch(batch.subquery("candidates"), running_cap))
     return (
         update(jobs)
-        .where(jobs.c.id == next_id)
+        .where(chosen)
         .values(
             status=JobStatus.DOING,
             attempts=jobs.c.attempts + 1,

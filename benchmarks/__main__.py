@@ -1,6 +1,6 @@
 """wfrun's benchmark suite: one table, PostgreSQL and SQLite, every figure beside its limit.
 
-    python -m benchmarks [--quick | --smoke] [--db postgresql,sqlite] [--json]
+    python -m benchmarks [--quick | --smoke] [--db postgresql,sqlite] [--json] [--only drain]
     ./dev bench [same options]
 
 Loopback only. Per database it creates a scratch database (PostgreSQL on 127.0.0.1:5432,
@@ -32,17 +32,18 @@ import asyncpg
 from tests.support.databases import PG_ADMIN_DSN, create_pg_database, drop_pg_database, pg_url
 
 from benchmarks import table
-from benchmarks.runner import MODES, Mode, bench
+from benchmarks.runner import MODES, Mode, bench, bench_drain
 
 
-def _one(dialect: str, mode: Mode) -> dict[str, Any]:
+def _one(dialect: str, mode: Mode, only: str | None) -> dict[str, Any]:
+    measure = bench_drain if only == "drain" else bench
     with tempfile.TemporaryDirectory(prefix="wfrun-bench-") as tmp:
         if dialect == "sqlite":
-            return bench(f"sqlite:///{tmp}/wfrun.db", Path(tmp), mode)
+            return measure(f"sqlite:///{tmp}/wfrun.db", Path(tmp), mode)
         name = f"wfrun_bench_{uuid.uuid4().hex[:8]}"
         asyncio.run(create_pg_database(name))
         try:
-            return bench(pg_url(name), Path(tmp), mode)
+            return measure(pg_url(name), Path(tmp), mode)
         finally:
             asyncio.run(drop_pg_database(name))
 
@@ -70,6 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     size.add_argument("--smoke", action="store_true", help="tiny counts, for the test suite")
     parser.add_argument("--db", default="postgresql,sqlite", help="comma-separated databases")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--only",
+        choices=["drain"],
+        help="drain: only the submits (accept rate) and the worker's drain, nothing seeded",
+    )
     args = parser.parse_args(argv)
     mode = MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
     began, load = time.perf_counter(), os.getloadavg()[0]
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     failed = []
     for dialect in args.db.split(","):
         try:
-            results[dialect] = _one(dialect, mode)
+            results[dialect] = _one(dialect, mode, args.only)
         except Exception:  # noqa: BLE001 - the other database's figures are still printed
             traceback.print_exc()
             failed.append(dialect)

@@ -190,17 +190,34 @@ def bench(url: str, tmp: Path, mode: Mode) -> dict[str, Any]:
     return results
 
 
+def bench_drain(url: str, tmp: Path, mode: Mode) -> dict[str, Any]:
+    """``--only drain``: the submits at 1, 8, 32 clients (the accept rate) and the worker's
+    drain of the runs they queued, on an unseeded database (no reads, no limits)."""
+    settings = stack.settings_for(url, tmp / "data")
+    results: dict[str, Any] = {"mode": mode.name, "counts": seed.Counts(0, 0, 0).__dict__}
+    with cluster(settings, tmp) as group:
+        group.cli("db", "upgrade", "--json")
+        setup = asyncio.run(stack.provision(settings))
+        serve, api = group.serve("api", "--no-worker")
+        results["seed_seconds"] = 0.0
+        results.update(_measure_submits(url, api, serve.popen.pid, setup, None, mode))
+        results["drain"] = stack.drain(group, url, mode.drain_seconds)
+    return results
+
+
 def _measure_submits(
-    url: str, api: str, pid: int, setup: stack.Setup, finished: str, mode: Mode
+    url: str, api: str, pid: int, setup: stack.Setup, finished: str | None, mode: Mode
 ) -> dict[str, Any]:
-    """Submits at 1, 8, 32 clients (server RSS and CPU around them), then replay and reads."""
+    """Submits at 1, 8, 32 clients (server RSS and CPU around them), then replay and reads
+    (with a ``finished`` run to read)."""
     rss_before, cpu_before = stack.rss_mib(pid), stack.cpu_seconds(pid)
     queued_before = asyncio.run(stack.count_status(url, "queued"))
     measured = stack.loadgen(api, _submit_phases(setup, mode))
     submits = asyncio.run(stack.count_status(url, "queued")) - queued_before
     cpu = stack.cpu_seconds(pid) - cpu_before
     rss = {"before": rss_before, "after": stack.rss_mib(pid), "submits": submits}
-    measured.update(stack.loadgen(api, _read_phases(setup, finished, mode)))
+    if finished is not None:
+        measured.update(stack.loadgen(api, _read_phases(setup, finished, mode)))
     return {
         "throughput": measured,
         "rss": rss,

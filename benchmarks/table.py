@@ -130,6 +130,13 @@ def _worker(db: str, r: dict[str, Any]) -> list[Row]:
             "submit accept c=32",
             1,
         ),
+        _info(
+            db,
+            "worker drain incl. its start-up (runs/s)",
+            drain["rps_from_start"],
+            f"runs/s (start-up {drain['startup']:.1f} s)",
+        ),
+        _info(db, "worker CPU per drained run", drain["cpu_ms_per_run"], "ms"),
         _info(db, "runs in flight at --concurrency 64 (max)", drain["in_flight"], "runs"),
         Row(
             db,
@@ -153,6 +160,8 @@ def _worker(db: str, r: dict[str, Any]) -> list[Row]:
 
 
 def rows(db: str, results: dict[str, Any]) -> list[Row]:
+    if "limits" not in results:  # --only drain
+        return _worker(db, results)
     return _submits(db, results) + _latencies(db, results) + _worker(db, results)
 
 

@@ -31,6 +31,8 @@ FIGURES = [
     "end-to-end p50 trivial graph",
     "event stream p50 / p99",
     "worker drain, 1 process (runs/s)",
+    "worker drain incl. its start-up (runs/s)",
+    "worker CPU per drained run",
     "runs in flight at --concurrency 64 (max)",
     "server RSS across N submits",
     "server CPU per submit",

@@ -2,8 +2,9 @@
 the calls the worker makes: a claim that starts a run, a progress write, a heartbeat for all
 the worker's runs, a settlement, and one whole run drained by a burst-mode worker.
 
-Targets (PostgreSQL): claim + start ≤ 4, a progress write ≤ 3 (BEGIN, one statement,
-COMMIT), a heartbeat ≤ 3 however many runs, a settlement ≤ 4. SQLite has no data-modifying
+Targets (PostgreSQL): claim + start ≤ 4, and ≤ 4 for a batch of 8 (≤ 0.5 a run: BEGIN, the
+lanes with work, the one claim statement, COMMIT), a progress write ≤ 3 (BEGIN, one
+statement, COMMIT), a heartbeat ≤ 3 however many runs, a settlement ≤ 4. SQLite has no data-modifying
 CTEs and a ``RETURNING`` of the updated table only: its (in-process) counts are pinned a little
 higher. The pool's pre-ping is not the worker's (``db/database.py`` drops it on the hot path,
 issue 17's submit side) and is left out of the counts here.
@@ -34,6 +35,9 @@ HOUR = 3600.0
 CLAIM_AND_START = {"postgresql": 4, "sqlite": 8}
 PROGRESS_WRITE = {"postgresql": 3, "sqlite": 4}
 HEARTBEAT = {"postgresql": 3, "sqlite": 5}
+BATCH = 8
+BATCH_CLAIM = {"postgresql": 4, "sqlite": 8}
+"""A claim of up to :data:`BATCH` runs; SQLite claims one run a claim (its one writer)."""
 SETTLEMENT = {"postgresql": 4, "sqlite": 11}
 WHOLE_RUN = 28
 """A burst-mode worker's whole life around one trivial run on PostgreSQL: registering (3),
@@ -102,6 +106,26 @@ async def test_a_claim_starts_a_run_in_few_round_trips(runtime: Runtime) -> None
     assert run is not None
     assert (run.status, run.attempt) == (RunStatus.RUNNING, 1)
     assert [(e.event_type, e.message) for e in events][-1] == ("started", "started (attempt 1)")
+
+
+async def test_a_batch_claim_starts_many_runs_in_the_round_trips_of_one(runtime: Runtime) -> None:
+    bench = await warmed(runtime)
+    queued = [await bench.submit() for _ in range(BATCH + 1)]
+    async with counting(runtime.db) as trips:
+        batch = await claims.claim_batch(runtime.db, worker_id="w", lease=LEASE, limit=BATCH)
+    taken = 1 if runtime.db.is_sqlite else BATCH
+    assert [c.run.id for c in batch.claims] == queued[:taken]
+    assert {(c.run.status, c.attempt) for c in batch.claims} == {(RunStatus.RUNNING, 1)}
+    assert trips.transactions == 1, trips.explain()
+    assert trips_of(trips) <= BATCH_CLAIM[runtime.db.dialect], trips.explain()
+    async with runtime.db.transaction() as conn:
+        events = [await list_events(conn, c.run.id, limit=10) for c in batch.claims]
+        last = await find_run(conn, queued[-1])
+    assert [[(e.event_type, e.message) for e in run][-1] for run in events] == [
+        ("started", "started (attempt 1)")
+    ] * taken
+    assert last is not None
+    assert last.status is RunStatus.QUEUED
 
 
 async def test_a_progress_write_is_one_short_transaction(runtime: Runtime) -> None:

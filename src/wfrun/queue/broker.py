@@ -1,9 +1,10 @@
 """A job queue on our own tables, in the same database as the business data.
 
 Enqueue happens in the submit's statement (:func:`job_values`, ``queue.submission``). A claim
-is ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` on PostgreSQL,
-the same under SQLite's ``BEGIN IMMEDIATE``; it takes a lease and bumps ``attempts``: a job
-whose lease lapsed is claimable again, the attempt number fences what the new owner writes.
+is ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` on PostgreSQL
+(``id IN`` with ``LIMIT n`` for a batch), the same under SQLite's ``BEGIN IMMEDIATE``; it takes
+a lease and bumps ``attempts``: a job whose lease lapsed is claimable again, the attempt
+number fences what the new owner writes.
 
 One order serves claims, :func:`queue_place` and the ETA: ``(fair_round, created_at, id)``
 (:data:`QUEUE_ORDER`; the round is round-robin by account within the job's lane, see
@@ -29,7 +30,7 @@ from wfrun.db.rows import record_or_none, records
 from wfrun.db.schema import jobs, runs, workers
 from wfrun.domain.lanes import fair_round
 from wfrun.queue.notify import CHANNEL
-from wfrun.queue.quotas import within_running_cap
+from wfrun.queue.quotas import within_batch, within_running_cap
 
 
 class JobStatus(StrEnum):
@@ -170,26 +171,25 @@ def claim_update(
     now: datetime | BindParameter[datetime],
     full_lanes: Collection[str] = (),
     running_cap: int | None = None,
+    limit: BindParameter[int] | None = None,
 ) -> Update:
-    """The claim's ``UPDATE`` without ``RETURNING`` (its lease ends ``until``): also the first
-    step of ``queue.claim_start``'s statement, which binds ``worker_id``, ``until``, ``now``."""
+    """The claim's ``UPDATE`` without ``RETURNING`` (its lease ends ``until``) of the first
+    claimable job, or with ``limit`` of a batch: the first ``limit`` not locked by another
+    claim, an account's waiting ones only while its cap has room (``quotas.within_batch``).
+    ``queue.claim_start``'s statement starts with it (binding ``limit`` and the values)."""
     query = select(jobs.c.id).where(_claimable(now), within_running_cap(running_cap))
     if full_lanes:
         placed = exists().where(runs.c.id == jobs.c.run_id, runs.c.instance_id.is_not(None))
         query = query.where(or_(jobs.c.lane.not_in(list(full_lanes)), placed))
-    next_id = (
-        query.order_by(*QUEUE_ORDER).limit(1).with_for_update(**skip_locked(conn)).scalar_subquery()
-    )
+    locked = query.order_by(*QUEUE_ORDER).with_for_update(**skip_locked(conn))
+    if limit is None:
+        chosen: Any = jobs.c.id == locked.limit(1).scalar_subquery()
+    else:
+        batch = locked.add_columns(jobs.c.account_id, jobs.c.status, *QUEUE_ORDER[:2]).limit(limit)
+        chosen = jobs.c.id.in_(within_batch(batch.subquery("candidates"), running_cap))
+    values = {"status": JobStatus.DOING, "attempts": jobs.c.attempts + 1, "updated_at": now}
     return (
-        update(jobs)
-        .where(jobs.c.id == next_id)
-        .values(
-            status=JobStatus.DOING,
-            attempts=jobs.c.attempts + 1,
-            lease_until=until,
-            worker_id=worker_id,
-            updated_at=now,
-        )
+        update(jobs).where(chosen).values(values | {"lease_until": until, "worker_id": worker_id})
     )
 
 

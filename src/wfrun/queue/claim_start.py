@@ -1,13 +1,15 @@
-"""Claim a job and start its run in one statement (PostgreSQL): the common case of a claim.
+"""Claim a batch of jobs and start their runs in one statement (PostgreSQL): the common case of
+a claim.
 
 ``services.claims`` decides how a claimed job goes on (a run ended or cancelled while it
 waited, past its queue deadline, out of attempts, needing an engine instance, re-dispatched).
 Most claims are none of these: a queued run, not cancelled, within its deadline and attempts,
 on an engine without instances. For those this statement does the whole start the general
 path does — the job's claim, the run's move to ``running``, its ``started`` log line and its
-outbox row — with data-modifying CTEs, one round trip; for any other job it only claims (the
-same ``UPDATE`` as :func:`broker.claim`) and returns the run as it was, and the caller goes on
-as before. SQLite has no data-modifying CTEs: it uses the general path.
+outbox row — for every job of the batch, with data-modifying CTEs, one round trip; for any
+other job it only claims (the same ``UPDATE`` as :func:`broker.claim`, with its batch limit)
+and returns the run as it was, and the caller goes on as before. SQLite has no
+data-modifying CTEs: it uses the general path, one job a claim.
 """
 
 from __future__ import annotations
@@ -17,7 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    Integer,
+    RowMapping,
+    String,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from wfrun.db.database import Connection
 from wfrun.db.limits import account_limits
@@ -60,10 +74,11 @@ async def claim_and_start(
     running_cap: int | None,
     instance_kinds: Collection[str],
     started_events: Mapping[str, str],
-) -> Claimed | None:
-    """Claim the next job and, when it is the common case (module doc), start its run.
-    ``started_events`` names the outbox event of a start by run family (``run.started`` …);
-    None when nothing is claimable."""
+    limit: int = 1,
+) -> list[Claimed]:
+    """Claim the next ``limit`` jobs (a batch: ``broker.claim_update``) and start the runs of
+    the common case (module doc), in queue order. ``started_events`` names the outbox event
+    of a start by run family (``run.started`` …); empty when nothing is claimable."""
     lanes = tuple(sorted(full_lanes))
     key = (lanes, running_cap, tuple(sorted(instance_kinds)), tuple(started_events.items()))
     query = _STATEMENTS.get(key)
@@ -72,9 +87,11 @@ async def claim_and_start(
             _STATEMENTS.clear()
         query = _STATEMENTS[key] = _statement(conn, key)
     params = {"claim_worker": worker_id, "claim_until": now + lease, "claim_now": now}
-    row = (await conn.execute(query, params)).mappings().first()
-    if row is None:
-        return None
+    rows = (await conn.execute(query, params | {"claim_limit": limit})).mappings().all()
+    return [_claimed(row) for row in rows]
+
+
+def _claimed(row: RowMapping) -> Claimed:
     job = record(Job, {c.name: row[f"job_{c.name}"] for c in jobs.c})
     run = record(Run, {c.name: row[c.name] for c in runs.c})
     started, has_assets = bool(row["started"]), bool(row["has_assets"])
@@ -83,7 +100,7 @@ async def claim_and_start(
 
 def _statement(conn: Connection, key: _Shape) -> Any:
     """The statement, its values bound at execution (``claim_worker``, ``claim_until``,
-    ``claim_now``)."""
+    ``claim_now``, ``claim_limit``)."""
     full_lanes, running_cap, instance_kinds, events = key
     started_events = dict(events)
     now = bindparam("claim_now", type_=UTCDateTime())
@@ -95,6 +112,7 @@ def _statement(conn: Connection, key: _Shape) -> Any:
             now=now,
             full_lanes=full_lanes,
             running_cap=running_cap,
+            limit=bindparam("claim_limit", type_=Integer()),
         )
         .returning(*jobs.c)
         .cte("claimed")
@@ -125,6 +143,7 @@ def _claimed_and_run(claimed: Any, started: Any) -> Any:
         )
         .select_from(claimed.join(runs, runs.c.id == claimed.c.run_id))
         .outerjoin(started, started.c.id == claimed.c.run_id)
+        .order_by(claimed.c.fair_round, claimed.c.created_at, claimed.c.id)
     )
 
 

@@ -5,9 +5,11 @@ default. ``ix_jobs_account_status`` serves both counts. Callers own the transact
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Integer, func, literal, or_, select
+from sqlalchemy import Integer, String, case, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from wfrun.db.database import Connection
 from wfrun.db.limits import account_limits
@@ -42,9 +44,36 @@ def within_running_cap(default_cap: int | None) -> Any:
     """The claim's condition: a waiting job whose account is at its running-run cap waits
     where it is (a lapsed job being re-claimed already counts as running). Claims racing on
     PostgreSQL may each see the last free place, so there a claim also checks
-    :func:`holds_running_place` (SQLite's single writer keeps this exact)."""
+    :func:`past_running_caps` (SQLite's single writer keeps this exact)."""
     capped = accounts_at_running_cap(default_cap)
     return or_(jobs.c.status != WAITING, jobs.c.account_id.not_in(capped))
+
+
+def within_batch(candidates: Any, default_cap: int | None) -> Any:
+    """The ids of a batch claim's ``candidates`` (``id``, ``account_id``, ``status`` and the
+    queue order's columns) the batch may take: each account's waiting jobs in queue order
+    while its runs in service plus those taken before them in the batch stay within its cap.
+    Accounts already at their cap are not candidates (:func:`within_running_cap`); a lapsed
+    job being re-claimed is taken (it counts as running already)."""
+    c = candidates.c
+    waiting = c.status == WAITING
+    order = (c.fair_round, c.created_at, c.id)
+    nth = func.sum(case((waiting, 1), else_=0)).over(partition_by=c.account_id, order_by=order)
+    running = jobs.alias("batch_running")
+    in_service = (
+        select(func.count())
+        .where(running.c.account_id == c.account_id, running.c.status.in_(RUNNING))
+        .scalar_subquery()
+    )
+    ranked = (
+        select(c.id, c.status, (nth + in_service).label("places"), _cap(default_cap).label("cap"))
+        .select_from(
+            candidates.outerjoin(account_limits, account_limits.c.account_id == c.account_id)
+        )
+        .subquery("ranked")
+    )
+    room = or_(ranked.c.status != WAITING, ranked.c.cap.is_(None), ranked.c.places <= ranked.c.cap)
+    return select(ranked.c.id).where(room)
 
 
 async def waiting_count(conn: Connection, account_id: str) -> int:
@@ -59,12 +88,24 @@ async def running_count(conn: Connection, account_id: str) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-async def holds_running_place(conn: Connection, account_id: str, cap: int) -> bool:
-    """PostgreSQL, after a claim: whether the account runs at most ``cap`` runs, the claimed
-    one among them. Claims of one account wait for each other here (a transaction-scoped
-    advisory lock), so the count sees every claim that went before, committed: two claims at
-    once cannot both take the last place (each claim's own snapshot could not see the
-    other)."""
-    lock = func.pg_advisory_xact_lock(_RUNNING_LOCKS, func.hashtext(account_id))
+async def past_running_caps(conn: Connection, caps: Mapping[str, int]) -> set[str]:
+    """PostgreSQL, after a claim: the accounts of ``caps`` (account → its cap) running more
+    than their cap, the claimed runs among them. Claims of one account wait for each other
+    here (a transaction-scoped advisory lock per account, taken in account order so two
+    batches cannot wait on each other), so the count sees every claim that went before,
+    committed: two claims at once cannot both take the last place (each claim's own snapshot
+    could not see the other). Two statements however many accounts: the locks, then the
+    count, whose snapshot is taken once the locks are held."""
+    if not caps:
+        return set()
+    ordered = select(func.unnest(literal(sorted(caps), ARRAY(String))).label("account_id"))
+    account = ordered.subquery("accounts").c.account_id
+    lock = func.pg_advisory_xact_lock(_RUNNING_LOCKS, func.hashtext(account))
     await conn.execute(select(lock))
-    return await running_count(conn, account_id) <= cap
+    query = (
+        select(jobs.c.account_id, func.count())
+        .where(jobs.c.account_id.in_(list(caps)), jobs.c.status.in_(RUNNING))
+        .group_by(jobs.c.account_id)
+    )
+    counts = (await conn.execute(query)).all()
+    return {account_id for account_id, n in counts if n > caps[account_id]}

@@ -1,4 +1,4 @@
-"""Claiming work: a worker takes one job, places its run on an engine instance when the engine
+"""Claiming work: a worker takes one job (or a batch of them), places its run on an engine instance when the engine
 needs one, and starts (or resumes) the run — one short transaction. A claimed job whose run
 needs no execution (ended, cancelled while waiting, out of attempts) is ended here.
 
@@ -86,6 +86,15 @@ def create_outcome_unknown(run: Run) -> bool:
     return started is not None and run.provider_task_id is None
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one claim took: the runs to execute, in queue order, and how many claimed jobs
+    needed no execution (see :func:`claim_next`'s ``"settled"``)."""
+
+    claims: list[Claim]
+    settled: int
+
+
 async def claim_next(
     db: Database, *, worker_id: str, lease: timedelta, running_cap: int | None = None
 ) -> Claim | Literal["empty", "settled"]:
@@ -99,20 +108,44 @@ async def claim_next(
     PostgreSQL the job's change notifies every worker). Runs of an account running
     ``running_cap`` runs (or its override) wait their turn the same way.
     """
+    batch = await claim_batch(db, worker_id=worker_id, lease=lease, running_cap=running_cap)
+    if batch.claims:
+        return batch.claims[0]
+    return "settled" if batch.settled else "empty"
+
+
+async def claim_batch(
+    db: Database,
+    *,
+    worker_id: str,
+    lease: timedelta,
+    running_cap: int | None = None,
+    limit: int = 1,
+) -> Batch:
+    """Claim up to ``limit`` jobs in queue order in one transaction, each as
+    :func:`claim_next` would, an account's waiting jobs only while its running-run cap has
+    room counting those taken before them in the batch. PostgreSQL claims them with one
+    statement; SQLite claims one job a transaction (its one writer gains nothing from more).
+    """
     now = utcnow()
     try:
-        return await _claim(db, worker_id, lease, now, running_cap)
-    except _PastRunningCap:  # rolled back: the job waits for a place, as the cap says
-        return "empty"
+        return await _claim(db, worker_id, lease, now, running_cap, max(1, limit))
+    except _PastRunningCap:  # rolled back: the jobs wait for a place, as the cap says
+        return Batch([], 0)
 
 
 class _PastRunningCap(Exception):
-    """A PostgreSQL claim that a claim at the same instant left past the account's cap."""
+    """A PostgreSQL claim that a claim at the same instant left past an account's cap."""
 
 
 async def _claim(
-    db: Database, worker_id: str, lease: timedelta, now: datetime, running_cap: int | None
-) -> Claim | Literal["empty", "settled"]:
+    db: Database,
+    worker_id: str,
+    lease: timedelta,
+    now: datetime,
+    running_cap: int | None,
+    limit: int,
+) -> Batch:
     async with db.transaction(write=True) as conn:
         full = await lanes.full_lanes(conn, now)
         if db.is_sqlite:
@@ -124,28 +157,46 @@ async def _claim(
                 full_lanes=full,
                 running_cap=running_cap,
             )
-            claimed: Claim | tuple[Job, Run | None] | None = (
-                None if job is None else (job, await runs_db.find_run(conn, job.run_id))
+            found: list[Claim | tuple[Job, Run | None]] = (
+                [] if job is None else [(job, await runs_db.find_run(conn, job.run_id))]
             )
         else:
-            claimed = await _claim_and_start(conn, worker_id, lease, now, full, running_cap)
-        if claimed is None or isinstance(claimed, Claim):
-            return claimed or "empty"
-        job, run = claimed
-        if run is None:
-            return "empty"
-        if await _needs_no_execution(conn, job, run, now):
-            return "settled"
-        return await _start_claimed(conn, job, run, now)
+            found = await _claim_and_start(conn, worker_id, lease, now, full, running_cap, limit)
+        claims: list[Claim] = []
+        settled = 0
+        for item in found:
+            outcome = item if isinstance(item, Claim) else await _go_on(conn, *item, now)
+            if isinstance(outcome, Claim):
+                claims.append(outcome)
+            elif outcome == "settled":
+                settled += 1
+        return Batch(claims, settled)
 
 
-async def _holds_place(
-    conn: Connection, claimed: claim_start.Claimed, default_cap: int | None
-) -> bool:
-    """Whether the claim keeps within the account's running-run cap (no statement without
-    a cap)."""
-    cap = claimed.own_running_cap if claimed.own_running_cap is not None else default_cap
-    return cap is None or await quotas.holds_running_place(conn, claimed.job.account_id, cap)
+async def _go_on(
+    conn: Connection, job: Job, run: Run | None, now: datetime
+) -> Claim | Literal["empty", "settled"]:
+    """The general path of a claimed job the one-statement start left alone."""
+    if run is None:
+        return "empty"
+    if await _needs_no_execution(conn, job, run, now):
+        return "settled"
+    return await _start_claimed(conn, job, run, now)
+
+
+async def _hold_places(
+    conn: Connection, found: list[claim_start.Claimed], default_cap: int | None
+) -> None:
+    """Raise :class:`_PastRunningCap` unless the claims keep within their accounts'
+    running-run caps (no statement without a cap)."""
+    caps = {}
+    for claimed in found:
+        own = claimed.own_running_cap
+        cap = own if own is not None else default_cap
+        if cap is not None:
+            caps[claimed.job.account_id] = cap
+    if await quotas.past_running_caps(conn, caps):
+        raise _PastRunningCap
 
 
 async def _started(conn: Connection, job: Job, run: Run, has_assets: bool) -> Claim:
@@ -188,10 +239,11 @@ async def _claim_and_start(
     now: datetime,
     full: Collection[str],
     running_cap: int | None,
-) -> Claim | tuple[Job, Run | None] | None:
-    """PostgreSQL's one-statement claim: the started claim, or the claimed job and run that
-    need the general path, or None."""
-    claimed = await claim_start.claim_and_start(
+    limit: int,
+) -> list[Claim | tuple[Job, Run | None]]:
+    """PostgreSQL's one-statement claim of a batch: per job, in queue order, the started
+    claim, or the claimed job and run that need the general path."""
+    found = await claim_start.claim_and_start(
         conn,
         worker_id=worker_id,
         lease=lease,
@@ -200,14 +252,13 @@ async def _claim_and_start(
         running_cap=running_cap,
         instance_kinds=INSTANCE_KINDS,
         started_events=_STARTED_EVENTS,
+        limit=limit,
     )
-    if claimed is None:
-        return None
-    if not await _holds_place(conn, claimed, running_cap):
-        raise _PastRunningCap
-    if claimed.started:
-        return await _started(conn, claimed.job, claimed.run, claimed.has_assets)
-    return claimed.job, claimed.run
+    await _hold_places(conn, found, running_cap)
+    return [
+        await _started(conn, c.job, c.run, c.has_assets) if c.started else (c.job, c.run)
+        for c in found
+    ]
 
 
 async def _needs_no_execution(conn: Connection, job: Job, run: Run, now: datetime) -> bool:

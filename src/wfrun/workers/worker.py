@@ -48,6 +48,9 @@ from wfrun.workers.webhooks import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
+BATCH_MAX = 32
+"""The most jobs one claim takes (a worker with more free slots claims again at once)."""
+
 
 async def run_embedded(
     runtime: Runtime, stop: asyncio.Event, signals: StopSignals | None = None
@@ -173,14 +176,22 @@ class Worker:
 
     async def _claim_until(self, stop: asyncio.Event) -> None:
         while await self._free_slot(stop):
+            slots = await self._more_slots()
             self.wakeup.clear()  # before the claim, so a wake-up during it is not lost
-            outcome = await self._claim_and_start()
-            if outcome != "started":
-                self._slots.release()
+            outcome = await self._claim_into(slots)
             if outcome == "empty":
                 await self._idle(stop, self.settings.poll_interval)
             elif outcome == "unavailable":
                 await self._idle(stop, self._backoff.next())
+
+    async def _more_slots(self) -> int:
+        """With one slot held, take the other free ones too (up to :data:`BATCH_MAX` in
+        all): one claim fills them. Taking a free slot does not wait."""
+        held = 1
+        while held < BATCH_MAX and not self._slots.locked():
+            await self._slots.acquire()
+            held += 1
+        return held
 
     async def _free_slot(self, stop: asyncio.Event) -> bool:
         """Wait for a free slot; False, holding none, once ``stop`` is set (a slot freed by a
@@ -210,9 +221,7 @@ class Worker:
         try:
             while True:
                 await self._slots.acquire()
-                outcome = await self._claim_and_start()
-                if outcome != "started":
-                    self._slots.release()
+                outcome = await self._claim_into(await self._more_slots())
                 if outcome in ("empty", "unavailable"):
                     if not self._active:
                         if outcome == "unavailable" and self._outage is not None:
@@ -227,30 +236,45 @@ class Worker:
             await _halt(stop, [beat])
 
     async def _claim_and_start(self) -> str:
-        """Claim one job: ``started`` (runs in a task), ``settled`` (ended on the spot),
-        ``empty`` (nothing to claim, or the claim failed) or ``unavailable`` (the database)."""
+        """Claim one job (no slot held: burst helpers and tests); see :meth:`_claim_batch`."""
+        outcome, _ = await self._claim_batch(1)
+        return outcome
+
+    async def _claim_into(self, slots: int) -> str:
+        """:meth:`_claim_batch` with ``slots`` slots held: each started run keeps one (its
+        task frees it), the rest are freed now."""
+        outcome, started = await self._claim_batch(slots)
+        for _ in range(slots - started):
+            self._slots.release()
+        return outcome
+
+    async def _claim_batch(self, slots: int) -> tuple[str, int]:
+        """Claim up to ``slots`` jobs, and how many runs it started: ``started`` (each runs
+        in a task), ``settled`` (all ended on the spot), ``empty`` (nothing to claim, or the
+        claim failed) or ``unavailable`` (the database)."""
         try:
-            claim = await claims.claim_next(
+            batch = await claims.claim_batch(
                 self.deps.db,
                 worker_id=self.id,
                 lease=self.lease,
                 running_cap=self.limits.max_running_runs,
+                limit=slots,
             )
         except DatabaseUnavailable as exc:
             log.warning("claiming: %s", exc.detail)
             self._outage = exc
-            return "unavailable"
+            return "unavailable", 0
         except Exception:
             log.exception("claim failed")
-            return "empty"
+            return "empty", 0
         self._backoff.reset()
-        if isinstance(claim, str):
-            return claim
-        # a provider run can be claimed with its cancel already requested (see claim_next)
-        control = RunControl(cancel_requested=claim.run.cancel_requested_at is not None)
-        task = asyncio.create_task(self._run(claim, control))
-        self._active[claim.run.id] = _Active(claim, control, task)
-        return "started"
+        for claim in batch.claims:
+            # a provider run can be claimed with its cancel already requested (see claim_next)
+            control = RunControl(cancel_requested=claim.run.cancel_requested_at is not None)
+            task = asyncio.create_task(self._run(claim, control))
+            self._active[claim.run.id] = _Active(claim, control, task)
+        outcome = "started" if batch.claims else "settled" if batch.settled else "empty"
+        return outcome, len(batch.claims)
 
     async def _run(self, claim: Claim, control: RunControl) -> None:
         # its own task: every line logged while the run executes names it

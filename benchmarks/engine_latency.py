@@ -23,6 +23,10 @@ moments are stamped when it sends ``execution_start`` and ``executing(null)`` (h
   server while the prompt runs.
 - **wfrun adds**: the through-wfrun percentile minus the direct one (targets, issue 11: p50
   ≤ 10 ms and p99 ≤ 25 ms for both).
+- **CPU per run**: what ``wfrun serve`` spent (user + system, from ``/proc``) over the
+  measured rounds, divided by the runs, with the ``run/execution`` polls per run beside it: on
+  a shared machine the latencies move with its load, this much less, so it shows whether a
+  change made the path cheaper.
 - **keep-alive**: ``GET /balance/info`` back to back on one connection (target p50 ≤ 2 ms);
   the baseline beside it is the stand-in's ``GET /system_stats`` on the same kind of server
   socket (uvicorn on loopback), so the ratio shows what wfrun's request handling costs.
@@ -115,6 +119,7 @@ class Marks:
 class Samples:
     start: list[float] = field(default_factory=list)
     done: list[float] = field(default_factory=list)
+    polls: int = 0
 
 
 def _graph(color: int) -> dict[str, Any]:
@@ -159,6 +164,7 @@ async def wfrun_run(
     params = {"run_order_id": run_order_id}
     while True:
         view = (await http.get("/workflow/run/execution", params=params)).json()["data"]
+        out.polls += 1
         if view["status"] in ("succeeded", "failed"):
             break
         await asyncio.sleep(0.001)
@@ -213,6 +219,12 @@ def start_serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]
     raise RuntimeError("wfrun serve did not start: " + (data_dir / "serve.log").read_text())
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _ms(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
@@ -249,7 +261,7 @@ def report(direct: Samples, wfrun: Samples, balance: list[float], stats: list[fl
 
 
 async def measure(
-    comfy: ComfyStandin, api: str, key: dict[str, str], workflow_id: str, args: Any
+    comfy: ComfyStandin, api: str, key: dict[str, str], workflow_id: str, args: Any, pid: int
 ) -> None:
     marks = Marks()
     await comfy.call(lambda _: marks.watch(comfy))
@@ -261,12 +273,19 @@ async def measure(
     ):
         warm = Samples()  # five warm-up rounds, thrown away
         for i in range(-5, args.runs):  # interleaved: both ways see the same machine
+            if i == 0:
+                cpu = cpu_seconds(pid)
             await direct_run(comfy_http, ws, marks, 600_000 + i, direct if i >= 0 else warm)
             await wfrun_run(http, workflow_id, marks, 700_000 + i, wfrun if i >= 0 else warm)
+        cpu = cpu_seconds(pid) - cpu
         stats = await keep_alive(comfy_http, "/system_stats", args.requests)
         balance = await keep_alive(http, "/balance/info", args.requests)
     print(f"{args.runs} runs each way, interleaved; ComfyUI stand-in and wfrun serve on loopback")
     report(direct, wfrun, balance, stats)
+    print(
+        f"wfrun serve CPU per run: {cpu * 1000 / args.runs:.1f} ms "
+        f"({wfrun.polls / args.runs:.1f} run/execution polls per run included)"
+    )
 
 
 async def main(args: Any) -> None:
@@ -279,7 +298,7 @@ async def main(args: Any) -> None:
         try:
             workflow_id, alice = await prepare(pg_url(name), comfy.base_url, Path(tmp))
             serve, api = start_serve(pg_url(name), Path(tmp))
-            await measure(comfy, api, alice.headers, workflow_id, args)
+            await measure(comfy, api, alice.headers, workflow_id, args, serve.pid)
         finally:
             if serve is not None:
                 serve.terminate()

@@ -10,6 +10,7 @@ from datetime import timedelta
 import httpx
 
 from tests.support.factories import customer, drain, operator, publish_package, sleepy_package
+from tests.support.statements import counting
 from tests.support.waiting import until
 from wfrun.db.runs import Run, RunEvent, find_run, list_events
 from wfrun.runtime import Runtime
@@ -45,7 +46,7 @@ async def state(rt: Runtime, claim: Claim) -> tuple[Run, list[RunEvent]]:
 async def test_reports_within_the_interval_wait_for_the_flush(runtime: Runtime) -> None:
     claim = await claimed(runtime)
     recorder = ProgressRecorder(runtime.db, claim, interval=HOUR)
-    await recorder.node_started("1", "EmptyImage", 0, 4)  # the first report: written at once
+    await recorder.node_started("1", "EmptyImage", 0, 4)  # the first report: written soon
 
     async def first_written() -> bool:
         return len((await state(runtime, claim))[1]) == 1
@@ -118,6 +119,26 @@ async def test_the_last_node_is_written_at_once_and_flush_waits_for_it(
     recorder.close()
     run, lines = await state(runtime, claim)
     assert (run.progress_percent, len(lines)) == (99, 4)
+
+
+async def test_a_prompt_done_within_the_gather_time_writes_its_progress_once(
+    runtime: Runtime,
+) -> None:
+    """The first report waits ``gather`` before its write, so a prompt that ends meanwhile
+    (its last node's boundary is written at once) makes one transaction of every line."""
+    claim = await claimed(runtime)
+    recorder = ProgressRecorder(runtime.db, claim, interval=HOUR, gather=HOUR)
+    async with counting(runtime.db) as trips:
+        for index, node_id in enumerate(["1", "2", "3"]):
+            await recorder.node_started(node_id, "EmptyImage", index, 3)
+            for _ in range(5):  # loop turns, as between WebSocket frames: no write starts
+                await asyncio.sleep(0)
+            await recorder.node_finished(node_id, "EmptyImage", index, 3)
+        await recorder.flush()
+    recorder.close()
+    assert trips.transactions == 1, trips.explain()
+    run, lines = await state(runtime, claim)
+    assert (run.progress_percent, len(lines)) == (99, 6)
 
 
 async def test_progress_that_does_not_move_a_whole_percent_is_not_kept(

@@ -6,9 +6,9 @@ of a 7-node run's ~20 transactions, and an engine that reports progress within a
 (ComfyUI's ``progress`` messages every ~10 ms, the local engine's long nodes) would write far
 more; and the engine waited for each, so events queued up behind the database (issue 11). So
 reports only update what is to be written; a background task writes it when the interval has
-passed since the last write (at once after a quiet spell, and when the last node finishes, so
-that write overlaps the engine fetching outputs), gathering the boundary lines reported
-meanwhile into the same transaction; a boundary followed by a long silent node still shows
+passed since the last write (:data:`GATHER` after the report that made it due, after a quiet
+spell; at once when the last node finishes, so that write overlaps the engine fetching outputs),
+gathering the boundary lines reported meanwhile into the same transaction; a boundary followed by a long silent node still shows
 within the interval. :meth:`ProgressRecorder.flush` writes what is left once the engine is done.
 Progress within a node is kept only when it moves the run by a whole percent.
 
@@ -36,6 +36,10 @@ from wfrun.services.run_progress import ProgressLine
 
 WRITE_INTERVAL = 0.25
 """Seconds between two progress transactions of one run, at least."""
+GATHER = 0.05
+"""Seconds a write waits after the report that made it due, so the reports right behind it
+go in the same transaction: a prompt that runs in a few milliseconds (cached, trivial) writes
+its progress once, at its last node, not once at its first node and again at its last."""
 
 
 class ProgressRecorder:
@@ -49,6 +53,7 @@ class ProgressRecorder:
         interrupt: threading.Event | None = None,
         *,
         interval: float = WRITE_INTERVAL,
+        gather: float = GATHER,
     ) -> None:
         self.db = db
         self.claim = claim
@@ -61,6 +66,7 @@ class ProgressRecorder:
         self.executing_since: float | None = None
         """When the engine reported its first node (``time.monotonic()``): it was executing."""
         self._interval = interval
+        self._gather = min(gather, interval)
         self._lines: list[ProgressLine] = []
         self._state: tuple[int, dict[str, Any]] | None = None  # to write: percent, snapshot
         self._shown = 0  # the percentage last reported (written or waiting)
@@ -134,7 +140,8 @@ class ProgressRecorder:
         """Starts a background write when one is due (or ``now``), else makes sure a timer
         will write when it is: the engine never waits for the database here."""
         self._raise_pending_error()
-        wait = 0.0 if now else self._written_at + self._interval - time.monotonic()
+        due = self._written_at + self._interval - time.monotonic()
+        wait = 0.0 if now else max(due, self._gather)
         if self._sleeper is not None:
             if wait > 0:
                 return  # the timer already set writes it

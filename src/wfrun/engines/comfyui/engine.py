@@ -57,6 +57,7 @@ from wfrun.engines.comfyui.graph import (
     sort_key,
     upload_name,
 )
+from wfrun.engines.comfyui.outputs import OutputFiles
 from wfrun.engines.comfyui.progress import ProgressTracker
 from wfrun.engines.comfyui.session import ComfyUISettings, InstanceSession
 from wfrun.engines.comfyui.watch import PromptWatch, Submission
@@ -138,15 +139,12 @@ class ComfyUIEngine:
         object_info = await session.object_info()
         submission, graph = await self._attach_or_submit(session, spec, prompt_id, interrupt)
         tracker = ProgressTracker(graph, nodes_to_run(graph, object_info), sink)
-        watch = PromptWatch(session, submission, inbox, tracker, interrupt, deadline)
+        files = OutputFiles(session)  # downloads start with the ``executed`` events
         try:
-            outcome = await watch.wait()
-        except EngineInterrupted:  # a cancel is charged the time the prompt executed
-            executed, entry = await _interrupted(session, prompt_id)
-            await report_execution_time(sink, executed)
-            raise EngineInterrupted(await self._finished(session, prompt_id, entry)) from None
-        await report_execution_time(sink, outcome.duration_ms)
-        return await self._collect(session, prompt_id, outcome)
+            watch = PromptWatch(session, submission, inbox, tracker, interrupt, deadline, files)
+            return await _results(session, prompt_id, watch, sink, files)
+        finally:
+            files.close()
 
     async def _attach_or_submit(
         self, session: InstanceSession, spec: RunSpec, prompt_id: str, interrupt: threading.Event
@@ -201,41 +199,72 @@ class ComfyUIEngine:
                 ) from exc
         return rewrite_names(spec.graph, renames)
 
-    async def _finished(
-        self, session: InstanceSession, prompt_id: str, entry: Mapping[str, Any] | None
-    ) -> dict[str, NodeResult]:
-        """What the output nodes an interrupted prompt finished produced (its history keeps
-        them); none when the instance cannot give them: the interrupt stands either way."""
-        if entry is None:
-            return {}
-        try:
-            return await self._collect(session, prompt_id, parse_history_entry(entry))
-        except (ComfyRequestError, ComfyProtocolError):
-            return {}
 
-    async def _collect(
-        self, session: InstanceSession, prompt_id: str, outcome: HistoryOutcome
-    ) -> dict[str, NodeResult]:
-        results: dict[str, NodeResult] = {}
-        for node_id in sorted(outcome.outputs, key=sort_key):
-            results[node_id] = await _node_result(session, prompt_id, outcome.outputs[node_id])
-        return results
+async def _results(
+    session: InstanceSession,
+    prompt_id: str,
+    watch: PromptWatch,
+    sink: ProgressSink,
+    files: OutputFiles,
+) -> dict[str, NodeResult]:
+    """Waits for the prompt and collects what it produced (cancelled: what it finished)."""
+    try:
+        outcome = await watch.wait()
+    except EngineInterrupted:  # a cancel is charged the time the prompt executed
+        executed, entry = await _interrupted(session, prompt_id)
+        await report_execution_time(sink, executed)
+        raise EngineInterrupted(await _finished(session, prompt_id, entry, files)) from None
+    await report_execution_time(sink, outcome.duration_ms)
+    return await _collect(session, prompt_id, outcome, files)
 
 
-async def _node_result(session: InstanceSession, prompt_id: str, ui: UiOutput) -> NodeResult:
-    files = []
-    for ref in ui.files:
-        data = await _fetch(session, prompt_id, ref)
-        mime = mimetypes.guess_type(ref.filename)[0] or "application/octet-stream"
-        files.append(OutputFile(ref.filename, data, mime))
-    return NodeResult(tuple(files), ui.text)
+async def _finished(
+    session: InstanceSession, prompt_id: str, entry: Mapping[str, Any] | None, files: OutputFiles
+) -> dict[str, NodeResult]:
+    """What the output nodes an interrupted prompt finished produced (its history keeps
+    them); none when the instance cannot give them: the interrupt stands either way."""
+    if entry is None:
+        return {}
+    try:
+        return await _collect(session, prompt_id, parse_history_entry(entry), files)
+    except (ComfyRequestError, ComfyProtocolError):
+        return {}
 
 
-async def _fetch(session: InstanceSession, prompt_id: str, ref: FileRef) -> bytes:
+async def _collect(
+    session: InstanceSession, prompt_id: str, outcome: HistoryOutcome, files: OutputFiles
+) -> dict[str, NodeResult]:
+    """The results of the output nodes the history lists, their files fetched at once (or
+    taken from the downloads their ``executed`` events started: ``outputs``)."""
+    nodes = sorted(outcome.outputs, key=sort_key)
+    fetching = (_node_result(session, prompt_id, outcome.outputs[n], files) for n in nodes)
+    return dict(zip(nodes, await asyncio.gather(*fetching), strict=True))
+
+
+async def _node_result(
+    session: InstanceSession, prompt_id: str, ui: UiOutput, files: OutputFiles
+) -> NodeResult:
+    fetched = await asyncio.gather(*(_fetch(session, prompt_id, ref, files) for ref in ui.files))
+    return NodeResult(
+        tuple(
+            OutputFile(ref.filename, data, _mime(ref.filename))
+            for ref, data in zip(ui.files, fetched, strict=True)
+        ),
+        ui.text,
+    )
+
+
+def _mime(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+async def _fetch(
+    session: InstanceSession, prompt_id: str, ref: FileRef, files: OutputFiles
+) -> bytes:
     """``/view`` of one output; a missing file makes the finished prompt useless, so its
     history entry is dropped and the run fails as transient (a retry runs it again)."""
     try:
-        return await session.client.view(ref.filename, ref.subfolder, ref.type)
+        return await files.fetch(ref)
     except ComfyProtocolError as exc:
         if exc.status != 404:
             raise

@@ -43,6 +43,7 @@ from wfrun.engines.comfyui.events import (
     describe_interruption,
     parse_history_entry,
 )
+from wfrun.engines.comfyui.outputs import OutputFiles
 from wfrun.engines.comfyui.progress import ProgressTracker
 from wfrun.engines.comfyui.session import InstanceSession
 
@@ -85,8 +86,10 @@ class PromptWatch:
         tracker: ProgressTracker,
         interrupt: threading.Event,
         deadline: float,
+        files: OutputFiles | None = None,
     ) -> None:
-        """Creates the watch (``deadline`` is on ``time.monotonic()``)."""
+        """Creates the watch (``deadline`` is on ``time.monotonic()``); ``files`` hears
+        every event of the prompt, to start fetching its outputs early."""
         self._session = session
         self._settings = session.settings
         self._prompt_id = submission.prompt_id
@@ -101,6 +104,7 @@ class PromptWatch:
         self._last_interrupt_post = -math.inf
         self._stale = submission.replaced
         self._stale_start = submission.replaced_start
+        self._files = files
 
     async def wait(self) -> HistoryOutcome:
         """Waits until the prompt succeeded.
@@ -153,6 +157,8 @@ class PromptWatch:
             if item.type != "execution_start" or item.data.get("timestamp") == self._stale_start:
                 return None
             self._stale = False
+        if self._files is not None:
+            self._files.on_event(item)
         await self._tracker.on_event(item)
         if item.type == "execution_error":
             raise permanent(describe_execution_error(item.data))

@@ -197,3 +197,39 @@ async def test_a_worker_fills_every_free_slot_with_one_claim(runtime, http):
         ended = [await api.wait_status(http, alice, r) for r in queued]
     assert [v["status"] for v in ended] == ["succeeded"] * 7
     assert engine.entered == 7
+
+
+async def test_a_claim_that_took_every_due_job_waits_for_a_wake_up(runtime, http, monkeypatch):
+    """A claim that found fewer due jobs than free slots took the whole queue: the worker
+    waits for a submit or a freed slot instead of claiming again at once (which would find
+    nothing and compete with the run it just started). Its poll interval is an hour here, so
+    every claim below is one a wake-up asked for: PostgreSQL's NOTIFY of a new job, or on
+    SQLite the API's in-process wake-up. SQLite claims one job a transaction, so it cannot
+    know it took the last one: it looks once more."""
+    taken: list[int] = []
+    claim_batch = claims.claim_batch
+
+    async def counted(*args: object, **kwargs: object) -> Batch:
+        batch = await claim_batch(*args, **kwargs)  # type: ignore[arg-type]
+        taken.append(len(batch.claims))
+        return batch
+
+    monkeypatch.setattr(claims, "claim_batch", counted)
+    workflow_id = await _workflow(runtime)
+    alice = await customer(runtime, name="alice", balance="100")
+    settings = runtime.settings.worker.model_copy(update={"concurrency": 4, "poll_interval": 3600})
+    wakeup = runtime.wakeup if runtime.db.is_sqlite else None  # else NOTIFY alone
+    worker = Worker(runtime, settings=settings, wakeup=wakeup)
+    engine = HeldEngine(worker.deps.engines["local"])
+    worker.deps = replace(worker.deps, engines={**worker.deps.engines, "local": engine})
+    async with api.running_worker(runtime, worker):
+        await until_true(lambda: taken == [0], what="the first look at the empty queue")
+        first = await _submit(http, alice, workflow_id, "first")
+        await until_true(lambda: engine.entered == 1, what="the first run in the engine")
+        second = await _submit(http, alice, workflow_id, "second")
+        await until_true(lambda: engine.entered == 2, what="the second run in the engine")
+        # no claim between the two submits' wake-ups (SQLite: one look that finds nothing)
+        assert taken == ([0, 1, 0, 1] if runtime.db.is_sqlite else [0, 1, 1])
+        engine.go.set()
+        ended = [await api.wait_status(http, alice, r) for r in (first, second)]
+    assert [v["status"] for v in ended] == ["succeeded"] * 2

@@ -89,10 +89,12 @@ def create_outcome_unknown(run: Run) -> bool:
 @dataclass(frozen=True, slots=True)
 class Batch:
     """What one claim took: the runs to execute, in queue order, and how many claimed jobs
-    needed no execution (see :func:`claim_next`'s ``"settled"``)."""
+    needed no execution (see :func:`claim_next`'s ``"settled"``); ``exhausted`` when it found
+    fewer claimable jobs than it could take (nothing more is due now: wait for a wake-up)."""
 
     claims: list[Claim]
     settled: int
+    exhausted: bool = True
 
 
 async def claim_next(
@@ -170,7 +172,8 @@ async def _claim(
                 claims.append(outcome)
             elif outcome == "settled":
                 settled += 1
-        return Batch(claims, settled)
+        taken_at_most = 1 if db.is_sqlite else limit  # SQLite claims one job a transaction
+        return Batch(claims, settled, exhausted=len(found) < taken_at_most)
 
 
 async def _go_on(

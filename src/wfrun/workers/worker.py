@@ -179,7 +179,7 @@ class Worker:
             slots = await self._more_slots()
             self.wakeup.clear()  # before the claim, so a wake-up during it is not lost
             outcome = await self._claim_into(slots)
-            if outcome == "empty":
+            if outcome in ("empty", "exhausted"):  # a submit or a freed slot wakes it
                 await self._idle(stop, self.settings.poll_interval)
             elif outcome == "unavailable":
                 await self._idle(stop, self._backoff.next())
@@ -250,8 +250,9 @@ class Worker:
 
     async def _claim_batch(self, slots: int) -> tuple[str, int]:
         """Claim up to ``slots`` jobs, and how many runs it started: ``started`` (each runs
-        in a task), ``settled`` (all ended on the spot), ``empty`` (nothing to claim, or the
-        claim failed) or ``unavailable`` (the database)."""
+        in a task; ``exhausted`` when the claim found no more due jobs than it took: claiming
+        again at once would find nothing), ``settled`` (all ended on the spot), ``empty``
+        (nothing to claim, or the claim failed) or ``unavailable`` (the database)."""
         try:
             batch = await claims.claim_batch(
                 self.deps.db,
@@ -273,8 +274,9 @@ class Worker:
             control = RunControl(cancel_requested=claim.run.cancel_requested_at is not None)
             task = asyncio.create_task(self._run(claim, control))
             self._active[claim.run.id] = _Active(claim, control, task)
-        outcome = "started" if batch.claims else "settled" if batch.settled else "empty"
-        return outcome, len(batch.claims)
+        if batch.claims:
+            return "exhausted" if batch.exhausted else "started", len(batch.claims)
+        return "settled" if batch.settled else "empty", 0
 
     async def _run(self, claim: Claim, control: RunControl) -> None:
         # its own task: every line logged while the run executes names it

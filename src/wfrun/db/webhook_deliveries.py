@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import Select, and_, exists, func, insert, or_, select, update
 
 from wfrun.db.database import Connection
 from wfrun.db.dialect import insert_ignoring_conflict, skip_locked
@@ -127,6 +127,11 @@ async def mark_fanned(conn: Connection, event_ids: list[int], now: datetime) -> 
         await conn.execute(statement, [{"outbox_event_id": i, "fanned_at": now} for i in event_ids])
 
 
+def due_deliveries(now: datetime) -> Select[tuple[str]]:
+    """The ids of the deliveries a claim may take now."""
+    return select(D.id).where(_due(now))
+
+
 def _due(now: datetime) -> Any:
     endpoint_live = exists().where(
         webhook_endpoints.c.id == D.endpoint_id,
@@ -148,8 +153,7 @@ async def claim_due(
     """Claim up to ``limit`` due deliveries (SKIP LOCKED on PostgreSQL: claimers never wait
     for each other); each claim counts as an attempt."""
     query = (
-        select(D.id)
-        .where(_due(now))
+        due_deliveries(now)
         .order_by(D.next_attempt_at, D.id)
         .limit(limit)
         .with_for_update(**skip_locked(conn))

@@ -20,6 +20,7 @@ from wfrun.clock import to_rfc3339, utcnow
 from wfrun.db import runs as runs_db
 from wfrun.db import webhook_deliveries as deliveries_db
 from wfrun.db import webhook_endpoints as endpoints_db
+from wfrun.db import webhook_pending
 from wfrun.db.database import Connection, Database
 from wfrun.db.outbox import OutboxEvent
 from wfrun.db.runs import Run
@@ -53,6 +54,12 @@ class RetryPolicy:
     schedule: Sequence[float]
     jitter: float
     disable_after: timedelta
+
+
+async def pending(db: Database) -> webhook_pending.Pending:
+    """Which kinds of webhook work wait: one read, no transaction on PostgreSQL."""
+    async with db.read() as conn:
+        return await webhook_pending.pending(conn, utcnow())
 
 
 async def fan_out(db: Database, render: Render, *, batch: int = 200) -> int:

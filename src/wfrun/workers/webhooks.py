@@ -120,13 +120,15 @@ class WebhookDelivery:
             waiter.cancel()
 
     async def round(self, sender: SafeSender) -> bool:
-        """One fan-out and one claim of as many due deliveries as there are free slots;
-        whether it found anything to do."""
+        """One look at what waits (one read); then the fan-outs it found work for and one
+        claim of as many due deliveries as there are free slots; whether it did anything."""
         try:
-            fanned = await webhook_delivery.fan_out(self.db, self.render)
-            fanned += await webhook_progress.fan_out_progress(self.db, self.render)
+            work = await webhook_delivery.pending(self.db)  # most rounds end here
+            fanned = await webhook_delivery.fan_out(self.db, self.render) if work.outbox else 0
+            if work.progress:
+                fanned += await webhook_progress.fan_out_progress(self.db, self.render)
             free = self.settings.concurrency - len(self._in_flight)
-            if free <= 0:
+            if free <= 0 or not (work.due or fanned):
                 return False
             claimed = await webhook_delivery.claim(
                 self.db, self.box, free, self.settings.lease_seconds

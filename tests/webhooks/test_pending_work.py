@@ -1,0 +1,55 @@
+"""The webhook loop looks at what waits in one read before doing any of it (issue 17): an idle
+round is one statement — no transaction on PostgreSQL, no write lock on SQLite — and each
+kind of work it finds is seen until done."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.support.factories import customer, drain
+from tests.support.statements import counting
+from tests.webhooks.support import add_endpoint, quick_workflow, submit
+from wfrun.db.webhook_pending import Pending
+from wfrun.fetch.sender import SafeSender
+from wfrun.runtime import Runtime
+from wfrun.services import webhook_delivery, webhook_progress
+from wfrun.workers.webhooks import WebhookDelivery
+
+IDLE_ROUND = {"postgresql": 1, "sqlite": 3}
+"""One statement; SQLite reads in a (read) transaction: BEGIN, the statement, COMMIT."""
+
+
+async def test_an_idle_round_is_one_read(runtime: Runtime) -> None:
+    loop = WebhookDelivery.from_runtime(runtime)
+    sender = SafeSender(loop.policy)
+    try:
+        assert await loop.round(sender) is False  # warm: the statement's first use
+        async with counting(runtime.db) as trips:
+            assert await loop.round(sender) is False
+    finally:
+        await sender.aclose()
+    assert len(trips.statements) == 1, trips.explain()
+    assert trips.round_trips == IDLE_ROUND[runtime.db.dialect], trips.explain()
+
+
+async def test_each_kind_of_waiting_work_is_seen_until_done(
+    runtime: Runtime, http: httpx.AsyncClient
+) -> None:
+    alice = await customer(runtime, balance="10")
+    await add_endpoint(http, alice, "http://127.0.0.1:9/hook", ["run.queued"])
+    workflow_id = await quick_workflow(runtime)
+    loop = WebhookDelivery.from_runtime(runtime)
+    assert await webhook_delivery.pending(runtime.db) == Pending(False, False, False)
+    assert (await submit(http, alice, workflow_id, "one")).status_code == 200
+    assert await webhook_delivery.pending(runtime.db) == Pending(True, False, False)
+    assert await webhook_delivery.fan_out(runtime.db, loop.render) == 1  # run.queued
+    assert await webhook_delivery.pending(runtime.db) == Pending(False, False, True)
+    [claimed] = await webhook_delivery.claim(runtime.db, loop.box, 10, lease_seconds=60)
+    assert claimed.delivery.event_type == "run.queued"
+    assert await webhook_delivery.pending(runtime.db) == Pending(False, False, False)
+    await drain(runtime)  # the run's log lines, run.started and run.succeeded
+    assert await webhook_delivery.pending(runtime.db) == Pending(True, True, False)
+    assert await webhook_delivery.fan_out(runtime.db, loop.render) == 2  # no subscriber
+    assert await webhook_delivery.pending(runtime.db) == Pending(False, True, False)
+    assert await webhook_progress.fan_out_progress(runtime.db, loop.render) == 0
+    assert await webhook_delivery.pending(runtime.db) == Pending(False, False, False)

@@ -150,6 +150,8 @@ GARBLED = {
     ): "a field is missing or of the wrong type",
     _forged(GOOD | {"at": "yesterday"}): "a field is missing or of the wrong type",
     _forged(GOOD | {"at": 10**20}): "its time is out of range",
+    _forged(GOOD | {"id": "wfrun_\u0000"}): "its run id is not one",  # PostgreSQL refuses NUL
+    _forged(GOOD | {"id": "\ud800"}): "its run id is not one",  # a lone surrogate
 }
 
 

@@ -18,15 +18,26 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.support import api
-from tests.support.factories import Customer, customer, operator, publish_package, sleepy_package
+from tests.support.factories import (
+    Customer,
+    account_balance,
+    customer,
+    drain,
+    operator,
+    publish_package,
+    sleepy_package,
+)
+from tests.support.money import cny
 from tests.support.pg_relay import Relay
+from tests.support.statements import counting
 from tests.support.waiting import until, until_true
 from tests.workers.test_running_cap import _done_or_waiting
+from wfrun.clock import utcnow
 from wfrun.db.database import Database
-from wfrun.db.schema import runs
+from wfrun.db.schema import jobs, runs
 from wfrun.engines.base import Engine, NodeResult, ProgressSink, RunSpec
 from wfrun.queue import quotas
 from wfrun.runtime import Runtime
@@ -131,7 +142,7 @@ async def test_two_batches_at_once_do_not_both_take_an_accounts_last_place(
         await db_a.dispose()
         await relay.stop()
     assert [c.run.id for c in batch_a.claims] == [a1, b1]
-    assert batch_b == Batch([], 0)  # rolled back: a2 waits for alice's place
+    assert batch_b == Batch([], 0, exhausted=False)  # rolled back: a2 waits for her place
     async with runtime.db.transaction() as conn:
         assert await quotas.running_count(conn, alice.account_id) == 1
     assert await _position(http, alice, a2) == 1
@@ -233,3 +244,33 @@ async def test_a_claim_that_took_every_due_job_waits_for_a_wake_up(runtime, http
         engine.go.set()
         ended = [await api.wait_status(http, alice, r) for r in (first, second)]
     assert [v["status"] for v in ended] == ["succeeded"] * 2
+
+
+async def test_a_batch_ends_each_run_in_a_transaction_of_its_own(runtime, http):
+    """Runs a batch claims only to end (here: past their queue deadline, interleaved between
+    two accounts as the fair queue orders them) are ended one a transaction: an ending locks a
+    key's counter and an account, so two endings in one transaction would take those locks
+    in queue order against another batch's (a deadlock on PostgreSQL). Each is released whole,
+    once."""
+    workflow_id = await _workflow(runtime)
+    alice = await customer(runtime, name="alice", balance="10")
+    bob = await customer(runtime, name="bob", balance="10")
+    owners = {
+        await _submit(http, who, workflow_id, f"{who.account_id}-{i}"): who
+        for i in (0, 1)
+        for who in (alice, bob)
+    }
+    async with runtime.db.transaction(write=True) as conn:
+        past = utcnow() - timedelta(seconds=1)
+        await conn.execute(update(jobs).where(jobs.c.run_id.in_(owners)).values(start_by=past))
+    async with counting(runtime.db) as trips:
+        batch = await _claim(runtime, limit=4)
+    assert (batch.claims, batch.settled) == ([], batched(runtime, 4))
+    assert trips.transactions == batched(runtime, 4), trips.explain()  # one ending each
+    await drain(runtime)  # SQLite: the rest, one claim each
+    for run_id, who in owners.items():
+        view = await api.info(http, who, run_id)
+        assert (view["run_status"], view["error_code"]) == ("failed", "QUEUE_TIMEOUT")
+        assert view["released_amount"] == view["quote_amount"]
+    for who in (alice, bob):
+        assert await account_balance(runtime, who.account_id) == (cny("10"), 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,9 @@ from wfrun.errors import InvalidParameter
 
 VERSION = 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What a run id may hold (``wfrun.ids``): a forged cursor's id never reaches the database
+as text it would refuse (a NUL, a lone surrogate)."""
 MICROSECOND = timedelta(microseconds=1)
 
 
@@ -94,6 +98,8 @@ def _document(cursor: str) -> dict[str, Any]:
     shape = {"at": int, "id": str, "w": str, "s": str}
     if any(type(document.get(key)) is not kind for key, kind in shape.items()):
         raise _garbled("a field is missing or of the wrong type")
+    if not _RUN_ID.fullmatch(document["id"]):
+        raise _garbled("its run id is not one")
     return document
 
 

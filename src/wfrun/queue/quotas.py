@@ -91,17 +91,17 @@ async def running_count(conn: Connection, account_id: str) -> int:
 async def past_running_caps(conn: Connection, caps: Mapping[str, int]) -> set[str]:
     """PostgreSQL, after a claim: the accounts of ``caps`` (account → its cap) running more
     than their cap, the claimed runs among them. Claims of one account wait for each other
-    here (a transaction-scoped advisory lock per account, taken in account order so two
-    batches cannot wait on each other), so the count sees every claim that went before,
+    here (a transaction-scoped advisory lock per account, taken in the order of the lock keys
+    so two batches cannot wait on each other, even when two accounts' keys collide), so the count sees every claim that went before,
     committed: two claims at once cannot both take the last place (each claim's own snapshot
     could not see the other). Two statements however many accounts: the locks, then the
     count, whose snapshot is taken once the locks are held."""
     if not caps:
         return set()
-    ordered = select(func.unnest(literal(sorted(caps), ARRAY(String))).label("account_id"))
-    account = ordered.subquery("accounts").c.account_id
-    lock = func.pg_advisory_xact_lock(_RUNNING_LOCKS, func.hashtext(account))
-    await conn.execute(select(lock))
+    accounts = select(func.unnest(literal(sorted(caps), ARRAY(String))).label("account_id"))
+    key = func.hashtext(accounts.subquery("accounts").c.account_id)
+    keys = select(key.label("key")).distinct().order_by(key).subquery("keys")  # lock order
+    await conn.execute(select(func.pg_advisory_xact_lock(_RUNNING_LOCKS, keys.c.key)))
     query = (
         select(jobs.c.account_id, func.count())
         .where(jobs.c.account_id.in_(list(caps)), jobs.c.status.in_(RUNNING))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -131,9 +131,21 @@ async def claim_batch(
     """
     now = utcnow()
     try:
-        return await _claim(db, worker_id, lease, now, running_cap, max(1, limit))
-    except _PastRunningCap:  # rolled back: the jobs wait for a place, as the cap says
-        return Batch([], 0)
+        batch, rest = await _claim(db, worker_id, lease, now, running_cap, max(1, limit))
+    except _PastRunningCap:  # rolled back; a claim now sees the one that committed first
+        return Batch([], 0, exhausted=False)
+    for job, run in rest:  # one ending or placement a transaction: the lock order holds
+        async with db.transaction(write=True) as conn:
+            fresh = await runs_db.find_run(conn, run.id) if run is not None else None
+            batch = _counted(batch, await _go_on(conn, job, fresh, now))
+    return batch
+
+
+def _counted(batch: Batch, outcome: Claim | Literal["empty", "settled"]) -> Batch:
+    """``batch`` with one more job's outcome of the general path."""
+    if isinstance(outcome, Claim):
+        return replace(batch, claims=[*batch.claims, outcome])
+    return replace(batch, settled=batch.settled + (outcome == "settled"))
 
 
 class _PastRunningCap(Exception):
@@ -147,10 +159,14 @@ async def _claim(
     now: datetime,
     running_cap: int | None,
     limit: int,
-) -> Batch:
+) -> tuple[Batch, list[tuple[Job, Run | None]]]:
+    """The batch, with the started runs and at most one job of the general path handled in
+    its transaction, and the other claimed jobs that need the general path: an ending locks
+    a key's counter and an account, a placement instance rows, so two of them in one
+    transaction could take those locks against another batch's order (a deadlock)."""
     async with db.transaction(write=True) as conn:
         full = await lanes.full_lanes(conn, now)
-        if db.is_sqlite:
+        if db.is_sqlite:  # one job a transaction: it cannot know it took the last one
             job = await broker.claim(
                 conn,
                 worker_id=worker_id,
@@ -162,18 +178,17 @@ async def _claim(
             found: list[Claim | tuple[Job, Run | None]] = (
                 [] if job is None else [(job, await runs_db.find_run(conn, job.run_id))]
             )
+            exhausted = not found
         else:
-            found = await _claim_and_start(conn, worker_id, lease, now, full, running_cap, limit)
-        claims: list[Claim] = []
-        settled = 0
-        for item in found:
-            outcome = item if isinstance(item, Claim) else await _go_on(conn, *item, now)
-            if isinstance(outcome, Claim):
-                claims.append(outcome)
-            elif outcome == "settled":
-                settled += 1
-        taken_at_most = 1 if db.is_sqlite else limit  # SQLite claims one job a transaction
-        return Batch(claims, settled, exhausted=len(found) < taken_at_most)
+            found, capped = await _claim_and_start(
+                conn, worker_id, lease, now, full, running_cap, limit
+            )
+            exhausted = len(found) < limit and not capped  # a cap may have trimmed it
+        batch = Batch([item for item in found if isinstance(item, Claim)], 0, exhausted)
+        rest = [item for item in found if not isinstance(item, Claim)]
+        if rest:
+            batch = _counted(batch, await _go_on(conn, *rest.pop(0), now))
+    return batch, rest
 
 
 async def _go_on(
@@ -189,9 +204,9 @@ async def _go_on(
 
 async def _hold_places(
     conn: Connection, found: list[claim_start.Claimed], default_cap: int | None
-) -> None:
+) -> bool:
     """Raise :class:`_PastRunningCap` unless the claims keep within their accounts'
-    running-run caps (no statement without a cap)."""
+    running-run caps (no statement without a cap); whether any cap applied."""
     caps = {}
     for claimed in found:
         own = claimed.own_running_cap
@@ -200,6 +215,7 @@ async def _hold_places(
             caps[claimed.job.account_id] = cap
     if await quotas.past_running_caps(conn, caps):
         raise _PastRunningCap
+    return bool(caps)
 
 
 async def _started(conn: Connection, job: Job, run: Run, has_assets: bool) -> Claim:
@@ -243,9 +259,10 @@ async def _claim_and_start(
     full: Collection[str],
     running_cap: int | None,
     limit: int,
-) -> list[Claim | tuple[Job, Run | None]]:
+) -> tuple[list[Claim | tuple[Job, Run | None]], bool]:
     """PostgreSQL's one-statement claim of a batch: per job, in queue order, the started
-    claim, or the claimed job and run that need the general path."""
+    claim, or the claimed job and run that need the general path; and whether a running-run
+    cap applied to any of them (it may have left jobs out of a short batch)."""
     found = await claim_start.claim_and_start(
         conn,
         worker_id=worker_id,
@@ -257,11 +274,12 @@ async def _claim_and_start(
         started_events=_STARTED_EVENTS,
         limit=limit,
     )
-    await _hold_places(conn, found, running_cap)
-    return [
+    capped = await _hold_places(conn, found, running_cap)
+    claimed: list[Claim | tuple[Job, Run | None]] = [
         await _started(conn, c.job, c.run, c.has_assets) if c.started else (c.job, c.run)
         for c in found
     ]
+    return claimed, capped
 
 
 async def _needs_no_execution(conn: Connection, job: Job, run: Run, now: datetime) -> bool:

@@ -175,11 +175,16 @@ class Worker:
                 await listener.stop()
 
     async def _claim_until(self, stop: asyncio.Event) -> None:
+        contended = False
         while await self._free_slot(stop):
             slots = await self._more_slots()
             self.wakeup.clear()  # before the claim, so a wake-up during it is not lost
             outcome = await self._claim_into(slots)
-            if outcome in ("empty", "exhausted"):  # a submit or a freed slot wakes it
+            if outcome == "contended" and not contended:  # once: it sees the winner's claim
+                contended = True
+                continue
+            contended = False
+            if outcome in ("empty", "exhausted", "contended"):  # a submit or freed slot wakes it
                 await self._idle(stop, self.settings.poll_interval)
             elif outcome == "unavailable":
                 await self._idle(stop, self._backoff.next())
@@ -252,7 +257,9 @@ class Worker:
         """Claim up to ``slots`` jobs, and how many runs it started: ``started`` (each runs
         in a task; ``exhausted`` when the claim found no more due jobs than it took: claiming
         again at once would find nothing), ``settled`` (all ended on the spot), ``empty``
-        (nothing to claim, or the claim failed) or ``unavailable`` (the database)."""
+        (nothing to claim, or the claim failed), ``contended`` (rolled back: a claim at the same
+        moment took an account's last running place first) or ``unavailable`` (the
+        database)."""
         try:
             batch = await claims.claim_batch(
                 self.deps.db,
@@ -276,7 +283,9 @@ class Worker:
             self._active[claim.run.id] = _Active(claim, control, task)
         if batch.claims:
             return "exhausted" if batch.exhausted else "started", len(batch.claims)
-        return "settled" if batch.settled else "empty", 0
+        if batch.settled:
+            return "settled", 0
+        return "empty" if batch.exhausted else "contended", 0
 
     async def _run(self, claim: Claim, control: RunControl) -> None:
         # its own task: every line logged while the run executes names it

@@ -24,9 +24,9 @@ import mimetypes
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from wfrun.domain.failures import FailureCode
 from wfrun.engines.base import (
@@ -62,6 +62,7 @@ from wfrun.engines.comfyui.progress import ProgressTracker
 from wfrun.engines.comfyui.session import ComfyUISettings, InstanceSession
 from wfrun.engines.comfyui.watch import PromptWatch, Submission
 
+T = TypeVar("T")
 _UPLOAD_REFUSED = {413: FailureCode.MEDIA_TOO_LARGE}
 
 
@@ -238,13 +239,13 @@ async def _collect(
     taken from the downloads their ``executed`` events started: ``outputs``)."""
     nodes = sorted(outcome.outputs, key=sort_key)
     fetching = (_node_result(session, prompt_id, outcome.outputs[n], files) for n in nodes)
-    return dict(zip(nodes, await asyncio.gather(*fetching), strict=True))
+    return dict(zip(nodes, await _all(fetching), strict=True))
 
 
 async def _node_result(
     session: InstanceSession, prompt_id: str, ui: UiOutput, files: OutputFiles
 ) -> NodeResult:
-    fetched = await asyncio.gather(*(_fetch(session, prompt_id, ref, files) for ref in ui.files))
+    fetched = await _all(_fetch(session, prompt_id, ref, files) for ref in ui.files)
     return NodeResult(
         tuple(
             OutputFile(ref.filename, data, _mime(ref.filename))
@@ -252,6 +253,17 @@ async def _node_result(
         ),
         ui.text,
     )
+
+
+async def _all(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Each result, in order; the first failure cancels the others (no download goes on for
+    an attempt that has failed) and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 def _mime(filename: str) -> str:

@@ -113,9 +113,11 @@ async def test_a_capped_account_takes_only_the_places_it_has_left(runtime, http,
     # bob's run joined the round in service; one place left for alice: a2 takes it, a3 and a4
     # wait (the batch passes them by)
     assert [c.run.id for c in batch.claims] == [b1, a2][: batched(runtime, 2)]
+    assert not batch.exhausted  # short, but the cap trimmed it: claim again, not wait
     if runtime.db.is_sqlite:
         assert [c.run.id for c in (await _claim(runtime, 5, cap)).claims] == [a2]
-    assert (await _claim(runtime, limit=5, running_cap=cap)).claims == []
+    last = await _claim(runtime, limit=5, running_cap=cap)
+    assert (last.claims, last.exhausted) == ([], True)  # alice at her cap: nothing claimable
     async with runtime.db.transaction() as conn:
         assert await quotas.running_count(conn, alice.account_id) == 2
         assert await quotas.waiting_count(conn, alice.account_id) == 2

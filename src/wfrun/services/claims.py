@@ -1,6 +1,6 @@
-"""Claiming work: a worker takes one job (or a batch of them), places its run on an engine instance when the engine
-needs one, and starts (or resumes) the run — one short transaction. A claimed job whose run
-needs no execution (ended, cancelled while waiting, out of attempts) is ended here.
+"""Claiming work: a worker takes one job (or a batch), places its run on an engine instance when
+the engine needs one, and starts (or resumes) the run — one short transaction. A claimed job
+whose run needs no execution (ended, cancelled while waiting, out of attempts) is ended here.
 
 Every later write of the claim carries ``(run, attempt)``: it matches only while the run is
 ``running`` under that attempt, so a worker that lost its lease cannot change a run another
@@ -9,6 +9,7 @@ worker now owns.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
@@ -88,9 +89,8 @@ def create_outcome_unknown(run: Run) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """What one claim took: the runs to execute, in queue order, and how many claimed jobs
-    needed no execution (see :func:`claim_next`'s ``"settled"``); ``exhausted`` when it found
-    fewer claimable jobs than it could take (nothing more is due now: wait for a wake-up)."""
+    """What one claim took: runs to execute (queue order), jobs that needed none (``settled``),
+    and whether it found fewer than it could take (``exhausted``: wait for a wake-up)."""
 
     claims: list[Claim]
     settled: int
@@ -124,25 +124,25 @@ async def claim_batch(
     running_cap: int | None = None,
     limit: int = 1,
 ) -> Batch:
-    """Claim up to ``limit`` jobs in queue order in one transaction, each as
-    :func:`claim_next` would, an account's waiting jobs only while its running-run cap has
-    room counting those taken before them in the batch. PostgreSQL claims them with one
-    statement; SQLite claims one job a transaction (its one writer gains nothing from more).
-    """
+    """Claim up to ``limit`` jobs in queue order, each as :func:`claim_next` would, counting
+    each account's running-run cap within the batch: one statement on PostgreSQL; SQLite
+    claims one job a transaction (its one writer gains nothing from more)."""
     now = utcnow()
     try:
         batch, rest = await _claim(db, worker_id, lease, now, running_cap, max(1, limit))
     except _PastRunningCap:  # rolled back; a claim now sees the one that committed first
         return Batch([], 0, exhausted=False)
     for job, run in rest:  # one ending or placement a transaction: the lock order holds
-        async with db.transaction(write=True) as conn:
-            fresh = await runs_db.find_run(conn, run.id) if run is not None else None
-            batch = _counted(batch, await _go_on(conn, job, fresh, now))
+        try:
+            async with db.transaction(write=True) as conn:
+                fresh = await runs_db.find_run(conn, run.id) if run is not None else None
+                batch = _counted(batch, await _go_on(conn, job, fresh, now))
+        except Exception:  # the runs already started still run; this job's lease lapses
+            logging.getLogger(__name__).exception("claimed job %s failed to go on", job.id)
     return batch
 
 
 def _counted(batch: Batch, outcome: Claim | Literal["empty", "settled"]) -> Batch:
-    """``batch`` with one more job's outcome of the general path."""
     if isinstance(outcome, Claim):
         return replace(batch, claims=[*batch.claims, outcome])
     return replace(batch, settled=batch.settled + (outcome == "settled"))
@@ -160,10 +160,9 @@ async def _claim(
     running_cap: int | None,
     limit: int,
 ) -> tuple[Batch, list[tuple[Job, Run | None]]]:
-    """The batch, with the started runs and at most one job of the general path handled in
-    its transaction, and the other claimed jobs that need the general path: an ending locks
-    a key's counter and an account, a placement instance rows, so two of them in one
-    transaction could take those locks against another batch's order (a deadlock)."""
+    """The batch (started runs, and at most one job of the general path) and the other jobs
+    that need the general path: two endings or placements in one transaction could take
+    account, key-counter or instance locks against another batch's order (a deadlock)."""
     async with db.transaction(write=True) as conn:
         full = await lanes.full_lanes(conn, now)
         if db.is_sqlite:  # one job a transaction: it cannot know it took the last one

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BindParameter,
     Column,
     Insert,
+    bindparam,
     case,
     func,
     insert,
@@ -27,17 +28,23 @@ from wfrun.db.schema import UTCDateTime, outbox_events, run_events
 
 def _at(now: datetime | BindParameter[datetime]) -> Any:
     """``now`` as a timestamp expression (a bound parameter already, or bound here)."""
-    return now if isinstance(now, BindParameter) else literal(now, UTCDateTime())
+    return _bound(now, UTCDateTime())
+
+
+def _bound(value: Any, type_: Any) -> Any:
+    """``value`` as an expression: a bound parameter already (a statement built once, its
+    values bound at execution), or bound here as a literal of ``type_``."""
+    return value if isinstance(value, BindParameter) else literal(value, type_)
 
 
 def log_line(
     moved: Any,
     *,
     now: datetime | BindParameter[datetime],
-    event_type: str,
+    event_type: str | BindParameter[str],
     message: Any,
-    level: str = "info",
-    node_id: str | None = None,
+    level: str | BindParameter[str] = "info",
+    node_id: str | BindParameter[str] | None = None,
     percent: Any = None,
 ) -> Insert:
     """The run log's line for the run ``moved`` returns (under its attempt)."""
@@ -56,10 +63,10 @@ def log_line(
             moved.c.id,
             moved.c.attempt,
             _at(now),
-            literal(event_type),
-            literal(level),
+            _bound(event_type, run_events.c.event_type.type),
+            _bound(level, run_events.c.level.type),
             message,
-            literal(node_id, run_events.c.node_id.type),
+            _bound(node_id, run_events.c.node_id.type),
             literal(None, run_events.c.progress_percent.type) if percent is None else percent,
         ),
     )
@@ -69,7 +76,7 @@ def outbox_row(
     moved: Any,
     *,
     now: datetime | BindParameter[datetime],
-    previous: str | None,
+    previous: str | BindParameter[str] | None,
     event_types: Mapping[str, str],
 ) -> Insert:
     """The change's outbox row; ``event_types`` names its event by run family (the first
@@ -97,7 +104,7 @@ def outbox_row(
             moved.c.account_id,
             event_type,
             moved.c.status,
-            literal(previous, outbox_events.c.previous_status.type),
+            _bound(previous, outbox_events.c.previous_status.type),
             moved.c.attempt,
             data,
             _at(now),
@@ -111,4 +118,15 @@ def bound_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column[Any]]
     compiled form (one entry per row count), so a statement using it is not compiled anew
     on every call."""
     arms = [select(*[literal(row[c.name], c.type).label(c.name) for c in columns]) for row in rows]
+    return (arms[0] if len(arms) == 1 else union_all(*arms)).subquery("rows")
+
+
+def param_rows(count: int, columns: Sequence[Column[Any]], prefix: str = "posting") -> Any:
+    """``count`` rows of bound parameters named ``{prefix}{i}_{column}`` (one ``UNION ALL``
+    arm a row), named and typed as ``columns``: for a statement built once and bound at
+    execution (``db.settlements``)."""
+    arms = [
+        select(*[bindparam(f"{prefix}{i}_{c.name}", type_=c.type).label(c.name) for c in columns])
+        for i in range(count)
+    ]
     return (arms[0] if len(arms) == 1 else union_all(*arms)).subquery("rows")

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Update, exists, func, insert, select, update
+from sqlalchemy import Select, Update, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wfrun.db.database import Connection
 from wfrun.db.rows import record_or_none, records
-from wfrun.db.run_ctes import bound_rows
 from wfrun.db.schema import freezes, run_events, runs
 from wfrun.domain.runs import FreezeStatus, RunStatus
 
@@ -195,39 +194,6 @@ async def provider_task_ids_since(conn: Connection, since: datetime) -> set[str]
         runs.c.provider_task_id.is_not(None), runs.c.created_at >= since
     )
     return {str(t) for t in (await conn.execute(query)).scalars().all()}
-
-
-@dataclass(frozen=True, slots=True)
-class Progressed:
-    """A fenced progress write that matched: whether the user has asked to cancel."""
-
-    cancel_requested: bool
-
-
-async def record_progress(
-    conn: Connection,
-    run_id: str,
-    attempt: int,
-    values: dict[str, Any],
-    events: list[dict[str, Any]] = [],  # noqa: B006 - never mutated
-) -> Progressed | None:
-    """Fenced progress write, with the log lines ``events`` written only when it matched;
-    None when fenced out. One statement on PostgreSQL (a data-modifying CTE)."""
-    progressed = _fenced(run_id, attempt).values(**values).returning(runs.c.cancel_requested_at)
-    if conn.dialect.name != "postgresql" or not events:
-        row = (await conn.execute(progressed)).first()
-        if row is not None:
-            await add_events(conn, events)
-    else:
-        matched = progressed.cte("progressed")
-        names = list(events[0])
-        lines = bound_rows(events, [run_events.c[name] for name in names])
-        logged = insert(run_events).from_select(
-            names, select(lines).where(exists(select(matched.c.cancel_requested_at)))
-        )
-        query = select(matched.c.cancel_requested_at).add_cte(logged.cte("logged"))
-        row = (await conn.execute(query)).first()
-    return None if row is None else Progressed(cancel_requested=row[0] is not None)
 
 
 async def request_cancel(conn: Connection, run_id: str, now: datetime) -> bool:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wfrun.clock import utcnow
-from wfrun.db import runs as runs_db
+from wfrun.db import progress as progress_db
 from wfrun.db.database import Database
 from wfrun.db.stream import note_change
 from wfrun.queue import broker
@@ -66,7 +66,7 @@ async def record_progress(
     snapshot: dict[str, Any],
 ) -> None:
     """Record the run's progress and the log lines gathered since the last write, in one
-    transaction of one statement on PostgreSQL (``db.runs.record_progress``; workers batch
+    transaction of one statement on PostgreSQL (``db.progress.record_progress``; workers batch
     them: each transaction costs round trips, issues 11 and 17).
 
     Raises:
@@ -78,7 +78,7 @@ async def record_progress(
     events = [_event_row(claim, line) for line in lines]
     values = {"progress_percent": percent, "progress_snapshot": snapshot, "updated_at": now}
     async with db.transaction(write=True) as conn:
-        progressed = await runs_db.record_progress(conn, run.id, claim.attempt, values, events)
+        progressed = await progress_db.record_progress(conn, run.id, claim.attempt, values, events)
         if progressed is None:
             raise Fenced(f"attempt {claim.attempt} of {run.id} was superseded")
         stop = await cost_stops.check(conn, claim, now)

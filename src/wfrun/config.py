@@ -238,6 +238,12 @@ class WebhookSettings(BaseModel):
     poll_interval: float = Field(
         0.2, gt=0, description="Seconds between looks at the outbox and the due deliveries."
     )
+    gather_seconds: float = Field(
+        0.1,
+        ge=0,
+        description="After a run change wakes the delivery loop, it waits this long before it "
+        "looks, so the changes close behind it are fanned out in the same round.",
+    )
     concurrency: int = Field(
         16, ge=1, le=1024, description="Deliveries one worker process sends at once."
     )

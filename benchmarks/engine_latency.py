@@ -5,13 +5,14 @@
 Run it from the repository root on a quiet machine, with PostgreSQL on 127.0.0.1:5432
 (``WFRUN_TEST_PG_DSN`` overrides the admin DSN); it creates and drops its own database.
 
-This process is the load generator. It hosts the ComfyUI stand-in of the tests (its own thread
-and event loop, the recorded protocol) and starts ``wfrun serve`` (API + embedded worker, as an
-operator runs it) as a subprocess on a fresh PostgreSQL database, talking to it over loopback
-keep-alive connections. The same EmptyImage → ImageInvert → SaveImage prompt (a new colour each
+This process is the load generator. It starts the ComfyUI stand-in of the tests (the recorded
+protocol) in a process of its own, as ComfyUI is (``benchmarks.comfy_process``), and ``wfrun
+serve`` (API + embedded worker, as an operator runs it) on a fresh PostgreSQL database, and
+talks to both over loopback keep-alive connections. The same EmptyImage → ImageInvert → SaveImage prompt (a new colour each
 time, so nothing is served from cache) runs alternately directly and through wfrun, so both see
-the same machine. Times come from one clock (``perf_counter`` in this process): the stand-in's
-moments are stamped when it sends ``execution_start`` and ``executing(null)`` (history written).
+the same machine. Times come from one clock (``perf_counter``: ``CLOCK_MONOTONIC``, the same in
+every process): the stand-in's moments are stamped when it sends ``execution_start`` and
+``executing(null)`` (history written).
 
 - **start**: direct, ``POST /prompt`` sent → ``execution_start``; through wfrun, the submit's
   answer received (its transaction has committed) → ``execution_start`` of the run's prompt
@@ -50,12 +51,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.comfyui.standin import ComfyStandin
 from tests.conftest import make_settings
 from tests.support.databases import create_pg_database, drop_pg_database, pg_url
 from tests.support.factories import Customer, customer, operator
 from websockets.asyncio.client import ClientConnection, connect
 
+from benchmarks import comfy_process
 from wfrun.api.deps import API_PREFIX
 from wfrun.runtime import build_runtime
 from wfrun.services import catalog, instances
@@ -83,36 +84,39 @@ BANNER = re.compile(r"serving (http://127\.0\.0\.1:\d+)")
 
 @dataclass
 class Marks:
-    """When the stand-in started and finished each prompt (stamped on its own thread)."""
+    """When the stand-in started and finished each prompt, as its process reports them
+    (``benchmarks.comfy_process``), read by :meth:`follow`."""
 
     started: dict[str, float] = field(default_factory=dict)
     done: dict[str, float] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    def watch(self, standin: ComfyStandin) -> None:
-        """Wraps the stand-in's event sender (a benchmark may; tests never patch)."""
-        send = standin.state.send
-
-        async def stamped(event: str, data: dict[str, Any], sid: str | None) -> None:
-            prompt_id = data.get("prompt_id")
-            if event == "execution_start" and isinstance(prompt_id, str):
-                self.started[prompt_id] = time.perf_counter()
-                self.order.append(prompt_id)
-            elif event == "executing" and data.get("node") is None and prompt_id:
-                self.done[str(prompt_id)] = time.perf_counter()
-            await send(event, data, sid)
-
-        standin.state.send = stamped  # type: ignore[method-assign]
+    async def follow(self, lines: asyncio.StreamReader) -> None:
+        while line := await lines.readline():
+            kind, prompt_id, at = line.decode().split()
+            async with self.changed:
+                if kind == comfy_process.START:
+                    self.started[prompt_id] = float(at)
+                    self.order.append(prompt_id)
+                else:
+                    self.done[prompt_id] = float(at)
+                self.changed.notify_all()
 
     async def first_start_after(self, seen: int) -> str:
-        while len(self.order) <= seen:
-            await asyncio.sleep(0.0005)
-        return self.order[seen]
+        async with self.changed:
+            await self.changed.wait_for(lambda: len(self.order) > seen)
+            return self.order[seen]
+
+    async def start_of(self, prompt_id: str) -> float:
+        async with self.changed:
+            await self.changed.wait_for(lambda: prompt_id in self.started)
+            return self.started[prompt_id]
 
     async def done_of(self, prompt_id: str) -> float:
-        while prompt_id not in self.done:
-            await asyncio.sleep(0.0005)
-        return self.done[prompt_id]
+        async with self.changed:
+            await self.changed.wait_for(lambda: prompt_id in self.done)
+            return self.done[prompt_id]
 
 
 @dataclass
@@ -146,8 +150,8 @@ async def direct_run(
     entry = (await http.get(f"/history/{prompt_id}")).json()[prompt_id]
     (await http.get("/view", params=entry["outputs"]["3"]["images"][0])).raise_for_status()
     visible = time.perf_counter()
-    out.start.append(marks.started[prompt_id] - sent)
-    out.done.append(visible - marks.done[prompt_id])
+    out.start.append(await marks.start_of(prompt_id) - sent)
+    out.done.append(visible - await marks.done_of(prompt_id))
 
 
 async def wfrun_run(
@@ -171,7 +175,7 @@ async def wfrun_run(
     visible = time.perf_counter()
     if view["status"] != "succeeded":
         raise RuntimeError(f"run {run_order_id} failed: {view}")
-    out.start.append(marks.started[prompt_id] - committed)
+    out.start.append(await marks.start_of(prompt_id) - committed)
     out.done.append(visible - engine_done)
 
 
@@ -183,6 +187,38 @@ async def keep_alive(http: httpx.AsyncClient, path: str, n: int) -> list[float]:
         if i >= 20:  # warm-up
             times.append(time.perf_counter() - began)
     return times
+
+
+@dataclass
+class Comfy:
+    """The stand-in's process (``benchmarks.comfy_process``): its address and its stamps."""
+
+    process: asyncio.subprocess.Process
+    base_url: str
+    port: int
+    lines: asyncio.StreamReader
+
+    @classmethod
+    async def start(cls, root: Path) -> Comfy:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "benchmarks.comfy_process",
+            str(root),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        first = await asyncio.wait_for(process.stdout.readline(), 60)
+        word, base_url, port = first.decode().split()
+        if word != "url":
+            raise RuntimeError(f"the ComfyUI stand-in did not start: {first!r}")
+        return cls(process, base_url, int(port), process.stdout)
+
+    async def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        await asyncio.wait_for(self.process.wait(), 30)
 
 
 async def prepare(url: str, comfy_url: str, data_dir: Path) -> tuple[str, Customer]:
@@ -261,10 +297,10 @@ def report(direct: Samples, wfrun: Samples, balance: list[float], stats: list[fl
 
 
 async def measure(
-    comfy: ComfyStandin, api: str, key: dict[str, str], workflow_id: str, args: Any, pid: int
+    comfy: Comfy, api: str, key: dict[str, str], workflow_id: str, args: Any, pid: int
 ) -> None:
     marks = Marks()
-    await comfy.call(lambda _: marks.watch(comfy))
+    following = asyncio.create_task(marks.follow(comfy.lines))
     direct, wfrun = Samples(), Samples()
     async with (
         httpx.AsyncClient(base_url=comfy.base_url) as comfy_http,
@@ -280,6 +316,7 @@ async def measure(
         cpu = cpu_seconds(pid) - cpu
         stats = await keep_alive(comfy_http, "/system_stats", args.requests)
         balance = await keep_alive(http, "/balance/info", args.requests)
+    following.cancel()
     print(f"{args.runs} runs each way, interleaved; ComfyUI stand-in and wfrun serve on loopback")
     report(direct, wfrun, balance, stats)
     print(
@@ -292,8 +329,7 @@ async def main(args: Any) -> None:
     name = f"wfrun_bench_{uuid.uuid4().hex[:8]}"
     await create_pg_database(name)
     with tempfile.TemporaryDirectory() as tmp:
-        comfy = ComfyStandin(Path(tmp) / "comfy")
-        comfy.launch()
+        comfy = await Comfy.start(Path(tmp) / "comfy")
         serve: subprocess.Popen[bytes] | None = None
         try:
             workflow_id, alice = await prepare(pg_url(name), comfy.base_url, Path(tmp))
@@ -303,7 +339,7 @@ async def main(args: Any) -> None:
             if serve is not None:
                 serve.terminate()
                 serve.wait(60)
-            comfy.shutdown()
+            await comfy.stop()
             await drop_pg_database(name)
 
 

@@ -20,6 +20,18 @@ from wfrun.engines.base import Engine
 from wfrun.engines.comfyui import ComfyUIEngine
 
 
+def history_reads_after_submit(standin: ComfyStandin, prompt_id: str) -> list[str]:
+    """``GET /history/<prompt_id>`` after the prompt's ``POST /prompt`` (before it: the
+    re-dispatch lookups of a spec that is not a first dispatch)."""
+    paths = [(r.method, r.path.removeprefix("/api"), r.body) for r in list(standin.requests)]
+    posted = next(
+        i
+        for i, (method, path, body) in enumerate(paths)
+        if (method, path) == ("POST", "/prompt") and prompt_id.encode() in body
+    )
+    return [path for method, path, _ in paths[posted:] if path == f"/history/{prompt_id}"]
+
+
 async def test_implements_the_engine_port() -> None:
     engine: Engine = ComfyUIEngine("wfrun-port")  # checked by mypy; connects to nothing
     assert isinstance(engine, ComfyUIEngine)
@@ -48,6 +60,8 @@ async def test_success_reports_progress_in_order_and_returns_the_local_engines_p
     assert post.json()["prompt_id"] == spec.engine_prompt_id
     assert post.json()["client_id"] == engine.client_id
     assert all("origin" not in request.headers for request in standin.requests)
+    # watched from its start: concluded from its own events, history not read once queued
+    assert not history_reads_after_submit(standin, spec.engine_prompt_id)
 
 
 async def test_cached_rerun_counts_cached_nodes_as_finished(
@@ -55,7 +69,9 @@ async def test_cached_rerun_counts_cached_nodes_as_finished(
 ) -> None:
     first = await engine.execute(spec_for(standin, trivial()), RecordingSink(), threading.Event())
     sink = RecordingSink()
-    again = await engine.execute(spec_for(standin, trivial()), sink, threading.Event())
+    spec = spec_for(standin, trivial())
+    again = await engine.execute(spec, sink, threading.Event())
+    assert not history_reads_after_submit(standin, spec.engine_prompt_id)  # ``executed`` re-sent
     assert sink.calls == [
         ("finished", "1", "EmptyImage", 0, 3),
         ("finished", "2", "ImageInvert", 1, 3),

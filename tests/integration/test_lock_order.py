@@ -8,6 +8,7 @@ import random
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select, text
 
 from tests.support.factories import (
     account_balance,
@@ -18,6 +19,8 @@ from tests.support.factories import (
 )
 from tests.support.waiting import until
 from wfrun.db.runs import find_run
+from wfrun.db.schema import jobs
+from wfrun.db.schema import runs as runs_table
 from wfrun.domain.runs import RunStatus
 from wfrun.runtime import Runtime
 from wfrun.services import claims, run_outcomes, runs
@@ -100,3 +103,42 @@ async def test_cancels_racing_claims_never_deadlock_and_answer_truthfully(runtim
         100_0000_0000 - sum(run.final_amount or 0 for run in ended if run is not None),
         0,
     )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_ending_statement_waits_for_the_jobs_before_it_locks_the_run(runtime: Runtime):
+    """The settlement's one statement takes the run's job locks before the run's row (lock
+    order job → run): while another transaction holds the jobs, the waiting ending holds no
+    lock on the run — a third transaction can lock it without waiting."""
+    workflow_id = await publish_package(runtime, await operator(runtime), sleepy_package())
+    alice = await customer(runtime, balance="10")
+    principal = Principal(alice.account_id, "key_test", "alice")
+    request = runs.RunRequest(workflow_id, None, {}, idempotency_key="ordered")
+    run_id = (await runs.submit_run(runtime.db, principal, request, runtime.policy)).run.id
+    claimed = await claims.claim_next(runtime.db, worker_id="w", lease=LEASE)
+    assert isinstance(claimed, Claim)
+
+    async with runtime.db.transaction(write=True) as holder:
+        await holder.execute(select(jobs.c.id).where(jobs.c.run_id == run_id).with_for_update())
+        ending = asyncio.create_task(
+            run_outcomes.complete(runtime.db, claimed, outputs={}, execution_ms=100)
+        )
+        await until(lambda: _waiting_on_a_lock(runtime, "UPDATE runs SET"), what="the ending waits")
+        async with runtime.db.transaction(write=True) as third:
+            locked = select(runs_table.c.id).where(runs_table.c.id == run_id)
+            got = await third.execute(locked.with_for_update(nowait=True))
+            assert got.scalars().all() == [run_id]
+    assert await ending
+    async with runtime.db.transaction() as conn:
+        run = await find_run(conn, run_id)
+    assert run is not None
+    assert run.status is RunStatus.SUCCEEDED
+
+
+async def _waiting_on_a_lock(rt: Runtime, marker: str) -> bool:
+    async with rt.db.transaction() as conn:
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE :marker"
+        )
+        return bool((await conn.execute(query, {"marker": f"%{marker}%"})).scalar())

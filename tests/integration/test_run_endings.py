@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 
 from tests.support.factories import (
     account_balance,
@@ -20,6 +21,7 @@ from tests.support.factories import (
 from wfrun.clock import utcnow
 from wfrun.db import outbox
 from wfrun.db.runs import Run, find_run
+from wfrun.db.schema import freezes
 from wfrun.domain.failures import Failure, FailureCode
 from wfrun.domain.money import parse_amount
 from wfrun.domain.pricing import release
@@ -238,6 +240,36 @@ async def test_an_ending_rolled_back_leaves_no_event_and_no_money_moved(runtime)
     assert await _changes(runtime, run.id) == [QUEUED]
     assert await account_balance(runtime, principal.account_id) == (START - QUOTE, QUOTE)
     assert (await runs.cancel_run(runtime.db, principal, run.id)).outcome == "cancelled"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_an_ending_whose_freeze_is_not_the_planned_one_writes_nothing(runtime):
+    """The one statement (no transaction around it) refuses whole when the run's open freeze
+    is not the amount it settles: nothing moves, not even the run."""
+    principal, run = await _submit(runtime)
+    claim = await _claim(runtime)
+    await _set_freeze(runtime, run.id, QUOTE + 1)
+
+    with pytest.raises(AssertionError, match="no open freeze of 11000000 was found"):
+        await run_outcomes.complete(runtime.db, claim, outputs={}, execution_ms=1500)
+
+    assert (await _run(runtime, run.id)).status is RunStatus.RUNNING
+    assert await _changes(runtime, run.id) == [QUEUED, STARTED]
+    assert await account_balance(runtime, principal.account_id) == (START - QUOTE, QUOTE)
+    async with runtime.db.transaction() as conn:
+        frozen = await conn.execute(select(freezes.c.status).where(freezes.c.run_id == run.id))
+        assert frozen.scalars().all() == ["frozen"]
+    await _set_freeze(runtime, run.id, QUOTE)  # as it was: now it ends (and the books balance)
+    assert await run_outcomes.complete(runtime.db, claim, outputs={}, execution_ms=1500)
+    assert await account_balance(runtime, principal.account_id) == (
+        START - parse_amount("0.025"),
+        0,
+    )
+
+
+async def _set_freeze(rt: Runtime, run_id: str, amount: int) -> None:
+    async with rt.db.transaction(write=True) as conn:
+        await conn.execute(update(freezes).where(freezes.c.run_id == run_id).values(amount=amount))
 
 
 SRC = Path(__file__).parents[2] / "src" / "wfrun"

@@ -21,9 +21,10 @@ from tests.support.factories import customer, drain, operator, publish_package, 
 from tests.support.statements import PRE_PING_TRIPS, Trips, counting
 from tests.support.waiting import until
 from wfrun.db.runs import find_run, list_events
+from wfrun.domain.money import parse_amount
 from wfrun.domain.runs import RunStatus
 from wfrun.runtime import Runtime
-from wfrun.services import claims, run_outcomes, runs, worker_registry
+from wfrun.services import accounts, claims, run_outcomes, runs, spending, worker_registry
 from wfrun.services.accounts import Principal
 from wfrun.services.claims import Claim
 from wfrun.workers.progress import ProgressRecorder
@@ -38,11 +39,14 @@ HEARTBEAT = {"postgresql": 3, "sqlite": 5}
 BATCH = 8
 BATCH_CLAIM = {"postgresql": 4, "sqlite": 8}
 """A claim of up to :data:`BATCH` runs; SQLite claims one run a claim (its one writer)."""
-SETTLEMENT = {"postgresql": 4, "sqlite": 11}
-WHOLE_RUN = 28
+SETTLEMENT = {"postgresql": 1, "sqlite": 11}
+"""PostgreSQL: the ending's one statement, without a transaction (issue 11)."""
+CAPPED_SETTLEMENT = {"postgresql": 7, "sqlite": 14}
+"""A run of a key with a spend limit: its counter is read, locked and moved too."""
+WHOLE_RUN = 25
 """A burst-mode worker's whole life around one trivial run on PostgreSQL: registering (3),
 a heartbeat (3), the claim that starts it (4), two progress writes (first node, end: 6), the
-settlement (4), and two claims that find nothing (8)."""
+settlement (1), and two claims that find nothing (8)."""
 
 
 def trips_of(trips: Trips) -> int:
@@ -183,7 +187,7 @@ async def test_a_settlement_is_one_transaction_of_few_statements(runtime: Runtim
     async with counting(runtime.db) as trips:
         done = await run_outcomes.complete(runtime.db, claim, outputs={}, execution_ms=1500)
     assert done
-    assert trips.transactions == 1, trips.explain()
+    assert trips.transactions == (0 if runtime.db.dialect == "postgresql" else 1), trips.explain()
     assert trips_of(trips) <= SETTLEMENT[runtime.db.dialect], trips.explain()
     async with runtime.db.transaction() as conn:
         run = await find_run(conn, claim.run.id)
@@ -191,6 +195,26 @@ async def test_a_settlement_is_one_transaction_of_few_statements(runtime: Runtim
     assert run.status is RunStatus.SUCCEEDED
     # the package: a fixed fee of 0.01 CNY and 0.01 CNY a second → 1.5 s cost 0.025 CNY
     assert (run.final_amount, run.execution_ms) == (2_500_000, 1500)
+
+
+async def test_a_settlement_of_a_key_with_a_spend_limit_is_one_transaction(
+    runtime: Runtime,
+) -> None:
+    """The ending reads and locks the key's counter, so it is not one statement alone."""
+    bench = await warmed(runtime)
+    assert bench.principal is not None
+    account_id = bench.principal.account_id
+    key_id = (await accounts.list_keys(runtime.db, account_id))[0].id
+    await spending.set_key_limit(runtime.db, key_id, parse_amount("5"), "total")
+    bench.principal = Principal(account_id, key_id, "alice", parse_amount("5"), "total")
+    await bench.submit()
+    claim = await bench.claim()
+    async with counting(runtime.db) as trips:
+        assert await run_outcomes.complete(runtime.db, claim, outputs={}, execution_ms=1500)
+    assert trips.transactions == 1, trips.explain()
+    assert trips_of(trips) <= CAPPED_SETTLEMENT[runtime.db.dialect], trips.explain()
+    view = (await spending.key_limits(runtime.db, [key_id]))[key_id]
+    assert (view.frozen, view.spent) == (0, 2_500_000)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

@@ -35,12 +35,11 @@ worker, an admin command) is still waited out by ``busy_timeout``.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from sqlalchemy import event
@@ -50,22 +49,13 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from wfrun.db.unavailable import asyncpg_errors, unavailable_cause
 from wfrun.errors import DatabaseUnavailable
 
 _WRITE = "wfrun_write"
 _CHANGED = "wfrun_changed_accounts"
 _AFTER_COMMIT = "wfrun_after_commit"
 log = logging.getLogger(__name__)
-
-# PostgreSQL SQLSTATEs (and classes) meaning "not now", not "wrong": connection exceptions,
-# insufficient resources (disk full, out of memory, too many connections), operator
-# intervention (admin/crash shutdown, cannot connect now), system I/O errors, and a
-# read-only transaction (a standby that has not been promoted yet).
-_PG_UNAVAILABLE_CLASSES = ("08", "53", "58")
-_PG_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "25006"})
-# SQLite primary result codes with the same meaning: BUSY, LOCKED, NOMEM, READONLY, IOERR,
-# FULL, CANTOPEN, PROTOCOL.
-_SQLITE_UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
 
 Connection: TypeAlias = AsyncConnection
 """An open transaction, as services pass it to ``db/`` and ``queue/`` (which alone speak
@@ -139,27 +129,65 @@ class Database:
         async with serialised, self._connection() as conn:
             conn.info.pop(_CHANGED, None)
             conn.info.pop(_AFTER_COMMIT, None)
-            try:
+            with self._failures("the transaction failed"):
                 if write and self.is_sqlite:
                     await conn.execution_options(**{_WRITE: True})
                 keys_off = not foreign_keys and self.is_sqlite
                 async with _foreign_keys_off(conn, off=keys_off), conn.begin():
                     yield conn
-            except IntegrityError as exc:
-                raise ConstraintViolated(str(exc.orig)) from exc
-            except DBAPIError as exc:
-                unavailable = self._unavailable(exc, "the transaction failed")
-                if unavailable is None:
-                    raise
-                raise unavailable from exc
-            changed: set[str] | None = conn.info.pop(_CHANGED, None)
-            actions: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
+            done = _Committed.of(conn)
+        self._committed(done)
+
+    @asynccontextmanager
+    async def one_statement(self) -> AsyncIterator[Connection]:
+        """A write the caller makes in exactly one statement, atomic by itself: on PostgreSQL
+        without BEGIN and COMMIT (autocommit: one round trip instead of three; a worker's
+        settlement, issue 11), with :func:`note_change` and :func:`after_commit` heard once
+        it succeeded, as after a transaction; on SQLite a write transaction. A second
+        statement would commit on its own: callers that may need one use
+        :meth:`transaction`.
+
+        Raises:
+            ConstraintViolated: a constraint refused the write (nothing was written).
+            DatabaseUnavailable: as for :meth:`transaction`.
+        """
+        if self.is_sqlite:
+            async with self.transaction(write=True) as conn:
+                yield conn
+            return
+        conn = await self._checkout()
+        try:
+            conn.info.pop(_CHANGED, None)
+            conn.info.pop(_AFTER_COMMIT, None)
+            with self._failures("the statement failed"):
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+            done = _Committed.of(conn)
+        finally:
+            await conn.close()
+        self._committed(done)
+
+    @contextmanager
+    def _failures(self, when: str) -> Iterator[None]:
+        """A write's driver errors as wfrun's: a refused constraint, the database unavailable."""
+        try:
+            yield
+        except IntegrityError as exc:
+            raise ConstraintViolated(str(exc.orig)) from exc
+        except DBAPIError as exc:
+            unavailable = self._unavailable(exc, when)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+
+    def _committed(self, done: _Committed) -> None:
+        """After a commit: the actions it registered, then the hooks of the accounts it changed."""
         self._available()
-        for action in actions:
+        for action in done.actions:
             action()
-        if changed:
+        if done.changed:
             for hook in self.commit_hooks:
-                hook(frozenset(changed))
+                hook(frozenset(done.changed))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Connection]:
@@ -231,7 +259,7 @@ class Database:
     async def _checkout(self) -> AsyncConnection:
         conn = self.engine.connect()
         failures: tuple[type[Exception], ...] = (OSError, PoolTimeout, DBAPIError)
-        failures += _asyncpg_errors("PostgresError")
+        failures += asyncpg_errors("PostgresError")
         try:
             await conn.start()
         except failures as exc:
@@ -261,6 +289,18 @@ class Database:
         await self.engine.dispose()
 
 
+@dataclass(frozen=True, slots=True)
+class _Committed:
+    """What a committed write registered (:func:`note_change`, :func:`after_commit`)."""
+
+    changed: set[str] | None
+    actions: list[Callable[[], None]]
+
+    @classmethod
+    def of(cls, conn: AsyncConnection) -> _Committed:
+        return cls(conn.info.pop(_CHANGED, None), conn.info.pop(_AFTER_COMMIT, []))
+
+
 class _NoLock:
     async def __aenter__(self) -> None:
         return None
@@ -280,46 +320,6 @@ async def _begin_now(conn: AsyncConnection) -> None:
     adapter: Any = raw.dbapi_connection
     if getattr(adapter, "_transaction", None) is None:
         await adapter._start_transaction()
-
-
-def unavailable_cause(exc: BaseException) -> str | None:
-    """Why ``exc`` (a driver or pool error) means the database is unavailable, or None when it
-    means something else. The text names error codes and classes, never an address."""
-    if isinstance(exc, PoolTimeout):
-        return "no pooled connection became free in time"
-    if isinstance(exc, DBAPIError):
-        orig = exc.orig or exc
-        if exc.connection_invalidated:
-            return f"connection lost, {_driver_cause(orig) or f'{type(orig).__name__}: {orig}'}"
-        return _driver_cause(orig)
-    return _driver_cause(exc)
-
-
-def _asyncpg_errors(*names: str) -> tuple[type[Exception], ...]:
-    """asyncpg's exception classes of these names, once asyncpg is loaded (SQLAlchemy imports
-    it with the first PostgreSQL connection; until then none of them can be raised, and the
-    SQLite-only admin commands never pay for importing it)."""
-    asyncpg = sys.modules.get("asyncpg")
-    if asyncpg is None:
-        return ()
-    return tuple(getattr(asyncpg.exceptions, name) for name in names)
-
-
-def _driver_cause(exc: BaseException) -> str | None:
-    sqlite_code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(sqlite_code, int):
-        name = getattr(exc, "sqlite_errorname", sqlite_code)
-        return f"{name}: {exc}" if sqlite_code & 0xFF in _SQLITE_UNAVAILABLE else None
-    state = getattr(exc, "sqlstate", None)
-    if isinstance(state, str):
-        unavailable = state[:2] in _PG_UNAVAILABLE_CLASSES or state in _PG_UNAVAILABLE_STATES
-        return f"SQLSTATE {state}: {exc}" if unavailable else None
-    if isinstance(exc, OSError):  # the message would name the server's address
-        code = errno.errorcode.get(exc.errno or 0, "")
-        return f"{type(exc).__name__} {code}".strip()
-    if isinstance(exc, _asyncpg_errors("InterfaceError", "ConnectionDoesNotExistError")):
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 def _create_engine(url: str, dialect: str, pool_size: int) -> AsyncEngine:

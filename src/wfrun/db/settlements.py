@@ -1,9 +1,11 @@
-"""A run's ending in one statement (PostgreSQL): the run's conditional move to its terminal
-status, its freeze closed, the ledger entry and its postings, the account's balance, its open
-jobs closed, the log line and the outbox row — data-modifying CTEs, each step only when the
-one before it matched. ``services.run_endings`` decides every value (and locks the run's jobs
-first, lock order job → run → freeze → account); SQLite, without data-modifying CTEs, takes
-the same steps one statement each. The caller owns the transaction.
+"""A run's ending in one statement (PostgreSQL): the run's jobs locked, the run's conditional
+move to its terminal status, its freeze closed, the ledger entry and its postings, the
+account's balance, its open jobs closed, the log line and the outbox row — data-modifying
+CTEs, each step only when the one before it matched, in the lock order job → run → freeze →
+account. ``services.run_endings`` decides every value; SQLite, without data-modifying CTEs,
+takes the same steps one statement each. The caller owns the transaction, or has none: the
+statement is atomic by itself (``Database.one_statement``), and one whose run moved without
+the open freeze it planned for fails whole (:data:`_BROKEN`).
 
 The statement is built once per shape (which run columns and job columns it sets, how many
 postings, whether it checks an attempt, the log line's percentage, the outbox event names) with
@@ -19,7 +21,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, exists, insert, select, true, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 
 from wfrun.db.database import Connection
 from wfrun.db.rows import record
@@ -45,6 +60,8 @@ class EndPlan:
     current: str
     attempt: int | None
     values: Mapping[str, Any]
+    frozen: int
+    """The amount the run's open freeze must hold (else the statement changes nothing)."""
     freeze_status: str
     entry: Mapping[str, Any]
     """The ledger entry's ``id``, ``kind`` and ``memo``."""
@@ -66,6 +83,10 @@ _Shape = tuple[
 ]
 """What the statement's text depends on (module doc)."""
 _STATEMENTS: dict[_Shape, Any] = {}
+_BROKEN = "22012"
+"""division_by_zero: how the statement refuses an ending whose run moved but whose freeze is
+not the open one of the planned amount (see :func:`_statement`): the error aborts the whole
+statement, so nothing of it is written, in a transaction or without one."""
 _KEPT = 64
 
 
@@ -93,7 +114,15 @@ async def end_in_one(conn: Connection, plan: EndPlan, *, now: datetime) -> Ended
         if len(_STATEMENTS) >= _KEPT:
             _STATEMENTS.clear()
         query = _STATEMENTS[key] = _statement(key)
-    row = (await conn.execute(query, _params(plan, now))).mappings().first()
+    try:
+        row = (await conn.execute(query, _params(plan, now))).mappings().first()
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _BROKEN:
+            raise
+        raise AssertionError(
+            f"run {plan.run_id} would have ended, but no open freeze of {plan.frozen} was found; "
+            "the statement wrote nothing"
+        ) from exc
     if row is None:
         return None
     run = record(Run, {c.name: row[c.name] for c in runs.c})
@@ -119,6 +148,7 @@ def _params(plan: EndPlan, now: datetime) -> dict[str, Any]:
         "end_run_id": plan.run_id,
         "end_current": plan.current,
         "end_attempt": plan.attempt,
+        "end_frozen": plan.frozen,
         "end_now": now,
         "end_freeze_status": plan.freeze_status,
         "entry_id": entry["id"],
@@ -142,7 +172,9 @@ def _statement(key: _Shape) -> Any:
     now = bindparam("end_now", type_=UTCDateTime())
     run_id = bindparam("end_run_id", type_=runs.c.id.type)
     moved_update = update(runs).where(
-        runs.c.id == run_id, runs.c.status == bindparam("end_current", type_=runs.c.status.type)
+        runs.c.id == run_id,
+        runs.c.status == bindparam("end_current", type_=runs.c.status.type),
+        _jobs_locked(run_id),
     )
     if has_attempt:
         moved_update = moved_update.where(runs.c.attempt == bindparam("end_attempt", Integer()))
@@ -157,16 +189,33 @@ def _statement(key: _Shape) -> Any:
         .cte("closed")
     )
     steps = [*_money(key, closed, now), _jobs(key, did_move), *_records(key, moved, now)]
+    intact = and_(closed.c.id.is_not(None), closed.c.amount == bindparam("end_frozen", Integer()))
     return (
         select(
             moved,
             closed.c.id.label("freeze_id"),
             closed.c.account_id.label("freeze_account_id"),
             closed.c.amount.label("freeze_amount"),
+            (literal(1, Integer()) / case((intact, 1), else_=0)).label("intact"),
         )
         .select_from(moved.outerjoin(closed, true()))
         .add_cte(*[step.cte(f"step{i}") for i, step in enumerate(steps)])
     )
+
+
+def _jobs_locked(run_id: Any) -> Any:
+    """A condition of the run's move that first locks the run's jobs (``FOR UPDATE``, in id
+    order, as ``broker.lock_for_run``): a scalar subquery that does not depend on the row is
+    a one-time filter PostgreSQL evaluates before its scan reaches (and locks) the run, so
+    the statement keeps the lock order job → run → freeze → account by itself."""
+    locked = (
+        select(jobs.c.id)
+        .where(jobs.c.run_id == run_id)
+        .order_by(jobs.c.id)
+        .with_for_update()
+        .cte("locked_jobs")
+    )
+    return select(func.count()).select_from(locked).scalar_subquery() >= 0
 
 
 def _money(key: _Shape, closed: Any, now: Any) -> list[Any]:

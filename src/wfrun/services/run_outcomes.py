@@ -1,7 +1,10 @@
 """A claimed run's outcome, recorded by the worker that executed it: succeeded (settled by
 what it consumed, 多退少补), stopped on request (charged the time it used) or failed
 (released). Each is one short transaction around :func:`~wfrun.services.run_endings.end_run`,
-fenced by the claim's attempt: False when this attempt no longer owns the run."""
+fenced by the claim's attempt: False when this attempt no longer owns the run. On
+PostgreSQL an ending with no spend cap to read is one statement without a transaction
+(``run_endings.in_one_statement``): one round trip from the engine's result to the run
+visible as ended (issue 11's "done" latency)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from wfrun.domain.failures import Failure, cancelled
 from wfrun.domain.pricing import compute_cost, release, settle
 from wfrun.domain.runs import RunStatus
 from wfrun.services.claims import Claim
-from wfrun.services.run_endings import Ending, end_run
+from wfrun.services.run_endings import Ending, end_run, in_one_statement
 
 
 async def complete(
@@ -87,6 +90,7 @@ async def fail(db: Database, claim: Claim, failure: Failure, *, execution_ms: in
 async def _end(db: Database, claim: Claim, ending: Ending) -> bool:
     if claim.run.status is not RunStatus.RUNNING:  # claimed before it ended elsewhere
         return False
-    async with db.transaction(write=True) as conn:
+    one = in_one_statement(claim.run, ending)  # on SQLite ``one_statement`` is a transaction
+    async with db.one_statement() if one else db.transaction(write=True) as conn:
         ended = await end_run(conn, claim.run, ending, now=utcnow(), attempt=claim.attempt)
     return ended is not None

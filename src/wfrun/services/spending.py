@@ -86,7 +86,7 @@ async def within_caps(conn: Connection, run: Run, settlement: Settlement) -> Set
     if run.spend_window is not None and run.api_key_id is not None:
         key_room = await _key_room(conn, run.api_key_id, run.spend_window)
     available: int | None = None
-    if settlement.final_amount > settlement.frozen:  # only a shortfall can go below zero
+    if _shortfall(settlement):
         available = await spend_db.lock_available(conn, run.account_id)
     cap = caps.ceiling(
         frozen=settlement.frozen,
@@ -96,6 +96,22 @@ async def within_caps(conn: Connection, run: Run, settlement: Settlement) -> Set
         key_room=key_room,
     )
     return caps.clamp(settlement, cap)
+
+
+def reads_for_caps(run: Run, settlement: Settlement) -> bool:
+    """Whether :func:`within_caps` reads (and locks) rows for this ending — a key with a
+    spend limit, or a shortfall — or :func:`count_spend` writes: when neither, the ending
+    needs no statement of its own besides its one statement (``services.run_endings``)."""
+    return _limited_key(run) or _shortfall(settlement)
+
+
+def _limited_key(run: Run) -> bool:
+    return run.spend_window is not None and run.api_key_id is not None
+
+
+def _shortfall(settlement: Settlement) -> bool:
+    """Only a shortfall (charged beyond the freeze) can take the account below zero."""
+    return settlement.final_amount > settlement.frozen
 
 
 async def count_spend(conn: Connection, run: Run, settlement: Settlement) -> None:

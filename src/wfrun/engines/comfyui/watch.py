@@ -4,8 +4,9 @@ Protocol facts relied on (ComfyUI 0.3.64):
 
 - ``executing`` with ``node: null`` comes last, after ``execution_success`` /
   ``execution_error`` / ``execution_interrupted`` and after the history entry is written;
-  ``execution_success`` itself races history, so history is read on ``executing(null)``
-  (retried briefly all the same).
+  ``execution_success`` itself races history. A prompt submitted on this socket, whose
+  events all came on it, is concluded from them (``record``); otherwise history is read on
+  ``executing(null)`` (retried briefly all the same).
 - ``execution_error`` and ``execution_interrupted`` carry everything needed to report
   the outcome, so they end the wait at once.
 - Events only reach the socket whose clientId the prompt was submitted with; once that
@@ -45,6 +46,7 @@ from wfrun.engines.comfyui.events import (
 )
 from wfrun.engines.comfyui.outputs import OutputFiles
 from wfrun.engines.comfyui.progress import ProgressTracker
+from wfrun.engines.comfyui.record import EventRecord
 from wfrun.engines.comfyui.session import InstanceSession
 
 TIMEOUT_CODE = FailureCode.ENGINE_TIMEOUT
@@ -105,6 +107,8 @@ class PromptWatch:
         self._stale = submission.replaced
         self._stale_start = submission.replaced_start
         self._files = files
+        self._record = EventRecord()
+        self._replaced = submission.replaced
 
     async def wait(self) -> HistoryOutcome:
         """Waits until the prompt succeeded.
@@ -159,14 +163,22 @@ class PromptWatch:
             self._stale = False
         if self._files is not None:
             self._files.on_event(item)
+        self._record.add(item)
         await self._tracker.on_event(item)
         if item.type == "execution_error":
             raise permanent(describe_execution_error(item.data))
         if item.type == "execution_interrupted":
             raise self._interrupted(HistoryOutcome("interrupted", detail=item.data))
         if item.is_prompt_done:
-            return await self._final_history()
+            told = self._record.outcome() if self._watched_throughout() else None
+            return await (self._final_history() if told is None else self._conclude(told))
         return None
+
+    def _watched_throughout(self) -> bool:
+        """Every event of the prompt came on the socket it was submitted under (a prompt
+        attached to, re-queued under a reused id, or whose socket was lost: not)."""
+        current = self._session.channel.generation == self._generation
+        return current and not self._orphaned and not self._replaced
 
     async def _final_history(self) -> HistoryOutcome | None:
         """Reads history after ``executing(null)``; leaves it to the watchdog if it fails."""

@@ -272,6 +272,33 @@ async def _set_freeze(rt: Runtime, run_id: str, amount: int) -> None:
         await conn.execute(update(freezes).where(freezes.c.run_id == run_id).values(amount=amount))
 
 
+async def test_amounts_beyond_32_bits_settle_and_release_exactly(runtime):
+    """2**31 minor units is 21.47 CNY: a quote of 30.01 CNY (0.01 + 3/s × 10 estimated
+    seconds) settles by the 1.5 s it used, and another's is released whole."""
+    package = sleepy_package(price_per_second="3")
+    workflow_id = await publish_package(runtime, await operator(runtime), package)
+    bob = await customer(runtime, balance="100")
+    principal = Principal(bob.account_id, "key_test", "bob")
+    quote = parse_amount("30.01")
+    submitted = []
+    for key in ("big-1", "big-2"):
+        request = runs.RunRequest(workflow_id, None, {}, idempotency_key=key)
+        submitted.append(
+            (await runs.submit_run(runtime.db, principal, request, runtime.policy)).run
+        )
+    assert quote > 2**31
+    assert [run.quote_amount for run in submitted] == [quote, quote]
+    claim = await _claim(runtime)
+    assert await run_outcomes.complete(runtime.db, claim, outputs={}, execution_ms=1500)
+    queued = next(run for run in submitted if run.id != claim.run.id)
+    assert (await runs.cancel_run(runtime.db, principal, queued.id)).outcome == "cancelled"
+
+    charged = parse_amount("4.51")  # 0.01 + 3/s × 1.5 s
+    assert (await _run(runtime, claim.run.id)).final_amount == charged
+    assert (await _run(runtime, queued.id)).released_amount == quote
+    assert await account_balance(runtime, bob.account_id) == (parse_amount("100") - charged, 0)
+
+
 SRC = Path(__file__).parents[2] / "src" / "wfrun"
 ONLY_IN = {
     "resolve_freeze": {"services/run_endings.py"},

@@ -189,7 +189,10 @@ def _statement(key: _Shape) -> Any:
         .cte("closed")
     )
     steps = [*_money(key, closed, now), _jobs(key, did_move), *_records(key, moved, now)]
-    intact = and_(closed.c.id.is_not(None), closed.c.amount == bindparam("end_frozen", Integer()))
+    intact = and_(
+        closed.c.id.is_not(None),
+        closed.c.amount == bindparam("end_frozen", type_=freezes.c.amount.type),
+    )
     return (
         select(
             moved,
@@ -243,8 +246,9 @@ def _money(key: _Shape, closed: Any, now: Any) -> list[Any]:
         update(accounts)
         .where(accounts.c.id == closed.c.account_id)
         .values(
-            available=accounts.c.available + bindparam("delta_available", type_=Integer()),
-            frozen=accounts.c.frozen + bindparam("delta_frozen", type_=Integer()),
+            available=accounts.c.available
+            + bindparam("delta_available", type_=accounts.c.available.type),
+            frozen=accounts.c.frozen + bindparam("delta_frozen", type_=accounts.c.frozen.type),
         )
     )
     return [entry_row, postings, balance] if postings_count else [entry_row, balance]

@@ -20,9 +20,10 @@ from wfrun.engines.base import Engine
 from wfrun.engines.comfyui import ComfyUIEngine
 
 
-def history_reads_after_submit(standin: ComfyStandin, prompt_id: str) -> list[str]:
+def history_reads_after_submit(standin: ComfyStandin, prompt_id: str | None) -> list[str]:
     """``GET /history/<prompt_id>`` after the prompt's ``POST /prompt`` (before it: the
     re-dispatch lookups of a spec that is not a first dispatch)."""
+    assert prompt_id is not None
     paths = [(r.method, r.path.removeprefix("/api"), r.body) for r in list(standin.requests)]
     posted = next(
         i

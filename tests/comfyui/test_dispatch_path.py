@@ -14,12 +14,15 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.comfyui.helpers import FAST, RecordingSink, sleepy
 from tests.comfyui.standin import ComfyStandin
 from tests.support.factories import Customer, customer, drain, operator, sleepy_package
+from tests.support.statements import counting
 from tests.support.waiting import until
-from wfrun.db.runs import Run, find_run
+from wfrun.db import outbox
+from wfrun.db.runs import Run, find_run, list_events
 from wfrun.domain.runs import RunStatus
 from wfrun.engines.base import RunSpec
 from wfrun.engines.comfyui import ComfyUIEngine
@@ -195,3 +198,27 @@ async def run_row(rt: Runtime, run_id: str) -> Run:
 
 async def _async(value: bool) -> bool:
     return value
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_an_instance_run_starts_with_its_log_line_and_change_in_one_statement(
+    runtime: Runtime, standin: ComfyStandin
+) -> None:
+    """The general claim path (a run placed on an instance) moves the run, logs its start and
+    publishes the change in one statement (``db.run_start``), not three."""
+    run_id, _ = await submit(runtime, standin, seconds=0.1)
+    async with counting(runtime.db) as trips:
+        started = await claim(runtime, "worker-1", lease=30)
+    assert (started.run.id, started.run.status, started.instance_url) == (
+        run_id,
+        RunStatus.RUNNING,
+        standin.base_url,
+    )
+    alone = [s.split("(")[0].strip() for s in trips.statements if s.startswith("INSERT INTO")]
+    assert "INSERT INTO run_events" not in alone, trips.explain()
+    assert "INSERT INTO outbox_events" not in alone, trips.explain()
+    async with runtime.db.transaction() as conn:
+        lines = [(e.event_type, e.message) for e in await list_events(conn, run_id, limit=10)]
+        changes = [(e.event_type, e.previous_status) for e in await outbox.for_run(conn, run_id)]
+    assert lines[-1] == ("started", "started (attempt 1)")
+    assert changes == [("run.queued", None), ("run.started", "queued")]

@@ -303,9 +303,9 @@ SRC = Path(__file__).parents[2] / "src" / "wfrun"
 ONLY_IN = {
     "resolve_freeze": {"services/run_endings.py"},
     "close_for_run": {"services/run_endings.py"},
-    "publish_change": {"services/run_endings.py", "services/claims.py"},
+    "publish_change": {"services/run_endings.py", "services/run_starts.py"},
     "append_change": {"services/run_changes.py"},
-    "move_status": {"services/run_endings.py", "services/claims.py"},
+    "move_status": {"services/run_endings.py", "services/run_starts.py"},
     "close_freeze": {"services/billing.py"},
 }
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from wfrun.clock import utcnow
 from wfrun.db import assets as assets_db
@@ -28,17 +28,15 @@ from wfrun.db.stream import note_change
 from wfrun.domain.failures import Failure, FailureCode, cancelled
 from wfrun.domain.pricing import release
 from wfrun.domain.revisions import RevisionSpec
-from wfrun.domain.runs import RunStatus, change_events, is_terminal, transition
+from wfrun.domain.runs import RunStatus, change_events, is_terminal
 from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
 from wfrun.queue import broker, claim_start, quotas
 from wfrun.queue.broker import Job, JobStatus
-from wfrun.services import lanes, ops_log, run_deadlines
+from wfrun.services import lanes, ops_log, run_deadlines, run_starts
 from wfrun.services.catalog import revision_spec
 from wfrun.services.model_runs import MODEL_RUN_REVISION
 from wfrun.services.queue_deadlines import timed_out
-from wfrun.services.run_changes import publish_change
 from wfrun.services.run_endings import Ending, end_run
-from wfrun.services.run_log import log_event
 
 REDISPATCH_RECHECK = timedelta(seconds=1)
 _SPECS: dict[str, RevisionSpec] = {}
@@ -311,7 +309,8 @@ async def _start_claimed(
         if placement is None:  # no room: wait, in place, for the next free slot
             await broker.defer(conn, job_id=job.id, attempt=job.attempts, at=_recheck(run, now))
             return "settled"
-    started = await _start(conn, job, run, now, None if placement is None else placement.id)
+    at = None if placement is None else (placement.id, engine_prompt_id(run.id))
+    started = await run_starts.start(conn, job, run, now, at)
     if started is None:
         await broker.finish(conn, job_id=job.id, attempt=None, status=JobStatus.CANCELLED, now=now)
         return "settled"
@@ -326,31 +325,6 @@ def _recheck(run: Run, now: datetime) -> datetime:
     (``lanes.full_lanes``), so it is due at once and keeps its place; a re-dispatch whose
     instance is gone is not passed by, so it looks again after :data:`REDISPATCH_RECHECK`."""
     return now if run.instance_id is None else now + REDISPATCH_RECHECK
-
-
-async def _start(
-    conn: Connection, job: Job, run: Run, now: datetime, instance_id: str | None
-) -> Run | None:
-    attempt = job.attempts
-    values: dict[str, Any] = {"attempt": attempt, "updated_at": now, "progress_percent": 0}
-    if instance_id is not None:
-        values |= {"instance_id": instance_id, "engine_prompt_id": engine_prompt_id(run.id)}
-    if run.status is RunStatus.QUEUED:
-        values |= {"status": transition(run.status, RunStatus.RUNNING), "started_at": now}
-        message = f"started (attempt {attempt})"
-    elif run.status is RunStatus.RUNNING and job.last_error:
-        message = f"dispatching again (attempt {attempt}) after: {job.last_error}"
-    elif run.status is RunStatus.RUNNING:
-        message = f"re-dispatched (attempt {attempt}): the previous worker stopped heartbeating"
-    else:
-        return None
-    started = await runs_db.move_status(conn, run.id, current=run.status, values=values)
-    if started is None:
-        return None
-    await log_event(conn, started, now, "started", message)
-    if run.status is RunStatus.QUEUED:
-        await publish_change(conn, started, previous=run.status, now=now)
-    return started
 
 
 def _cancelled_waiting(run: Run) -> Ending:

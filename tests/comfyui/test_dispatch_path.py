@@ -214,11 +214,31 @@ async def test_an_instance_run_starts_with_its_log_line_and_change_in_one_statem
         RunStatus.RUNNING,
         standin.base_url,
     )
+    (one,) = [s for s in trips.statements if s.lstrip().startswith("WITH moved AS")]
+    assert "INSERT INTO run_events" in one, one
+    assert "INSERT INTO outbox_events" in one, one
     alone = [s.split("(")[0].strip() for s in trips.statements if s.startswith("INSERT INTO")]
-    assert "INSERT INTO run_events" not in alone, trips.explain()
-    assert "INSERT INTO outbox_events" not in alone, trips.explain()
+    assert not {"INSERT INTO run_events", "INSERT INTO outbox_events"} & set(alone), alone
     async with runtime.db.transaction() as conn:
-        lines = [(e.event_type, e.message) for e in await list_events(conn, run_id, limit=10)]
-        changes = [(e.event_type, e.previous_status) for e in await outbox.for_run(conn, run_id)]
-    assert lines[-1] == ("started", "started (attempt 1)")
-    assert changes == [("run.queued", None), ("run.started", "queued")]
+        lines = [
+            (e.event_type, e.attempt, e.message) for e in await list_events(conn, run_id, limit=10)
+        ]
+        changes = [
+            (e.event_type, e.previous_status, e.status, e.attempt, e.data)
+            for e in await outbox.for_run(conn, run_id)
+        ]
+    assert lines[-1] == ("started", 1, "started (attempt 1)")
+    assert changes[1:] == [
+        (
+            "run.started",
+            "queued",
+            "running",
+            1,
+            {
+                "family": "workflow",
+                "workflow_id": started.run.workflow_id,
+                "error_code": None,
+                "final_amount": None,
+            },
+        )
+    ]

@@ -1,6 +1,6 @@
 """The run-log line and the outbox row of a run change, as ``INSERT … SELECT`` from a
 data-modifying CTE's ``RETURNING runs.*`` (PostgreSQL): a change, its log line and its outbox
-row in one statement (``queue.claim_start``, ``db.settlements``). They write what
+row in one statement (``queue.claim_start``, ``db.run_start``, ``db.settlements``). They write what
 ``services.run_log.log_event`` and ``services.run_changes.publish_change`` write."""
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from wfrun.db.stream import note_change
 from wfrun.domain.failures import Failure, FailureCode, cancelled
 from wfrun.domain.pricing import release
 from wfrun.domain.revisions import RevisionSpec
-from wfrun.domain.runs import RunStatus, change_events, is_terminal
+from wfrun.domain.runs import RunStatus, is_terminal
 from wfrun.domain.scheduling import INSTANCE_KINDS, choose_instance
 from wfrun.queue import broker, claim_start, quotas
 from wfrun.queue.broker import Job, JobStatus
@@ -41,7 +41,6 @@ from wfrun.services.run_endings import Ending, end_run
 REDISPATCH_RECHECK = timedelta(seconds=1)
 _SPECS: dict[str, RevisionSpec] = {}
 _SPECS_KEPT = 1024
-_STARTED_EVENTS = change_events(RunStatus.RUNNING)
 _ENGINE_PROMPT_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4c1e-9d55-77667275e000")
 
 
@@ -268,7 +267,7 @@ async def _claim_and_start(
         full_lanes=full,
         running_cap=running_cap,
         instance_kinds=INSTANCE_KINDS,
-        started_events=_STARTED_EVENTS,
+        started_events=run_starts.STARTED_EVENTS,
         limit=limit,
     )
     capped = await _hold_places(conn, found, running_cap)

@@ -2,8 +2,9 @@
 
 Three places change a run's status — submit (→ queued), the claim that starts it (→ running)
 and :func:`wfrun.services.run_endings.end_run` (→ succeeded | failed | cancelled) — and each
-calls :func:`publish_change` right after its conditional update matched. Nothing else writes
-the outbox, so a consumer sees every change exactly once, and never one that rolled back. Each
+calls :func:`publish_change` right after its conditional update matched, or on PostgreSQL
+writes the same row in the update's own statement (``db.run_ctes.outbox_row``:
+``queue.claim_start``, ``db.run_start``, ``db.settlements``). Nothing else writes the outbox, so a consumer sees every change exactly once, and never one that rolled back. Each
 change is also a line of the process log once its transaction commits (``ops_log``).
 """
 

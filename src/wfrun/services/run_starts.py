@@ -20,6 +20,9 @@ from wfrun.queue.broker import Job
 from wfrun.services.run_changes import announce_change, publish_change
 from wfrun.services.run_log import log_event
 
+STARTED_EVENTS = change_events(RunStatus.RUNNING)
+"""The outbox event of a start, by run family (``run.started`` …)."""
+
 
 async def start(
     conn: Connection,
@@ -64,7 +67,7 @@ async def _in_one(
         current=run.status.value,
         values=values,
         message=message,
-        event_types=change_events(RunStatus.RUNNING) if from_queue else {},
+        event_types=STARTED_EVENTS if from_queue else {},
         now=now,
     )
     if started is None:

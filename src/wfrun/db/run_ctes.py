@@ -112,15 +112,6 @@ def outbox_row(
     )
 
 
-def bound_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column[Any]]) -> Any:
-    """``rows`` as a ``SELECT`` of bound parameters (one ``UNION ALL`` arm a row), named and
-    typed as ``columns``: unlike a ``VALUES`` construct with data, SQLAlchemy caches its
-    compiled form (one entry per row count), so a statement using it is not compiled anew
-    on every call."""
-    arms = [select(*[literal(row[c.name], c.type).label(c.name) for c in columns]) for row in rows]
-    return (arms[0] if len(arms) == 1 else union_all(*arms)).subquery("rows")
-
-
 def param_rows(count: int, columns: Sequence[Column[Any]], prefix: str = "posting") -> Any:
     """``count`` rows of bound parameters named ``{prefix}{i}_{column}`` (one ``UNION ALL``
     arm a row), named and typed as ``columns``: for a statement built once and bound at

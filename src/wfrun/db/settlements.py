@@ -92,12 +92,11 @@ _KEPT = 64
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    """The run as ended, and the freeze the statement closed (None: none was open)."""
+    """The run as ended, and the account of the freeze the statement closed (there is one:
+    else the statement refuses, :data:`_BROKEN`)."""
 
     run: Run
-    freeze_id: str | None
-    freeze_account_id: str | None
-    freeze_amount: int | None
+    freeze_account_id: str
 
 
 def supported(conn: Connection) -> bool:
@@ -126,7 +125,7 @@ async def end_in_one(conn: Connection, plan: EndPlan, *, now: datetime) -> Ended
     if row is None:
         return None
     run = record(Run, {c.name: row[c.name] for c in runs.c})
-    return Ended(run, row["freeze_id"], row["freeze_account_id"], row["freeze_amount"])
+    return Ended(run, row["freeze_account_id"])
 
 
 def _shape(plan: EndPlan) -> _Shape:
@@ -196,9 +195,7 @@ def _statement(key: _Shape) -> Any:
     return (
         select(
             moved,
-            closed.c.id.label("freeze_id"),
             closed.c.account_id.label("freeze_account_id"),
-            closed.c.amount.label("freeze_amount"),
             (literal(1, Integer()) / case((intact, 1), else_=0)).label("intact"),
         )
         .select_from(moved.outerjoin(closed, true()))

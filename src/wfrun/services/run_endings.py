@@ -134,7 +134,6 @@ async def _end_in_one(
     ended = await settlements.end_in_one(conn, plan, now=now)
     if ended is None:
         return None
-    assert ended.freeze_account_id is not None  # else the statement refused (db.settlements)
     billing.freeze_resolved(conn, run.id, ended.freeze_account_id, resolution.status, settlement)
     note_change(conn, run.account_id)
     ops_log.status_changed(conn, ended.run, previous=run.status)

@@ -25,7 +25,7 @@ from tests.storage.conftest import (
 )
 from tests.storage.sigv4 import presigned_get_problem
 from wfrun.storage.base import ObjectStore
-from wfrun.storage.local import LocalStorage
+from wfrun.storage.local import INLINE_BYTES, LocalStorage
 from wfrun.storage.s3 import S3Config, S3Storage
 
 MIB = 1024 * 1024
@@ -42,10 +42,13 @@ def _as_object_store(store: S3Storage) -> ObjectStore:
 
 async def test_put_get_round_trip(store: ObjectStore) -> None:
     data = bytes(range(256)) * 64
+    large = os.urandom(INLINE_BYTES + 1)  # local storage writes it on a thread, not inline
     await store.put(KEY, data, content_type="image/png")
     await store.put("assets/empty", b"")
+    await store.put("assets/large", large)
     assert await store.get(KEY) == data
     assert await store.get("assets/empty") == b""
+    assert await store.get("assets/large") == large
 
 
 async def test_put_overwrites(store: ObjectStore) -> None:

@@ -8,7 +8,7 @@ import httpx
 
 from tests.support.factories import customer, drain
 from tests.support.statements import counting
-from tests.webhooks.support import add_endpoint, quick_workflow, submit
+from tests.webhooks.support import add_endpoint, deliveries, ok, quick_workflow, submit
 from wfrun.db.webhook_pending import Pending
 from wfrun.fetch.sender import SafeSender
 from wfrun.runtime import Runtime
@@ -53,3 +53,38 @@ async def test_each_kind_of_waiting_work_is_seen_until_done(
     assert await webhook_delivery.pending(runtime.db) == Pending(False, True, False)
     assert await webhook_progress.fan_out_progress(runtime.db, loop.render) == 0
     assert await webhook_delivery.pending(runtime.db) == Pending(False, False, False)
+
+
+UNHEARD_ROUND = {"postgresql": 5, "sqlite": 5}
+"""The look, then one statement each: mark the rows nobody hears, move the low-water mark,
+look for rows left (none), move the progress cursor past rows nobody hears."""
+
+
+async def test_changes_nobody_hears_are_handled_without_reading_them(
+    runtime: Runtime, http: httpx.AsyncClient
+) -> None:
+    alice, bob = await customer(runtime, balance="10"), await customer(runtime, balance="10")
+    workflow_id = await quick_workflow(runtime)
+    loop = WebhookDelivery.from_runtime(runtime)
+    sender = SafeSender(loop.policy)
+    try:
+        for key in ("warm", "measured"):  # the first round creates the cursors
+            assert (await submit(http, alice, workflow_id, key)).status_code == 200
+            await drain(runtime)
+            async with counting(runtime.db) as trips:
+                assert await loop.round(sender) is False
+        assert await webhook_delivery.pending(runtime.db) == Pending(False, False, False)
+        assert len(trips.statements) == UNHEARD_ROUND[runtime.db.dialect], trips.explain()
+        assert await deliveries(http, alice) == []
+        # bob listens to progress only: his run's rows are read and delivered as before
+        await add_endpoint(http, bob, "http://127.0.0.1:9/hook", ["run.progress"])
+        run_id = ok(await submit(http, bob, workflow_id, "bob"))["run_order_id"]
+        await drain(runtime)
+    finally:
+        await sender.aclose()
+    assert await webhook_delivery.fan_out(runtime.db, loop.render) == 3  # queued, started, ended
+    assert await webhook_progress.fan_out_progress(runtime.db, loop.render) > 0
+    assert await webhook_delivery.pending(runtime.db) == Pending(False, False, True)
+    sent = await deliveries(http, bob, run_order_id=run_id)
+    assert sent
+    assert {d["event_type"] for d in sent} == {"run.progress"}

@@ -13,16 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Select, and_, case, exists, func, insert, literal, or_, select, update
 
 from wfrun.db.database import Connection
-from wfrun.db.dialect import insert_ignoring_conflict, skip_locked
+from wfrun.db.dialect import dialect_insert, insert_ignoring_conflict, skip_locked
 from wfrun.db.outbox import OutboxEvent
 from wfrun.db.rows import record_or_none, records
 from wfrun.db.schema import outbox_events
-from wfrun.db.webhook_progress import cursor, move_cursor
+from wfrun.db.schema_types import UTCDateTime
+from wfrun.db.webhook_progress import position
 from wfrun.db.webhook_schema import (
+    run_callbacks,
     webhook_attempts,
+    webhook_cursors,
     webhook_deliveries,
     webhook_endpoints,
     webhook_fanouts,
@@ -79,36 +82,59 @@ async def unfanned(conn: Connection, limit: int) -> list[OutboxEvent]:
     Handled rows are known by marker (``webhook_fanouts``), not by a cursor alone: ids of
     concurrent transactions commit out of order, a cursor would skip one. The low-water mark
     (:func:`advance_low_water`) only bounds the scan."""
-    after = await cursor(conn, LOW_WATER) or 0
     query = (
         select(outbox_events)
         .outerjoin(webhook_fanouts, webhook_fanouts.c.outbox_event_id == outbox_events.c.id)
-        .where(outbox_events.c.id > after, webhook_fanouts.c.outbox_event_id.is_(None))
+        .where(outbox_events.c.id > position(LOW_WATER))
+        .where(webhook_fanouts.c.outbox_event_id.is_(None))
         .order_by(outbox_events.c.id)
         .limit(limit)
     )
     return records(OutboxEvent, (await conn.execute(query)).mappings())
 
 
+async def mark_unheard(conn: Connection, now: datetime) -> int:
+    """Marks handled, in one statement, the unhandled outbox rows nobody could hear: their
+    account has no live, enabled endpoint and their run no ``callback_url``. Answers how many.
+
+    Most rows are such rows on most platforms; reading each into Python to find it had no
+    target cost the loop a dozen statements per round (issue 11). Rows of an account with an
+    endpoint are left to :func:`unfanned` even when the endpoint does not take their type."""
+    o, e = outbox_events.c, webhook_endpoints.c
+    endpoint = exists().where(
+        e.account_id == o.account_id, e.enabled.is_(True), e.deleted_at.is_(None)
+    )
+    callback = exists().where(run_callbacks.c.run_id == o.run_id)
+    handled = exists().where(webhook_fanouts.c.outbox_event_id == o.id)
+    rows = select(o.id, literal(now, UTCDateTime())).where(
+        o.id > position(LOW_WATER), ~handled, ~endpoint, ~callback
+    )
+    statement = insert_ignoring_conflict(conn, webhook_fanouts, ["outbox_event_id"])
+    columns = ["outbox_event_id", "fanned_at"]
+    return int((await conn.execute(statement.from_select(columns, rows))).rowcount or 0)
+
+
 async def advance_low_water(conn: Connection, settled_before: datetime) -> None:
     """Move the mark below which every outbox row is handled: up to the first unhandled row,
     and never past rows younger than ``settled_before`` (a transaction still open may yet
-    commit a row with a lower id than one already handled)."""
-    after = await cursor(conn, LOW_WATER) or 0
-    o, f = outbox_events.c, webhook_fanouts.c
-    gap = (
-        select(func.min(o.id))
-        .outerjoin(webhook_fanouts, f.outbox_event_id == o.id)
-        .where(o.id > after, f.outbox_event_id.is_(None))
-    )
+    commit a row with a lower id than one already handled). One statement, and the mark
+    only rises (two fan-outs may race)."""
+    after = position(LOW_WATER)
+    o = outbox_events.c
+    handled = exists().where(webhook_fanouts.c.outbox_event_id == o.id)
+    gap = select(func.min(o.id)).where(o.id > after, ~handled).scalar_subquery()
     old = select(func.max(o.id)).where(o.id > after, o.created_at < settled_before)
-    first_gap = (await conn.execute(gap)).scalar_one_or_none()
-    last_old = (await conn.execute(old)).scalar_one_or_none()
-    if last_old is None:
-        return
-    mark = int(last_old) if first_gap is None else min(int(last_old), int(first_gap) - 1)
-    if mark > after:
-        await move_cursor(conn, mark, LOW_WATER)
+    found = select(gap.label("gap"), old.scalar_subquery().label("old")).subquery()
+    mark = case((found.c.gap - 1 < found.c.old, found.c.gap - 1), else_=found.c.old)
+    rows = select(literal(LOW_WATER), mark).select_from(found).where(mark > after)
+    statement = dialect_insert(conn, webhook_cursors).from_select(["name", "position"], rows)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"position": statement.excluded.position},
+            where=statement.excluded.position > webhook_cursors.c.position,
+        )
+    )
 
 
 async def insert_deliveries(

@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, select
 
 from wfrun.db.database import Connection
 from wfrun.db.schema import outbox_events, run_events
 from wfrun.db.webhook_deliveries import LOW_WATER, due_deliveries
-from wfrun.db.webhook_progress import PROGRESS_CURSOR
-from wfrun.db.webhook_schema import webhook_cursors, webhook_fanouts
+from wfrun.db.webhook_progress import PROGRESS_CURSOR, position
+from wfrun.db.webhook_schema import webhook_fanouts
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,17 +27,12 @@ class Pending:
     """Deliveries a claim would take now (``webhook_deliveries.claim_due``)."""
 
 
-def _position(name: str) -> object:
-    position = select(webhook_cursors.c.position).where(webhook_cursors.c.name == name)
-    return func.coalesce(position.scalar_subquery(), 0)
-
-
 async def pending(conn: Connection, now: datetime) -> Pending:
     unfanned = exists().where(
-        outbox_events.c.id > _position(LOW_WATER),
+        outbox_events.c.id > position(LOW_WATER),
         ~exists().where(webhook_fanouts.c.outbox_event_id == outbox_events.c.id),
     )
-    progress = exists().where(run_events.c.id > _position(PROGRESS_CURSOR))
+    progress = exists().where(run_events.c.id > position(PROGRESS_CURSOR))
     due = exists(due_deliveries(now))
     row = (
         await conn.execute(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, cast, exists, func, select, update
 
 from wfrun.db.database import Connection
 from wfrun.db.dialect import insert_ignoring_conflict
@@ -41,6 +42,33 @@ async def subscribed_accounts(conn: Connection) -> set[str]:
     )
     rows = await conn.execute(query)
     return {row.account_id for row in rows if any(e.endswith(".progress") for e in row.events)}
+
+
+def position(name: str) -> Any:
+    """A cursor's position as a scalar subquery (0 before its first move)."""
+    query = select(webhook_cursors.c.position).where(webhook_cursors.c.name == name)
+    return func.coalesce(query.scalar_subquery(), 0)
+
+
+async def skip_unheard(conn: Connection) -> bool:
+    """Moves the progress cursor past every row, in one statement, when no live, enabled
+    endpoint takes a progress event (issue 11: the usual case, which read into Python took
+    six statements); False when one does, or the cursor has never moved (the caller then
+    fans out as usual). Event names are a closed vocabulary, so the JSON list is matched as
+    text: ``run.progress`` and ``model_run.progress`` both end in ``.progress"``."""
+    e = webhook_endpoints.c
+    listening = exists().where(
+        e.enabled.is_(True),
+        e.deleted_at.is_(None),
+        cast(e.events, Text).like('%.progress"%'),
+    )
+    latest = select(func.coalesce(func.max(run_events.c.id), 0)).scalar_subquery()
+    statement = (
+        update(webhook_cursors)
+        .where(webhook_cursors.c.name == PROGRESS_CURSOR, ~listening)
+        .values(position=latest)
+    )
+    return bool((await conn.execute(statement)).rowcount)
 
 
 async def cursor(conn: Connection, name: str = PROGRESS_CURSOR) -> int | None:

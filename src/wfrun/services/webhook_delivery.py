@@ -63,11 +63,18 @@ async def pending(db: Database) -> webhook_pending.Pending:
 
 
 async def fan_out(db: Database, render: Render, *, batch: int = 200) -> int:
-    """Turn up to ``batch`` unhandled outbox rows into deliveries; answers how many rows."""
-    async with db.transaction() as conn:  # a look without the (SQLite) write lock first
+    """Turn up to ``batch`` unhandled outbox rows into deliveries; answers how many rows
+    could have had a listener. The rows nobody could hear are marked handled first, in one
+    statement each (``webhook_deliveries.mark_unheard``), and not counted."""
+    now = utcnow()
+    async with db.one_statement() as conn:
+        unheard = await deliveries_db.mark_unheard(conn, now)
+    if unheard:  # the slow path may not run for a long time: the mark moves on here too
+        async with db.one_statement() as conn:
+            await deliveries_db.advance_low_water(conn, now - SETTLED)
+    async with db.read() as conn:  # a look without the (SQLite) write lock first
         if not await deliveries_db.unfanned(conn, 1):
             return 0
-    now = utcnow()
     async with db.transaction(write=True) as conn:
         events = await deliveries_db.unfanned(conn, batch)
         if not events:

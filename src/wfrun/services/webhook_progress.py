@@ -28,6 +28,9 @@ THROTTLE = timedelta(milliseconds=500)
 
 async def fan_out_progress(db: Database, render: Render, *, batch: int = 500) -> int:
     """Deliveries for new progress rows of subscribed accounts; answers how many rows."""
+    async with db.one_statement() as conn:  # the usual case: nobody listens (one statement)
+        if await progress_db.skip_unheard(conn):
+            return 0
     async with db.transaction() as conn:  # a look without the (SQLite) write lock first
         if (await progress_db.cursor(conn) or 0) >= await progress_db.latest_event_id(conn):
             return 0

@@ -22,7 +22,6 @@ from typing import BinaryIO
 
 from wfrun.storage.base import check_key
 
-
 INLINE_BYTES = 256 * 1024
 """Objects up to this size are written on the caller's thread (module docstring)."""
 

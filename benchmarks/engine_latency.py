@@ -8,9 +8,10 @@ Run it from the repository root on a quiet machine, with PostgreSQL on 127.0.0.1
 This process is the load generator. It starts the ComfyUI stand-in of the tests (the recorded
 protocol) in a process of its own, as ComfyUI is (``benchmarks.comfy_process``), and ``wfrun
 serve`` (API + embedded worker, as an operator runs it) on a fresh PostgreSQL database, and
-talks to both over loopback keep-alive connections. The same EmptyImage → ImageInvert → SaveImage prompt (a new colour each
-time, so nothing is served from cache) runs alternately directly and through wfrun, so both see
-the same machine. Times come from one clock (``perf_counter``: ``CLOCK_MONOTONIC``, the same in
+talks to both over loopback keep-alive connections. The same EmptyImage → ImageInvert →
+SaveImage prompt (a new colour each time, so nothing is served from cache) runs in rounds of
+three, directly, through wfrun polled, through wfrun streamed, so every way sees the same
+machine. Times come from one clock (``perf_counter``: ``CLOCK_MONOTONIC``, the same in
 every process): the stand-in's moments are stamped when it sends ``execution_start`` and
 ``executing(null)`` (history written).
 
@@ -19,13 +20,18 @@ every process): the stand-in's moments are stamped when it sends ``execution_sta
   (claim, input preparation, dispatch).
 - **done**: direct, ``executing(null)`` → the client has it over its WebSocket and has fetched
   ``/history`` and the output's ``/view`` (the result in hand); through wfrun, the same moment →
-  ``GET /workflow/run/execution`` answers ``succeeded`` (outputs stored, freeze settled).
-  Polled back to back, 1 ms apart, from that moment on only, so polling does not load the
-  server while the prompt runs.
+  the client sees ``succeeded``, two ways, on runs of their own: on the run's event stream
+  (``GET /workflow/run/events``, opened right after the submit: the ``done`` event, pushed once
+  outputs are stored and the freeze settled), and by polling ``GET /workflow/run/execution``
+  back to back, 1 ms apart, from that moment on only (so polling does not load the server while
+  the prompt runs). A poll lands somewhere in the server's ending and pays up to one more poll
+  to see it, and each poll competes with the ending for the one event loop: the stream shows
+  what wfrun adds, the poll what a polling client gets. Start is measured on the polled runs
+  (the client sends nothing but the submit).
 - **wfrun adds**: the through-wfrun percentile minus the direct one (targets, issue 11: p50
   ≤ 10 ms and p99 ≤ 25 ms for both).
 - **CPU per run**: what ``wfrun serve`` spent (user + system, from ``/proc``) over the
-  measured rounds, divided by the runs, with the ``run/execution`` polls per run beside it: on
+  measured rounds, divided by its runs, with the ``run/execution`` polls per run beside it: on
   a shared machine the latencies move with its load, this much less, so it shows whether a
   change made the path cheaper.
 - **keep-alive**: ``GET /balance/info`` back to back on one connection (target p50 ≤ 2 ms);
@@ -157,12 +163,9 @@ async def direct_run(
 async def wfrun_run(
     http: httpx.AsyncClient, workflow_id: str, marks: Marks, color: int, out: Samples
 ) -> None:
+    """One run through wfrun, seen ending by polling ``run/execution``."""
     seen = len(marks.order)
-    body: dict[str, Any] = {"workflow_id": workflow_id, "idempotency_key": uuid.uuid4().hex}
-    body["inputs"] = {"n1_color": color}
-    answer = await http.post("/workflow/run/submit", json=body)
-    committed = time.perf_counter()
-    run_order_id = answer.json()["data"]["run_order_id"]
+    committed, run_order_id = await _submit(http, workflow_id, color)
     prompt_id = await marks.first_start_after(seen)
     engine_done = await marks.done_of(prompt_id)
     params = {"run_order_id": run_order_id}
@@ -177,6 +180,37 @@ async def wfrun_run(
         raise RuntimeError(f"run {run_order_id} failed: {view}")
     out.start.append(await marks.start_of(prompt_id) - committed)
     out.done.append(visible - engine_done)
+
+
+async def streamed_run(
+    http: httpx.AsyncClient, workflow_id: str, marks: Marks, color: int, out: Samples
+) -> None:
+    """One run through wfrun, seen ending on its event stream (``done``), opened at submit."""
+    seen = len(marks.order)
+    committed, run_order_id = await _submit(http, workflow_id, color)
+    params = {"run_order_id": run_order_id}
+    async with http.stream("GET", "/workflow/run/events", params=params) as stream:
+        prompt_id = await marks.first_start_after(seen)
+        event = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif event == "done" and line.startswith("data: "):
+                break
+    visible = time.perf_counter()
+    if json.loads(line.removeprefix("data: "))["run_status"] != "succeeded":
+        raise RuntimeError(f"run {run_order_id} failed: {line}")
+    out.start.append(await marks.start_of(prompt_id) - committed)
+    out.done.append(visible - await marks.done_of(prompt_id))
+
+
+async def _submit(http: httpx.AsyncClient, workflow_id: str, color: int) -> tuple[float, str]:
+    """Submits a run; when its answer arrived (its transaction committed), and its id."""
+    body: dict[str, Any] = {"workflow_id": workflow_id, "idempotency_key": uuid.uuid4().hex}
+    body["inputs"] = {"n1_color": color}
+    answer = await http.post("/workflow/run/submit", json=body)
+    committed = time.perf_counter()
+    return committed, answer.json()["data"]["run_order_id"]
 
 
 async def keep_alive(http: httpx.AsyncClient, path: str, n: int) -> list[float]:
@@ -279,15 +313,20 @@ def _added(name: str, wfrun: list[float], direct: list[float]) -> str:
     )
 
 
-def report(direct: Samples, wfrun: Samples, balance: list[float], stats: list[float]) -> None:
+def report(direct: Samples, polled: Samples, streamed: Samples) -> None:
     print("start (submit committed → engine starts the prompt)")
     print(_row("direct to ComfyUI", direct.start))
-    print(_row("through wfrun", wfrun.start))
-    print(_added("wfrun adds", wfrun.start, direct.start))
-    print("done (engine finished → result visible)")
+    print(_row("through wfrun", polled.start))
+    print(_added("wfrun adds", polled.start, direct.start))
+    print("done (engine finished → the client has the result / sees `succeeded`)")
     print(_row("direct to ComfyUI", direct.done))
-    print(_row("through wfrun", wfrun.done))
-    print(_added("wfrun adds", wfrun.done, direct.done))
+    print(_row("wfrun, event stream", streamed.done))
+    print(_added("wfrun adds (stream)", streamed.done, direct.done))
+    print(_row("wfrun, polled", polled.done))
+    print(_added("wfrun adds (polled)", polled.done, direct.done))
+
+
+def report_keep_alive(balance: list[float], stats: list[float]) -> None:
     print("keep-alive, one connection, back to back")
     print(_row("stand-in /system_stats", stats))
     print(_row("wfrun /balance/info", balance))
@@ -301,27 +340,31 @@ async def measure(
 ) -> None:
     marks = Marks()
     following = asyncio.create_task(marks.follow(comfy.lines))
-    direct, wfrun = Samples(), Samples()
+    direct, polled, streamed = Samples(), Samples(), Samples()
     async with (
         httpx.AsyncClient(base_url=comfy.base_url) as comfy_http,
         httpx.AsyncClient(base_url=api + API_PREFIX, headers=key, timeout=30) as http,
         connect(f"ws://127.0.0.1:{comfy.port}/ws?clientId=bench", max_size=None) as ws,
     ):
         warm = Samples()  # five warm-up rounds, thrown away
-        for i in range(-5, args.runs):  # interleaved: both ways see the same machine
+        for i in range(-5, args.runs):  # interleaved: every way sees the same machine
             if i == 0:
                 cpu = cpu_seconds(pid)
             await direct_run(comfy_http, ws, marks, 600_000 + i, direct if i >= 0 else warm)
-            await wfrun_run(http, workflow_id, marks, 700_000 + i, wfrun if i >= 0 else warm)
+            await wfrun_run(http, workflow_id, marks, 700_000 + i, polled if i >= 0 else warm)
+            await streamed_run(http, workflow_id, marks, 800_000 + i, streamed if i >= 0 else warm)
         cpu = cpu_seconds(pid) - cpu
         stats = await keep_alive(comfy_http, "/system_stats", args.requests)
         balance = await keep_alive(http, "/balance/info", args.requests)
     following.cancel()
-    print(f"{args.runs} runs each way, interleaved; ComfyUI stand-in and wfrun serve on loopback")
-    report(direct, wfrun, balance, stats)
     print(
-        f"wfrun serve CPU per run: {cpu * 1000 / args.runs:.1f} ms "
-        f"({wfrun.polls / args.runs:.1f} run/execution polls per run included)"
+        f"{args.runs} rounds (direct, polled, streamed); ComfyUI stand-in and wfrun serve on loopback"
+    )
+    report(direct, polled, streamed)
+    report_keep_alive(balance, stats)
+    print(
+        f"wfrun serve CPU per run: {cpu * 1000 / (2 * args.runs):.1f} ms "
+        f"({polled.polls / args.runs:.1f} run/execution polls per polled run included)"
     )
 
 

@@ -14,7 +14,14 @@ from click.testing import CliRunner
 from sqlalchemy import update
 
 from tests.support import api
-from tests.support.factories import customer, drain, operator, publish_demo, sleepy_package
+from tests.support.factories import (
+    Customer,
+    customer,
+    drain,
+    operator,
+    publish_demo,
+    sleepy_package,
+)
 from tests.support.money import cny
 from wfrun.cli.main import cli
 from wfrun.config import Settings
@@ -244,3 +251,40 @@ async def test_ledger_check_catches_a_refund_that_disagrees_with_its_entry(runti
 async def _set_refund_amount(runtime: Runtime, refund_id: str, amount: int) -> None:
     async with runtime.db.transaction(write=True) as conn:
         await conn.execute(update(refunds).where(refunds.c.id == refund_id).values(amount=amount))
+
+
+async def test_a_refund_gives_the_keys_spend_back(runtime, settings, http):
+    """A key's spend is what it was charged net of refunds: a refunded run no longer counts
+    against the key's limit in the run's period."""
+    who = await customer(runtime, balance="10")
+    made = await wfrun(
+        settings, "keys", "create", who.account_id, "--spend-limit", "0.015", "--period", "total"
+    )
+    limited = Customer(who.account_id, made["api_key"])
+    package = sleepy_package(seconds=0, price_per_second="0") | {"visibility": "public"}
+    imported = await catalog.import_package(
+        runtime.db, owner_id=await operator(runtime), document=package, publish=True
+    )
+    run = (await api.submit(http, limited, imported.workflow_id, "one"))["run_order_id"]
+    await drain(runtime)
+    assert await _key_use(settings, made["key_id"]) == ("0.00000000", "0.01000000")
+    refused = await http.post(
+        "/workflow/run/submit",
+        json={"workflow_id": imported.workflow_id, "idempotency_key": "two", "inputs": {}},
+        headers=limited.headers,
+    )
+    assert refused.json()["data"]["error"]["engine_code"] == "SPEND_LIMIT_EXCEEDED"
+
+    await wfrun(settings, "runs", "refund", run, "--amount", "0.006", "--memo", "t-1")
+    assert await _key_use(settings, made["key_id"]) == ("0.00000000", "0.00400000")
+    await wfrun(settings, "runs", "refund", run, "--amount", "0.006", "--memo", "t-1")  # replay
+    assert await _key_use(settings, made["key_id"]) == ("0.00000000", "0.00400000")
+    await api.submit(http, limited, imported.workflow_id, "two")  # 0.004 + 0.01 ≤ 0.015
+    assert await _key_use(settings, made["key_id"]) == ("0.01000000", "0.00400000")
+
+
+async def _key_use(settings: Settings, key_id: str) -> tuple[str, str]:
+    """The key's frozen and spent in its current period, as ``keys list`` shows them."""
+    listed = await wfrun(settings, "keys", "list")
+    (key,) = [k for k in listed if k["id"] == key_id]
+    return key["period_frozen"], key["period_spent"]

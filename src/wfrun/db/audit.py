@@ -1,4 +1,5 @@
-"""Ledger invariants as queries (reliability.md INV-1, 3, 5, 7, 8; and the operator's refunds).
+"""Ledger invariants as queries (reliability.md INV-1, 3, 5, 7, 8; the operator's refunds; the
+keys' spend counters).
 Each returns problems found; an empty list means the books balance. Run after every test and by ``wfrun ledger check``."""
 
 from __future__ import annotations
@@ -66,6 +67,22 @@ _CHECKS: dict[str, str] = {
     "run refunded more than it was charged": """
         SELECT r.id, r.final_amount, SUM(f.amount) FROM runs r JOIN refunds f ON f.run_id = r.id
         GROUP BY r.id, r.final_amount HAVING SUM(f.amount) > COALESCE(r.final_amount, 0)""",
+    "key spend counter differs from its runs (frozen: live runs' quotes; spent: ended runs' "
+    "charges less their refunds)": """
+        SELECT s.key_id, s.period_key, s.frozen, s.spent, c.live, c.charged, c.refunded
+        FROM key_spend s LEFT JOIN (
+            SELECT r.api_key_id, r.spend_window,
+                   SUM(CASE WHEN r.status IN ('queued', 'running') THEN r.quote_amount
+                            ELSE 0 END) AS live,
+                   SUM(CASE WHEN r.status IN ('queued', 'running') THEN 0
+                            ELSE r.final_amount END) AS charged,
+                   SUM((SELECT COALESCE(SUM(f.amount), 0) FROM refunds f
+                        WHERE f.run_id = r.id)) AS refunded
+            FROM runs r WHERE r.spend_window IS NOT NULL
+            GROUP BY r.api_key_id, r.spend_window
+        ) c ON c.api_key_id = s.key_id AND c.spend_window = s.period_key
+        WHERE s.frozen <> COALESCE(c.live, 0)
+           OR s.spent <> COALESCE(c.charged, 0) - COALESCE(c.refunded, 0)""",
 }
 
 

@@ -42,6 +42,7 @@ from wfrun.errors import (
     RunNotFound,
     WorkflowNotFound,
 )
+from wfrun.services import spending
 from wfrun.services.accounts import Principal
 
 if TYPE_CHECKING:
@@ -120,7 +121,8 @@ async def refund_run(db: Database, *, run_order_id: str, amount: int | None, mem
     if amount is not None and amount <= 0:
         raise InvalidParameter(f"a refund must be positive, got {format_amount(amount)}")
     async with db.transaction(write=True) as conn:
-        run = await operator_db.lock_run(conn, run_order_id)  # lock order: run → account
+        # an ended run: only refunds lock it, so it may come first (run → key counter → account)
+        run = await operator_db.lock_run(conn, run_order_id)
         if run is None:
             raise RunNotFound(f"run {run_order_id} does not exist")
         charged = _charged(run)
@@ -178,6 +180,7 @@ async def _post_refund(
     conn: Connection, run: Run, amount: int, memo: str, *, charged: int, refunded: int
 ) -> Refund:
     account = _with_room(await accounts_db.get_account(conn, run.account_id), amount)
+    await spending.count_refund(conn, run, amount)
     now = utcnow()
     postings = ledger.refund(amount)
     entry_id = await accounts_db.record_entry(

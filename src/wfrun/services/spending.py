@@ -123,6 +123,14 @@ async def count_spend(conn: Connection, run: Run, settlement: Settlement) -> Non
         )
 
 
+async def count_refund(conn: Connection, run: Run, amount: int) -> None:
+    """A refund of ``amount`` gives it back to the spent of the run's key in the run's period:
+    a key's spend is what it was charged net of refunds (nothing, not even a statement, for a
+    key without a limit). Locks the counter: after the run, before the account."""
+    if run.spend_window is not None and run.api_key_id is not None:
+        await spend_db.move_spend(conn, run.api_key_id, run.spend_window, 0, -amount)
+
+
 async def _key_room(conn: Connection, key_id: str, window: str) -> int | None:
     """What the key may still spend in ``window`` besides this run's own freeze, which its
     counter's frozen already holds (None: the limit was removed since the run was

@@ -191,17 +191,23 @@ async def streamed_run(
     params = {"run_order_id": run_order_id}
     async with http.stream("GET", "/workflow/run/events", params=params) as stream:
         prompt_id = await marks.first_start_after(seen)
-        event = ""
-        async for line in stream.aiter_lines():
-            if line.startswith("event: "):
-                event = line.removeprefix("event: ")
-            elif event == "done" and line.startswith("data: "):
-                break
+        done = await _done_event(stream)
     visible = time.perf_counter()
-    if json.loads(line.removeprefix("data: "))["run_status"] != "succeeded":
-        raise RuntimeError(f"run {run_order_id} failed: {line}")
+    if done["run_status"] != "succeeded":
+        raise RuntimeError(f"run {run_order_id} failed: {done}")
     out.start.append(await marks.start_of(prompt_id) - committed)
     out.done.append(visible - await marks.done_of(prompt_id))
+
+
+async def _done_event(stream: httpx.Response) -> dict[str, Any]:
+    """The ``done`` event's data (the run's ``run/info``), once it arrives."""
+    event = ""
+    async for line in stream.aiter_lines():
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif event == "done" and line.startswith("data: "):
+            return json.loads(line.removeprefix("data: "))  # type: ignore[no-any-return]
+    raise RuntimeError("the run's event stream ended without a done event")
 
 
 async def _submit(http: httpx.AsyncClient, workflow_id: str, color: int) -> tuple[float, str]:

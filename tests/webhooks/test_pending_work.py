@@ -65,6 +65,13 @@ async def test_changes_nobody_hears_are_handled_without_reading_them(
 ) -> None:
     alice, bob = await customer(runtime, balance="10"), await customer(runtime, balance="10")
     workflow_id = await quick_workflow(runtime)
+    # alice's endpoints hear nothing: one deleted, one disabled
+    gone = await add_endpoint(http, alice, "http://127.0.0.1:9/gone", ["run.progress"])
+    body = {"endpoint_id": gone["endpoint_id"]}
+    ok(await http.post("/webhooks/endpoints/delete", json=body, headers=alice.headers))
+    off = await add_endpoint(http, alice, "http://127.0.0.1:9/off", ["run.progress"])
+    body = {"endpoint_id": off["endpoint_id"], "enabled": False}
+    ok(await http.post("/webhooks/endpoints/update", json=body, headers=alice.headers))
     loop = WebhookDelivery.from_runtime(runtime)
     sender = SafeSender(loop.policy)
     try:

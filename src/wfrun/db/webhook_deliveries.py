@@ -93,9 +93,11 @@ async def unfanned(conn: Connection, limit: int) -> list[OutboxEvent]:
     return records(OutboxEvent, (await conn.execute(query)).mappings())
 
 
-async def mark_unheard(conn: Connection, now: datetime) -> int:
-    """Marks handled, in one statement, the unhandled outbox rows nobody could hear: their
-    account has no live, enabled endpoint and their run no ``callback_url``. Answers how many.
+async def mark_unheard(conn: Connection, now: datetime, limit: int) -> int:
+    """Marks handled, in one statement, up to ``limit`` of the unhandled outbox rows nobody
+    could hear, oldest first: their account has no live, enabled endpoint and their run no
+    ``callback_url``. Answers how many (``limit``: there may be more; a bounded statement holds
+    SQLite's write lock briefly even behind a backlog).
 
     Most rows are such rows on most platforms; reading each into Python to find it had no
     target cost the loop a dozen statements per round (issue 11). Rows of an account with an
@@ -106,8 +108,11 @@ async def mark_unheard(conn: Connection, now: datetime) -> int:
     )
     callback = exists().where(run_callbacks.c.run_id == o.run_id)
     handled = exists().where(webhook_fanouts.c.outbox_event_id == o.id)
-    rows = select(o.id, literal(now, UTCDateTime())).where(
-        o.id > position(LOW_WATER), ~handled, ~endpoint, ~callback
+    rows = (
+        select(o.id, literal(now, UTCDateTime()))
+        .where(o.id > position(LOW_WATER), ~handled, ~endpoint, ~callback)
+        .order_by(o.id)
+        .limit(limit)
     )
     statement = insert_ignoring_conflict(conn, webhook_fanouts, ["outbox_event_id"])
     columns = ["outbox_event_id", "fanned_at"]

@@ -53,8 +53,8 @@ def position(name: str) -> Any:
 async def skip_unheard(conn: Connection) -> bool:
     """Moves the progress cursor past every row, in one statement, when no live, enabled
     endpoint takes a progress event (issue 11: the usual case, which read into Python took
-    six statements); False when one does, or the cursor has never moved (the caller then
-    fans out as usual). Event names are a closed vocabulary, so the JSON list is matched as
+    six statements); False when one does, or the cursor has never moved or stands past every
+    row (the caller then fans out as usual). Event names are a closed vocabulary, so the JSON list is matched as
     text: ``run.progress`` and ``model_run.progress`` both end in ``.progress"``."""
     e = webhook_endpoints.c
     listening = exists().where(
@@ -66,6 +66,7 @@ async def skip_unheard(conn: Connection) -> bool:
     statement = (
         update(webhook_cursors)
         .where(webhook_cursors.c.name == PROGRESS_CURSOR, ~listening)
+        .where(webhook_cursors.c.position <= latest)  # only ever rises
         .values(position=latest)
     )
     return bool((await conn.execute(statement)).rowcount)

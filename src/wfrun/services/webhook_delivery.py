@@ -35,6 +35,8 @@ from wfrun.services.webhooks import default_secret_in
 Render = Callable[[Run], dict[str, Any]]
 """A run as its ``run/info`` data (the API's wire view), the ``data`` of a webhook body."""
 CALLBACK = "callback"
+UNHEARD_BATCH = 1000
+"""Outbox rows nobody can hear marked handled in one statement, at most."""
 SETTLED = timedelta(minutes=10)
 """Outbox rows older than this are taken as committed or never to be (the low-water mark of
 the fan-out only passes them)."""
@@ -64,14 +66,18 @@ async def pending(db: Database) -> webhook_pending.Pending:
 
 async def fan_out(db: Database, render: Render, *, batch: int = 200) -> int:
     """Turn up to ``batch`` unhandled outbox rows into deliveries; answers how many rows
-    could have had a listener. The rows nobody could hear are marked handled first, in one
-    statement each (``webhook_deliveries.mark_unheard``), and not counted."""
+    could have had a listener. The rows nobody could hear are marked handled first, up to
+    :data:`UNHEARD_BATCH` in one statement (``webhook_deliveries.mark_unheard``), and not
+    counted — but a full batch of them answers ``batch``, so that the loop looks again at once
+    behind a backlog instead of after its poll interval."""
     now = utcnow()
     async with db.one_statement() as conn:
-        unheard = await deliveries_db.mark_unheard(conn, now)
+        unheard = await deliveries_db.mark_unheard(conn, now, UNHEARD_BATCH)
     if unheard:  # the slow path may not run for a long time: the mark moves on here too
         async with db.one_statement() as conn:
             await deliveries_db.advance_low_water(conn, now - SETTLED)
+    if unheard == UNHEARD_BATCH:
+        return batch
     async with db.read() as conn:  # a look without the (SQLite) write lock first
         if not await deliveries_db.unfanned(conn, 1):
             return 0

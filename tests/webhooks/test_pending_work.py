@@ -95,3 +95,18 @@ async def test_changes_nobody_hears_are_handled_without_reading_them(
     sent = await deliveries(http, bob, run_order_id=run_id)
     assert sent
     assert {d["event_type"] for d in sent} == {"run.progress"}
+
+
+async def test_a_backlog_nobody_hears_is_marked_a_batch_at_a_time(
+    runtime: Runtime, http: httpx.AsyncClient
+) -> None:
+    alice = await customer(runtime, balance="10")
+    workflow_id = await quick_workflow(runtime)
+    loop = WebhookDelivery.from_runtime(runtime)
+    for key in ("a", "b", "c"):  # three run.queued rows
+        assert (await submit(http, alice, workflow_id, key)).status_code == 200
+    full = await webhook_delivery.fan_out(runtime.db, loop.render, batch=200, unheard_batch=2)
+    assert full == 200  # a full batch: look again at once
+    assert await webhook_delivery.pending(runtime.db) == Pending(True, False, False)
+    assert await webhook_delivery.fan_out(runtime.db, loop.render, unheard_batch=2) == 0
+    assert await webhook_delivery.pending(runtime.db) == Pending(False, False, False)

@@ -64,19 +64,21 @@ async def pending(db: Database) -> webhook_pending.Pending:
         return await webhook_pending.pending(conn, utcnow())
 
 
-async def fan_out(db: Database, render: Render, *, batch: int = 200) -> int:
+async def fan_out(
+    db: Database, render: Render, *, batch: int = 200, unheard_batch: int = UNHEARD_BATCH
+) -> int:
     """Turn up to ``batch`` unhandled outbox rows into deliveries; answers how many rows
     could have had a listener. The rows nobody could hear are marked handled first, up to
-    :data:`UNHEARD_BATCH` in one statement (``webhook_deliveries.mark_unheard``), and not
-    counted — but a full batch of them answers ``batch``, so that the loop looks again at once
-    behind a backlog instead of after its poll interval."""
+    ``unheard_batch`` in one statement (``webhook_deliveries.mark_unheard``), and not counted
+    — but a full batch of them answers ``batch``, so that the loop looks again at once behind
+    a backlog instead of after its poll interval."""
     now = utcnow()
     async with db.one_statement() as conn:
-        unheard = await deliveries_db.mark_unheard(conn, now, UNHEARD_BATCH)
+        unheard = await deliveries_db.mark_unheard(conn, now, unheard_batch)
     if unheard:  # the slow path may not run for a long time: the mark moves on here too
         async with db.one_statement() as conn:
             await deliveries_db.advance_low_water(conn, now - SETTLED)
-    if unheard == UNHEARD_BATCH:
+    if unheard == unheard_batch:
         return batch
     async with db.read() as conn:  # a look without the (SQLite) write lock first
         if not await deliveries_db.unfanned(conn, 1):

@@ -153,11 +153,16 @@ async def count_status(url: str, status: str) -> int:
 
 
 async def count_statuses(url: str) -> dict[str, int]:
-    """Runs by status, in one query."""
+    """Runs submitted through the API (those with a job: the seeded ones have none) by status,
+    in one query. Counting every run instead scanned the seeded 1,200,000 each time, four times
+    a second during the drain, on the cores the worker and PostgreSQL share."""
     db = Database(url, pool_size=1)
     try:
         async with db.transaction() as conn:
-            sql = "SELECT status, count(*) AS n FROM runs GROUP BY status"
+            sql = (
+                "SELECT r.status, count(*) AS n FROM jobs j JOIN runs r ON r.id = j.run_id "
+                "GROUP BY r.status"
+            )
             rows = (await conn.exec_driver_sql(sql)).mappings()
             return {str(row["status"]): int(row["n"]) for row in rows}
     finally:

@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic import command
 from click.testing import CliRunner
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
 
 from tests.support import api
 from tests.support.factories import (
@@ -25,7 +27,9 @@ from tests.support.factories import (
 from tests.support.money import cny
 from wfrun.cli.main import cli
 from wfrun.config import Settings
+from wfrun.db.migrate import alembic_config, upgrade
 from wfrun.db.schema import refunds
+from wfrun.db.spend import key_spend
 from wfrun.errors import InvalidParameter
 from wfrun.runtime import Runtime
 from wfrun.services import catalog
@@ -281,6 +285,20 @@ async def test_a_refund_gives_the_keys_spend_back(runtime, settings, http):
     assert await _key_use(settings, made["key_id"]) == ("0.00000000", "0.00400000")
     await api.submit(http, limited, imported.workflow_id, "two")  # 0.004 + 0.01 ≤ 0.015
     assert await _key_use(settings, made["key_id"]) == ("0.01000000", "0.00400000")
+    await _add_spent(runtime, made["key_id"], 1)  # behind wfrun's back: the books check bites
+    try:
+        broken = await wfrun(settings, "ledger", "check", code=1)
+    finally:
+        await _add_spent(runtime, made["key_id"], -1)
+    assert [p.split(" (")[0] for p in broken["problems"]] == [
+        "key spend counter differs from its runs"
+    ]
+
+
+async def _add_spent(runtime: Runtime, key_id: str, amount: int) -> None:
+    async with runtime.db.transaction(write=True) as conn:
+        changed = update(key_spend).where(key_spend.c.key_id == key_id)
+        await conn.execute(changed.values(spent=key_spend.c.spent + amount))
 
 
 async def _key_use(settings: Settings, key_id: str) -> tuple[str, str]:
@@ -288,3 +306,31 @@ async def _key_use(settings: Settings, key_id: str) -> tuple[str, str]:
     listed = await wfrun(settings, "keys", "list")
     (key,) = [k for k in listed if k["id"] == key_id]
     return key["period_frozen"], key["period_spent"]
+
+
+async def test_migration_0017_gives_back_what_earlier_refunds_took(runtime, settings, http):
+    """A database whose refunds were made before refunds lowered key spend (0016: spent held
+    the whole charge) is given those refunds back once, by the upgrade to 0017."""
+    who = await customer(runtime, balance="10")
+    made = await wfrun(
+        settings, "keys", "create", who.account_id, "--spend-limit", "1", "--period", "day"
+    )
+    package = sleepy_package(seconds=0, price_per_second="0") | {"visibility": "public"}
+    imported = await catalog.import_package(
+        runtime.db, owner_id=await operator(runtime), document=package, publish=True
+    )
+    limited = Customer(who.account_id, made["api_key"])
+    run = (await api.submit(http, limited, imported.workflow_id, "one"))["run_order_id"]
+    await drain(runtime)
+    await wfrun(settings, "runs", "refund", run, "--amount", "0.003", "--memo", "t")
+    async with runtime.db.transaction(write=True) as conn:
+        await conn.run_sync(_down_to_0016)
+        spent = select(key_spend.c.spent).where(key_spend.c.key_id == made["key_id"])
+        assert (await conn.execute(spent)).scalar_one() == cny("0.01")  # as 0016 kept it
+    await upgrade(runtime.db)
+    assert await _key_use(settings, made["key_id"]) == ("0.00000000", "0.00700000")
+    assert await wfrun(settings, "ledger", "check") == {"ok": True, "problems": []}
+
+
+def _down_to_0016(connection: Connection) -> None:
+    command.downgrade(alembic_config(connection), "0016")

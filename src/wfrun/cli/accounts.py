@@ -199,8 +199,8 @@ def keys_limit(
 ) -> None:
     """Set (--spend-limit AMOUNT --period …) or remove (--no-limit) KEY_ID's spend limit.
 
-    A submit whose quote would take the key's frozen + spent in the period past the limit is
-    refused (402 SPEND_LIMIT_EXCEEDED)."""
+    A submit whose quote would take the key's frozen + spent (net of refunds) in the period
+    past the limit is refused (402 SPEND_LIMIT_EXCEEDED)."""
     if (spend_limit is None) == (not no_limit):
         raise click.UsageError("give either --spend-limit AMOUNT or --no-limit")
     limit = _spend_limit(spend_limit)

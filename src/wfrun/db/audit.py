@@ -76,13 +76,20 @@ _CHECKS: dict[str, str] = {
                             ELSE 0 END) AS live,
                    SUM(CASE WHEN r.status IN ('queued', 'running') THEN 0
                             ELSE r.final_amount END) AS charged,
-                   SUM((SELECT COALESCE(SUM(f.amount), 0) FROM refunds f
-                        WHERE f.run_id = r.id)) AS refunded
-            FROM runs r WHERE r.spend_window IS NOT NULL
+                   SUM(COALESCE(f.total, 0)) AS refunded
+            FROM runs r
+            LEFT JOIN (SELECT run_id, SUM(amount) AS total FROM refunds GROUP BY run_id) f
+                   ON f.run_id = r.id
+            WHERE r.spend_window IS NOT NULL
             GROUP BY r.api_key_id, r.spend_window
         ) c ON c.api_key_id = s.key_id AND c.spend_window = s.period_key
         WHERE s.frozen <> COALESCE(c.live, 0)
            OR s.spent <> COALESCE(c.charged, 0) - COALESCE(c.refunded, 0)""",
+    "run counting against a key's spend without the key's counter": """
+        SELECT r.id, r.api_key_id, r.spend_window FROM runs r
+        WHERE r.spend_window IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM key_spend s
+            WHERE s.key_id = r.api_key_id AND s.period_key = r.spend_window)""",
 }
 
 

@@ -51,7 +51,8 @@ class KeyLimit:
 
 @dataclass(frozen=True, slots=True)
 class KeySpend:
-    """A ``key_spend`` row: a limited key's open freezes and settled charges in one period."""
+    """A ``key_spend`` row: a limited key's open freezes and its charges net of refunds in one
+    period."""
 
     key_id: str
     period_key: str
@@ -112,7 +113,8 @@ async def lock_spend(conn: Connection, key_id: str, window: str) -> KeySpend | N
 
 
 async def move_spend(conn: Connection, key_id: str, window: str, frozen: int, spent: int) -> None:
-    """A settlement: the run's freeze leaves ``frozen``, its final amount joins ``spent``."""
+    """A settlement (the run's freeze leaves ``frozen``, its final amount joins ``spent``) or a
+    refund (``spent`` lowered: a negative amount)."""
     await conn.execute(
         update(key_spend)
         .where(key_spend.c.key_id == key_id, key_spend.c.period_key == window)
@@ -129,7 +131,7 @@ async def spend_in(conn: Connection, key_ids: list[str], windows: list[str]) -> 
 
 async def lock_available(conn: Connection, account_id: str) -> int:
     """The account's available balance, its row locked until the transaction ends (the last
-    lock a settlement takes: job → run → freeze → key counter → account)."""
+    lock a settlement's caps take: job → key counter → account, CONTRIBUTING.md)."""
     query = select(accounts.c.available).where(accounts.c.id == account_id).with_for_update()
     available: int = (await conn.execute(query)).scalar_one()
     return available

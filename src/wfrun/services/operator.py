@@ -121,7 +121,9 @@ async def refund_run(db: Database, *, run_order_id: str, amount: int | None, mem
     if amount is not None and amount <= 0:
         raise InvalidParameter(f"a refund must be positive, got {format_amount(amount)}")
     async with db.transaction(write=True) as conn:
-        # an ended run: only refunds lock it, so it may come first (run → key counter → account)
+        # an ended run: nothing that locks a key counter or an account waits for it (endings
+        # lock live runs; the output sweep one run a statement), so it may come first: run →
+        # key counter → account (CONTRIBUTING.md)
         run = await operator_db.lock_run(conn, run_order_id)
         if run is None:
             raise RunNotFound(f"run {run_order_id} does not exist")

@@ -3,8 +3,8 @@ cancel while queued, while waiting for a retry or while running, a time limit, a
 outcome — inside the caller's transaction, and does all of it or, when the run had already
 moved on, none of it:
 
-1. lock the run's jobs (lock order job → run → freeze → account, the same on every path, so
-   a cancel, a claim and a settlement never deadlock);
+1. lock the run's jobs (lock order job → key counter → account → run → freeze, the same on
+   every path, CONTRIBUTING.md, so a cancel, a claim and a settlement never deadlock);
 2. move the run's status conditionally (still at the status the caller saw and, for a
    worker, still under its attempt), writing its settlement and error columns;
 3. resolve its freeze exactly once (settle or release; the freeze row, then the account);

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Text, cast, exists, func, select, update
+from sqlalchemy import ColumnElement, Text, and_, cast, exists, func, select, update
 
 from wfrun.db.database import Connection
 from wfrun.db.dialect import insert_ignoring_conflict
@@ -35,16 +34,23 @@ class ProgressRow:
     message: str
 
 
-async def subscribed_accounts(conn: Connection) -> set[str]:
-    """Accounts with a live, enabled endpoint that asked for a progress event."""
-    query = select(webhook_endpoints.c.account_id, webhook_endpoints.c.events).where(
-        webhook_endpoints.c.enabled.is_(True), webhook_endpoints.c.deleted_at.is_(None)
+def _takes_progress() -> ColumnElement[bool]:
+    """A live, enabled endpoint that asked for a progress event. Event names are a closed
+    vocabulary, so the JSON list is matched as text: ``run.progress`` and
+    ``model_run.progress`` both end in ``.progress"`` (JSONB's text and SQLite's alike)."""
+    e = webhook_endpoints.c
+    return and_(
+        e.enabled.is_(True), e.deleted_at.is_(None), cast(e.events, Text).like('%.progress"%')
     )
-    rows = await conn.execute(query)
-    return {row.account_id for row in rows if any(e.endswith(".progress") for e in row.events)}
 
 
-def position(name: str) -> Any:
+async def subscribed_accounts(conn: Connection) -> set[str]:
+    """Accounts with an endpoint that takes progress events (:func:`_takes_progress`)."""
+    query = select(webhook_endpoints.c.account_id).where(_takes_progress()).distinct()
+    return {str(account_id) for account_id in (await conn.execute(query)).scalars()}
+
+
+def position(name: str) -> ColumnElement[int]:
     """A cursor's position as a scalar subquery (0 before its first move)."""
     query = select(webhook_cursors.c.position).where(webhook_cursors.c.name == name)
     return func.coalesce(query.scalar_subquery(), 0)
@@ -54,14 +60,8 @@ async def skip_unheard(conn: Connection) -> bool:
     """Moves the progress cursor past every row, in one statement, when no live, enabled
     endpoint takes a progress event (issue 11: the usual case, which read into Python took
     six statements); False when one does, or the cursor has never moved or stands past every
-    row (the caller then fans out as usual). Event names are a closed vocabulary, so the JSON list is matched as
-    text: ``run.progress`` and ``model_run.progress`` both end in ``.progress"``."""
-    e = webhook_endpoints.c
-    listening = exists().where(
-        e.enabled.is_(True),
-        e.deleted_at.is_(None),
-        cast(e.events, Text).like('%.progress"%'),
-    )
+    row (the caller then fans out as usual)."""
+    listening = exists().where(_takes_progress())
     latest = select(func.coalesce(func.max(run_events.c.id), 0)).scalar_subquery()
     statement = (
         update(webhook_cursors)
